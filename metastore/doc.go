@@ -1,0 +1,13 @@
+// Package metastore defines Store, the metadata the agents share: topics and
+// their configs, partition offsets, the index of committed segment chunks,
+// uploads awaiting commit, producer ids, consumer offsets, leases and the
+// agent registry.
+//
+// The central operation is CommitFlush: one transaction per flushed segment
+// that assigns offsets to every partition it touches and records where the
+// bytes are. Offsets are assigned at commit, so commit order is offset order.
+//
+// Stores live in sub-packages: postgres (pgx/v5, for clusters) and sqlite
+// (modernc.org/sqlite, the embedded single-node default). metastoreurl.Open
+// picks one from a URL; metastoretest.Run is the conformance suite both pass.
+package metastore

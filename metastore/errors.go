@@ -1,0 +1,30 @@
+package metastore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrTopicExists: CreateTopic with a name that is taken.
+	ErrTopicExists = errors.New("topic already exists")
+	// ErrUnknownTopic: a topic name or id that does not exist.
+	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrInvalidPartitions: a partition count that is not allowed.
+	ErrInvalidPartitions = errors.New("invalid partition count")
+)
+
+// UnknownPartitionsError is returned by CommitFlush when chunks name
+// partitions that do not exist; nothing was committed.
+type UnknownPartitionsError struct {
+	Partitions []TopicPartition
+}
+
+func (e *UnknownPartitionsError) Error() string {
+	parts := make([]string, 0, len(e.Partitions))
+	for _, tp := range e.Partitions {
+		parts = append(parts, fmt.Sprintf("%x/%d", tp.Topic[:], tp.Partition))
+	}
+	return "commit flush: unknown partitions: " + strings.Join(parts, ", ")
+}

@@ -1,0 +1,206 @@
+package metastore
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything the agents keep in the metadata store. The postgres
+// store serves clusters; the sqlite store serves the embedded single-node
+// default. Both pass the conformance suite in metastoretest.
+//
+// Contract, for all implementations:
+//   - Every method is safe for concurrent use, by many goroutines and (for
+//     postgres) many agent processes.
+//   - Sentinel errors (ErrTopicExists, ErrUnknownTopic, ...) are returned
+//     wrapped; test them with errors.Is. *UnknownPartitionsError is tested
+//     with errors.As.
+//   - CommitFlush is one transaction: either everything in the flush is
+//     recorded, or nothing is.
+type Store interface {
+	// CreateTopic creates a topic with spec.Partitions partitions, all with
+	// high watermark and log start offset 0. A zero spec.ID is replaced by a
+	// random one. An existing name gives ErrTopicExists.
+	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
+	// DeleteTopic removes a topic, its partitions and its index rows. The
+	// segment objects stay in the bucket (other topics' chunks share them);
+	// a later garbage collection deletes objects no index row points at.
+	// Unknown names give ErrUnknownTopic.
+	DeleteTopic(ctx context.Context, name string) error
+	// Topic returns one topic. Unknown names give ErrUnknownTopic.
+	Topic(ctx context.Context, name string) (Topic, error)
+	// Topics lists all topics, ordered by name.
+	Topics(ctx context.Context) ([]Topic, error)
+	// SetTopicConfig replaces the topic's whole config map (the keys set
+	// explicitly on the topic; absent keys take broker defaults).
+	SetTopicConfig(ctx context.Context, name string, config map[string]string) error
+	// CreatePartitions grows a topic to count partitions. Shrinking or
+	// staying equal gives ErrInvalidPartitions.
+	CreatePartitions(ctx context.Context, name string, count int32) error
+
+	// Partitions returns the state of every partition of a topic, ordered by
+	// partition. Unknown topic ids give ErrUnknownTopic.
+	Partitions(ctx context.Context, topicID TopicID) ([]PartitionState, error)
+
+	// RecordUpload notes, before an upload starts, that an object is about
+	// to be written under key. An upload that is never committed stays
+	// recorded so Orphans can find it. Nothing acknowledged is ever in an
+	// orphan, because acknowledgement waits for CommitFlush.
+	RecordUpload(ctx context.Context, key string, agentID string) error
+	// CommitFlush records one flushed segment: in ONE transaction it locks
+	// the touched partitions in (topic id, partition) order, assigns each
+	// chunk a base offset by advancing its partition's high watermark by
+	// chunk.OffsetCount, inserts one index row per chunk and marks the
+	// segment committed (no longer an orphan candidate). Each partition may
+	// appear at most once in f.Chunks.
+	//
+	// If any chunk names a partition that does not exist (never created, or
+	// deleted), nothing is committed and the error is an
+	// *UnknownPartitionsError listing them, so the caller can drop those
+	// chunks and commit the rest.
+	CommitFlush(ctx context.Context, f Flush) (FlushResult, error)
+	// Orphans lists uploads recorded before olderThan that were never
+	// committed.
+	Orphans(ctx context.Context, olderThan time.Time) ([]Upload, error)
+	// ForgetUpload removes the record of an uncommitted upload once its
+	// object has been deleted.
+	ForgetUpload(ctx context.Context, key string) error
+
+	// Index returns the index rows of a partition whose offset ranges end
+	// after offset (LastOffset >= offset), in offset order. It stops once the
+	// rows returned add up to at least maxBytes bytes (always returning at
+	// least one row if any exists) or limit rows.
+	Index(ctx context.Context, tp TopicPartition, offset int64, maxBytes int64, limit int) ([]IndexEntry, error)
+	// IndexByTimestamp returns the first index row of a partition (in offset
+	// order) whose MaxTimestamp >= ts, or ok=false if there is none.
+	IndexByTimestamp(ctx context.Context, tp TopicPartition, ts int64) (e IndexEntry, ok bool, err error)
+	// IndexMaxTimestamp returns the index row holding the partition's
+	// largest timestamp (the earliest such row on ties), or ok=false.
+	IndexMaxTimestamp(ctx context.Context, tp TopicPartition) (e IndexEntry, ok bool, err error)
+
+	// AllocateProducerID returns a new, never before returned producer id.
+	AllocateProducerID(ctx context.Context) (int64, error)
+
+	// CommitOffsets stores a consumer group's committed offsets, replacing
+	// earlier ones for the same partitions.
+	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error
+	// FetchOffsets returns a group's committed offsets, ordered by topic and
+	// partition. A group with none returns an empty slice.
+	FetchOffsets(ctx context.Context, group string) ([]CommittedOffset, error)
+
+	// AcquireLease takes or renews the named lease for holder until ttl from
+	// now (by the store's clock). It returns true if holder now holds it.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives up the lease if holder holds it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// RegisterAgent upserts an agent and extends its liveness to ttl from now
+	// (by the store's clock); agents call it again to heartbeat.
+	RegisterAgent(ctx context.Context, a Agent, ttl time.Duration) error
+	// DeregisterAgent removes an agent at once.
+	DeregisterAgent(ctx context.Context, id string) error
+	// Agents lists agents whose liveness has not lapsed, ordered by id.
+	Agents(ctx context.Context) ([]Agent, error)
+
+	// SchemaVersion is the version of the newest migration applied.
+	SchemaVersion(ctx context.Context) (int, error)
+	// Close releases connections.
+	Close() error
+}
+
+// TopicID is Kafka's 16-byte topic id (a UUID).
+type TopicID [16]byte
+
+// TopicSpec is what CreateTopic needs.
+type TopicSpec struct {
+	ID         TopicID // zero: the store picks a random id
+	Name       string
+	Partitions int32
+	Config     map[string]string // explicitly set topic configs
+}
+
+// Topic is a created topic.
+type Topic struct {
+	ID         TopicID
+	Name       string
+	Partitions int32
+	Config     map[string]string
+}
+
+// TopicPartition names one partition by topic id.
+type TopicPartition struct {
+	Topic     TopicID
+	Partition int32
+}
+
+// PartitionState is a partition's offsets. Offsets in [LogStartOffset,
+// HighWatermark) are readable.
+type PartitionState struct {
+	Partition      int32
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Flush is one segment object's worth of chunks to commit.
+type Flush struct {
+	SegmentKey string
+	AgentID    string
+	Size       int64 // object size in bytes
+	Chunks     []Chunk
+}
+
+// Chunk is the bytes of one partition in a segment: one or more Kafka record
+// batches stored back to back at [Position, Position+Length).
+type Chunk struct {
+	TopicPartition
+	Position     int64 // byte offset of the chunk in the segment object
+	Length       int64
+	OffsetCount  int64 // offsets the chunk occupies: sum of (lastOffsetDelta+1)
+	BatchCount   int32
+	MinTimestamp int64
+	MaxTimestamp int64
+}
+
+// FlushResult gives the base offset assigned to each chunk, in the order of
+// Flush.Chunks.
+type FlushResult struct {
+	BaseOffsets []int64
+}
+
+// IndexEntry is one committed chunk: offsets [BaseOffset, LastOffset] of a
+// partition live at [Position, Position+Length) of object SegmentKey.
+type IndexEntry struct {
+	TopicPartition
+	BaseOffset   int64
+	LastOffset   int64
+	SegmentKey   string
+	Position     int64
+	Length       int64
+	BatchCount   int32
+	MinTimestamp int64
+	MaxTimestamp int64
+}
+
+// Upload is a recorded, uncommitted upload.
+type Upload struct {
+	Key        string
+	AgentID    string
+	RecordedAt time.Time
+}
+
+// CommittedOffset is one partition's committed consumer offset.
+type CommittedOffset struct {
+	Topic       string
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+}
+
+// Agent is one registered agent.
+type Agent struct {
+	ID      string
+	Addr    string // advertised host:port
+	Zone    string
+	Expires time.Time // set by the store on read
+}
