@@ -1,0 +1,40 @@
+package wire
+
+// ApiVersions (key 18), versions 0–4, answered by the Server itself from the
+// Registry so that advertised versions cannot drift from handlers.
+//
+// KIP-511: a request of a version we do not speak is answered with a v0
+// response carrying UNSUPPORTED_VERSION and our ApiKeys, so the client can
+// retry with the highest version we both speak. v3+ requests carry the client
+// software name and version, recorded on the Conn; values that do not match
+// Kafka's pattern get INVALID_REQUEST, as Kafka brokers answer.
+
+import (
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// clientSoftwarePattern is Kafka's validation of KIP-511 software fields.
+var clientSoftwarePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$`)
+
+// answerApiVersions answers req, which is nil when its version is unsupported.
+func (s *Server) answerApiVersions(c *Conn, req kmsg.Request) Reply {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ApiKeys = s.apiKeys // read-only; shared by every response
+	if req == nil {
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		return Respond(resp)
+	}
+	r := req.(*kmsg.ApiVersionsRequest)
+	if r.Version >= 3 {
+		if !clientSoftwarePattern.MatchString(r.ClientSoftwareName) ||
+			!clientSoftwarePattern.MatchString(r.ClientSoftwareVersion) {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			return Respond(resp)
+		}
+		c.software.Store(&[2]string{r.ClientSoftwareName, r.ClientSoftwareVersion})
+	}
+	return Respond(resp)
+}

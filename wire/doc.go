@@ -1,0 +1,19 @@
+// Package wire is Silt's Kafka protocol server. It owns everything between the
+// TCP socket and a decoded request: framing, request and response headers,
+// dispatch by API key through a Registry, the ApiVersions response (built from
+// that same Registry so advertised versions never drift from handlers), and
+// the connection lifecycle. It knows nothing about storage.
+//
+// A Server accepts connections and runs two goroutines per Conn: a reader that
+// decodes requests with kmsg and calls the registered Handler for each one in
+// order, and a writer that writes the Replies strictly in request order. A
+// Handler does order-sensitive work before returning and hands anything that
+// must wait (durability, long polling) back as a Defer reply, which lets the
+// reader pipeline later requests up to Config.MaxInflight.
+//
+// Client input never panics the process and never makes the server allocate
+// more than Config.MaxRequestBytes: a malformed, oversized or unknown request
+// is logged and its connection closed, as Kafka brokers do. Kafka protocol
+// errors are error codes that handlers set on their responses; a Go error at
+// this layer means "close this connection".
+package wire

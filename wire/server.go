@@ -1,0 +1,236 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config configures a Server. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	// MaxRequestBytes is the largest request frame accepted; a larger one
+	// closes the connection, as Kafka's socket.request.max.bytes does.
+	// Default 100 MiB.
+	MaxRequestBytes int32
+	// MaxInflight is how many pipelined requests per connection may await
+	// their response before the server stops reading from it. Default 64.
+	MaxInflight int
+	// IdleTimeout closes connections with no requests in flight and no
+	// traffic for this long; it also bounds how long writing one response
+	// may block. Default 10 minutes.
+	IdleTimeout time.Duration
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the default configuration.
+func DefaultConfig() Config {
+	return Config{
+		MaxRequestBytes: 100 << 20,
+		MaxInflight:     64,
+		IdleTimeout:     10 * time.Minute,
+	}
+}
+
+// ErrServerClosed is returned by Serve after Close or Shutdown has begun.
+var ErrServerClosed = errors.New("wire: server closed")
+
+// Server serves the Kafka protocol, dispatching requests through a Registry.
+type Server struct {
+	cfg     Config
+	reg     *Registry
+	log     *slog.Logger
+	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
+
+	ctx    context.Context // cancelled by Close: stops every connection's work
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	wg        sync.WaitGroup // connection goroutines; Add only under mu while !closing
+}
+
+// NewServer validates cfg and returns a Server dispatching through reg, which
+// it freezes: later Register calls panic.
+func NewServer(cfg Config, reg *Registry) (*Server, error) {
+	def := DefaultConfig()
+	switch {
+	case reg == nil:
+		return nil, errors.New("wire: NewServer: nil Registry")
+	case cfg.MaxRequestBytes < 0:
+		return nil, fmt.Errorf("wire: Config.MaxRequestBytes must be positive, got %d", cfg.MaxRequestBytes)
+	case cfg.MaxRequestBytes > 0 && cfg.MaxRequestBytes < minRequestHeaderLen:
+		return nil, fmt.Errorf("wire: Config.MaxRequestBytes %d is smaller than a request header (%d bytes)",
+			cfg.MaxRequestBytes, minRequestHeaderLen)
+	case cfg.MaxInflight < 0:
+		return nil, fmt.Errorf("wire: Config.MaxInflight must be positive, got %d", cfg.MaxInflight)
+	case cfg.IdleTimeout < 0:
+		return nil, fmt.Errorf("wire: Config.IdleTimeout must not be negative, got %s", cfg.IdleTimeout)
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = def.MaxRequestBytes
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = def.MaxInflight
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg.freeze()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		reg:       reg,
+		log:       log,
+		apiKeys:   reg.Versions(),
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*Conn]struct{}),
+	}, nil
+}
+
+// Serve accepts connections on ln until Close or Shutdown, then returns nil;
+// it returns ErrServerClosed if the Server is already closing, or the
+// listener's error if accepting fails for good. Serve closes ln. It may be
+// called for several listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
+				// Like net/http: back off on e.g. EMFILE instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-s.ctx.Done():
+					return nil
+				}
+			}
+			return fmt.Errorf("wire: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+// startConn tracks nc and serves it on new goroutines; it returns nil if the
+// Server is closing.
+func (s *Server) startConn(nc net.Conn) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		_ = nc.Close()
+		return nil
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.log.Debug("connection opened", "local", nc.LocalAddr().String())
+		c.run()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.log.Debug("connection closed")
+	}()
+	return c
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// stopAccepting marks the Server closing and closes its listeners.
+// s.mu must be held.
+func (s *Server) stopAccepting() {
+	s.closing = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
+// Close stops accepting, closes every connection without waiting for
+// in-flight replies, and waits for connection goroutines to exit.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.stopAccepting()
+	s.cancel()
+	for c := range s.conns {
+		c.close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Shutdown stops accepting and reading new requests, lets each connection
+// write the replies already in flight, then closes it. If ctx ends first it
+// closes everything as Close does and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopAccepting()
+	for c := range s.conns {
+		c.drain()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		_ = s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// ConnCount returns the number of open connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
