@@ -4,8 +4,10 @@ package wire
 // Registry so that advertised versions cannot drift from handlers.
 //
 // KIP-511: a request of a version we do not speak is answered with a v0
-// response carrying UNSUPPORTED_VERSION and our ApiKeys, so the client can
-// retry with the highest version we both speak. v3+ requests carry the client
+// response carrying UNSUPPORTED_VERSION and, as Kafka does, only our
+// ApiVersions entry, so the client retries with the highest version we both
+// speak. (Sending every key would also parse, but kgo then adopts the list
+// without retrying, and we would never learn the client software.) v3+ requests carry the client
 // software name and version, recorded on the Conn; values that do not match
 // Kafka's pattern get INVALID_REQUEST, as Kafka brokers answer.
 
@@ -22,11 +24,14 @@ var clientSoftwarePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a
 // answerApiVersions answers req, which is nil when its version is unsupported.
 func (s *Server) answerApiVersions(c *Conn, req kmsg.Request) Reply {
 	resp := kmsg.NewPtrApiVersionsResponse()
-	resp.ApiKeys = s.apiKeys // read-only; shared by every response
 	if req == nil {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = apiVersionsKey, apiVersionsMin, apiVersionsMax
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{k}
 		return Respond(resp)
 	}
+	resp.ApiKeys = s.apiKeys // read-only; shared by every response
 	r := req.(*kmsg.ApiVersionsRequest)
 	if r.Version >= 3 {
 		if !clientSoftwarePattern.MatchString(r.ClientSoftwareName) ||

@@ -43,6 +43,7 @@ type Conn struct {
 
 // pending is a reply waiting for its turn on the writer.
 type pending struct {
+	noHeader      bool // a framing error: key, version and correlation id are unknown
 	key           int16
 	version       int16 // the response version
 	correlationID int32
@@ -131,7 +132,7 @@ func (c *Conn) readLoop() {
 		frame, err := c.readFrame(br)
 		if err != nil {
 			if reason := c.readError(err); reason != nil {
-				c.queue <- pending{reply: CloseConn(reason)}
+				c.queue <- pending{noHeader: true, reply: CloseConn(reason)}
 			}
 			return
 		}
@@ -277,7 +278,10 @@ func (c *Conn) writeLoop() {
 // await resolves a reply into a response to write (nil for none). ok is false
 // when the connection must close.
 func (c *Conn) await(p pending, bw *bufio.Writer) (resp kmsg.Response, ok bool) {
-	attrs := []any{"api", kmsg.NameForKey(p.key), "version", p.version, "correlation_id", p.correlationID}
+	var attrs []any
+	if !p.noHeader {
+		attrs = []any{"key", p.key, "api", kmsg.NameForKey(p.key), "version", p.version, "correlation_id", p.correlationID}
+	}
 	switch p.reply.kind {
 	case replyNow:
 		return p.reply.resp, c.checkResponse(p, p.reply.resp)
