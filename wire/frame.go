@@ -199,14 +199,18 @@ func readUvarint32(b []byte) (uint32, []byte, error) {
 	return uint32(v), b[n:], nil
 }
 
+// errDecodePanic marks a request that panicked kmsg: a bug to fix there, but
+// only a closed connection here.
+var errDecodePanic = errors.New("panic decoding")
+
 // decodeBody decodes a request body into req, whose version is set. kmsg
 // bounds every length by the bytes present; the recover is defence in depth
 // so that no client input can panic the process.
 func decodeBody(req kmsg.Request, body []byte) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = protocolErrorf("panic decoding %s v%d: %v\n%s",
-				kmsg.NameForKey(req.Key()), req.GetVersion(), p, debug.Stack())
+			err = fmt.Errorf("%w %s v%d: %v\n%s",
+				errDecodePanic, kmsg.NameForKey(req.Key()), req.GetVersion(), p, debug.Stack())
 		}
 	}()
 	if err := req.ReadFrom(body); err != nil {
