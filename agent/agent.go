@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/siltstream/silt/cache"
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/wire"
+)
+
+// Agent is one Silt broker process's Kafka-facing behaviour.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	store  metastore.Store
+	bucket *cache.Bucket
+	topics *topics
+	buf    *Buffer
+	fl     *Flusher
+	commit *Committer
+	server *wire.Server
+	nodeID int32
+	host   string
+	port   int32
+	stats  Stats
+
+	runCtx    context.Context // cancelled on hard stop
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup // the flusher and the committer
+	closeOnce sync.Once
+}
+
+// New builds an agent over an opened bucket and store. It does not listen
+// until Serve.
+func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	host, portStr, _ := net.SplitHostPort(cfg.Advertise)
+	port, err := strconv.ParseInt(portStr, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("advertise: port %q: %v", portStr, err)
+	}
+	cb, err := cache.New(bucket, cache.Config{BlockSize: cfg.CacheBlockBytes, MemoryBytes: cfg.CacheMemoryBytes})
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:    cfg,
+		log:    cfg.Logger.With("agent", cfg.ID),
+		store:  store,
+		bucket: cb,
+		topics: newTopics(store),
+		nodeID: nodeIDOf(cfg.ID),
+		host:   host,
+		port:   int32(port),
+	}
+	a.buf = newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes)
+	a.fl = newFlusher(cfg.ID, a.buf, cb, store, cfg.MaxUploads, a.log, &a.stats)
+	a.commit = &Committer{flusher: a.fl, topics: a.topics}
+
+	wcfg := wire.DefaultConfig()
+	wcfg.MaxRequestBytes = cfg.MaxRequestBytes
+	wcfg.Logger = a.log
+	a.server, err = wire.NewServer(wcfg, a.registry())
+	if err != nil {
+		return nil, err
+	}
+	a.runCtx, a.runCancel = context.WithCancel(context.Background())
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.fl.run(a.runCtx) }()
+	go func() { defer a.wg.Done(); a.commit.run(a.runCtx) }()
+	return a, nil
+}
+
+// nodeIDOf derives a stable, non-negative Kafka node id from an agent id.
+func nodeIDOf(id string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int32(h.Sum32() & 0x7fffffff)
+}
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() *Stats { return &a.stats }
+
+// Serve answers Kafka clients on ln until Shutdown or Close.
+func (a *Agent) Serve(ln net.Listener) error {
+	if err := a.topics.refresh(context.Background()); err != nil {
+		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
+	}
+	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.nodeID)
+	return a.server.Serve(ln)
+}
+
+// Shutdown stops gracefully: stop taking requests, flush and commit what is
+// buffered, answer what is in flight. After ctx ends it stops hard.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.buf.close()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- a.server.Shutdown(ctx) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: flushes did not finish in time: %w", ctx.Err())
+	}
+	a.runCancel()
+	<-done
+	if serr := <-srvErr; serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
+		err = serr
+	}
+	return err
+}
+
+// Close stops at once. Buffered, unacknowledged produce requests fail.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.buf.close()
+		a.runCancel()
+		a.server.Close()
+		a.wg.Wait()
+	})
+	return nil
+}

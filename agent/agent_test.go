@@ -1,0 +1,254 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/sqlite"
+	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/objectstore/mem"
+)
+
+// testAgent is an agent served on a loopback port, over an in-memory bucket
+// and a SQLite store in a temp dir: the real agent code with embedded
+// backends, driven by real Kafka clients over TCP.
+type testAgent struct {
+	*agent.Agent
+	addr   string
+	store  metastore.Store
+	bucket objectstore.Bucket
+}
+
+func startAgent(t *testing.T, mutate func(*agent.Config)) *testAgent {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatalf("open sqlite store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	bucket := mem.New()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.ID = "test-agent"
+	cfg.Listen = ln.Addr().String()
+	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.AutoCreateTopics = true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := agent.New(cfg, bucket, store)
+	if err != nil {
+		t.Fatalf("new agent: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-done
+	})
+	return &testAgent{Agent: a, addr: ln.Addr().String(), store: store, bucket: bucket}
+}
+
+func (ta *testAgent) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(ta.addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, configs, name)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic %s: %v %v", name, err, resp.Err)
+	}
+}
+
+func TestProduceConsumeInOrder(t *testing.T) {
+	ta := startAgent(t, nil)
+	cl := ta.client(t, kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, "orders", 4, nil)
+
+	const perPartition = 500
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := 0; i < perPartition; i++ {
+		for p := int32(0); p < 4; p++ {
+			wg.Add(1)
+			r := &kgo.Record{Partition: p, Value: []byte(fmt.Sprintf("p%d-%05d", p, i))}
+			cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+				defer wg.Done()
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("produce: %v", firstErr)
+	}
+
+	consumer := ta.client(t, kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	next := make(map[int32]int)
+	for total := 0; total < 4*perPartition; {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			want := fmt.Sprintf("p%d-%05d", r.Partition, next[r.Partition])
+			if string(r.Value) != want || r.Offset != int64(next[r.Partition]) {
+				t.Fatalf("partition %d offset %d: got %q, want %q at offset %d", r.Partition, r.Offset, r.Value, want, next[r.Partition])
+			}
+			next[r.Partition]++
+			total++
+		})
+	}
+}
+
+// rawProduce sends one partition's records bytes and returns the partition's
+// error code.
+func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) int16 {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition = partition
+	rp.Records = records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("produce request: %v", err)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// batch encodes a valid v2 record batch holding values.
+func batch(values ...string) []byte {
+	rb := kmsg.RecordBatch{
+		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2,
+		LastOffsetDelta: int32(len(values) - 1),
+		FirstTimestamp:  time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: int32(len(values)),
+	}
+	var recs []byte
+	for i, v := range values {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(v)}
+		body := r.AppendTo(nil)
+		r.Length = int32(len(body) - 1) // length varint of 0 encoded as one byte
+		recs = r.AppendTo(recs)
+	}
+	rb.Records = recs
+	raw := rb.AppendTo(nil)
+	rb.Length = int32(len(raw) - 12)
+	raw = rb.AppendTo(nil)
+	rb.CRC = int32(crc32c(raw[21:]))
+	return rb.AppendTo(nil)
+}
+
+func TestProduceRejectsBadInputAndStoresNothing(t *testing.T) {
+	ta := startAgent(t, nil)
+	cl := ta.client(t)
+	createTopic(t, cl, "strict", 1, map[string]*string{"max.message.bytes": ptr("1000")})
+
+	good := batch("hello")
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)-1] ^= 0xff
+	oldMagic := append([]byte(nil), good...)
+	oldMagic[16] = 1
+	big := batch(string(make([]byte, 2000)))
+
+	cases := []struct {
+		name    string
+		topic   string
+		part    int32
+		records []byte
+		want    *kerr.Error
+	}{
+		{"bad CRC", "strict", 0, corrupt, kerr.CorruptMessage},
+		{"truncated", "strict", 0, good[:30], kerr.CorruptMessage},
+		{"magic v1", "strict", 0, oldMagic, kerr.UnsupportedForMessageFormat},
+		{"over max.message.bytes", "strict", 0, big, kerr.MessageTooLarge},
+		{"two batches", "strict", 0, append(append([]byte(nil), good...), good...), kerr.InvalidRecord},
+		{"unknown topic", "nope", 0, good, kerr.UnknownTopicOrPartition},
+		{"unknown partition", "strict", 7, good, kerr.UnknownTopicOrPartition},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rawProduce(t, cl, tc.topic, tc.part, tc.records); got != tc.want.Code {
+				t.Fatalf("error code %d (%v), want %s", got, kerr.ErrorForCode(got), tc.want.Message)
+			}
+		})
+	}
+	ends := listEnds(t, cl, "strict")
+	if ends[0] != 0 {
+		t.Fatalf("high watermark after rejected batches = %d, want 0", ends[0])
+	}
+	if got := rawProduce(t, cl, "strict", 0, good); got != 0 {
+		t.Fatalf("good batch after bad ones: error %v", kerr.ErrorForCode(got))
+	}
+	if ends := listEnds(t, cl, "strict"); ends[0] != 1 {
+		t.Fatalf("high watermark = %d, want 1", ends[0])
+	}
+}
+
+func listEnds(t *testing.T, cl *kgo.Client, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[int32]int64)
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Fatalf("list end offsets: %v", o.Err)
+		}
+		out[o.Partition] = o.Offset
+	})
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestMain(m *testing.M) { os.Exit(m.Run()) }

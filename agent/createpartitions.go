@@ -1,0 +1,48 @@
+package agent
+
+// CreatePartitions, versions 0–3, validate-only honoured.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleCreatePartitions(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		fail := func(code int16, msg string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &msg
+		}
+		t, err := a.topics.get(ctx, rt.Topic)
+		switch {
+		case err != nil:
+			fail(errorCode(err), err.Error())
+		case len(rt.Assignment) > 0:
+			fail(kerr.InvalidReplicaAssignment.Code, "Silt does not place replicas; omit the assignment")
+		case rt.Count <= int32(len(t.parts)):
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic has %d partitions; the new count must be larger", len(t.parts)))
+		case rt.Count > maxPartitions:
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("at most %d partitions", maxPartitions))
+		case req.ValidateOnly:
+		default:
+			if err := a.store.CreatePartitions(ctx, rt.Topic, rt.Count); err != nil {
+				fail(kerr.UnknownServerError.Code, err.Error())
+				break
+			}
+			if nt, err := a.store.Topic(ctx, rt.Topic); err == nil {
+				a.topics.put(nt)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return wire.Respond(resp)
+}

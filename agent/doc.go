@@ -1,0 +1,16 @@
+// Package agent is Silt's broker: the behaviour behind each Kafka API, one
+// file per API (produce.go, fetch.go, metadata.go, ...), on top of the wire
+// server, an object-store Bucket and a metastore Store.
+//
+// Write path: Produce validates each batch and appends it to the Buffer
+// shared by all partitions. The Flusher cuts the buffer every flush.interval
+// or flush.bytes into ONE segment object, uploads it (uploads of consecutive
+// flushes overlap), and the Committer commits flushes strictly in order, one
+// metastore transaction each, which assigns offsets. Only then are the
+// producers acknowledged.
+//
+// Read path: Fetch finds index rows (cached in the agent, they are
+// immutable), reads those byte ranges through the block cache that the flush
+// filled, patches base offsets and returns whole batches; long polls wake when
+// a commit moves a partition's high watermark.
+package agent

@@ -1,0 +1,211 @@
+package agent
+
+// Fetch, versions 4–16.
+//
+// Fetch sessions (KIP-227) are declined: every response carries session id
+// 0, which tells clients to keep sending full fetch requests; a request for
+// an existing session (epoch > 0) gets FETCH_SESSION_ID_NOT_FOUND. Reads go
+// through the index (in-memory tail, then the store) and the block cache;
+// base offsets are patched into the returned copies; whole batches only.
+// Long polls wait up to MaxWaitMs for MinBytes, woken by commits.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/segment"
+	"github.com/siltstream/silt/wire"
+)
+
+// fetchPart is one requested partition and where its answer goes.
+type fetchPart struct {
+	p        *partition
+	rp       *kmsg.FetchResponseTopicPartition
+	offset   int64
+	maxBytes int64
+}
+
+func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionEpoch > 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return wire.Respond(resp)
+	}
+	var parts []fetchPart
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		var topic *topicState
+		var terr error
+		if req.Version >= 13 {
+			topic, terr = a.topics.getByID(ctx, rt.TopicID)
+		} else {
+			topic, terr = a.topics.get(ctx, rt.Topic)
+		}
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		resp.Topics = append(resp.Topics, st)
+		t := &resp.Topics[len(resp.Topics)-1]
+		for j := range rt.Partitions {
+			rpart := &rt.Partitions[j]
+			rp := &t.Partitions[j]
+			*rp = kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = rpart.Partition
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			switch {
+			case terr != nil && req.Version >= 13:
+				rp.ErrorCode = kerr.UnknownTopicID.Code
+			case terr != nil:
+				rp.ErrorCode = errorCode(terr)
+			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.parts):
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				parts = append(parts, fetchPart{p: topic.parts[rpart.Partition], rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
+			}
+		}
+	}
+	return wire.Defer(func(ctx context.Context) kmsg.Response {
+		a.fetch(ctx, req, parts)
+		return resp
+	})
+}
+
+// fetch fills parts' responses, long-polling until MinBytes are available
+// or MaxWaitMs passes.
+func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetchPart) {
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	wake := make(chan struct{}, 1)
+	for _, fp := range parts {
+		fp.p.watch(wake)
+		defer fp.p.unwatch(wake)
+	}
+	maxBytes := int64(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = math.MaxInt32
+	}
+	for {
+		total, errored := a.fetchOnce(ctx, parts, maxBytes)
+		if total >= int64(req.MinBytes) || errored || !time.Now().Before(deadline) {
+			a.stats.FetchedBytes.Add(total)
+			return
+		}
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// fetchOnce reads what is available now. It reports the bytes returned and
+// whether any partition answered with an error (which ends a long poll).
+func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64) (total int64, errored bool) {
+	for _, fp := range parts {
+		rp := fp.rp
+		rp.RecordBatches = nil
+		if err := a.topics.load(ctx, fp.p); err != nil {
+			rp.ErrorCode = errorCode(err)
+			errored = true
+			continue
+		}
+		hw, logStart := fp.p.offsets()
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, hw, logStart
+		if fp.offset < logStart || fp.offset > hw {
+			rp.ErrorCode = kerr.OffsetOutOfRange.Code
+			errored = true
+			continue
+		}
+		if fp.offset == hw || total >= maxBytes {
+			continue
+		}
+		limit := min(fp.maxBytes, maxBytes-total)
+		data, err := a.read(ctx, fp.p, fp.offset, hw, limit, total == 0)
+		if err != nil {
+			a.log.Warn("fetch read failed", "topic", fp.p.topic, "partition", fp.p.index, "offset", fp.offset, "err", err)
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			errored = true
+			continue
+		}
+		rp.RecordBatches = data
+		total += int64(len(data))
+	}
+	return total, errored
+}
+
+// read returns whole batches of p starting with the one holding offset, up
+// to limit bytes; if first is set, the first batch is returned even when it
+// alone exceeds limit (KIP-74), so a consumer can always make progress.
+func (a *Agent) read(ctx context.Context, p *partition, offset, hw, limit int64, first bool) ([]byte, error) {
+	var out []byte
+	for offset < hw {
+		before := offset
+		rows, err := a.index(ctx, p, offset, max(limit-int64(len(out)), 1))
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, row := range rows {
+			chunk, err := a.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
+			if err != nil {
+				return nil, fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
+			}
+			base := row.BaseOffset
+			it := segment.NewBatchIter(chunk)
+			for it.Next() {
+				h, b := it.Header(), it.Batch()
+				last := base + h.OffsetCount() - 1
+				if last >= offset {
+					if int64(len(out)+len(b)) > limit && !(first && len(out) == 0) {
+						return out, nil
+					}
+					start := len(out)
+					out = append(out, b...)
+					segment.SetBaseOffset(out[start:], base)
+					setLeaderEpoch(out[start:], 0)
+					offset = last + 1
+				}
+				base = last + 1
+			}
+			if err := it.Err(); err != nil {
+				return nil, fmt.Errorf("walk %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
+			}
+			if int64(len(out)) >= limit {
+				return out, nil
+			}
+		}
+		if offset == before {
+			return out, nil // the index promised data it did not hold; do not spin
+		}
+	}
+	return out, nil
+}
+
+// setLeaderEpoch patches a batch's partition leader epoch, which (like the
+// base offset) the batch CRC does not cover.
+func setLeaderEpoch(batch []byte, epoch int32) {
+	batch[12], batch[13], batch[14], batch[15] = byte(epoch>>24), byte(epoch>>16), byte(epoch>>8), byte(epoch)
+}
+
+// index returns index rows of p from offset on, from memory when the tail
+// covers it, else from the store.
+func (a *Agent) index(ctx context.Context, p *partition, offset, maxBytes int64) ([]metastore.IndexEntry, error) {
+	if rows, ok := p.cachedIndex(offset, maxBytes); ok {
+		a.stats.IndexCacheHits.Add(1)
+		return rows, nil
+	}
+	a.stats.IndexQueries.Add(1)
+	return a.store.Index(ctx, p.tp, offset, maxBytes, 64)
+}

@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// tailCap bounds the index rows a partition keeps in memory. Rows are
+// immutable, so a tailing consumer is served from here without a query; at
+// 10 flushes a second 256 rows are about 25 s of history.
+const tailCap = 256
+
+// partition is the agent's view of one partition: its offsets and the
+// newest index rows. The store is the source of truth; this is a cache that
+// the agent's own commits keep current.
+type partition struct {
+	tp    metastore.TopicPartition
+	topic string
+	index int32
+
+	mu       sync.Mutex // guards everything below
+	loaded   bool
+	hw       int64
+	logStart int64
+	tail     []metastore.IndexEntry // contiguous rows, the last ending at hw-1
+	waiters  map[chan struct{}]struct{}
+}
+
+// offsets returns the high watermark and log start offset.
+func (p *partition) offsets() (hw, logStart int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hw, p.logStart
+}
+
+// committed records a committed chunk: it moves the high watermark, keeps
+// the row for readers and wakes long polls.
+func (p *partition) committed(e metastore.IndexEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loaded {
+		// Not read from the store yet: remember how far we know the log goes,
+		// so a load racing with this commit cannot move the watermark back.
+		p.hw = max(p.hw, e.LastOffset+1)
+		return
+	}
+	if len(p.tail) > 0 && p.tail[len(p.tail)-1].LastOffset+1 != e.BaseOffset {
+		p.tail = p.tail[:0] // another agent appended in between
+	}
+	if len(p.tail) == tailCap {
+		copy(p.tail, p.tail[1:])
+		p.tail = p.tail[:tailCap-1]
+	}
+	p.tail = append(p.tail, e)
+	if e.LastOffset+1 > p.hw {
+		p.hw = e.LastOffset + 1
+	}
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watch registers ch to be signalled when the high watermark moves.
+func (p *partition) watch(ch chan struct{}) {
+	p.mu.Lock()
+	if p.waiters == nil {
+		p.waiters = make(map[chan struct{}]struct{})
+	}
+	p.waiters[ch] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *partition) unwatch(ch chan struct{}) {
+	p.mu.Lock()
+	delete(p.waiters, ch)
+	p.mu.Unlock()
+}
+
+// cachedIndex returns rows from the in-memory tail covering offset, or
+// ok=false if the tail does not reach back that far.
+func (p *partition) cachedIndex(offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.tail) == 0 || p.tail[0].BaseOffset > offset {
+		return nil, false
+	}
+	i := sort.Search(len(p.tail), func(i int) bool { return p.tail[i].LastOffset >= offset })
+	var out []metastore.IndexEntry
+	var n int64
+	for ; i < len(p.tail) && (n < maxBytes || len(out) == 0); i++ {
+		out = append(out, p.tail[i])
+		n += p.tail[i].Length
+	}
+	return out, true
+}
+
+// topicState is one topic as the agent knows it.
+type topicState struct {
+	id     metastore.TopicID
+	name   string
+	config map[string]string
+	parts  []*partition
+}
+
+// topics caches the topics of the cluster. Lookups by name fall back to the
+// store, so topics created elsewhere are found.
+type topics struct {
+	store metastore.Store
+
+	mu     sync.RWMutex
+	byName map[string]*topicState
+	byID   map[metastore.TopicID]*topicState
+	parts  map[metastore.TopicPartition]*partition // survive topic refreshes
+}
+
+func newTopics(store metastore.Store) *topics {
+	return &topics{
+		store:  store,
+		byName: make(map[string]*topicState),
+		byID:   make(map[metastore.TopicID]*topicState),
+		parts:  make(map[metastore.TopicPartition]*partition),
+	}
+}
+
+// errUnknownTopic is returned by lookups for topics that do not exist.
+var errUnknownTopic = metastore.ErrUnknownTopic
+
+// put installs t, reusing partition objects so their cached state survives.
+func (ts *topics) put(t metastore.Topic) *topicState {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if old, ok := ts.byName[t.Name]; ok && old.id != t.ID {
+		ts.dropLocked(old)
+	}
+	st := &topicState{id: t.ID, name: t.Name, config: t.Config}
+	for i := int32(0); i < t.Partitions; i++ {
+		tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
+		p, ok := ts.parts[tp]
+		if !ok {
+			p = &partition{tp: tp, topic: t.Name, index: i}
+			ts.parts[tp] = p
+		}
+		st.parts = append(st.parts, p)
+	}
+	ts.byName[t.Name] = st
+	ts.byID[t.ID] = st
+	return st
+}
+
+// drop forgets a topic.
+func (ts *topics) drop(name string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if st, ok := ts.byName[name]; ok {
+		ts.dropLocked(st)
+	}
+}
+
+func (ts *topics) dropLocked(st *topicState) {
+	delete(ts.byName, st.name)
+	delete(ts.byID, st.id)
+	for _, p := range st.parts {
+		delete(ts.parts, p.tp)
+	}
+}
+
+// get returns a topic by name, asking the store if the agent does not know it.
+func (ts *topics) get(ctx context.Context, name string) (*topicState, error) {
+	ts.mu.RLock()
+	st, ok := ts.byName[name]
+	ts.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	t, err := ts.store.Topic(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return ts.put(t), nil
+}
+
+// getByID returns a topic by id from the agent's cache, refreshing all
+// topics from the store on a miss.
+func (ts *topics) getByID(ctx context.Context, id metastore.TopicID) (*topicState, error) {
+	ts.mu.RLock()
+	st, ok := ts.byID[id]
+	ts.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	if err := ts.refresh(ctx); err != nil {
+		return nil, err
+	}
+	ts.mu.RLock()
+	st, ok = ts.byID[id]
+	ts.mu.RUnlock()
+	if !ok {
+		return nil, errUnknownTopic
+	}
+	return st, nil
+}
+
+// refresh reloads every topic from the store.
+func (ts *topics) refresh(ctx context.Context) error {
+	all, err := ts.store.Topics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	seen := make(map[string]bool, len(all))
+	for _, t := range all {
+		ts.put(t)
+		seen[t.Name] = true
+	}
+	ts.mu.Lock()
+	for name, st := range ts.byName {
+		if !seen[name] {
+			ts.dropLocked(st)
+		}
+	}
+	ts.mu.Unlock()
+	return nil
+}
+
+// list returns the known topics sorted by name.
+func (ts *topics) list() []*topicState {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	out := make([]*topicState, 0, len(ts.byName))
+	for _, st := range ts.byName {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// load makes sure p's offsets have been read from the store.
+func (ts *topics) load(ctx context.Context, p *partition) error {
+	p.mu.Lock()
+	loaded := p.loaded
+	p.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	states, err := ts.store.Partitions(ctx, p.tp.Topic)
+	if err != nil {
+		if errors.Is(err, metastore.ErrUnknownTopic) {
+			return errUnknownTopic
+		}
+		return fmt.Errorf("load partitions of %s: %w", p.topic, err)
+	}
+	for _, s := range states {
+		ts.mu.RLock()
+		q := ts.parts[metastore.TopicPartition{Topic: p.tp.Topic, Partition: s.Partition}]
+		ts.mu.RUnlock()
+		if q == nil {
+			continue
+		}
+		q.mu.Lock()
+		if !q.loaded {
+			q.logStart = s.LogStartOffset
+			q.loaded = true
+		}
+		q.hw = max(q.hw, s.HighWatermark)
+		q.mu.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loaded {
+		return fmt.Errorf("load partition %s/%d: not in the store", p.topic, p.index)
+	}
+	return nil
+}
+
+// partitionOf returns the cached partition, or nil.
+func (ts *topics) partitionOf(tp metastore.TopicPartition) *partition {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.parts[tp]
+}

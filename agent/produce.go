@@ -1,0 +1,229 @@
+package agent
+
+// Produce, versions 3–11 (record batch v2 only; v0–v2 carry older message
+// formats, which Silt does not store).
+//
+// Every batch is validated (magic, CRC-32C, counts, max.message.bytes) before
+// anything is buffered; a partition whose batch fails gets its own error code
+// and stores nothing. acks=0 is answered at once (with no response, as Kafka
+// does); acks=1 and acks=-1 both wait until the flush holding the batch is in
+// the bucket and committed in the metastore, which is stronger than Kafka's
+// acks=1. Idempotent producers are accepted, but sequence numbers are not yet
+// checked for duplicates (issue 5).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/segment"
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	type slot struct {
+		rp  *kmsg.ProduceResponseTopicPartition
+		p   *partition
+		res *appendResult
+	}
+	var slots []slot
+	var entries []*entry
+	var reserve int64
+	w := &pending{}
+
+	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		resp.Topics = append(resp.Topics, st)
+		t := &resp.Topics[len(resp.Topics)-1]
+
+		topic, terr := a.topics.get(ctx, rt.Topic)
+		for j := range rt.Partitions {
+			rpart := &rt.Partitions[j]
+			rp := &t.Partitions[j]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = rpart.Partition
+			rp.BaseOffset = -1
+			rp.LogAppendTime = -1
+			rp.LogStartOffset = -1
+			switch {
+			case !validAcks:
+				rp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
+			case terr != nil:
+				rp.ErrorCode = errorCode(terr)
+				continue
+			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.parts):
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			batch, hdr, err := validateProduceRecords(rpart.Records, topicMaxMessageBytes(topic))
+			if err != nil {
+				rp.ErrorCode = errorCode(err)
+				msg := err.Error()
+				rp.ErrorMessage = &msg
+				continue
+			}
+			res := &appendResult{}
+			p := topic.parts[rpart.Partition]
+			entries = append(entries, &entry{p: p, topic: topic, data: batch, hdr: hdr, res: res, waiter: w})
+			reserve += int64(len(batch))
+			slots = append(slots, slot{rp: rp, p: p, res: res})
+		}
+	}
+
+	if len(entries) > 0 {
+		if reserve > a.buf.memMax {
+			for _, s := range slots {
+				s.rp.ErrorCode = kerr.MessageTooLarge.Code
+			}
+			entries = nil
+		}
+	}
+	if len(entries) > 0 {
+		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+		rctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
+		throttled, err := a.buf.reserve(rctx, reserve)
+		cancel()
+		resp.ThrottleMillis = int32(throttled / time.Millisecond)
+		if err != nil {
+			for _, s := range slots {
+				s.rp.ErrorCode = kerr.RequestTimedOut.Code
+			}
+			entries = nil
+		} else {
+			w.wg.Add(len(entries))
+			if !a.buf.append(entries) {
+				a.buf.release(reserve)
+				w.wg.Add(-len(entries))
+				for _, s := range slots {
+					s.rp.ErrorCode = kerr.NotLeaderForPartition.Code // shutting down: try another agent
+				}
+				entries = nil
+			} else {
+				a.stats.ProducedBytes.Add(reserve)
+				a.stats.ProducedBatchs.Add(int64(len(entries)))
+			}
+		}
+	}
+
+	if req.Acks == 0 {
+		return wire.NoResponse()
+	}
+	if len(entries) == 0 {
+		return wire.Respond(resp)
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second // a client that sets no timeout still gets an answer
+	}
+	return wire.Defer(func(ctx context.Context) kmsg.Response {
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		select {
+		case <-done:
+			for _, s := range slots {
+				if s.rp.ErrorCode != 0 {
+					continue
+				}
+				if s.res.err != nil {
+					s.rp.ErrorCode = errorCode(s.res.err)
+					continue
+				}
+				s.rp.BaseOffset = s.res.baseOffset
+				_, s.rp.LogStartOffset = s.p.offsets()
+			}
+		default:
+			// Not committed in time. The batches may still commit later, as
+			// with Kafka's REQUEST_TIMED_OUT: the client retries.
+			for _, s := range slots {
+				if s.rp.ErrorCode == 0 {
+					s.rp.ErrorCode = kerr.RequestTimedOut.Code
+				}
+			}
+		}
+		return resp
+	})
+}
+
+// validateProduceRecords checks that records holds exactly one valid v2
+// batch (Produce v3+ allows only one per partition) within maxBytes.
+func validateProduceRecords(records []byte, maxBytes int) ([]byte, segment.BatchHeader, error) {
+	if len(records) == 0 {
+		return nil, segment.BatchHeader{}, errInvalidRecord("no record batch")
+	}
+	batch, rest, hdr, err := segment.NextBatch(records)
+	if err != nil {
+		return nil, hdr, err
+	}
+	if len(rest) != 0 {
+		return nil, hdr, errInvalidRecord("produce v3+ allows exactly one record batch per partition")
+	}
+	if len(batch) > maxBytes {
+		return nil, hdr, errTooLarge
+	}
+	hdr, err = segment.ValidateBatch(batch)
+	if err != nil {
+		return nil, hdr, err
+	}
+	if hdr.IsTransactional() {
+		return nil, hdr, errTransactionsUnsupported
+	}
+	return batch, hdr, nil
+}
+
+var (
+	errTooLarge                = errors.New("record batch is larger than max.message.bytes")
+	errTransactionsUnsupported = errors.New("transactional batches are not supported yet")
+)
+
+type invalidRecordError string
+
+func (e invalidRecordError) Error() string { return string(e) }
+
+func errInvalidRecord(msg string) error { return invalidRecordError(msg) }
+
+// errorCode maps an error from the agent's internals to a Kafka error code.
+func errorCode(err error) int16 {
+	var ke *kerr.Error
+	var ir invalidRecordError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, metastore.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, segment.ErrUnsupportedMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, segment.ErrCorruptBatch), errors.Is(err, segment.ErrTruncated):
+		return kerr.CorruptMessage.Code
+	case errors.As(err, &ir):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, errTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, errTransactionsUnsupported):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.KafkaStorageError.Code
+	}
+}

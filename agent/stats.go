@@ -1,0 +1,32 @@
+package agent
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the agent's cumulative counters, read by benchmarks and the
+// metrics endpoint.
+type Stats struct {
+	Flushes        atomic.Int64
+	FlushBytes     atomic.Int64
+	UploadNanos    atomic.Int64
+	Commits        atomic.Int64
+	CommitNanos    atomic.Int64
+	ProducedBytes  atomic.Int64
+	ProducedBatchs atomic.Int64
+	FetchedBytes   atomic.Int64
+	IndexQueries   atomic.Int64 // index lookups that went to the store
+	IndexCacheHits atomic.Int64 // index lookups served from memory
+}
+
+func (s *Stats) observeUpload(n int, d time.Duration) {
+	s.Flushes.Add(1)
+	s.FlushBytes.Add(int64(n))
+	s.UploadNanos.Add(int64(d))
+}
+
+func (s *Stats) observeCommit(d time.Duration) {
+	s.Commits.Add(1)
+	s.CommitNanos.Add(int64(d))
+}

@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// topicConfigDef is one topic config Silt knows, with Kafka's name and
+// default. Keys Silt does not know are rejected with INVALID_CONFIG rather
+// than stored and silently ignored.
+type topicConfigDef struct {
+	name     string
+	def      string
+	validate func(string) error
+	// note says how Silt treats the key, where it differs from Kafka.
+	note string
+}
+
+var topicConfigDefs = []topicConfigDef{
+	{name: "cleanup.policy", def: "delete", validate: oneOf("delete", "compact", "compact,delete", "delete,compact"),
+		note: "stored; retention and compaction jobs are not implemented yet"},
+	{name: "compression.type", def: "producer", validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+		note: "stored; batches are kept as the producer compressed them"},
+	{name: "retention.ms", def: "604800000", validate: intAtLeast(-1), note: "stored; not enforced yet"},
+	{name: "retention.bytes", def: "-1", validate: intAtLeast(-1), note: "stored; not enforced yet"},
+	{name: "max.message.bytes", def: "1048588", validate: intAtLeast(0)},
+	{name: "message.timestamp.type", def: "CreateTime", validate: oneOf("CreateTime")},
+	{name: "segment.bytes", def: "1073741824", validate: intAtLeast(14), note: "accepted for compatibility; segments are cut by flush"},
+	{name: "segment.ms", def: "604800000", validate: intAtLeast(1), note: "accepted for compatibility; segments are cut by flush"},
+	{name: "min.insync.replicas", def: "1", validate: intAtLeast(1), note: "accepted for compatibility; durability is the bucket's"},
+	{name: "unclean.leader.election.enable", def: "false", validate: oneOf("true", "false"), note: "accepted for compatibility"},
+	{name: "min.compaction.lag.ms", def: "0", validate: intAtLeast(0)},
+	{name: "delete.retention.ms", def: "86400000", validate: intAtLeast(0)},
+}
+
+func lookupTopicConfig(name string) (topicConfigDef, bool) {
+	for _, d := range topicConfigDefs {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return topicConfigDef{}, false
+}
+
+// validateTopicConfig checks one key/value pair.
+func validateTopicConfig(name, value string) error {
+	d, ok := lookupTopicConfig(name)
+	if !ok {
+		return fmt.Errorf("unknown topic config %q", name)
+	}
+	if err := d.validate(value); err != nil {
+		return fmt.Errorf("invalid value %q for %s: %v", value, name, err)
+	}
+	return nil
+}
+
+// effectiveTopicConfig merges the topic's explicit configs over defaults.
+// isDefault reports which keys are defaults.
+func effectiveTopicConfig(set map[string]string) (names []string, values map[string]string, isDefault map[string]bool) {
+	values = make(map[string]string, len(topicConfigDefs))
+	isDefault = make(map[string]bool, len(topicConfigDefs))
+	for _, d := range topicConfigDefs {
+		if v, ok := set[d.name]; ok {
+			values[d.name] = v
+		} else {
+			values[d.name] = d.def
+			isDefault[d.name] = true
+		}
+		names = append(names, d.name)
+	}
+	sort.Strings(names)
+	return names, values, isDefault
+}
+
+func topicMaxMessageBytes(t *topicState) int {
+	v, ok := t.config["max.message.bytes"]
+	if !ok {
+		v = "1048588"
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 1048588
+	}
+	return n
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %v", allowed)
+	}
+}
+
+func intAtLeast(lo int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		if n < lo {
+			return fmt.Errorf("must be at least %d", lo)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,123 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/siltstream/silt/cache"
+	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/objectstore/mem"
+)
+
+// The cache must read exactly what the bucket under it reads, for every
+// range: inside a block, across blocks, clipped at the end, at the end, past
+// the end, and for missing keys. (The full objectstoretest suite is not run:
+// its concurrent-overwrite atomicity test does not apply, since the cache
+// assumes write-once keys, as segments are.)
+func TestReadsMatchUnderlyingBucket(t *testing.T) {
+	ctx := context.Background()
+	under := mem.New()
+	b, err := cache.New(under, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{0, 1, 99, 100, 101, 250, 300}
+	for _, n := range sizes {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		key := fmt.Sprintf("obj-%d", n)
+		if err := under.Put(ctx, key, data); err != nil {
+			t.Fatal(err)
+		}
+		for _, off := range []int64{0, 1, 50, 99, 100, 101, 199, 200, 250, 299, 300, 301, 1000} {
+			for _, length := range []int64{-1, 0, 1, 50, 100, 101, 250, 1000} {
+				want, wantErr := under.Get(ctx, key, off, length)
+				got, gotErr := b.Get(ctx, key, off, length)
+				if (wantErr == nil) != (gotErr == nil) || objectstore.IsInvalidRange(wantErr) != objectstore.IsInvalidRange(gotErr) {
+					t.Fatalf("%s [%d,+%d): err %v, want %v", key, off, length, gotErr, wantErr)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s [%d,+%d): %d bytes differ from the %d wanted", key, off, length, len(got), len(want))
+				}
+			}
+		}
+	}
+	if _, err := b.Get(ctx, "missing", 0, 10); !objectstore.IsNotFound(err) {
+		t.Fatalf("missing key: err %v, want IsNotFound", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Get(cctx, "obj-300", 0, 10); err == nil {
+		t.Fatal("Get with a cancelled context succeeded")
+	}
+}
+
+// countingBucket counts Gets.
+type countingBucket struct {
+	objectstore.Bucket
+	gets atomic.Int64
+}
+
+func (c *countingBucket) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	c.gets.Add(1)
+	return c.Bucket.Get(ctx, key, off, length)
+}
+
+func TestWriteThroughServesWithoutGets(t *testing.T) {
+	ctx := context.Background()
+	under := &countingBucket{Bucket: mem.New()}
+	b, _ := cache.New(under, cache.Config{BlockSize: 64, MemoryBytes: 1 << 20})
+	data := bytes.Repeat([]byte("0123456789"), 100)
+	if err := b.Put(ctx, "k", data); err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(0); off < int64(len(data)); off += 37 {
+		got, err := b.Get(ctx, "k", off, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := data[off:min(off+100, int64(len(data)))]; !bytes.Equal(got, want) {
+			t.Fatalf("range at %d differs", off)
+		}
+	}
+	if n := under.gets.Load(); n != 0 {
+		t.Fatalf("%d GETs reached the bucket after a write-through Put, want 0", n)
+	}
+}
+
+func TestConcurrentMissesFetchOnceAndEvict(t *testing.T) {
+	ctx := context.Background()
+	under := &countingBucket{Bucket: mem.New()}
+	data := bytes.Repeat([]byte("x"), 4096)
+	if err := under.Put(ctx, "k", data); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := cache.New(under, cache.Config{BlockSize: 1024, MemoryBytes: 2048})
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Get(ctx, "k", 0, 10); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := under.gets.Load(); n != 1 {
+		t.Fatalf("16 concurrent misses of one block made %d GETs, want 1", n)
+	}
+	if _, err := b.Get(ctx, "k", 0, -1); err != nil { // 4 blocks through a 2-block budget
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	if st.Bytes > 2048 || st.Evictions < 2 {
+		t.Fatalf("stats %+v: want at most 2048 bytes held and at least 2 evictions", st)
+	}
+}
