@@ -1,0 +1,456 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/siltstream/silt/agent"
+)
+
+// configError marks an error in the user's configuration (flags, environment
+// or file). main exits with status 2 for these, 1 for everything else.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Errorf(format, args...)}
+}
+
+// kind says how a key's value is parsed.
+type kind int
+
+const (
+	kindString kind = iota
+	kindDuration
+	kindSize // bytes: 8MiB, 64KiB, 1GB, 1048576
+	kindInt
+	kindBool
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindDuration:
+		return "duration"
+	case kindSize:
+		return "size"
+	case kindInt:
+		// Not "int": viper casts flags of that type, turning "abc" into 0.
+		return "integer"
+	case kindBool:
+		return "bool"
+	default:
+		return "string"
+	}
+}
+
+// keySpec describes one key of the config tree. The same table drives the
+// flags, the environment bindings, the defaults, unknown-key detection in
+// the config file, and the README's config table (a test checks it).
+type keySpec struct {
+	key   string
+	kind  kind
+	def   string // default for `silt agent`, in the form a user would write
+	usage string
+}
+
+// flagName is the key with '.' replaced by '-': flush.interval → --flush-interval.
+func (k keySpec) flagName() string { return strings.ReplaceAll(k.key, ".", "-") }
+
+// envName is SILT_ + the key upper-cased with '.' replaced by '_'.
+func (k keySpec) envName() string {
+	return "SILT_" + strings.ToUpper(strings.ReplaceAll(k.key, ".", "_"))
+}
+
+// agentKeys returns the config tree shared by `silt agent` and `silt dev`,
+// with the defaults of `silt agent`.
+func agentKeys() []keySpec {
+	d := agent.DefaultConfig()
+	return []keySpec{
+		{"listen", kindString, d.Listen, "Kafka listener address (host:port)"},
+		{"advertise", kindString, "", "address given to clients (default: listen; the hostname if listen's host is unspecified)"},
+		{"zone", kindString, "", "availability zone of this agent"},
+		{"agent.id", kindString, "", "agent id (default: hostname + random suffix)"},
+		{"cluster.id", kindString, d.ClusterID, "cluster id reported to clients"},
+		{"bucket.url", kindString, "", "object store: s3://bucket/prefix?region=…&endpoint=…&path_style=true, file:///dir, mem://"},
+		{"metastore.url", kindString, "", "metadata store: postgres://user@host:5432/db or sqlite:///path/meta.db"},
+		{"flush.interval", kindDuration, d.FlushInterval.String(), "flush the write buffer after this long"},
+		{"flush.bytes", kindSize, formatSize(d.FlushBytes), "flush the write buffer when it holds this much"},
+		{"buffer.bytes", kindSize, formatSize(d.BufferBytes), "bound on produced bytes held in memory; producers wait when full"},
+		{"flush.max.uploads", kindInt, strconv.Itoa(d.MaxUploads), "concurrent segment uploads"},
+		{"max.request.bytes", kindSize, formatSize(int64(d.MaxRequestBytes)), "largest Kafka request accepted"},
+		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
+		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
+		{"cache.memory.bytes", kindSize, formatSize(d.CacheMemoryBytes), "memory read cache size"},
+		{"cache.block.bytes", kindSize, formatSize(d.CacheBlockBytes), "read cache block size"},
+		{"cache.disk.dir", kindString, "", "disk read cache directory (not implemented yet)"},
+		{"cache.disk.bytes", kindSize, "0", "disk read cache size (not implemented yet)"},
+		{"http.listen", kindString, "127.0.0.1:9644", "health, status and pprof HTTP address; empty disables"},
+		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
+		{"log.level", kindString, "info", "debug, info, warn or error"},
+		{"log.format", kindString, "", "json or text (default: text if stderr is a terminal, else json)"},
+	}
+}
+
+// migrateKeys is the subset `silt migrate` reads.
+func migrateKeys() []keySpec {
+	var out []keySpec
+	for _, k := range agentKeys() {
+		switch k.key {
+		case "metastore.url", "log.level", "log.format":
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// devKeys is the agent tree with `silt dev` defaults, plus data.dir.
+func devKeys() []keySpec {
+	keys := agentKeys()
+	for i := range keys {
+		switch keys[i].key {
+		case "auto.create.topics":
+			keys[i].def = "true"
+		case "bucket.url":
+			keys[i].def, keys[i].usage = "", "ignored by silt dev: the bucket is <data-dir>/bucket"
+		case "metastore.url":
+			keys[i].def, keys[i].usage = "", "ignored by silt dev: the metastore is <data-dir>/meta.db"
+		}
+	}
+	return append(keys, keySpec{"data.dir", kindString, "./silt-data", "directory holding the dev bucket and metastore"})
+}
+
+// configLoader binds one command's flags, environment and config file to a
+// viper instance.
+type configLoader struct {
+	keys []keySpec
+	v    *viper.Viper
+	fs   *pflag.FlagSet
+	// configPath is --config; SILT_CONFIG is the fallback.
+	configPath string
+	getenv     func(string) string
+}
+
+// newConfigLoader registers one flag per key (and --config) on fs.
+func newConfigLoader(fs *pflag.FlagSet, keys []keySpec) *configLoader {
+	l := &configLoader{keys: keys, fs: fs, getenv: os.Getenv}
+	fs.StringVarP(&l.configPath, "config", "c", "", "YAML config file (env SILT_CONFIG)")
+	for _, k := range keys {
+		usage := fmt.Sprintf("%s (env %s)", k.usage, k.envName())
+		if k.kind == kindBool {
+			def, _ := strconv.ParseBool(k.def)
+			fs.Bool(k.flagName(), def, usage)
+			continue
+		}
+		fs.Var(&textFlag{s: k.def, typ: k.kind.String()}, k.flagName(), usage)
+	}
+	return l
+}
+
+// textFlag holds a flag's text as given; parsing happens once all sources
+// are merged, so a bad value is reported by key like any other.
+type textFlag struct{ s, typ string }
+
+func (f *textFlag) String() string     { return f.s }
+func (f *textFlag) Set(s string) error { f.s = s; return nil }
+func (f *textFlag) Type() string       { return f.typ }
+
+// load resolves every key with precedence flag > environment > file >
+// default, and returns the raw string values by key.
+func (l *configLoader) load() (map[string]string, error) {
+	v := viper.New()
+	v.SetEnvPrefix("SILT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range l.keys {
+		v.SetDefault(k.key, k.def)
+		// AutomaticEnv alone is enough for Get, but Unmarshal and AllSettings
+		// only see environment-only keys that are bound explicitly.
+		if err := v.BindEnv(k.key); err != nil {
+			return nil, fmt.Errorf("bind %s: %w", k.envName(), err)
+		}
+		if err := v.BindPFlag(k.key, l.fs.Lookup(k.flagName())); err != nil {
+			return nil, fmt.Errorf("bind --%s: %w", k.flagName(), err)
+		}
+	}
+	path := l.configPath
+	if path == "" {
+		path = l.getenv("SILT_CONFIG")
+	}
+	if path != "" {
+		if err := l.readFile(v, path); err != nil {
+			return nil, err
+		}
+	}
+	l.v = v
+	out := make(map[string]string, len(l.keys))
+	for _, k := range l.keys {
+		raw := v.Get(k.key)
+		switch raw := raw.(type) {
+		case nil:
+			out[k.key] = ""
+		case string:
+			out[k.key] = strings.TrimSpace(raw)
+		case map[string]any, []any:
+			return nil, configErrorf("%s: must be a single value, got %v", k.key, raw)
+		default:
+			out[k.key] = fmt.Sprint(raw)
+		}
+	}
+	return out, nil
+}
+
+// readFile merges the config file into v after checking that it names only
+// known keys.
+func (l *configLoader) readFile(v *viper.Viper, path string) error {
+	f := viper.New()
+	f.SetConfigFile(path)
+	if filepath.Ext(path) == "" {
+		f.SetConfigType("yaml")
+	}
+	if err := f.ReadInConfig(); err != nil {
+		var nf viper.ConfigFileNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, os.ErrNotExist) {
+			return configErrorf("config file %s: not found", path)
+		}
+		return configErrorf("config file %s: %v", path, err)
+	}
+	known := make(map[string]bool, len(l.keys))
+	for _, k := range l.keys {
+		known[k.key] = true
+	}
+	var unknown []string
+	for _, key := range f.AllKeys() {
+		if !known[key] {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return configErrorf("config file %s: unknown key %s", path, strings.Join(unknown, ", "))
+	}
+	if err := v.MergeConfigMap(f.AllSettings()); err != nil {
+		return configErrorf("config file %s: %v", path, err)
+	}
+	return nil
+}
+
+// isSet reports whether key was given by flag, environment or file (not
+// just defaulted).
+func (l *configLoader) isSet(key string) bool {
+	if fl := l.fs.Lookup(strings.ReplaceAll(key, ".", "-")); fl != nil && fl.Changed {
+		return true
+	}
+	return l.v != nil && l.v.InConfig(key) ||
+		l.getenv("SILT_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))) != ""
+}
+
+// settings is everything `silt agent` and `silt dev` need besides the
+// agent.Config itself.
+type settings struct {
+	Agent          agent.Config
+	BucketURL      string
+	MetastoreURL   string
+	HTTPListen     string
+	CacheDiskDir   string
+	CacheDiskBytes int64
+	LogLevel       slog.Level
+	LogFormat      string // json or text
+}
+
+// parseSettings turns raw key values into settings. Every error names its
+// key. It does not check that required URLs are present; the commands do.
+func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, error) {
+	s := settings{Agent: agent.DefaultConfig()}
+	p := parser{raw: raw}
+	a := &s.Agent
+	a.Listen = p.str("listen")
+	a.Advertise = p.str("advertise")
+	a.Zone = p.str("zone")
+	a.ID = p.str("agent.id")
+	a.ClusterID = p.str("cluster.id")
+	s.BucketURL = p.str("bucket.url")
+	s.MetastoreURL = p.str("metastore.url")
+	a.FlushInterval = p.duration("flush.interval")
+	a.FlushBytes = p.size("flush.bytes")
+	a.BufferBytes = p.size("buffer.bytes")
+	a.MaxUploads = int(p.int("flush.max.uploads", math.MaxInt32))
+	a.MaxRequestBytes = int32(p.sizeMax("max.request.bytes", math.MaxInt32))
+	a.AutoCreateTopics = p.bool("auto.create.topics")
+	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
+	a.CacheMemoryBytes = p.size("cache.memory.bytes")
+	a.CacheBlockBytes = p.size("cache.block.bytes")
+	s.CacheDiskDir = p.str("cache.disk.dir")
+	s.CacheDiskBytes = p.size("cache.disk.bytes")
+	s.HTTPListen = p.str("http.listen")
+	a.ShutdownGrace = p.duration("shutdown.grace")
+	s.LogLevel, s.LogFormat = p.logging(stderrIsTerminal)
+	if p.err != nil {
+		return settings{}, p.err
+	}
+	if s.HTTPListen != "" {
+		if err := checkHostPort(s.HTTPListen); err != nil {
+			return settings{}, configErrorf("http.listen: %q is not host:port: %v", s.HTTPListen, err)
+		}
+	}
+	// Validate on a copy: it fills derived values (agent id, advertise) that
+	// the command decides itself once it knows the real listen address.
+	check := s.Agent
+	check.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := check.Validate(); err != nil {
+		return settings{}, &configError{err}
+	}
+	return s, nil
+}
+
+// parser collects the first error of a sequence of key conversions.
+type parser struct {
+	raw map[string]string
+	err error
+}
+
+func (p *parser) fail(err error) {
+	if p.err == nil {
+		p.err = &configError{err}
+	}
+}
+
+func (p *parser) str(key string) string { return p.raw[key] }
+
+func (p *parser) duration(key string) time.Duration {
+	s := p.raw[key]
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(fmt.Errorf("%s: invalid duration %q (want e.g. 100ms, 30s)", key, s))
+	}
+	return d
+}
+
+func (p *parser) size(key string) int64 { return p.sizeMax(key, math.MaxInt64) }
+
+func (p *parser) sizeMax(key string, max int64) int64 {
+	s := p.raw[key]
+	n, err := parseSize(s)
+	if err != nil {
+		p.fail(fmt.Errorf("%s: %w", key, err))
+		return 0
+	}
+	if n > max {
+		p.fail(fmt.Errorf("%s: %s is more than the maximum %d", key, s, max))
+	}
+	return n
+}
+
+func (p *parser) int(key string, max int64) int64 {
+	s := p.raw[key]
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		p.fail(fmt.Errorf("%s: invalid integer %q", key, s))
+		return 0
+	}
+	if n > max || n < math.MinInt32 {
+		p.fail(fmt.Errorf("%s: %d is out of range", key, n))
+	}
+	return n
+}
+
+func (p *parser) bool(key string) bool {
+	s := p.raw[key]
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		p.fail(fmt.Errorf("%s: invalid boolean %q (want true or false)", key, s))
+	}
+	return b
+}
+
+func (p *parser) logging(stderrIsTerminal bool) (slog.Level, string) {
+	var level slog.Level
+	switch s := strings.ToLower(p.raw["log.level"]); s {
+	case "debug":
+		level = slog.LevelDebug
+	case "info", "":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		p.fail(fmt.Errorf("log.level: invalid level %q (want debug, info, warn or error)", p.raw["log.level"]))
+	}
+	format := strings.ToLower(p.raw["log.format"])
+	switch format {
+	case "json", "text":
+	case "":
+		format = "json"
+		if stderrIsTerminal {
+			format = "text"
+		}
+	default:
+		p.fail(fmt.Errorf("log.format: invalid format %q (want json or text)", p.raw["log.format"]))
+	}
+	return level, format
+}
+
+// sizeUnits maps lower-cased suffixes to multipliers: IEC units are powers
+// of 1024, SI units powers of 1000, as their names say.
+var sizeUnits = map[string]int64{
+	"":    1,
+	"b":   1,
+	"kib": 1 << 10,
+	"mib": 1 << 20,
+	"gib": 1 << 30,
+	"tib": 1 << 40,
+	"kb":  1e3,
+	"mb":  1e6,
+	"gb":  1e9,
+	"tb":  1e12,
+}
+
+// parseSize parses a non-negative byte count: a plain integer, or an integer
+// followed by a unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB; any case,
+// optional space): 8MiB, 64KiB, 1GiB, 1MB, 1048576.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 8MiB, 64KiB, 1GB, 1048576)", s)
+	}
+	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q (want B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", s, strings.TrimSpace(t[i:]))
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return n * mult, nil
+}
+
+// formatSize is parseSize's inverse for defaults: the largest exact IEC unit.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		mult int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

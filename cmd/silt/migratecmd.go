@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/siltstream/silt/metastore/metastoreurl"
+	"github.com/siltstream/silt/metastore/postgres"
+)
+
+func newMigrateCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the metadata-store migrations embedded in this binary",
+		Long: `Apply every migration the metastore at metastore.url lacks and print the
+schema version. Postgres migrations run under an advisory lock, so it is safe
+to run while agents start (they migrate on start too).`,
+		Args: cobra.NoArgs,
+	}
+	loader := newConfigLoader(cmd.Flags(), migrateKeys())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		raw, err := loader.load()
+		if err != nil {
+			return err
+		}
+		metaURL := raw["metastore.url"]
+		if metaURL == "" {
+			return configErrorf("metastore.url: required (--metastore-url or SILT_METASTORE_URL)")
+		}
+		p := parser{raw: raw}
+		level, format := p.logging(isTerminal(stderr))
+		if p.err != nil {
+			return p.err
+		}
+		log := newLogger(stderr, level, format)
+		log.Debug("migrating", "metastore.url", redactURL(metaURL))
+		if err := metastoreurl.Migrate(cmd.Context(), metaURL); err != nil {
+			return fmt.Errorf("migrate metastore %s: %w", redactURL(metaURL), err)
+		}
+		if v, ok := schemaVersion(metaURL); ok {
+			_, err = fmt.Fprintf(stdout, "metastore %s: schema version %d\n", redactURL(metaURL), v)
+		} else {
+			_, err = fmt.Fprintf(stdout, "metastore %s: migrated\n", redactURL(metaURL))
+		}
+		return err
+	}
+	return cmd
+}
+
+// schemaVersion is the version a migrated store is at: the newest migration
+// embedded for its kind.
+func schemaVersion(metaURL string) (int, bool) {
+	switch {
+	case strings.HasPrefix(metaURL, "postgres://"), strings.HasPrefix(metaURL, "postgresql://"):
+		return postgres.LatestVersion(), true
+	}
+	return 0, false
+}
