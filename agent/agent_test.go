@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +17,8 @@ import (
 
 	"github.com/siltstream/silt/agent"
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/metastore/sqlite"
+	"github.com/siltstream/silt/internal/testenv"
+	"github.com/siltstream/silt/metastore/postgres"
 	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/objectstore/mem"
 )
@@ -35,13 +35,26 @@ type testAgent struct {
 
 func startAgent(t *testing.T, mutate func(*agent.Config)) *testAgent {
 	t.Helper()
+	return startAgentWith(t, mutate, nil)
+}
+
+// startAgentWith lets a test wrap the bucket (fault injection, counting).
+func startAgentWith(t *testing.T, mutate func(*agent.Config), wrap func(objectstore.Bucket) objectstore.Bucket) *testAgent {
+	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	dbURL := testenv.Postgres(t).NewDatabase(t)
+	if err := postgres.Migrate(ctx, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	store, err := postgres.Open(ctx, dbURL)
 	if err != nil {
-		t.Fatalf("open sqlite store: %v", err)
+		t.Fatalf("open postgres store: %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
-	bucket := mem.New()
+	var bucket objectstore.Bucket = mem.New()
+	if wrap != nil {
+		bucket = wrap(bucket)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +181,7 @@ func batch(values ...string) []byte {
 		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2,
 		LastOffsetDelta: int32(len(values) - 1),
 		FirstTimestamp:  time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
-		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: int32(len(values)),
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(values)),
 	}
 	var recs []byte
 	for i, v := range values {
@@ -251,4 +264,4 @@ func listEnds(t *testing.T, cl *kgo.Client, topic string) map[int32]int64 {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestMain(m *testing.M) { os.Exit(m.Run()) }
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }

@@ -215,7 +215,7 @@ func errorCode(err error) int16 {
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, segment.ErrCorruptBatch), errors.Is(err, segment.ErrTruncated):
 		return kerr.CorruptMessage.Code
-	case errors.As(err, &ir):
+	case errors.As(err, &ir), errors.Is(err, segment.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, errTooLarge):
 		return kerr.MessageTooLarge.Code
