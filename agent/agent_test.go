@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/agent"
-	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/internal/testenv"
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/postgres"
 	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/objectstore/mem"
