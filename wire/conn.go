@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime/debug"
@@ -215,8 +216,10 @@ func (c *Conn) handle(frame []byte) pending {
 			c.clientID.Store(h.clientID)
 		}
 	}
-	c.log.Debug("request", "key", h.key, "api", kmsg.NameForKey(h.key), "version", h.version,
-		"correlation_id", h.correlationID, "client_id", c.ClientID())
+	if c.log.Enabled(c.ctx, slog.LevelDebug) {
+		c.log.Debug("request", "key", h.key, "api", kmsg.NameForKey(h.key), "version", h.version,
+			"correlation_id", h.correlationID, "client_id", c.ClientID())
+	}
 	if h.key == apiVersionsKey {
 		p.reply = c.srv.answerApiVersions(c, r.req)
 		if r.req == nil {
@@ -354,7 +357,11 @@ func (c *Conn) encode(dst []byte, p pending, resp kmsg.Response) (out []byte, er
 		}
 	}()
 	resp.SetVersion(p.version)
-	return appendResponse(dst, p.correlationID, resp), nil
+	out = appendResponse(dst, p.correlationID, resp)
+	if len(out)-4 > math.MaxInt32 {
+		return dst, fmt.Errorf("response of %d bytes does not fit a frame", len(out)-4)
+	}
+	return out, nil
 }
 
 func (c *Conn) flush(bw *bufio.Writer) error {

@@ -103,6 +103,7 @@ func newTestRegistry(h *testHandlers) *Registry {
 			return Reply{}
 		case strings.HasPrefix(g, "delay-"):
 			ms, _ := strconv.Atoi(strings.TrimPrefix(g, "delay-"))
+			ms = min(ms, 500) // keep fuzzed delays short
 			return Defer(func(ctx context.Context) kmsg.Response {
 				select {
 				case <-time.After(time.Duration(ms) * time.Millisecond):

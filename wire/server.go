@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -188,7 +189,9 @@ func (s *Server) stopAccepting() {
 }
 
 // Close stops accepting, closes every connection without waiting for
-// in-flight replies, and waits for connection goroutines to exit.
+// in-flight replies, and waits for connection goroutines to exit. It cancels
+// the context given to handlers and deferred replies, which must then return
+// promptly: Close waits for them.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.stopAccepting()
@@ -233,4 +236,15 @@ func (s *Server) ConnCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// isTemporaryAcceptError reports accept errors worth retrying: running out of
+// file descriptors or memory, or a connection aborted before we accepted it.
+func isTemporaryAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
