@@ -427,3 +427,28 @@ func sameKeys(a, b []kmsg.ApiVersionsResponseApiKey) bool {
 		return x.ApiKey == y.ApiKey && x.MinVersion == y.MinVersion && x.MaxVersion == y.MaxVersion
 	})
 }
+
+func TestHandlerBugsCloseConnection(t *testing.T) {
+	reg := NewRegistry()
+	reg.Register(3, 0, 12, func(context.Context, *Conn, kmsg.Request) Reply {
+		return Respond(kmsg.NewPtrHeartbeatResponse()) // wrong API
+	})
+	reg.Register(12, 0, 4, func(context.Context, *Conn, kmsg.Request) Reply { return Defer(nil) })
+	reg.Register(19, 0, 4, func(context.Context, *Conn, kmsg.Request) Reply {
+		return Defer(func(context.Context) kmsg.Response { return nil })
+	})
+	reg.Register(14, 0, 5, func(context.Context, *Conn, kmsg.Request) Reply {
+		return Defer(func(context.Context) kmsg.Response { panic("deferred panic") })
+	})
+	reg.Register(0, 0, 9, func(context.Context, *Conn, kmsg.Request) Reply { return Respond(nil) })
+	s, addr := startServer(t, Config{}, reg)
+	for _, req := range []kmsg.Request{
+		kmsg.NewPtrMetadataRequest(), kmsg.NewPtrHeartbeatRequest(), kmsg.NewPtrCreateTopicsRequest(),
+		kmsg.NewPtrSyncGroupRequest(), kmsg.NewPtrProduceRequest(),
+	} {
+		nc := dial(t, addr)
+		write(t, nc, encodeRequest(req, 1, 1, nil))
+		expectClosed(t, nc)
+	}
+	waitFor(t, "connections to close", func() bool { return s.ConnCount() == 0 })
+}
