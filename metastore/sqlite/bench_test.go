@@ -1,0 +1,11 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"github.com/siltstream/silt/metastore/metastoretest"
+)
+
+func BenchmarkCommitFlush(b *testing.B) {
+	metastoretest.BenchCommitFlush(b, newStore(b))
+}

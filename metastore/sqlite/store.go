@@ -1,0 +1,648 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// Store is the SQLite metastore.Store.
+type Store struct {
+	write *sql.DB // one connection: writers queue here, never SQLITE_BUSY
+	read  *sql.DB
+}
+
+var _ metastore.Store = (*Store)(nil)
+
+func now() int64 { return time.Now().UnixNano() }
+
+// Open opens (creating if needed) the database file at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.Contains(path, "?") {
+		return nil, fmt.Errorf("open sqlite metastore: invalid path %q", path)
+	}
+	params := url.Values{}
+	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "foreign_keys(1)")
+	params.Set("_txlock", "immediate")
+	dsn := path + "?" + params.Encode()
+
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite metastore %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite metastore %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite metastore %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	return &Store{write: write, read: read}, nil
+}
+
+// Close implements metastore.Store.
+func (s *Store) Close() error {
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// inTx runs fn in a transaction (BEGIN IMMEDIATE, from the DSN).
+func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func encodeConfig(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func decodeConfig(s string) (map[string]string, error) {
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decode topic config: %w", err)
+	}
+	return m, nil
+}
+
+func topicID(b []byte) (metastore.TopicID, error) {
+	var id metastore.TopicID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("topic id of %d bytes", len(b))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// CreateTopic implements metastore.Store.
+func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
+	if spec.Partitions <= 0 {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w: %d", spec.Name, metastore.ErrInvalidPartitions, spec.Partitions)
+	}
+	if spec.ID == (metastore.TopicID{}) {
+		if _, err := rand.Read(spec.ID[:]); err != nil {
+			return metastore.Topic{}, fmt.Errorf("create topic %s: random id: %w", spec.Name, err)
+		}
+		spec.ID[6] = spec.ID[6]&0x0f | 0x40 // UUID version 4
+		spec.ID[8] = spec.ID[8]&0x3f | 0x80 // RFC 4122 variant
+	}
+	config, err := encodeConfig(spec.Config)
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
+	}
+	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM topics WHERE name = ?", spec.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return metastore.ErrTopicExists
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO topics (id, name, partitions, config) VALUES (?, ?, ?, ?)",
+			spec.ID[:], spec.Name, spec.Partitions, config); err != nil {
+			return err
+		}
+		return insertPartitions(ctx, tx, spec.ID, 0, spec.Partitions)
+	})
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, err)
+	}
+	cfg, _ := decodeConfig(config)
+	return metastore.Topic{ID: spec.ID, Name: spec.Name, Partitions: spec.Partitions, Config: cfg}, nil
+}
+
+func insertPartitions(ctx context.Context, tx *sql.Tx, id metastore.TopicID, from, to int32) error {
+	_, err := tx.ExecContext(ctx, `WITH RECURSIVE p(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?)
+		INSERT INTO partitions (topic_id, partition) SELECT ?, n FROM p`, from, to, id[:])
+	return err
+}
+
+// DeleteTopic implements metastore.Store.
+func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		var id []byte
+		if err := tx.QueryRowContext(ctx, "SELECT id FROM topics WHERE name = ?", name).Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return metastore.ErrUnknownTopic
+			}
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM index_entries WHERE topic_id = ?", id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM partitions WHERE topic_id = ?", id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM topics WHERE id = ?", id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", name, err)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanTopic(r scanner) (metastore.Topic, error) {
+	var (
+		t      metastore.Topic
+		id     []byte
+		config string
+	)
+	if err := r.Scan(&id, &t.Name, &t.Partitions, &config); err != nil {
+		return t, err
+	}
+	var err error
+	if t.ID, err = topicID(id); err != nil {
+		return t, err
+	}
+	t.Config, err = decodeConfig(config)
+	return t, err
+}
+
+// Topic implements metastore.Store.
+func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error) {
+	t, err := scanTopic(s.read.QueryRowContext(ctx, "SELECT id, name, partitions, config FROM topics WHERE name = ?", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return metastore.Topic{}, fmt.Errorf("topic %s: %w", name, metastore.ErrUnknownTopic)
+	}
+	if err != nil {
+		return metastore.Topic{}, fmt.Errorf("topic %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Topics implements metastore.Store.
+func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT id, name, partitions, config FROM topics ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	defer rows.Close()
+	topics := []metastore.Topic{}
+	for rows.Next() {
+		t, err := scanTopic(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		topics = append(topics, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return topics, nil
+}
+
+// SetTopicConfig implements metastore.Store.
+func (s *Store) SetTopicConfig(ctx context.Context, name string, config map[string]string) error {
+	enc, err := encodeConfig(config)
+	if err != nil {
+		return fmt.Errorf("set config of topic %s: %w", name, err)
+	}
+	res, err := s.write.ExecContext(ctx, "UPDATE topics SET config = ? WHERE name = ?", enc, name)
+	if err != nil {
+		return fmt.Errorf("set config of topic %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("set config of topic %s: %w", name, metastore.ErrUnknownTopic)
+	}
+	return nil
+}
+
+// CreatePartitions implements metastore.Store.
+func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) error {
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		var (
+			raw []byte
+			old int32
+		)
+		if err := tx.QueryRowContext(ctx, "SELECT id, partitions FROM topics WHERE name = ?", name).Scan(&raw, &old); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return metastore.ErrUnknownTopic
+			}
+			return err
+		}
+		if count <= old {
+			return fmt.Errorf("%w: %d, topic has %d", metastore.ErrInvalidPartitions, count, old)
+		}
+		id, err := topicID(raw)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE topics SET partitions = ? WHERE id = ?", count, raw); err != nil {
+			return err
+		}
+		return insertPartitions(ctx, tx, id, old, count)
+	})
+	if err != nil {
+		return fmt.Errorf("create partitions of topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// Partitions implements metastore.Store.
+func (s *Store) Partitions(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionState, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT partition, high_watermark, log_start_offset
+		FROM partitions WHERE topic_id = ? ORDER BY partition`, id[:])
+	if err != nil {
+		return nil, fmt.Errorf("partitions of topic %x: %w", id[:], err)
+	}
+	defer rows.Close()
+	var ps []metastore.PartitionState
+	for rows.Next() {
+		var p metastore.PartitionState
+		if err := rows.Scan(&p.Partition, &p.HighWatermark, &p.LogStartOffset); err != nil {
+			return nil, fmt.Errorf("partitions of topic %x: %w", id[:], err)
+		}
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("partitions of topic %x: %w", id[:], err)
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("partitions of topic %x: %w", id[:], metastore.ErrUnknownTopic)
+	}
+	return ps, nil
+}
+
+// RecordUpload implements metastore.Store.
+func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO segments (key, agent, state, recorded_at) VALUES (?, ?, 'uploading', ?)
+		ON CONFLICT (key) DO NOTHING`, key, agentID, now())
+	if err != nil {
+		return fmt.Errorf("record upload %s: %w", key, err)
+	}
+	return nil
+}
+
+// CommitFlush implements metastore.Store. The write connection and BEGIN
+// IMMEDIATE serialize flushes, so there is no lock order to keep; chunks
+// are still visited in (topic, partition) order, like postgres.
+func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.FlushResult, error) {
+	n := len(f.Chunks)
+	order := make([]int, n)
+	seen := make(map[metastore.TopicPartition]bool, n)
+	for i, c := range f.Chunks {
+		if c.OffsetCount <= 0 {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: chunk %d for partition %x/%d has offset count %d", f.SegmentKey, i, c.Topic[:], c.Partition, c.OffsetCount)
+		}
+		if seen[c.TopicPartition] {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: partition %x/%d appears twice", f.SegmentKey, c.Topic[:], c.Partition)
+		}
+		seen[c.TopicPartition] = true
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool {
+		ca, cb := f.Chunks[order[a]], f.Chunks[order[b]]
+		if ca.Topic != cb.Topic {
+			return string(ca.Topic[:]) < string(cb.Topic[:])
+		}
+		return ca.Partition < cb.Partition
+	})
+	bases := make([]int64, n)
+	var unknown []int
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		advance, err := tx.PrepareContext(ctx, `UPDATE partitions SET high_watermark = high_watermark + ?
+			WHERE topic_id = ? AND partition = ? RETURNING high_watermark`)
+		if err != nil {
+			return err
+		}
+		defer advance.Close()
+		for _, i := range order {
+			c := f.Chunks[i]
+			var hw int64
+			err := advance.QueryRowContext(ctx, c.OffsetCount, c.Topic[:], c.Partition).Scan(&hw)
+			if errors.Is(err, sql.ErrNoRows) {
+				unknown = append(unknown, i)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			bases[i] = hw - c.OffsetCount
+		}
+		if len(unknown) > 0 {
+			return errUnknown // roll back
+		}
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO index_entries (topic_id, partition, base_offset, last_offset,
+			segment_key, position, length, batch_count, min_ts, max_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for _, i := range order {
+			c := f.Chunks[i]
+			if _, err := insert.ExecContext(ctx, c.Topic[:], c.Partition, bases[i], bases[i]+c.OffsetCount-1,
+				f.SegmentKey, c.Position, c.Length, c.BatchCount, c.MinTimestamp, c.MaxTimestamp); err != nil {
+				return err
+			}
+		}
+		t := now()
+		_, err = tx.ExecContext(ctx, `INSERT INTO segments (key, agent, size, state, recorded_at, committed_at)
+			VALUES (?, ?, ?, 'committed', ?, ?)
+			ON CONFLICT (key) DO UPDATE SET state = 'committed', size = excluded.size, committed_at = excluded.committed_at`,
+			f.SegmentKey, f.AgentID, f.Size, t, t)
+		return err
+	})
+	if errors.Is(err, errUnknown) {
+		sort.Ints(unknown)
+		uerr := &metastore.UnknownPartitionsError{}
+		for _, i := range unknown {
+			uerr.Partitions = append(uerr.Partitions, f.Chunks[i].TopicPartition)
+		}
+		return metastore.FlushResult{}, uerr
+	}
+	if err != nil {
+		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+	}
+	return metastore.FlushResult{BaseOffsets: bases}, nil
+}
+
+var errUnknown = errors.New("unknown partitions")
+
+// Orphans implements metastore.Store.
+func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT key, agent, recorded_at FROM segments
+		WHERE state = 'uploading' AND recorded_at < ? ORDER BY recorded_at, key`, olderThan.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("list orphans: %w", err)
+	}
+	defer rows.Close()
+	var ups []metastore.Upload
+	for rows.Next() {
+		var (
+			u  metastore.Upload
+			at int64
+		)
+		if err := rows.Scan(&u.Key, &u.AgentID, &at); err != nil {
+			return nil, fmt.Errorf("list orphans: %w", err)
+		}
+		u.RecordedAt = time.Unix(0, at)
+		ups = append(ups, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list orphans: %w", err)
+	}
+	return ups, nil
+}
+
+// ForgetUpload implements metastore.Store.
+func (s *Store) ForgetUpload(ctx context.Context, key string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key); err != nil {
+		return fmt.Errorf("forget upload %s: %w", key, err)
+	}
+	return nil
+}
+
+const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"
+
+func scanIndexEntry(r scanner) (metastore.IndexEntry, error) {
+	var (
+		e  metastore.IndexEntry
+		id []byte
+	)
+	if err := r.Scan(&id, &e.Partition, &e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
+		&e.BatchCount, &e.MinTimestamp, &e.MaxTimestamp); err != nil {
+		return e, err
+	}
+	var err error
+	e.Topic, err = topicID(id)
+	return e, err
+}
+
+// Index implements metastore.Store. A limit <= 0 means no row limit.
+func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64, limit int) ([]metastore.IndexEntry, error) {
+	lim := int64(limit)
+	if limit <= 0 {
+		lim = -1
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+indexColumns+` FROM (
+			SELECT `+indexColumns+`, sum(length) OVER (ORDER BY base_offset) - length AS before
+			FROM (
+				SELECT `+indexColumns+` FROM index_entries
+				WHERE topic_id = ?1 AND partition = ?2 AND last_offset >= ?3
+				  AND base_offset >= coalesce((
+					SELECT base_offset FROM index_entries
+					WHERE topic_id = ?1 AND partition = ?2 AND base_offset <= ?3
+					ORDER BY base_offset DESC LIMIT 1), ?3)
+				ORDER BY base_offset
+				LIMIT ?5
+			)
+		)
+		WHERE before < max(?4, 1)
+		ORDER BY base_offset`,
+		tp.Topic[:], tp.Partition, offset, maxBytes, lim)
+	if err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	defer rows.Close()
+	es := []metastore.IndexEntry{}
+	for rows.Next() {
+		e, err := scanIndexEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+		}
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	return es, nil
+}
+
+func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPartition, query string, args ...any) (metastore.IndexEntry, bool, error) {
+	e, err := scanIndexEntry(s.read.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return metastore.IndexEntry{}, false, nil
+	}
+	if err != nil {
+		return metastore.IndexEntry{}, false, fmt.Errorf("%s of %x/%d: %w", what, tp.Topic[:], tp.Partition, err)
+	}
+	return e, true, nil
+}
+
+// IndexByTimestamp implements metastore.Store.
+func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = ?1 AND partition = ?2 AND base_offset = (
+			SELECT min(base_offset) FROM index_entries
+			WHERE topic_id = ?1 AND partition = ?2 AND max_ts >= ?3)`,
+		tp.Topic[:], tp.Partition, ts)
+}
+
+// IndexMaxTimestamp implements metastore.Store.
+func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index max timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = ? AND partition = ?
+		ORDER BY max_ts DESC, base_offset LIMIT 1`,
+		tp.Topic[:], tp.Partition)
+}
+
+// AllocateProducerID implements metastore.Store.
+func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.write.QueryRowContext(ctx, "UPDATE producer_ids SET next = next + 1 RETURNING next - 1").Scan(&id); err != nil {
+		return 0, fmt.Errorf("allocate producer id: %w", err)
+	}
+	return id, nil
+}
+
+// CommitOffsets implements metastore.Store.
+func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (group_id, topic, partition) DO UPDATE
+			SET "offset" = excluded."offset", leader_epoch = excluded.leader_epoch, metadata = excluded.metadata`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, o := range offsets {
+			if _, err := st.ExecContext(ctx, group, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", group, err)
+	}
+	return nil
+}
+
+// FetchOffsets implements metastore.Store.
+func (s *Store) FetchOffsets(ctx context.Context, group string) ([]metastore.CommittedOffset, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT topic, partition, "offset", leader_epoch, metadata
+		FROM consumer_offsets WHERE group_id = ? ORDER BY topic, partition`, group)
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	defer rows.Close()
+	out := []metastore.CommittedOffset{}
+	for rows.Next() {
+		var o metastore.CommittedOffset
+		if err := rows.Scan(&o.Topic, &o.Partition, &o.Offset, &o.LeaderEpoch, &o.Metadata); err != nil {
+			return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	return out, nil
+}
+
+// AcquireLease implements metastore.Store.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	t := now()
+	rows, err := s.write.QueryContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4
+		RETURNING holder`, name, holder, t+int64(ttl), t)
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	defer rows.Close()
+	got := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	return got, nil
+}
+
+// ReleaseLease implements metastore.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM leases WHERE name = ? AND holder = ?", name, holder); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// RegisterAgent implements metastore.Store.
+func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.Duration) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at`,
+		a.ID, a.Addr, a.Zone, now()+int64(ttl))
+	if err != nil {
+		return fmt.Errorf("register agent %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeregisterAgent implements metastore.Store.
+func (s *Store) DeregisterAgent(ctx context.Context, id string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM agents WHERE id = ?", id); err != nil {
+		return fmt.Errorf("deregister agent %s: %w", id, err)
+	}
+	return nil
+}
+
+// Agents implements metastore.Store.
+func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at FROM agents WHERE expires_at > ? ORDER BY id", now())
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	defer rows.Close()
+	out := []metastore.Agent{}
+	for rows.Next() {
+		var (
+			a   metastore.Agent
+			exp int64
+		)
+		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp); err != nil {
+			return nil, fmt.Errorf("list agents: %w", err)
+		}
+		a.Expires = time.Unix(0, exp)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}
+
+// SchemaVersion implements metastore.Store.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.read.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
