@@ -7,4 +7,9 @@
 // mem (in memory). bucketurl.Open picks one from a URL such as
 // "s3://bucket/prefix?region=us-east-1", "file:///var/lib/silt" or "mem://".
 // objectstoretest.Run is the acceptance suite every driver passes.
+//
+// Errors are classified by sentinel, never by driver-specific type:
+// ErrNotFound (missing key), ErrInvalidRange (Get past the end),
+// ErrBucketNotFound (the bucket itself is missing), ErrAccessDenied
+// (credentials refused) and ErrInvalidKey (a key breaking the key rules).
 package objectstore

@@ -13,4 +13,9 @@
 // objectstore sentinels (ErrNotFound, ErrInvalidRange, ErrBucketNotFound,
 // ErrAccessDenied); a missing bucket or refused credentials produce a message
 // that says so. Call CheckBucket at startup to fail early and clearly.
+//
+// The credentials need s3:ListBucket on the bucket as well as
+// s3:GetObject, s3:PutObject and s3:DeleteObject on its objects: without
+// ListBucket, S3 answers 403 instead of 404 for a missing key, which this
+// driver must then report as access denied rather than not found.
 package s3

@@ -38,30 +38,31 @@ func (e *classifiedError) Unwrap() []error { return []error{e.kind, e.err} }
 
 // classify maps an SDK error to the objectstore error classification.
 func (b *Bucket) classify(op, key string, err error) error {
+	what := op
+	if key != "" {
+		what += " " + key
+	}
 	if ctxErr := contextError(err); ctxErr != nil {
-		return fmt.Errorf("s3 %s %s: %w", op, key, err)
+		return fmt.Errorf("s3 %s: %w", what, err)
 	}
 	code, status := errorCode(err)
 	switch {
 	case code == "NoSuchBucket":
-		return b.bucketNotFound(op+" "+key, err)
+		return b.bucketNotFound(what, err)
 	case code == "NoSuchKey" || code == "NotFound" || status == http.StatusNotFound:
-		return &classifiedError{fmt.Sprintf("s3 %s %s: object not found", op, key), objectstore.ErrNotFound, err}
+		return &classifiedError{fmt.Sprintf("s3 %s: object not found", what), objectstore.ErrNotFound, err}
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
-		return &classifiedError{fmt.Sprintf("s3 %s %s: invalid range", op, key), objectstore.ErrInvalidRange, err}
+		return &classifiedError{fmt.Sprintf("s3 %s: invalid range", what), objectstore.ErrInvalidRange, err}
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
 		code == "InvalidToken" || code == "ExpiredToken" || code == "Forbidden" || status == http.StatusForbidden:
 		return &classifiedError{
-			fmt.Sprintf("s3: access denied to bucket %q (check credentials and bucket policy) during %s %s", b.bucket, op, key),
+			fmt.Sprintf("s3: access denied to bucket %q (check credentials and bucket policy) during %s", b.bucket, what),
 			objectstore.ErrAccessDenied, err,
 		}
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
 		return fmt.Errorf("s3: bucket %q is in another region than the one configured (set region=): %w", b.bucket, err)
 	}
-	if key == "" {
-		return fmt.Errorf("s3 %s: %w", op, err)
-	}
-	return fmt.Errorf("s3 %s %s: %w", op, key, err)
+	return fmt.Errorf("s3 %s: %w", what, err)
 }
 
 func (b *Bucket) bucketNotFound(during string, err error) error {

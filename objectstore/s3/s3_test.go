@@ -104,6 +104,7 @@ func TestMissingBucket(t *testing.T) {
 	ctx := context.Background()
 	want := `bucket "no-such-bucket-here" does not exist`
 	err = b.CheckBucket(ctx)
+	t.Logf("CheckBucket on a missing bucket: %v", err)
 	if !objectstore.IsBucketNotFound(err) || !strings.Contains(err.Error(), want) {
 		t.Errorf("CheckBucket: err = %v, want IsBucketNotFound saying %s", err, want)
 	}
@@ -134,6 +135,8 @@ func TestWrongCredentials(t *testing.T) {
 	}
 	ctx := context.Background()
 	want := fmt.Sprintf("access denied to bucket %q (check credentials", name)
+	t.Logf("CheckBucket with a wrong secret: %v", b.CheckBucket(ctx))
+	t.Logf("Put with a wrong secret: %v", b.Put(ctx, "k", []byte("x")))
 	for op, err := range map[string]error{
 		"CheckBucket": b.CheckBucket(ctx),
 		"Put":         b.Put(ctx, "k", []byte("x")),
@@ -158,21 +161,45 @@ func TestWrongCredentials(t *testing.T) {
 	}
 }
 
-// fakeS3 answers PUT requests with 503 SlowDown until failures runs out.
+// fakeS3 fails its first failures requests with fail (503 SlowDown by
+// default), then accepts everything.
 type fakeS3 struct {
 	failures atomic.Int64
 	requests atomic.Int64
 	stored   atomic.Value // []byte
+	fail     func(w http.ResponseWriter)
+}
+
+func slowDown(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>`)
+}
+
+func internalError(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusInternalServerError)
+	io.WriteString(w, `<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>`)
+}
+
+// resetConnection drops the connection without answering.
+func resetConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		conn.Close()
+	}
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
 	body, _ := io.ReadAll(r.Body)
 	if f.failures.Add(-1) >= 0 {
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>
-<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>`)
+		if f.fail != nil {
+			f.fail(w)
+		} else {
+			slowDown(w)
+		}
 		return
 	}
 	if r.Method == http.MethodPut {
@@ -211,6 +238,31 @@ func TestRetriesSlowDown(t *testing.T) {
 	}
 	if got, _ := f.stored.Load().([]byte); string(got) != "payload" {
 		t.Fatalf("retried Put sent body %q, want %q", got, "payload")
+	}
+}
+
+func TestRetriesServerAndConnectionErrors(t *testing.T) {
+	for name, fail := range map[string]func(http.ResponseWriter){
+		"500 InternalError": internalError,
+		"connection reset":  resetConnection,
+		"slow response": func(w http.ResponseWriter) {
+			time.Sleep(300 * time.Millisecond) // past ResponseHeaderTimeout
+			slowDown(w)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, b := newFake(t, 2, s3.Config{
+				RetryBaseDelay: time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond,
+				ResponseHeaderTimeout: 100 * time.Millisecond,
+			})
+			f.fail = fail
+			if err := b.Put(context.Background(), "k", []byte("payload")); err != nil {
+				t.Fatalf("Put after two failures: %v", err)
+			}
+			if got, _ := f.stored.Load().([]byte); string(got) != "payload" {
+				t.Fatalf("stored %q after retries, want %q", got, "payload")
+			}
+		})
 	}
 }
 
