@@ -36,20 +36,20 @@ type options struct {
 	floorWorkers  int
 	objectSize    int
 
-	duration     time.Duration
-	partitions   int
-	recordSize   int
-	producers    int
-	linger       time.Duration
-	idempotent   bool
-	topic        string
-	latencyDur   time.Duration
-	rate         float64
-	lowRate      float64
+	duration      time.Duration
+	partitions    int
+	recordSize    int
+	producers     int
+	linger        time.Duration
+	idempotent    bool
+	topic         string
+	latencyDur    time.Duration
+	rate          float64
+	lowRate       float64
 	flushInterval string
-	flushBytes   string
-	siltBin      string
-	keepLogs     bool
+	flushBytes    string
+	siltBin       string
+	keepLogs      bool
 }
 
 func parseFlags(args []string) (options, error) {
