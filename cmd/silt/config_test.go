@@ -251,7 +251,7 @@ func TestDevDefaults(t *testing.T) {
 	if raw["auto.create.topics"] != "true" || raw["data.dir"] != "./silt-data" || raw["listen"] != "127.0.0.1:9092" {
 		t.Errorf("dev defaults: %v", raw)
 	}
-	if got := localURL("sqlite", "/var/lib/silt data/meta.db"); got != "sqlite:///var/lib/silt%20data/meta.db" {
+	if got := localURL("file", "/var/lib/silt data/bucket"); got != "file:///var/lib/silt%20data/bucket" {
 		t.Errorf("localURL: %s", got)
 	}
 }

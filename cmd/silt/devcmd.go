@@ -43,7 +43,8 @@ silt agent; every other key can still be set by flag, environment or file.`,
 			}
 		}
 		raw["bucket.url"] = localURL("file", filepath.Join(dataDir, "bucket"))
-		raw["metastore.url"] = localURL("sqlite", filepath.Join(dataDir, "meta.db"))
+		// metastoreurl takes the sqlite path verbatim (no %-unescaping).
+		raw["metastore.url"] = "sqlite://" + filepath.ToSlash(filepath.Join(dataDir, "meta.db"))
 		s, err := parseSettings(raw, isTerminal(stderr))
 		if err != nil {
 			return err

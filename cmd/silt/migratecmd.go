@@ -9,6 +9,7 @@ import (
 
 	"github.com/siltstream/silt/metastore/metastoreurl"
 	"github.com/siltstream/silt/metastore/postgres"
+	"github.com/siltstream/silt/metastore/sqlite"
 )
 
 func newMigrateCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -53,9 +54,12 @@ to run while agents start (they migrate on start too).`,
 // schemaVersion is the version a migrated store is at: the newest migration
 // embedded for its kind.
 func schemaVersion(metaURL string) (int, bool) {
-	switch {
-	case strings.HasPrefix(metaURL, "postgres://"), strings.HasPrefix(metaURL, "postgresql://"):
+	scheme, _, _ := strings.Cut(metaURL, ":")
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
 		return postgres.LatestVersion(), true
+	case "sqlite", "sqlite3":
+		return sqlite.LatestVersion(), true
 	}
 	return 0, false
 }
