@@ -21,6 +21,10 @@ import (
 // floorResult is the raw PUT and GET figures.
 type floorResult struct {
 	put, get opStats
+	// small is sequential PUTs of segment-sized objects, one worker: the
+	// least an acknowledged produce can wait for besides the flush timer.
+	small     opStats
+	smallSize int
 }
 
 // opStats is one raw measurement: throughput and per-operation latency.
@@ -83,6 +87,24 @@ func measureFloor(ctx context.Context, t *s3Target, o options) (floorResult, err
 			return n, fmt.Errorf("get %s: %w", key, err)
 		}
 		return n, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	small := make([]byte, o.smallObjectSize)
+	rand.Read(small)
+	res.smallSize = len(small)
+	res.small, err = runWorkers(ctx, 1, o.floorDuration, func(ctx context.Context, _, i int) (int64, error) {
+		key := fmt.Sprintf("silt-bench-floor/small-%06d", i)
+		_, err := cl.PutObject(ctx, t.bucket, key, bytes.NewReader(small), int64(len(small)),
+			minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		if err != nil {
+			return 0, fmt.Errorf("put %s: %w", key, err)
+		}
+		mu.Lock()
+		keys = append(keys, key)
+		mu.Unlock()
+		return int64(len(small)), nil
 	})
 	return res, err
 }

@@ -32,9 +32,10 @@ type options struct {
 
 	s3Endpoint, s3Bucket, s3Region, s3AccessKey, s3SecretKey string
 
-	floorDuration time.Duration
-	floorWorkers  int
-	objectSize    int
+	floorDuration   time.Duration
+	floorWorkers    int
+	objectSize      int
+	smallObjectSize int
 
 	duration      time.Duration
 	partitions    int
@@ -64,6 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.floorDuration, "floor-duration", 5*time.Second, "duration of each raw PUT and GET measurement")
 	fs.IntVar(&o.floorWorkers, "floor-workers", 4, "concurrent raw PUT/GET workers")
 	fs.IntVar(&o.objectSize, "object-size", 4<<20, "raw floor object size in bytes")
+	fs.IntVar(&o.smallObjectSize, "small-object-size", 256<<10, "object size of the sequential raw PUT latency floor (about one flush's segment at the latency rates)")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "duration of the max produce throughput measurement")
 	fs.IntVar(&o.partitions, "partitions", 64, "partitions of the benchmark topic")
 	fs.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes")
@@ -87,8 +89,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.recordSize < 16:
 		return o, errors.New("--record-size must be at least 16 (the send timestamp is in the value)")
-	case o.partitions < 1, o.producers < 1, o.floorWorkers < 1, o.objectSize < 1:
-		return o, errors.New("--partitions, --producers, --floor-workers and --object-size must be positive")
+	case o.partitions < 1, o.producers < 1, o.floorWorkers < 1, o.objectSize < 1, o.smallObjectSize < 1:
+		return o, errors.New("--partitions, --producers, --floor-workers, --object-size and --small-object-size must be positive")
 	case o.rate <= 0:
 		return o, errors.New("--rate must be positive")
 	}
@@ -141,7 +143,7 @@ func run(ctx context.Context, o options) error {
 	rep.setup = env.describe()
 
 	if env.s3 != nil {
-		progress("floor: raw PUT/GET of %s objects, %d workers, %s each", sizeString(o.objectSize), o.floorWorkers, o.floorDuration)
+		progress("floor: raw PUT/GET of %s objects, %d workers, %s each; then sequential %s PUTs", sizeString(o.objectSize), o.floorWorkers, o.floorDuration, sizeString(o.smallObjectSize))
 		f, err := measureFloor(ctx, env.s3, o)
 		if err != nil {
 			return fmt.Errorf("measure floor: %w", err)

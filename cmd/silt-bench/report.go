@@ -75,8 +75,9 @@ func (r *report) print(w io.Writer) {
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "command: %s\n", commandLine())
 	fmt.Fprintf(w, "setup:   %s\n", r.setup)
-	fmt.Fprintf(w, "units:   MB = 10^6 bytes; floor = raw %s PUT/GET with minio-go, %d workers, payloads random (incompressible)\n\n",
-		sizeString(o.objectSize), o.floorWorkers)
+	fmt.Fprintf(w, "units:   MB = 10^6 bytes; payloads random (incompressible); floors measured with minio-go:\n")
+	fmt.Fprintf(w, "         throughput vs raw %s PUTs (%d workers), latency vs sequential raw %s PUTs\n\n",
+		sizeString(o.objectSize), o.floorWorkers, sizeString(o.smallObjectSize))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tvalue\tfloor\tratio")
@@ -85,10 +86,12 @@ func (r *report) print(w io.Writer) {
 	var putP50, putP99 time.Duration
 	if f := r.floor; f != nil {
 		putMBps, getMBps = f.put.mbps(), f.get.mbps()
-		putP50, putP99 = f.put.lat.percentile(50), f.put.lat.percentile(99)
-		fmt.Fprintf(tw, "raw PUT throughput\t%.1f MB/s (%d objects)\t\t\n", putMBps, f.put.ops)
-		fmt.Fprintf(tw, "raw GET throughput\t%.1f MB/s (%d objects)\t\t\n", getMBps, f.get.ops)
-		fmt.Fprintf(tw, "raw PUT latency p50 / p99\t%s / %s\t\t\n", ms(putP50), ms(putP99))
+		putP50, putP99 = f.small.lat.percentile(50), f.small.lat.percentile(99)
+		fmt.Fprintf(tw, "raw PUT throughput, %s x %d\t%.1f MB/s (%d objects)\t\t\n", sizeString(o.objectSize), o.floorWorkers, putMBps, f.put.ops)
+		fmt.Fprintf(tw, "raw GET throughput, %s x %d\t%.1f MB/s (%d objects)\t\t\n", sizeString(o.objectSize), o.floorWorkers, getMBps, f.get.ops)
+		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x %d\t%s / %s\t\t\n", sizeString(o.objectSize), o.floorWorkers,
+			ms(f.put.lat.percentile(50)), ms(f.put.lat.percentile(99)))
+		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x 1\t%s / %s\t\t\n", sizeString(f.smallSize), ms(putP50), ms(putP99))
 	} else {
 		fmt.Fprintln(tw, "raw PUT/GET\tnot measured\t\t")
 	}

@@ -160,6 +160,12 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	if cfg.Advertise == "" {
 		cfg.Advertise = defaultAdvertise(ln.Addr().(*net.TCPAddr))
 	}
+	// Validate fills the derived agent id here, so /status reports the id
+	// the agent runs with.
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return &configError{err}
+	}
 	a, err := agent.New(cfg, bucket, store)
 	if err != nil {
 		ln.Close()
@@ -187,7 +193,7 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	if status != nil {
 		status.setDraining()
 	}
-	log.Info("draining: flushing buffered writes and answering in-flight requests", "grace", cfg.ShutdownGrace)
+	log.Info("draining: flushing buffered writes and answering in-flight requests", "grace", cfg.ShutdownGrace.String())
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
@@ -198,7 +204,7 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	if err != nil {
 		return err
 	}
-	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 

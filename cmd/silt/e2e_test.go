@@ -253,8 +253,9 @@ func TestBinaryDev(t *testing.T) {
 
 	code, body := httpGet(t, "http://"+httpAddr+"/status")
 	var status struct {
-		State string `json:"state"`
-		Stats struct {
+		State   string `json:"state"`
+		AgentID string `json:"agent_id"`
+		Stats   struct {
 			ProducedBatches int64 `json:"produced_batches"`
 			Commits         int64 `json:"commits"`
 		} `json:"stats"`
@@ -262,7 +263,7 @@ func TestBinaryDev(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &status); code != 200 || err != nil {
 		t.Fatalf("/status: %d %v\n%s", code, err, body)
 	}
-	if status.State != "serving" || status.Stats.ProducedBatches < 1 || status.Stats.Commits < 1 {
+	if status.State != "serving" || status.AgentID == "" || status.Stats.ProducedBatches < 1 || status.Stats.Commits < 1 {
 		t.Errorf("/status after a produce: %s", body)
 	}
 	if code, _ := httpGet(t, "http://"+httpAddr+"/debug/pprof/"); code != 200 {
