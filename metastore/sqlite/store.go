@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -307,11 +308,9 @@ func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) er
 }
 
 // CommitFlush implements metastore.Store. The write connection and BEGIN
-// IMMEDIATE serialize flushes, so there is no lock order to keep; chunks
-// are still visited in (topic, partition) order, like postgres.
+// IMMEDIATE serialize flushes, so there is no lock order to keep.
 func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.FlushResult, error) {
 	n := len(f.Chunks)
-	order := make([]int, n)
 	seen := make(map[metastore.TopicPartition]bool, n)
 	for i, c := range f.Chunks {
 		if c.OffsetCount <= 0 {
@@ -321,52 +320,73 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: partition %x/%d appears twice", f.SegmentKey, c.Topic[:], c.Partition)
 		}
 		seen[c.TopicPartition] = true
-		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool {
-		ca, cb := f.Chunks[order[a]], f.Chunks[order[b]]
-		if ca.Topic != cb.Topic {
-			return string(ca.Topic[:]) < string(cb.Topic[:])
-		}
-		return ca.Partition < cb.Partition
-	})
+	// The chunks go to SQLite as one JSON array, so the flush is two
+	// statements however many partitions it touches.
+	type row = [3]any // topic id (hex), partition, offset count
+	rows := make([]row, n)
+	for i, c := range f.Chunks {
+		rows[i] = row{hex.EncodeToString(c.Topic[:]), c.Partition, c.OffsetCount}
+	}
+	chunkJSON, err := json.Marshal(rows)
+	if err != nil {
+		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+	}
 	bases := make([]int64, n)
 	var unknown []int
-	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
-		advance, err := tx.PrepareContext(ctx, `UPDATE partitions SET high_watermark = high_watermark + ?
-			WHERE topic_id = ? AND partition = ? RETURNING high_watermark`)
+	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
+		res, err := tx.QueryContext(ctx, `UPDATE partitions AS p SET high_watermark = p.high_watermark + j.cnt
+			FROM (SELECT unhex(value->>0) AS tid, value->>1 AS part, value->>2 AS cnt FROM json_each(?)) AS j
+			WHERE p.topic_id = j.tid AND p.partition = j.part
+			RETURNING topic_id, partition, high_watermark`, string(chunkJSON))
 		if err != nil {
 			return err
 		}
-		defer advance.Close()
-		for _, i := range order {
-			c := f.Chunks[i]
-			var hw int64
-			err := advance.QueryRowContext(ctx, c.OffsetCount, c.Topic[:], c.Partition).Scan(&hw)
-			if errors.Is(err, sql.ErrNoRows) {
+		hws := make(map[metastore.TopicPartition]int64, n)
+		for res.Next() {
+			var (
+				raw []byte
+				tp  metastore.TopicPartition
+				hw  int64
+			)
+			if err := res.Scan(&raw, &tp.Partition, &hw); err != nil {
+				res.Close()
+				return err
+			}
+			if tp.Topic, err = topicID(raw); err != nil {
+				res.Close()
+				return err
+			}
+			hws[tp] = hw
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
+			return err
+		}
+		type indexRow = [10]any
+		irows := make([]indexRow, 0, n)
+		for i, c := range f.Chunks {
+			hw, ok := hws[c.TopicPartition]
+			if !ok {
 				unknown = append(unknown, i)
 				continue
 			}
-			if err != nil {
-				return err
-			}
 			bases[i] = hw - c.OffsetCount
+			irows = append(irows, indexRow{hex.EncodeToString(c.Topic[:]), c.Partition, bases[i], bases[i] + c.OffsetCount - 1,
+				f.SegmentKey, c.Position, c.Length, c.BatchCount, c.MinTimestamp, c.MaxTimestamp})
 		}
 		if len(unknown) > 0 {
 			return errUnknown // roll back
 		}
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO index_entries (topic_id, partition, base_offset, last_offset,
-			segment_key, position, length, batch_count, min_ts, max_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		indexJSON, err := json.Marshal(irows)
 		if err != nil {
 			return err
 		}
-		defer insert.Close()
-		for _, i := range order {
-			c := f.Chunks[i]
-			if _, err := insert.ExecContext(ctx, c.Topic[:], c.Partition, bases[i], bases[i]+c.OffsetCount-1,
-				f.SegmentKey, c.Position, c.Length, c.BatchCount, c.MinTimestamp, c.MaxTimestamp); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO index_entries (topic_id, partition, base_offset, last_offset,
+				segment_key, position, length, batch_count, min_ts, max_ts)
+			SELECT unhex(value->>0), value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9
+			FROM json_each(?)`, string(indexJSON)); err != nil {
+			return err
 		}
 		t := now()
 		_, err = tx.ExecContext(ctx, `INSERT INTO segments (key, agent, size, state, recorded_at, committed_at)
