@@ -35,6 +35,7 @@ type Agent struct {
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
 	wg        sync.WaitGroup // the flusher and the committer
+	bg        sync.WaitGroup // background jobs, stopped with runCtx
 	closeOnce sync.Once
 }
 
@@ -78,6 +79,9 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.fl.run(a.runCtx) }()
 	go func() { defer a.wg.Done(); a.commit.run(a.runCtx) }()
+	j := &Janitor{AgentID: cfg.ID, Store: store, Bucket: cb, Log: a.log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); j.Run(a.runCtx) }()
 	return a, nil
 }
 
@@ -116,6 +120,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	}
 	a.runCancel()
 	<-done
+	a.bg.Wait()
 	if serr := <-srvErr; serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
@@ -129,6 +134,7 @@ func (a *Agent) Close() error {
 		a.runCancel()
 		a.server.Close()
 		a.wg.Wait()
+		a.bg.Wait()
 	})
 	return nil
 }

@@ -34,6 +34,12 @@ type Config struct {
 	CacheMemoryBytes int64 // cache.memory.bytes
 	CacheBlockBytes  int64 // cache.block.bytes
 
+	// OrphanMinAge is how old an uncommitted upload must be before the
+	// janitor deletes it (orphan.min.age); JanitorInterval is how often it
+	// looks (janitor.interval).
+	OrphanMinAge    time.Duration
+	JanitorInterval time.Duration
+
 	// ShutdownGrace bounds a graceful stop: finish buffered flushes and
 	// answer in-flight requests. (shutdown.grace)
 	ShutdownGrace time.Duration
@@ -54,6 +60,8 @@ func DefaultConfig() Config {
 		DefaultPartitions: 1,
 		CacheMemoryBytes:  256 << 20,
 		CacheBlockBytes:   4 << 20,
+		OrphanMinAge:      time.Hour,
+		JanitorInterval:   5 * time.Minute,
 		ShutdownGrace:     30 * time.Second,
 	}
 }
@@ -91,6 +99,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache.memory.bytes: must not be negative, got %d", c.CacheMemoryBytes)
 	case c.CacheBlockBytes <= 0:
 		return fmt.Errorf("cache.block.bytes: must be positive, got %d", c.CacheBlockBytes)
+	case c.OrphanMinAge < time.Minute:
+		return fmt.Errorf("orphan.min.age: must be at least 1m (uploads younger than this may still commit), got %v", c.OrphanMinAge)
+	case c.JanitorInterval <= 0:
+		return fmt.Errorf("janitor.interval: must be positive, got %v", c.JanitorInterval)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown.grace: must be positive, got %v", c.ShutdownGrace)
 	}

@@ -23,6 +23,10 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
+// noRecords is an empty, non-null record set: kmsg encodes a nil slice as a
+// null (length -1), which librdkafka rejects as an invalid MessageSetSize.
+var noRecords = []byte{}
+
 // fetchPart is one requested partition and where its answer goes.
 type fetchPart struct {
 	p        *partition
@@ -59,6 +63,7 @@ func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request
 			*rp = kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = rpart.Partition
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			rp.RecordBatches = noRecords
 			switch {
 			case terr != nil && req.Version >= 13:
 				rp.ErrorCode = kerr.UnknownTopicID.Code
@@ -113,7 +118,7 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64) (total int64, errored bool) {
 	for _, fp := range parts {
 		rp := fp.rp
-		rp.RecordBatches = nil
+		rp.RecordBatches = noRecords
 		if err := a.topics.load(ctx, fp.p); err != nil {
 			rp.ErrorCode = errorCode(err)
 			errored = true
@@ -137,7 +142,9 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			errored = true
 			continue
 		}
-		rp.RecordBatches = data
+		if len(data) > 0 {
+			rp.RecordBatches = data
+		}
 		total += int64(len(data))
 	}
 	return total, errored

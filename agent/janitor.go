@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
+)
+
+// orphanLease names the lease whose holder collects orphans, so that in a
+// cluster one agent at a time does it.
+const orphanLease = "janitor/orphans"
+
+// Janitor deletes orphaned uploads: objects whose upload was recorded but
+// never committed (the agent died, or its commit failed for good). Nothing
+// acknowledged is in an orphan, since producers are only answered after the
+// commit, and the store refuses to commit an upload the janitor forgot.
+type Janitor struct {
+	AgentID  string
+	Store    metastore.Store
+	Bucket   objectstore.Bucket
+	Log      *slog.Logger
+	Interval time.Duration // how often to look
+	MinAge   time.Duration // uploads younger than this may still commit
+}
+
+// Run collects orphans every Interval until ctx ends.
+func (j *Janitor) Run(ctx context.Context) {
+	t := time.NewTicker(j.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held, err := j.Store.AcquireLease(ctx, orphanLease, j.AgentID, 2*j.Interval)
+		if err != nil || !held {
+			continue
+		}
+		if n, err := j.CollectOnce(ctx); err != nil {
+			j.Log.Warn("orphan collection failed", "err", err, "deleted", n)
+		} else if n > 0 {
+			j.Log.Info("deleted orphaned uploads", "count", n)
+		}
+	}
+}
+
+// CollectOnce deletes the orphans older than MinAge and reports how many.
+// The record is forgotten before the object is deleted: once forgotten, a
+// late commit of that upload is refused, so no index row can point at a
+// deleted object.
+func (j *Janitor) CollectOnce(ctx context.Context) (int, error) {
+	orphans, err := j.Store.Orphans(ctx, time.Now().Add(-j.MinAge))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range orphans {
+		if err := j.Store.ForgetUpload(ctx, o.Key); err != nil {
+			return n, err
+		}
+		if err := j.Bucket.Delete(ctx, o.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
