@@ -133,6 +133,12 @@ func main() {
 // report. Everything it starts is stopped before it returns.
 func run(ctx context.Context, o options) error {
 	rep := newReport(o)
+	defer func() {
+		// Interrupted part-way: show what was measured.
+		if ctx.Err() != nil && (rep.floor != nil || rep.throughput != nil) {
+			rep.print(os.Stdout)
+		}
+	}()
 	env, err := setUp(ctx, o, progress)
 	if env != nil {
 		defer env.close()
