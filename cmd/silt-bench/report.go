@@ -75,9 +75,13 @@ func (r *report) print(w io.Writer) {
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "command: %s\n", commandLine())
 	fmt.Fprintf(w, "setup:   %s\n", r.setup)
-	fmt.Fprintf(w, "units:   MB = 10^6 bytes; payloads random (incompressible); floors measured with minio-go:\n")
-	fmt.Fprintf(w, "         throughput vs raw %s PUTs (%d workers), latency vs sequential raw %s PUTs\n\n",
-		sizeString(o.objectSize), o.floorWorkers, sizeString(o.smallObjectSize))
+	fmt.Fprintf(w, "units:   MB = 10^6 bytes; payloads random (incompressible)")
+	if r.floor != nil {
+		fmt.Fprintf(w, "; floors measured with minio-go:\n")
+		fmt.Fprintf(w, "         throughput vs raw %s PUTs (%d workers), latency vs sequential raw %s PUTs",
+			sizeString(o.objectSize), o.floorWorkers, sizeString(o.smallObjectSize))
+	}
+	fmt.Fprint(w, "\n\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tvalue\tfloor\tratio")
@@ -93,7 +97,7 @@ func (r *report) print(w io.Writer) {
 			ms(f.put.lat.percentile(50)), ms(f.put.lat.percentile(99)))
 		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x 1\t%s / %s\t\t\n", sizeString(f.smallSize), ms(putP50), ms(putP99))
 	} else {
-		fmt.Fprintln(tw, "raw PUT/GET\tnot measured\t\t")
+		fmt.Fprintln(tw, "raw PUT/GET (floor)\tnot measured (no --s3-endpoint/--s3-bucket)\t\t")
 	}
 	if t := r.throughput; t != nil {
 		fmt.Fprintf(tw, "produce throughput, max\t%.1f MB/s (%.0f records/s)\t%s\t%s\n",
