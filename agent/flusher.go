@@ -188,7 +188,7 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 	dropped := make(map[metastore.TopicPartition]bool)
 	var res metastore.FlushResult
 	start := time.Now()
-	retry(ctx, f.log, "commit segment "+fl.key, func() error {
+	err := retry(ctx, f.log, "commit segment "+fl.key, func() error {
 		if len(chunks) == 0 {
 			res = metastore.FlushResult{} // every partition vanished; the object is an orphan now
 			return nil
@@ -210,6 +210,13 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 		}
 		return err
 	})
+	if err != nil {
+		// The upload record is gone (the janitor took it for an orphan, so
+		// the object may be deleted): this flush can never commit.
+		f.log.Error("flush cannot be committed; producers get an error", "segment", fl.key, "err", err)
+		f.fail(fl, err)
+		return
+	}
 	if ctx.Err() != nil {
 		f.fail(fl, ctx.Err())
 		return
@@ -249,8 +256,9 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially
 // with jitter (50 ms doubling to 5 s). An outage of the bucket or the store
-// is logged and waited out, never fatal.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) {
+// is logged and waited out, never fatal. The one error no retry can mend,
+// metastore.ErrUploadNotRecorded, is returned.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -258,21 +266,24 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) 
 			if attempt > 1 {
 				log.Info("recovered", "op", what, "attempts", attempt)
 			}
-			return
+			return nil
 		}
 		var unknown *metastore.UnknownPartitionsError
 		if errors.As(err, &unknown) {
 			continue // fn dropped the unknown partitions; try the rest at once
 		}
+		if errors.Is(err, metastore.ErrUploadNotRecorded) {
+			return err
+		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		log.Warn("retrying", "op", what, "attempt", attempt, "err", err)
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-time.After(sleep):
 		case <-ctx.Done():
-			return
+			return nil
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}

@@ -13,6 +13,10 @@ var (
 	ErrUnknownTopic = errors.New("unknown topic")
 	// ErrInvalidPartitions: a partition count that is not allowed.
 	ErrInvalidPartitions = errors.New("invalid partition count")
+	// ErrUploadNotRecorded: CommitFlush of a segment whose upload was never
+	// recorded, or was forgotten as an orphan (its object may be deleted).
+	// Nothing was committed; the flush must not be acknowledged.
+	ErrUploadNotRecorded = errors.New("upload not recorded or forgotten")
 )
 
 // UnknownPartitionsError is returned by CommitFlush when chunks name

@@ -54,6 +54,12 @@ type Store interface {
 	// segment committed (no longer an orphan candidate). Each partition may
 	// appear at most once in f.Chunks.
 	//
+	// The upload must have been recorded with RecordUpload and not
+	// forgotten; otherwise the error wraps ErrUploadNotRecorded and nothing
+	// is committed. Committing a segment that is already committed (a retry
+	// after an ambiguous failure) changes nothing and returns the base
+	// offsets assigned the first time.
+	//
 	// If any chunk names a partition that does not exist (never created, or
 	// deleted), nothing is committed and the error is an
 	// *UnknownPartitionsError listing them, so the caller can drop those

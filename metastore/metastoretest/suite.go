@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},
+		{"CommitFlushGuards", testCommitFlushGuards},
 		{"Index", testIndex},
 		{"IndexTimestamps", testIndexTimestamps},
 		{"Orphans", testOrphans},
@@ -832,5 +833,47 @@ func testSchemaVersion(t *testing.T, s metastore.Store) {
 	v, err := s.SchemaVersion(ctxFor(t))
 	if err != nil || v <= 0 {
 		t.Fatalf("SchemaVersion = %d, %v; want > 0", v, err)
+	}
+}
+
+// testCommitFlushGuards: a commit needs its upload record; a forgotten
+// (orphan-collected) upload cannot be committed; a retried commit of a
+// committed segment returns the same offsets and appends nothing.
+func testCommitFlushGuards(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "guards", 1)
+	tp := metastore.TopicPartition{Topic: top.ID, Partition: 0}
+	flush := func(key string) metastore.Flush {
+		return metastore.Flush{SegmentKey: key, AgentID: "agent-1", Size: 500, Chunks: []metastore.Chunk{chunk(top.ID, 0, 5)}}
+	}
+	if _, err := s.CommitFlush(ctx, flush("never-recorded")); !errors.Is(err, metastore.ErrUploadNotRecorded) {
+		t.Fatalf("commit without RecordUpload: %v, want ErrUploadNotRecorded", err)
+	}
+	if err := s.RecordUpload(ctx, "forgotten", "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ForgetUpload(ctx, "forgotten"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitFlush(ctx, flush("forgotten")); !errors.Is(err, metastore.ErrUploadNotRecorded) {
+		t.Fatalf("commit of a forgotten upload: %v, want ErrUploadNotRecorded", err)
+	}
+	first := commit(t, s, "once", chunk(top.ID, 0, 5))
+	again, err := s.CommitFlush(ctx, flush("once"))
+	if err != nil {
+		t.Fatalf("retried commit: %v", err)
+	}
+	if len(again.BaseOffsets) != 1 || again.BaseOffsets[0] != first.BaseOffsets[0] {
+		t.Fatalf("retried commit gave %v, first gave %v", again.BaseOffsets, first.BaseOffsets)
+	}
+	states, err := s.Partitions(ctx, top.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if states[0].HighWatermark != 5 || len(index(t, s, tp, 0)) != 1 {
+		t.Fatalf("after a retried commit: hw %d, %d index rows; want 5 and 1", states[0].HighWatermark, len(index(t, s, tp, 0)))
+	}
+	if orphans, _ := s.Orphans(ctx, time.Now().Add(time.Hour)); len(orphans) != 0 {
+		t.Fatalf("orphans after the guards test: %v", orphans)
 	}
 }

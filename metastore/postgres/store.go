@@ -305,6 +305,10 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		f.SegmentKey, f.AgentID, f.Size, topicIDs, partitions, positions, lengths, counts, batches, minTS, maxTS,
 	).Scan(&bases, &missing)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "P0002" {
+		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, metastore.ErrUploadNotRecorded)
+	}
 	if err != nil {
 		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
 	}

@@ -335,6 +335,16 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 	bases := make([]int64, n)
 	var unknown []int
 	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
+		// The upload record guards the commit; see metastore.Store.CommitFlush.
+		var state string
+		switch err := tx.QueryRowContext(ctx, `SELECT state FROM segments WHERE key = ?`, f.SegmentKey).Scan(&state); {
+		case errors.Is(err, sql.ErrNoRows):
+			return metastore.ErrUploadNotRecorded
+		case err != nil:
+			return err
+		case state == "committed":
+			return s.committedBases(ctx, tx, f, bases)
+		}
 		res, err := tx.QueryContext(ctx, `UPDATE partitions AS p SET high_watermark = p.high_watermark + j.cnt
 			FROM (SELECT unhex(value->>0) AS tid, value->>1 AS part, value->>2 AS cnt FROM json_each(?)) AS j
 			WHERE p.topic_id = j.tid AND p.partition = j.part
@@ -389,10 +399,8 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 			return err
 		}
 		t := now()
-		_, err = tx.ExecContext(ctx, `INSERT INTO segments (key, agent, size, state, recorded_at, committed_at)
-			VALUES (?, ?, ?, 'committed', ?, ?)
-			ON CONFLICT (key) DO UPDATE SET state = 'committed', size = excluded.size, committed_at = excluded.committed_at`,
-			f.SegmentKey, f.AgentID, f.Size, t, t)
+		_, err = tx.ExecContext(ctx, `UPDATE segments SET state = 'committed', size = ?, committed_at = ? WHERE key = ?`,
+			f.Size, t, f.SegmentKey)
 		return err
 	})
 	if errors.Is(err, errUnknown) {
@@ -410,6 +418,42 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 }
 
 var errUnknown = errors.New("unknown partitions")
+
+// committedBases fills bases with the offsets a committed segment's chunks
+// were given, for a retried commit.
+func (s *Store) committedBases(ctx context.Context, tx *sql.Tx, f metastore.Flush, bases []int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT topic_id, partition, base_offset FROM index_entries WHERE segment_key = ?`, f.SegmentKey)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	got := make(map[metastore.TopicPartition]int64)
+	for rows.Next() {
+		var (
+			raw  []byte
+			tp   metastore.TopicPartition
+			base int64
+		)
+		if err := rows.Scan(&raw, &tp.Partition, &base); err != nil {
+			return err
+		}
+		if tp.Topic, err = topicID(raw); err != nil {
+			return err
+		}
+		got[tp] = base
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, c := range f.Chunks {
+		b, ok := got[c.TopicPartition]
+		if !ok {
+			return fmt.Errorf("segment is committed without partition %x/%d", c.Topic[:], c.Partition)
+		}
+		bases[i] = b
+	}
+	return nil
+}
 
 // Orphans implements metastore.Store.
 func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {
