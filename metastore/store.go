@@ -101,12 +101,21 @@ type Store interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 
 	// RegisterAgent upserts an agent and extends its liveness to ttl from now
-	// (by the store's clock); agents call it again to heartbeat.
+	// (by the store's clock); agents call it again to heartbeat. A new or
+	// returning agent moves the membership epoch forward.
 	RegisterAgent(ctx context.Context, a Agent, ttl time.Duration) error
-	// DeregisterAgent removes an agent at once.
+	// DeregisterAgent removes an agent at once, moving the membership epoch
+	// forward if it was registered.
 	DeregisterAgent(ctx context.Context, id string) error
 	// Agents lists agents whose liveness has not lapsed, ordered by id.
 	Agents(ctx context.Context) ([]Agent, error)
+	// Membership removes agents whose liveness lapsed (moving the epoch
+	// forward if there were any) and returns the live agents and the epoch.
+	Membership(ctx context.Context) (Membership, error)
+
+	// IndexBySegment returns the index rows of one committed segment, so an
+	// agent told of another agent's commit can learn its new offsets.
+	IndexBySegment(ctx context.Context, segmentKey string) ([]IndexEntry, error)
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

@@ -36,6 +36,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"ConsumerOffsets", testConsumerOffsets},
 		{"Leases", testLeases},
 		{"Agents", testAgents},
+		{"MembershipEpoch", testMembershipEpoch},
+		{"IndexBySegment", testIndexBySegment},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {
@@ -875,5 +877,83 @@ func testCommitFlushGuards(t *testing.T, s metastore.Store) {
 	}
 	if orphans, _ := s.Orphans(ctx, time.Now().Add(time.Hour)); len(orphans) != 0 {
 		t.Fatalf("orphans after the guards test: %v", orphans)
+	}
+}
+
+// testMembershipEpoch: the epoch moves forward exactly when the set of live
+// agents changes, never on a heartbeat.
+func testMembershipEpoch(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	epoch := func() int64 {
+		t.Helper()
+		m, err := s.Membership(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Epoch
+	}
+	e0 := epoch()
+	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "a", Addr: "a:1"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	e1 := epoch()
+	if e1 <= e0 {
+		t.Fatalf("epoch after a join = %d, want > %d", e1, e0)
+	}
+	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "a", Addr: "a:1"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if e := epoch(); e != e1 {
+		t.Fatalf("epoch moved on a heartbeat: %d -> %d", e1, e)
+	}
+	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "brief", Addr: "b:1"}, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	e2 := epoch()
+	var m metastore.Membership
+	waitFor(t, "agent brief to lapse", 10*time.Second, func() bool {
+		var err error
+		m, err = s.Membership(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m.Agents) == 1
+	})
+	if m.Epoch <= e2 || m.Agents[0].ID != "a" {
+		t.Fatalf("after a lapse: %+v, want only a and epoch > %d", m, e2)
+	}
+	if err := s.DeregisterAgent(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if e := epoch(); e <= m.Epoch {
+		t.Fatalf("epoch after a leave = %d, want > %d", e, m.Epoch)
+	}
+	e3 := epoch()
+	if err := s.DeregisterAgent(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if e := epoch(); e != e3 {
+		t.Fatalf("deregistering an absent agent moved the epoch: %d -> %d", e3, e)
+	}
+}
+
+func testIndexBySegment(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "byseg", 3)
+	commit(t, s, "seg-1", chunk(top.ID, 0, 5), chunk(top.ID, 2, 7))
+	res := commit(t, s, "seg-2", chunk(top.ID, 2, 1))
+	es, err := s.IndexBySegment(ctx, "seg-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Partition != 0 || es[1].Partition != 2 || es[1].LastOffset != 6 || es[0].SegmentKey != "seg-1" {
+		t.Fatalf("IndexBySegment(seg-1) = %+v", es)
+	}
+	es, err = s.IndexBySegment(ctx, "seg-2")
+	if err != nil || len(es) != 1 || es[0].BaseOffset != res.BaseOffsets[0] {
+		t.Fatalf("IndexBySegment(seg-2) = %+v, %v", es, err)
+	}
+	if es, err := s.IndexBySegment(ctx, "nope"); err != nil || len(es) != 0 {
+		t.Fatalf("IndexBySegment(nope) = %+v, %v", es, err)
 	}
 }

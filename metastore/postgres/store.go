@@ -517,26 +517,6 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	return nil
 }
 
-// RegisterAgent implements metastore.Store.
-func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.Duration) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO agents (id, addr, zone, expires_at)
-		VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond')
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at`,
-		a.ID, a.Addr, a.Zone, ttl.Microseconds())
-	if err != nil {
-		return fmt.Errorf("register agent %s: %w", a.ID, err)
-	}
-	return nil
-}
-
-// DeregisterAgent implements metastore.Store.
-func (s *Store) DeregisterAgent(ctx context.Context, id string) error {
-	if _, err := s.pool.Exec(ctx, "DELETE FROM agents WHERE id = $1", id); err != nil {
-		return fmt.Errorf("deregister agent %s: %w", id, err)
-	}
-	return nil
-}
-
 // Agents implements metastore.Store.
 func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at FROM agents

@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// bumpEpoch moves the membership epoch forward inside tx.
+func bumpEpoch(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "UPDATE cluster_membership SET epoch = epoch + 1 WHERE id = 1")
+	return err
+}
+
+// expireAgents deletes lapsed agents inside tx and reports how many.
+func expireAgents(ctx context.Context, tx pgx.Tx) (int64, error) {
+	tag, err := tx.Exec(ctx, "DELETE FROM agents WHERE expires_at <= clock_timestamp()")
+	return tag.RowsAffected(), err
+}
+
+// RegisterAgent implements metastore.Store.
+func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.Duration) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		expired, err := expireAgents(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var inserted bool
+		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at)
+			VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond')
+			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at
+			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds()).Scan(&inserted)
+		if err != nil {
+			return err
+		}
+		if expired > 0 || inserted {
+			return bumpEpoch(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("register agent %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeregisterAgent implements metastore.Store.
+func (s *Store) DeregisterAgent(ctx context.Context, id string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM agents WHERE id = $1", id)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		return bumpEpoch(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("deregister agent %s: %w", id, err)
+	}
+	return nil
+}
+
+// Membership implements metastore.Store.
+func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
+	var m metastore.Membership
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		expired, err := expireAgents(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if expired > 0 {
+			if err := bumpEpoch(ctx, tx); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, "SELECT id, addr, zone, expires_at FROM agents ORDER BY id")
+		if err != nil {
+			return err
+		}
+		m.Agents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
+			var a metastore.Agent
+			err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires)
+			return a, err
+		})
+		if err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, "SELECT epoch FROM cluster_membership WHERE id = 1").Scan(&m.Epoch)
+	})
+	if err != nil {
+		return metastore.Membership{}, fmt.Errorf("read membership: %w", err)
+	}
+	if m.Agents == nil {
+		m.Agents = []metastore.Agent{}
+	}
+	return m, nil
+}
+
+// IndexBySegment implements metastore.Store.
+func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metastore.IndexEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM index_entries WHERE segment_key = $1
+		ORDER BY topic_id, partition`, segmentKey)
+	if err != nil {
+		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) { return scanIndexEntry(r) })
+	if err != nil {
+		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
+	}
+	return es, nil
+}
+
+var _ metastore.CommitWatcher = (*Store)(nil)
+
+// WatchCommits implements metastore.CommitWatcher with LISTEN on a
+// connection of its own; commit_flush NOTIFYs "agent\tsegment key".
+func (s *Store) WatchCommits(ctx context.Context, ready func(), fn func(agentID, segmentKey string)) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("watch commits: %w", err)
+	}
+	// The connection carries LISTEN state; never hand it back to the pool.
+	raw := conn.Hijack()
+	defer raw.Close(context.Background())
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits"); err != nil {
+		return fmt.Errorf("watch commits: listen: %w", err)
+	}
+	ready()
+	for {
+		n, err := raw.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("watch commits: %w", err)
+		}
+		agentID, key, ok := strings.Cut(n.Payload, "\t")
+		if ok {
+			fn(agentID, key)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+func bumpEpoch(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "UPDATE cluster_membership SET epoch = epoch + 1 WHERE id = 1")
+	return err
+}
+
+func expireAgents(ctx context.Context, tx *sql.Tx) (int64, error) {
+	res, err := tx.ExecContext(ctx, "DELETE FROM agents WHERE expires_at <= ?", now())
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// RegisterAgent implements metastore.Store.
+func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.Duration) error {
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		expired, err := expireAgents(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var existing int
+		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM agents WHERE id = ?", a.ID).Scan(&existing); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at`,
+			a.ID, a.Addr, a.Zone, now()+int64(ttl)); err != nil {
+			return err
+		}
+		if expired > 0 || existing == 0 {
+			return bumpEpoch(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("register agent %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeregisterAgent implements metastore.Store.
+func (s *Store) DeregisterAgent(ctx context.Context, id string) error {
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM agents WHERE id = ?", id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return bumpEpoch(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deregister agent %s: %w", id, err)
+	}
+	return nil
+}
+
+// Membership implements metastore.Store.
+func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
+	m := metastore.Membership{Agents: []metastore.Agent{}}
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		expired, err := expireAgents(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if expired > 0 {
+			if err := bumpEpoch(ctx, tx); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT id, addr, zone, expires_at FROM agents ORDER BY id")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				a   metastore.Agent
+				exp int64
+			)
+			if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp); err != nil {
+				return err
+			}
+			a.Expires = time.Unix(0, exp)
+			m.Agents = append(m.Agents, a)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, "SELECT epoch FROM cluster_membership WHERE id = 1").Scan(&m.Epoch)
+	})
+	if err != nil {
+		return metastore.Membership{}, fmt.Errorf("read membership: %w", err)
+	}
+	return m, nil
+}
+
+// IndexBySegment implements metastore.Store.
+func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metastore.IndexEntry, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+indexColumns+` FROM index_entries WHERE segment_key = ?
+		ORDER BY topic_id, partition`, segmentKey)
+	if err != nil {
+		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
+	}
+	defer rows.Close()
+	var out []metastore.IndexEntry
+	for rows.Next() {
+		e, err := scanIndexEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
