@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/metastore"
@@ -18,19 +19,20 @@ import (
 
 // Agent is one Silt broker process's Kafka-facing behaviour.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	store  metastore.Store
-	bucket *cache.Bucket
-	topics *topics
-	buf    *Buffer
-	fl     *Flusher
-	commit *Committer
-	server *wire.Server
-	nodeID int32
-	host   string
-	port   int32
-	stats  Stats
+	cfg     Config
+	log     *slog.Logger
+	store   metastore.Store
+	bucket  *cache.Bucket
+	topics  *topics
+	buf     *Buffer
+	fl      *Flusher
+	commit  *Committer
+	server  *wire.Server
+	nodeID  int32
+	host    string
+	port    int32
+	stats   Stats
+	members *membership
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -75,6 +77,7 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	if err != nil {
 		return nil, err
 	}
+	a.members = newMembership(a)
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.fl.run(a.runCtx) }()
@@ -97,8 +100,19 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 
 // Serve answers Kafka clients on ln until Shutdown or Close.
 func (a *Agent) Serve(ln net.Listener) error {
-	if err := a.topics.refresh(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
+	if err := a.topics.refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
+	}
+	if err := a.members.join(ctx); err != nil {
+		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
+	}
+	cancel()
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.members.run(a.runCtx) }()
+	if w, ok := a.store.(metastore.CommitWatcher); ok {
+		a.bg.Add(1)
+		go func() { defer a.bg.Done(); a.watchCommits(a.runCtx, w) }()
 	}
 	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.nodeID)
 	return a.server.Serve(ln)
@@ -107,6 +121,9 @@ func (a *Agent) Serve(ln net.Listener) error {
 // Shutdown stops gracefully: stop taking requests, flush and commit what is
 // buffered, answer what is in flight. After ctx ends it stops hard.
 func (a *Agent) Shutdown(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	a.members.leave(lctx) // stop being listed first, so clients move on
+	cancel()
 	a.buf.close()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()

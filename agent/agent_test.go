@@ -28,9 +28,10 @@ import (
 // backends, driven by real Kafka clients over TCP.
 type testAgent struct {
 	*agent.Agent
-	addr   string
-	store  metastore.Store
-	bucket objectstore.Bucket
+	addr     string
+	store    metastore.Store
+	bucket   objectstore.Bucket
+	stopOnce sync.Once
 }
 
 func startAgent(t *testing.T, mutate func(*agent.Config)) *testAgent {
@@ -41,20 +42,26 @@ func startAgent(t *testing.T, mutate func(*agent.Config)) *testAgent {
 // startAgentWith lets a test wrap the bucket (fault injection, counting).
 func startAgentWith(t *testing.T, mutate func(*agent.Config), wrap func(objectstore.Bucket) objectstore.Bucket) *testAgent {
 	t.Helper()
-	ctx := context.Background()
 	dbURL := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(ctx, dbURL); err != nil {
+	if err := postgres.Migrate(context.Background(), dbURL); err != nil {
 		t.Fatal(err)
 	}
-	store, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("open postgres store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
 	var bucket objectstore.Bucket = mem.New()
 	if wrap != nil {
 		bucket = wrap(bucket)
 	}
+	return startAgentOn(t, dbURL, bucket, mutate)
+}
+
+// startAgentOn starts an agent on an existing database and bucket, so
+// several agents can form one cluster.
+func startAgentOn(t *testing.T, dbURL string, bucket objectstore.Bucket, mutate func(*agent.Config)) *testAgent {
+	t.Helper()
+	store, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatalf("open postgres store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,15 +80,20 @@ func startAgentWith(t *testing.T, mutate func(*agent.Config), wrap func(objectst
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ln) }()
-	t.Cleanup(func() {
+	ta := &testAgent{Agent: a, addr: ln.Addr().String(), store: store, bucket: bucket}
+	t.Cleanup(func() { ta.stop(t); <-done })
+	return ta
+}
+
+// stop shuts the agent down gracefully (once).
+func (ta *testAgent) stop(t *testing.T) {
+	ta.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
+		if err := ta.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		<-done
 	})
-	return &testAgent{Agent: a, addr: ln.Addr().String(), store: store, bucket: bucket}
 }
 
 func (ta *testAgent) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {

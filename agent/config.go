@@ -34,6 +34,12 @@ type Config struct {
 	CacheMemoryBytes int64 // cache.memory.bytes
 	CacheBlockBytes  int64 // cache.block.bytes
 
+	// Heartbeat is how often the agent renews its registration
+	// (membership.heartbeat); MembershipTTL is how long a registration lives
+	// without renewal before other agents drop it (membership.ttl).
+	Heartbeat     time.Duration
+	MembershipTTL time.Duration
+
 	// OrphanMinAge is how old an uncommitted upload must be before the
 	// janitor deletes it (orphan.min.age); JanitorInterval is how often it
 	// looks (janitor.interval).
@@ -60,6 +66,8 @@ func DefaultConfig() Config {
 		DefaultPartitions: 1,
 		CacheMemoryBytes:  256 << 20,
 		CacheBlockBytes:   4 << 20,
+		Heartbeat:         2 * time.Second,
+		MembershipTTL:     10 * time.Second,
 		OrphanMinAge:      time.Hour,
 		JanitorInterval:   5 * time.Minute,
 		ShutdownGrace:     30 * time.Second,
@@ -99,6 +107,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache.memory.bytes: must not be negative, got %d", c.CacheMemoryBytes)
 	case c.CacheBlockBytes <= 0:
 		return fmt.Errorf("cache.block.bytes: must be positive, got %d", c.CacheBlockBytes)
+	case c.Heartbeat <= 0:
+		return fmt.Errorf("membership.heartbeat: must be positive, got %v", c.Heartbeat)
+	case c.MembershipTTL < 2*c.Heartbeat:
+		return fmt.Errorf("membership.ttl: must be at least twice membership.heartbeat (%v), got %v", c.Heartbeat, c.MembershipTTL)
 	case c.OrphanMinAge < time.Minute:
 		return fmt.Errorf("orphan.min.age: must be at least 1m (uploads younger than this may still commit), got %v", c.OrphanMinAge)
 	case c.JanitorInterval <= 0:

@@ -23,5 +23,6 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.IncrementalAlterConfigs), 0, 1, a.handleIncrementalAlterConfigs)
 	r.Register(int16(kmsg.DescribeCluster), 0, 1, a.handleDescribeCluster)
 	r.Register(int16(kmsg.InitProducerID), 0, 4, a.handleInitProducerID)
+	r.Register(int16(kmsg.OffsetForLeaderEpoch), 2, 4, a.handleOffsetForLeaderEpoch)
 	return r
 }

@@ -2,8 +2,11 @@ package agent
 
 // Metadata, versions 1–12.
 //
-// Every live agent is a broker; for now this agent lists itself and leads
-// every partition with leader epoch 0 (cluster membership is issue 4). A
+// Every live agent is a broker. Each partition is led by the agent chosen by
+// rendezvous hashing among the live agents — among those in the client's
+// zone when the client names one (silt_az=<zone> in its client.id) — with
+// the membership epoch as leader epoch. Leadership routes clients and keeps
+// caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
 // on and the client allows it (v4+ AllowAutoTopicCreation).
 
@@ -18,19 +21,21 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleMetadata(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	resp.Brokers = a.brokers()
+	v := a.members.view()
+	zone := clientZone(c.ClientID())
+	resp.Brokers = brokersOf(v)
 	resp.ClusterID = &a.cfg.ClusterID
-	resp.ControllerID = a.nodeID
+	resp.ControllerID = a.coordinatorFor("controller").nodeID
 
 	if req.Topics == nil {
 		if err := a.topics.refresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
 		for _, t := range a.topics.list() {
-			resp.Topics = append(resp.Topics, a.topicMetadata(t))
+			resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 		}
 		return wire.Respond(resp)
 	}
@@ -61,7 +66,7 @@ func (a *Agent) handleMetadata(ctx context.Context, _ *wire.Conn, kreq kmsg.Requ
 				continue
 			}
 		}
-		resp.Topics = append(resp.Topics, a.topicMetadata(t))
+		resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 	}
 	return wire.Respond(resp)
 }
@@ -95,28 +100,37 @@ func (a *Agent) autoCreate(ctx context.Context, name string) (*topicState, error
 	return a.topics.put(t), nil
 }
 
-func (a *Agent) brokers() []kmsg.MetadataResponseBroker {
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = a.nodeID, a.host, a.port
-	if a.cfg.Zone != "" {
-		b.Rack = &a.cfg.Zone
+func brokersOf(v *view) []kmsg.MetadataResponseBroker {
+	out := make([]kmsg.MetadataResponseBroker, 0, len(v.brokers))
+	for _, br := range v.brokers {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = br.nodeID, br.host, br.port
+		if br.zone != "" {
+			b.Rack = &br.zone
+		}
+		out = append(out, b)
 	}
-	return []kmsg.MetadataResponseBroker{b}
+	return out
 }
 
-func (a *Agent) topicMetadata(t *topicState) kmsg.MetadataResponseTopic {
+func topicMetadata(v *view, zone string, t *topicState) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.name
 	mt.Topic = &name
 	mt.TopicID = t.id
 	for _, p := range t.parts {
+		leader := v.leaderFor(p.tp, zone).nodeID
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index
-		mp.Leader = a.nodeID
-		mp.LeaderEpoch = 0
-		mp.Replicas = []int32{a.nodeID}
-		mp.ISR = []int32{a.nodeID}
+		mp.Leader = leader
+		mp.LeaderEpoch = leaderEpoch(v)
+		// The bucket is the replica: one leader, always in sync.
+		mp.Replicas = []int32{leader}
+		mp.ISR = []int32{leader}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
+
+// leaderEpoch is the membership epoch as Kafka's int32 leader epoch.
+func leaderEpoch(v *view) int32 { return int32(v.epoch & 0x7fffffff) }

@@ -43,14 +43,20 @@ func (p *partition) offsets() (hw, logStart int64) {
 func (p *partition) committed(e metastore.IndexEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.wakeLocked()
 	if !p.loaded {
 		// Not read from the store yet: remember how far we know the log goes,
 		// so a load racing with this commit cannot move the watermark back.
 		p.hw = max(p.hw, e.LastOffset+1)
 		return
 	}
-	if len(p.tail) > 0 && p.tail[len(p.tail)-1].LastOffset+1 != e.BaseOffset {
-		p.tail = p.tail[:0] // another agent appended in between
+	if n := len(p.tail); n > 0 {
+		switch last := p.tail[n-1].LastOffset; {
+		case e.BaseOffset <= last:
+			return // already known (a late notification of an older commit)
+		case e.BaseOffset != last+1:
+			p.tail = p.tail[:0] // a gap: rows we did not see; keep the tail contiguous
+		}
 	}
 	if len(p.tail) == tailCap {
 		copy(p.tail, p.tail[1:])
@@ -60,6 +66,10 @@ func (p *partition) committed(e metastore.IndexEntry) {
 	if e.LastOffset+1 > p.hw {
 		p.hw = e.LastOffset + 1
 	}
+}
+
+// wakeLocked signals every long poll watching p.
+func (p *partition) wakeLocked() {
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:
@@ -89,7 +99,7 @@ func (p *partition) unwatch(ch chan struct{}) {
 func (p *partition) cachedIndex(offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.tail) == 0 || p.tail[0].BaseOffset > offset {
+	if len(p.tail) == 0 || p.tail[0].BaseOffset > offset || p.tail[len(p.tail)-1].LastOffset < offset {
 		return nil, false
 	}
 	i := sort.Search(len(p.tail), func(i int) bool { return p.tail[i].LastOffset >= offset })
@@ -284,4 +294,17 @@ func (ts *topics) partitionOf(tp metastore.TopicPartition) *partition {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
 	return ts.parts[tp]
+}
+
+// invalidate marks every partition to be reloaded from the store on next
+// use, after the agent may have missed commits by other agents.
+func (ts *topics) invalidate() {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	for _, p := range ts.parts {
+		p.mu.Lock()
+		p.loaded = false
+		p.tail = p.tail[:0]
+		p.mu.Unlock()
+	}
 }

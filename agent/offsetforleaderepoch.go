@@ -1,0 +1,53 @@
+package agent
+
+// OffsetForLeaderEpoch, versions 2–4 (client form; replica id -1).
+//
+// Silt never truncates a partition: what was committed stays, whatever the
+// leadership. So for any epoch a client asks about, the end offset is the
+// current high watermark, and a client validating its position after a
+// leader change always finds it valid. An epoch newer than this agent knows
+// gets UNKNOWN_LEADER_EPOCH (the client refreshes metadata and retries).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	current := leaderEpoch(a.members.view())
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		topic, terr := a.topics.get(ctx, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			switch {
+			case terr != nil:
+				sp.ErrorCode = errorCode(terr)
+			case rp.Partition < 0 || int(rp.Partition) >= len(topic.parts):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.CurrentLeaderEpoch > current || rp.LeaderEpoch > current:
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			default:
+				p := topic.parts[rp.Partition]
+				if err := a.topics.load(ctx, p); err != nil {
+					sp.ErrorCode = errorCode(err)
+					break
+				}
+				hw, _ := p.offsets()
+				sp.LeaderEpoch, sp.EndOffset = rp.LeaderEpoch, hw
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return wire.Respond(resp)
+}
