@@ -100,6 +100,10 @@ func agentKeys() []keySpec {
 		{"cache.disk.bytes", kindSize, "0", "disk read cache size (not implemented yet)"},
 		{"http.listen", kindString, "127.0.0.1:9644", "health, status and pprof HTTP address; empty disables"},
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
+		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
+		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
+		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is deleted"},
+		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often the orphan janitor looks"},
 		{"log.level", kindString, "info", "debug, info, warn or error"},
 		{"log.format", kindString, "", "json or text (default: text if stderr is a terminal, else json)"},
 	}
@@ -297,6 +301,10 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	s.CacheDiskBytes = p.size("cache.disk.bytes")
 	s.HTTPListen = p.str("http.listen")
 	a.ShutdownGrace = p.duration("shutdown.grace")
+	a.Heartbeat = p.duration("membership.heartbeat")
+	a.MembershipTTL = p.duration("membership.ttl")
+	a.OrphanMinAge = p.duration("orphan.min.age")
+	a.JanitorInterval = p.duration("janitor.interval")
 	s.LogLevel, s.LogFormat = p.logging(stderrIsTerminal)
 	if p.err != nil {
 		return settings{}, p.err
