@@ -49,6 +49,7 @@ type pending struct {
 	version       int16 // the response version
 	correlationID int32
 	reply         Reply
+	start         time.Time // when the request was read, for Config.Observe
 }
 
 // ClientID returns the client id of the latest request ("" if null).
@@ -137,7 +138,9 @@ func (c *Conn) readLoop() {
 			}
 			return
 		}
+		start := time.Now()
 		p := c.handle(frame)
+		p.start = start
 		c.queue <- p
 		if p.reply.kind == replyClose {
 			return
@@ -260,6 +263,9 @@ func (c *Conn) writeLoop() {
 				c.log.Error("closing connection", "api", kmsg.NameForKey(p.key), "version", p.version, "err", err)
 				_ = c.flush(bw)
 				return
+			}
+			if obs := c.srv.cfg.Observe; obs != nil {
+				obs(p.key, p.version, time.Since(p.start), resp)
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 			if _, err := bw.Write(buf); err != nil {

@@ -28,6 +28,13 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+	// Observe, if set, is called on the connection's writer goroutine after
+	// each response is encoded, with the request's API key and version, the
+	// time from reading the request to encoding its response, and the
+	// response. It must be quick and must not keep or modify resp. Requests
+	// answered with no response (acks=0) or by closing the connection are
+	// not observed.
+	Observe func(key, version int16, dur time.Duration, resp kmsg.Response)
 }
 
 // DefaultConfig returns the default configuration.
