@@ -87,6 +87,8 @@ type Store interface {
 	// AllocateProducerID returns a new, never before returned producer id.
 	AllocateProducerID(ctx context.Context) (int64, error)
 
+	GroupStore
+
 	// CommitOffsets stores a consumer group's committed offsets, replacing
 	// earlier ones for the same partitions.
 	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Agents", testAgents},
 		{"MembershipEpoch", testMembershipEpoch},
 		{"IndexBySegment", testIndexBySegment},
+		{"Groups", testGroups},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {
