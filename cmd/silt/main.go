@@ -49,6 +49,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDevCmd(stdout, stderr),
 		newMigrateCmd(stdout, stderr),
 		newVersionCmd(stdout),
+		newConfigCmd(stdout),
+		newTopicCmd(stdout),
+		newGroupCmd(stdout),
+		newSegmentCmd(stdout),
 	)
 	return root
 }
