@@ -73,6 +73,8 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	wcfg := wire.DefaultConfig()
 	wcfg.MaxRequestBytes = cfg.MaxRequestBytes
 	wcfg.Logger = a.log
+	a.stats.m = newMetrics()
+	wcfg.Observe = a.stats.m.observeRequest
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
 		return nil, err

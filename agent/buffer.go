@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -46,6 +47,7 @@ type Buffer struct {
 	maxBytes int64
 	mem      *semaphore.Weighted
 	memMax   int64
+	inUse    atomic.Int64 // bytes reserved now, for metrics
 
 	mu      sync.Mutex // guards the fields below
 	entries []*entry
@@ -71,15 +73,22 @@ func newBuffer(interval time.Duration, flushBytes, memBytes int64) *Buffer {
 // long the caller was held back, which Produce returns as throttle_time_ms.
 func (b *Buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
 	if b.mem.TryAcquire(n) {
+		b.inUse.Add(n)
 		return 0, nil
 	}
 	start := time.Now()
 	err := b.mem.Acquire(ctx, n)
+	if err == nil {
+		b.inUse.Add(n)
+	}
 	return time.Since(start), err
 }
 
 // release returns n bytes to the memory budget.
-func (b *Buffer) release(n int64) { b.mem.Release(n) }
+func (b *Buffer) release(n int64) {
+	b.inUse.Add(-n)
+	b.mem.Release(n)
+}
 
 // append adds entries (already reserved) in order. It returns false if the
 // buffer is closed for shutdown.

@@ -22,6 +22,7 @@ type flush struct {
 	obj      []byte
 	chunks   []segment.ChunkInfo
 	reserved int64         // bytes to give back to the buffer budget
+	cut      time.Time     // when the buffer was cut, for metrics
 	uploaded chan struct{} // closed when the object is in the bucket
 }
 
@@ -106,6 +107,7 @@ func (f *Flusher) build(es []*entry) *flush {
 		obj:      obj,
 		chunks:   chunks,
 		reserved: reserved,
+		cut:      time.Now(),
 		uploaded: make(chan struct{}),
 	}
 }
@@ -252,6 +254,7 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 		next[e.p.tp] = base + e.hdr.OffsetCount()
 	}
 	f.buf.release(fl.reserved)
+	f.stats.observeFlushed(time.Since(fl.cut))
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially

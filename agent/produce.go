@@ -113,6 +113,7 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 			} else {
 				a.stats.ProducedBytes.Add(reserve)
 				a.stats.ProducedBatchs.Add(int64(len(entries)))
+				a.stats.ProducedRecord.Add(recordCount(entries))
 			}
 		}
 	}
