@@ -148,6 +148,14 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	if err := probeBucket(ctx, bucket); err != nil {
 		return fmt.Errorf("bucket %s: %w", bucketURL, err)
 	}
+	reg := newMetricsRegistry()
+	if status != nil {
+		reg = status.reg
+	}
+	mstore, mbucket, err := instrument(reg, store, bucket)
+	if err != nil {
+		return err
+	}
 
 	cfg := s.Agent
 	cfg.Logger = log
@@ -166,14 +174,22 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		ln.Close()
 		return &configError{err}
 	}
-	a, err := agent.New(cfg, bucket, store)
+	a, err := agent.New(cfg, mbucket, mstore)
 	if err != nil {
 		ln.Close()
 		return &configError{err}
 	}
+	if err := a.RegisterMetrics(reg); err != nil {
+		a.Close()
+		ln.Close()
+		return fmt.Errorf("register agent metrics: %w", err)
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ln) }()
 	if status != nil {
+		// Probes go to the store and the driver directly, not through
+		// the instrumented wrappers, so they do not show up as traffic.
+		status.checks.Store(newBackendChecks(store, bucket, s.MetastoreURL))
 		status.setServing(a, statusInfo{
 			Version: versionString(), AgentID: cfg.ID, ClusterID: cfg.ClusterID,
 			Listen: cfg.Listen, Advertise: cfg.Advertise, Zone: cfg.Zone,

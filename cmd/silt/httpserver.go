@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/siltstream/silt/agent"
 )
 
@@ -34,11 +36,14 @@ func (s agentState) String() string {
 	}
 }
 
-// statusServer is the agent's HTTP side: health, status and pprof, on a
-// private mux so nothing registered on http.DefaultServeMux leaks out.
+// statusServer is the agent's HTTP side: health, status, metrics and
+// pprof, on a private mux so nothing registered on http.DefaultServeMux
+// leaks out.
 type statusServer struct {
 	state   atomic.Int32
 	agent   atomic.Pointer[agent.Agent]
+	checks  atomic.Pointer[backendChecks] // nil: readiness is the state alone
+	reg     *prometheus.Registry          // served on /metrics
 	started time.Time
 	info    atomic.Pointer[statusInfo]
 	srv     *http.Server
@@ -62,9 +67,9 @@ func startStatusServer(addr string, log *slog.Logger) (*statusServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &statusServer{started: time.Now(), ln: ln, done: make(chan struct{})}
+	s := &statusServer{started: time.Now(), ln: ln, done: make(chan struct{}), reg: newMetricsRegistry()}
 	s.srv = &http.Server{
-		Handler:           s.mux(),
+		Handler:           s.mux(log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -74,23 +79,18 @@ func startStatusServer(addr string, log *slog.Logger) (*statusServer, error) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	log.Info("serving HTTP", "listen", ln.Addr().String(), "paths", "/livez /readyz /status /debug/pprof/")
+	log.Info("serving HTTP", "listen", ln.Addr().String(), "paths", "/livez /readyz /status /metrics /debug/pprof/")
 	return s, nil
 }
 
-func (s *statusServer) mux() *http.ServeMux {
+func (s *statusServer) mux(log *slog.Logger) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := agentState(s.state.Load())
-		if st != stateServing {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		w.Write([]byte(st.String() + "\n"))
-	})
+	m.HandleFunc("GET /readyz", s.serveReady)
 	m.HandleFunc("GET /status", s.serveStatus)
+	m.Handle("GET /metrics", metricsHandler(s.reg, slog.NewLogLogger(log.Handler(), slog.LevelWarn)))
 	m.HandleFunc("/debug/pprof/", pprof.Index)
 	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -128,12 +128,13 @@ func snapshotStats(st *agent.Stats) statsJSON {
 	}
 }
 
-func (s *statusServer) serveStatus(w http.ResponseWriter, _ *http.Request) {
+func (s *statusServer) serveStatus(w http.ResponseWriter, r *http.Request) {
 	body := struct {
 		statusInfo
-		State         string     `json:"state"`
-		UptimeSeconds float64    `json:"uptime_seconds"`
-		Stats         *statsJSON `json:"stats,omitempty"`
+		State         string      `json:"state"`
+		UptimeSeconds float64     `json:"uptime_seconds"`
+		Stats         *statsJSON  `json:"stats,omitempty"`
+		Components    *components `json:"components,omitempty"`
 	}{
 		State:         agentState(s.state.Load()).String(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
@@ -145,6 +146,7 @@ func (s *statusServer) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		st := snapshotStats(a.Stats())
 		body.Stats = &st
 	}
+	body.Components = s.components(r.Context())
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -52,6 +52,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	for _, op := range []string{opPut, opGet, opHead, opDelete, opList} {
 		m.requests.WithLabelValues(op)
 		m.duration.WithLabelValues(op)
+		for _, kind := range errorKinds {
+			m.errors.WithLabelValues(op, kind)
+		}
 	}
 	m.bytes.WithLabelValues(opPut)
 	m.bytes.WithLabelValues(opGet)
@@ -85,6 +88,9 @@ func (b *Bucket) observe(op string, start time.Time, err error) {
 		b.m.errors.WithLabelValues(op, errorKind(err)).Inc()
 	}
 }
+
+// errorKinds are the values errorKind returns.
+var errorKinds = []string{"not_found", "invalid_range", "access_denied", "bucket_not_found", "canceled", "other"}
 
 // errorKind classifies err into a small fixed set of label values.
 func errorKind(err error) string {
