@@ -88,6 +88,9 @@ func (c *backendChecks) check(ctx context.Context) checkResult {
 	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
 		return c.result
 	}
+	// The result is shared by every prober: one client hanging up must not
+	// cut the check short for the others.
+	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	var res checkResult
 	wg.Add(2)
