@@ -86,6 +86,10 @@ type Store interface {
 
 	// AllocateProducerID returns a new, never before returned producer id.
 	AllocateProducerID(ctx context.Context) (int64, error)
+	// ExpireProducers forgets producer state (the sequence windows
+	// CommitFlush checks) not touched since olderThan, as Kafka does after
+	// producer.id.expiration.ms, and reports how many were removed.
+	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
 
 	GroupStore
 
@@ -176,12 +180,19 @@ type Chunk struct {
 	BatchCount   int32
 	MinTimestamp int64
 	MaxTimestamp int64
+	// Batches, if set, lists the chunk's batches in order; CommitFlush then
+	// checks idempotent producers' sequences batch by batch and indexes only
+	// accepted batches (see IndexRuns). Nil: every batch is accepted and the
+	// chunk is one index row.
+	Batches []ProducerBatch
 }
 
 // FlushResult gives the base offset assigned to each chunk, in the order of
-// Flush.Chunks.
+// Flush.Chunks (for chunks with Batches: the first accepted batch's, or -1),
+// and for chunks with Batches the verdict on each batch.
 type FlushResult struct {
 	BaseOffsets []int64
+	Batches     [][]BatchResult // parallel to Flush.Chunks; nil for chunks without Batches
 }
 
 // IndexEntry is one committed chunk: offsets [BaseOffset, LastOffset] of a

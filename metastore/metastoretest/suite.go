@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},
 		{"CommitFlushGuards", testCommitFlushGuards},
+		{"IdempotentProducers", testIdempotentProducers},
+		{"IdempotentConcurrent", testIdempotentConcurrent},
 		{"Index", testIndex},
 		{"IndexTimestamps", testIndexTimestamps},
 		{"Orphans", testOrphans},

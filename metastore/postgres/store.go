@@ -129,6 +129,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY topic_id, partition FOR UPDATE", id); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, "DELETE FROM producer_state WHERE topic_id = $1", id); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM index_entries WHERE topic_id = $1", id); err != nil {
 			return err
 		}
@@ -271,7 +274,7 @@ func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) er
 }
 
 // CommitFlush implements metastore.Store with one call of the commit_flush
-// SQL function.
+// SQL function: one round trip whatever the number of partitions.
 func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.FlushResult, error) {
 	n := len(f.Chunks)
 	var (
@@ -283,6 +286,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		batches    = make([]int32, n)
 		minTS      = make([]int64, n)
 		maxTS      = make([]int64, n)
+		b          batchArrays
 	)
 	for i, c := range f.Chunks {
 		if c.OffsetCount <= 0 {
@@ -296,21 +300,31 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		batches[i] = c.BatchCount
 		minTS[i] = c.MinTimestamp
 		maxTS[i] = c.MaxTimestamp
+		for _, pb := range c.Batches {
+			b.add(int32(i+1), pb)
+		}
 	}
 	var (
-		bases   []int64
-		missing []int32
+		bases    []int64
+		missing  []int32
+		verdicts []int32
+		bBases   []int64
+		already  bool
 	)
-	err := s.pool.QueryRow(ctx, `SELECT base_offsets, missing
-		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	err := s.pool.QueryRow(ctx, `SELECT base_offsets, missing, b_verdicts, b_bases, already
+		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		f.SegmentKey, f.AgentID, f.Size, topicIDs, partitions, positions, lengths, counts, batches, minTS, maxTS,
-	).Scan(&bases, &missing)
+		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq,
+	).Scan(&bases, &missing, &verdicts, &bBases, &already)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "P0002" {
 		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, metastore.ErrUploadNotRecorded)
 	}
 	if err != nil {
 		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+	}
+	if already {
+		return s.committedResults(ctx, f)
 	}
 	if len(missing) > 0 {
 		uerr := &metastore.UnknownPartitionsError{}
@@ -319,10 +333,77 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		}
 		return metastore.FlushResult{}, uerr
 	}
-	if len(bases) != n {
-		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: got %d base offsets for %d chunks", f.SegmentKey, len(bases), n)
+	if len(bases) != n || len(verdicts) != len(b.chunk) || len(bBases) != len(b.chunk) {
+		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: got %d base offsets for %d chunks, %d verdicts for %d batches",
+			f.SegmentKey, len(bases), n, len(verdicts), len(b.chunk))
 	}
-	return metastore.FlushResult{BaseOffsets: bases}, nil
+	res := metastore.FlushResult{BaseOffsets: bases, Batches: make([][]metastore.BatchResult, n)}
+	k := 0
+	for i, c := range f.Chunks {
+		if c.Batches == nil {
+			continue
+		}
+		rs := make([]metastore.BatchResult, len(c.Batches))
+		for j := range c.Batches {
+			rs[j] = metastore.BatchResultOf(verdicts[k], bBases[k])
+			k++
+		}
+		res.Batches[i] = rs
+	}
+	return res, nil
+}
+
+// batchArrays are the p_b_* arguments of commit_flush.
+type batchArrays struct {
+	chunk, seq, epoch                []int32
+	pos, len, cnt, minTS, maxTS, pid []int64
+}
+
+func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
+	b.chunk = append(b.chunk, chunk)
+	b.pos = append(b.pos, pb.Position)
+	b.len = append(b.len, pb.Length)
+	b.cnt = append(b.cnt, pb.OffsetCount)
+	b.minTS = append(b.minTS, pb.MinTimestamp)
+	b.maxTS = append(b.maxTS, pb.MaxTimestamp)
+	b.pid = append(b.pid, pb.ProducerID)
+	b.epoch = append(b.epoch, int32(pb.ProducerEpoch))
+	b.seq = append(b.seq, pb.BaseSequence)
+}
+
+// committedResults answers a retried commit of a committed segment from
+// its index rows.
+func (s *Store) committedResults(ctx context.Context, f metastore.Flush) (metastore.FlushResult, error) {
+	rows, err := s.IndexBySegment(ctx, f.SegmentKey)
+	if err != nil {
+		return metastore.FlushResult{}, err
+	}
+	byTP := make(map[metastore.TopicPartition][]metastore.IndexEntry)
+	for _, r := range rows {
+		byTP[r.TopicPartition] = append(byTP[r.TopicPartition], r)
+	}
+	res := metastore.FlushResult{BaseOffsets: make([]int64, len(f.Chunks)), Batches: make([][]metastore.BatchResult, len(f.Chunks))}
+	for i, c := range f.Chunks {
+		rs := byTP[c.TopicPartition]
+		if c.Batches != nil {
+			res.Batches[i], res.BaseOffsets[i] = metastore.RetriedResults(c.Batches, rs)
+			continue
+		}
+		if len(rs) == 0 {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: committed without partition %x/%d", f.SegmentKey, c.Topic[:], c.Partition)
+		}
+		res.BaseOffsets[i] = rs[0].BaseOffset
+	}
+	return res, nil
+}
+
+// ExpireProducers implements metastore.Store.
+func (s *Store) ExpireProducers(ctx context.Context, olderThan time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM producer_state WHERE updated_at < $1", olderThan)
+	if err != nil {
+		return 0, fmt.Errorf("expire producers: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Orphans implements metastore.Store.
