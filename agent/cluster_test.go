@@ -89,7 +89,9 @@ func TestClusterMembershipAndLeadership(t *testing.T) {
 	agents := startCluster(t, "z1", "z2", "z2")
 	a, b := agents[0], agents[1]
 	cl := a.client(t)
-	waitUntil(t, "three brokers in metadata", func() bool { return len(brokerIDs(t, a)) == 3 })
+	for _, ag := range agents { // views converge within a heartbeat
+		waitUntil(t, "three brokers in every agent's metadata", func() bool { return len(brokerIDs(t, ag)) == 3 })
+	}
 	createTopic(t, cl, "spread", 24, nil)
 
 	leaders := func(ta *testAgent, clientID string) (map[int32]int32, int32) {
@@ -131,7 +133,7 @@ func TestClusterMembershipAndLeadership(t *testing.T) {
 	c := agents[2]
 	cNode := nodeOf(t, c)
 	c.stop(t)
-	waitUntil(t, "two brokers in metadata", func() bool { return len(brokerIDs(t, a)) == 2 })
+	waitUntil(t, "two brokers in metadata", func() bool { return len(brokerIDs(t, a)) == 2 && len(brokerIDs(t, b)) == 2 })
 	after, epoch2 := leaders(a, "")
 	if epoch2 <= epoch1 {
 		t.Fatalf("leader epoch %d after a leave, want > %d", epoch2, epoch1)
