@@ -33,6 +33,7 @@ type Agent struct {
 	port    int32
 	stats   Stats
 	members *membership
+	groups  *groupCoordinator
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -80,6 +81,7 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 		return nil, err
 	}
 	a.members = newMembership(a)
+	a.groups = newGroupCoordinator(a)
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.fl.run(a.runCtx) }()
@@ -112,6 +114,8 @@ func (a *Agent) Serve(ln net.Listener) error {
 	cancel()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.members.run(a.runCtx) }()
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.groups.run(a.runCtx) }()
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
 		a.bg.Add(1)
 		go func() { defer a.bg.Done(); a.watchCommits(a.runCtx, w) }()
@@ -125,6 +129,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 func (a *Agent) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	a.members.leave(lctx) // stop being listed first, so clients move on
+	a.groups.close()      // answer parked joins: clients find the next coordinator
 	cancel()
 	a.buf.close()
 	done := make(chan struct{})
@@ -149,6 +154,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 // Close stops at once. Buffered, unacknowledged produce requests fail.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
+		a.groups.close()
 		a.buf.close()
 		a.runCancel()
 		a.server.Close()

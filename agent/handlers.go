@@ -24,5 +24,16 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeCluster), 0, 1, a.handleDescribeCluster)
 	r.Register(int16(kmsg.InitProducerID), 0, 4, a.handleInitProducerID)
 	r.Register(int16(kmsg.OffsetForLeaderEpoch), 2, 4, a.handleOffsetForLeaderEpoch)
+	r.Register(int16(kmsg.FindCoordinator), 0, 6, a.handleFindCoordinator)
+	r.Register(int16(kmsg.JoinGroup), 0, 9, a.handleJoinGroup)
+	r.Register(int16(kmsg.SyncGroup), 0, 5, a.handleSyncGroup)
+	r.Register(int16(kmsg.Heartbeat), 0, 4, a.handleHeartbeat)
+	r.Register(int16(kmsg.LeaveGroup), 0, 5, a.handleLeaveGroup)
+	r.Register(int16(kmsg.OffsetCommit), 0, 9, a.handleOffsetCommit)
+	r.Register(int16(kmsg.OffsetFetch), 0, 9, a.handleOffsetFetch)
+	r.Register(int16(kmsg.OffsetDelete), 0, 0, a.handleOffsetDelete)
+	r.Register(int16(kmsg.DescribeGroups), 0, 5, a.handleDescribeGroups)
+	r.Register(int16(kmsg.ListGroups), 0, 5, a.handleListGroups)
+	r.Register(int16(kmsg.DeleteGroups), 0, 2, a.handleDeleteGroups)
 	return r
 }

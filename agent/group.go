@@ -1,0 +1,672 @@
+package agent
+
+// Consumer groups, classic protocol: the coordinator side of JoinGroup,
+// SyncGroup, Heartbeat and LeaveGroup.
+//
+// A group lives in memory on the agent that coordinates it (coordinatorFor),
+// guarded by its own mutex, with timers for member sessions and rebalances.
+// The store is the source of truth for everything that must survive a
+// failover, and fences it:
+//   - the group is saved at the end of every rebalance (the leader's
+//     SyncGroup, with assignments), when a static member is replaced, and
+//     when it becomes empty; every save is a compare-and-set from the
+//     generation this agent last saved or loaded. A failed save unloads the
+//     group, so the agent rereads the store before serving it again.
+//   - offset commits are checked against the stored generation and member
+//     list in the same transaction as the write (GroupStore).
+//
+// An agent that becomes coordinator loads the group as last saved: a stable
+// group stays stable (members keep heartbeating and committing with their
+// generation), a rebalance that was in flight is lost and members rejoin.
+//
+// Lock order: group.mu, then groupCoordinator.mu. Nothing takes group.mu
+// while holding groupCoordinator.mu.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/wire"
+)
+
+const (
+	// minSessionTimeout and maxSessionTimeout are Kafka's defaults for
+	// group.min.session.timeout.ms and group.max.session.timeout.ms.
+	minSessionTimeout = 6 * time.Second
+	maxSessionTimeout = 30 * time.Minute
+	// groupStoreTimeout bounds one store call made for a group.
+	groupStoreTimeout = 10 * time.Second
+	// groupSweepInterval is how often loaded groups are checked for
+	// coordination moving elsewhere.
+	groupSweepInterval = time.Second
+)
+
+type groupState int8
+
+const (
+	groupEmpty groupState = iota
+	groupPreparingRebalance
+	groupCompletingRebalance
+	groupStable
+	groupDead
+)
+
+func (s groupState) String() string {
+	switch s {
+	case groupEmpty:
+		return "Empty"
+	case groupPreparingRebalance:
+		return "PreparingRebalance"
+	case groupCompletingRebalance:
+		return "CompletingRebalance"
+	case groupStable:
+		return "Stable"
+	default:
+		return "Dead"
+	}
+}
+
+// groupCoordinator holds the groups this agent coordinates.
+type groupCoordinator struct {
+	a   *Agent
+	log *slog.Logger
+
+	mu      sync.Mutex
+	groups  map[string]*group
+	loading map[string]struct{}
+	closed  bool
+}
+
+func newGroupCoordinator(a *Agent) *groupCoordinator {
+	return &groupCoordinator{
+		a:       a,
+		log:     a.log.With("component", "groups"),
+		groups:  make(map[string]*group),
+		loading: make(map[string]struct{}),
+	}
+}
+
+// group is one consumer group. Everything below mu is guarded by it.
+type group struct {
+	gc *groupCoordinator
+	id string
+
+	mu           sync.Mutex
+	unloaded     bool // dropped from the coordinator: callers answer NOT_COORDINATOR
+	state        groupState
+	generation   int32
+	savedGen     int32 // the stored generation (0: never saved)
+	protocolType string
+	protocol     string
+	leader       string
+	members      map[string]*groupMember
+	statics      map[string]string      // group.instance.id → member id
+	pending      map[string]*time.Timer // member ids given out with MEMBER_ID_REQUIRED
+	rebalance    *time.Timer
+	rebalanceSeq uint64
+}
+
+type groupMember struct {
+	id         string
+	instanceID string
+	clientID   string
+	clientHost string
+	session    time.Duration
+	rebalance  time.Duration
+	protocols  []metastore.GroupProtocol
+	assignment []byte
+
+	join     *joinWaiter // awaiting the end of the join phase
+	sync     *syncWaiter // awaiting the leader's assignment
+	deadline time.Time   // session expiry
+	timer    *time.Timer
+}
+
+type joinWaiter struct {
+	req *kmsg.JoinGroupRequest
+	ch  chan kmsg.Response // buffered 1
+}
+
+type syncWaiter struct {
+	req *kmsg.SyncGroupRequest
+	ch  chan kmsg.Response // buffered 1
+}
+
+// awaitResponse is the deferred reply for a parked JoinGroup or SyncGroup.
+func awaitResponse(ch chan kmsg.Response) wire.Reply {
+	return wire.Defer(func(ctx context.Context) kmsg.Response {
+		select {
+		case r := <-ch:
+			return r
+		case <-ctx.Done():
+			return nil
+		}
+	})
+}
+
+// run unloads groups this agent no longer coordinates, and empty groups
+// nobody is using, until ctx ends.
+func (gc *groupCoordinator) run(ctx context.Context) {
+	t := time.NewTicker(groupSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		gc.mu.Lock()
+		gs := make([]*group, 0, len(gc.groups))
+		for _, g := range gc.groups {
+			gs = append(gs, g)
+		}
+		gc.mu.Unlock()
+		for _, g := range gs {
+			g.mu.Lock()
+			switch {
+			case !gc.a.isCoordinator(g.id):
+				gc.log.Info("no longer coordinating group; unloading", "group", g.id)
+				g.unloadLocked()
+			case g.state == groupEmpty && len(g.members) == 0 && len(g.pending) == 0:
+				g.unloadLocked() // saved (or never mattered); reloads on demand
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+// close unloads every group, answering parked requests with NOT_COORDINATOR
+// so clients move to the next coordinator. Later requests get
+// NOT_COORDINATOR too. Nothing needs saving: the store already holds every
+// state that matters.
+func (gc *groupCoordinator) close() {
+	gc.mu.Lock()
+	gc.closed = true
+	gs := make([]*group, 0, len(gc.groups))
+	for _, g := range gc.groups {
+		gs = append(gs, g)
+	}
+	gc.mu.Unlock()
+	for _, g := range gs {
+		g.mu.Lock()
+		g.unloadLocked()
+		g.mu.Unlock()
+	}
+}
+
+// acquire returns the group, loaded from the store if this agent does not
+// hold it yet, or a Kafka error code: NOT_COORDINATOR if another agent
+// coordinates it, COORDINATOR_LOAD_IN_PROGRESS while another request loads
+// it, COORDINATOR_NOT_AVAILABLE if the store fails.
+func (gc *groupCoordinator) acquire(ctx context.Context, id string) (*group, int16) {
+	if !gc.a.isCoordinator(id) {
+		return nil, kerr.NotCoordinator.Code
+	}
+	gc.mu.Lock()
+	if gc.closed {
+		gc.mu.Unlock()
+		return nil, kerr.NotCoordinator.Code
+	}
+	if g, ok := gc.groups[id]; ok {
+		gc.mu.Unlock()
+		return g, 0
+	}
+	if _, ok := gc.loading[id]; ok {
+		gc.mu.Unlock()
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
+	gc.loading[id] = struct{}{}
+	gc.mu.Unlock()
+
+	lctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
+	stored, ok, err := gc.a.store.Group(lctx, id)
+	cancel()
+
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	delete(gc.loading, id)
+	if err != nil {
+		gc.log.Warn("load group failed", "group", id, "err", err)
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	if gc.closed {
+		return nil, kerr.NotCoordinator.Code
+	}
+	g := gc.newGroup(id)
+	if ok {
+		g.restore(stored)
+		gc.log.Info("loaded group", "group", id, "generation", g.generation, "state", g.state, "members", len(g.members))
+	}
+	gc.groups[id] = g
+	return g, 0
+}
+
+// loaded returns the group if this agent holds it in memory.
+func (gc *groupCoordinator) loaded(id string) *group {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	return gc.groups[id]
+}
+
+func (gc *groupCoordinator) newGroup(id string) *group {
+	return &group{
+		gc:      gc,
+		id:      id,
+		members: make(map[string]*groupMember),
+		statics: make(map[string]string),
+		pending: make(map[string]*time.Timer),
+	}
+}
+
+// restore installs the stored state. Members get a full session to find
+// this coordinator and heartbeat.
+func (g *group) restore(s metastore.Group) {
+	g.generation, g.savedGen = s.Generation, s.Generation
+	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
+	g.state = groupEmpty
+	for _, sm := range s.Members {
+		m := &groupMember{
+			id: sm.ID, instanceID: sm.InstanceID, clientID: sm.ClientID, clientHost: sm.ClientHost,
+			session:   time.Duration(sm.SessionTimeoutMs) * time.Millisecond,
+			rebalance: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
+			protocols: sm.Protocols, assignment: sm.Assignment,
+		}
+		g.members[m.id] = m
+		if m.instanceID != "" {
+			g.statics[m.instanceID] = m.id
+		}
+		g.heartbeatLocked(m)
+	}
+	if len(g.members) > 0 {
+		g.state = groupStable
+	}
+}
+
+// exists reports whether the group is more than a name someone asked about.
+func (g *group) exists() bool {
+	return g.savedGen > 0 || len(g.members) > 0 || g.state != groupEmpty
+}
+
+// unloadLocked drops the group from memory: timers stop and parked requests
+// are answered NOT_COORDINATOR. The next request reloads it from the store.
+func (g *group) unloadLocked() {
+	if g.unloaded {
+		return
+	}
+	g.unloaded = true
+	if g.rebalance != nil {
+		g.rebalance.Stop()
+	}
+	for _, t := range g.pending {
+		t.Stop()
+	}
+	for _, m := range g.members {
+		if m.timer != nil {
+			m.timer.Stop()
+		}
+		g.failWaitersLocked(m, kerr.NotCoordinator.Code)
+	}
+	g.gc.mu.Lock()
+	if g.gc.groups[g.id] == g {
+		delete(g.gc.groups, g.id)
+	}
+	g.gc.mu.Unlock()
+}
+
+// failWaitersLocked answers m's parked requests with code.
+func (g *group) failWaitersLocked(m *groupMember, code int16) {
+	if m.join != nil {
+		m.join.ch <- joinError(m.join.req, m.id, code)
+		m.join = nil
+	}
+	if m.sync != nil {
+		m.sync.ch <- syncError(m.sync.req, code)
+		m.sync = nil
+	}
+}
+
+func joinError(req *kmsg.JoinGroupRequest, memberID string, code int16) *kmsg.JoinGroupResponse {
+	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	resp.ErrorCode = code
+	resp.Generation = -1
+	resp.MemberID = memberID
+	return resp
+}
+
+func syncError(req *kmsg.SyncGroupRequest, code int16) *kmsg.SyncGroupResponse {
+	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	resp.ErrorCode = code
+	return resp
+}
+
+// save stores the group as it is now, from the generation last saved. On
+// failure the group is unloaded: the store holds the last good state, and
+// a stale generation means another agent moved the group on.
+func (g *group) saveLocked() bool {
+	sg := metastore.Group{
+		ID: g.id, Generation: g.generation, ProtocolType: g.protocolType,
+		Protocol: g.protocol, Leader: g.leader, State: g.state.String(),
+	}
+	for _, id := range g.memberIDsLocked() {
+		m := g.members[id]
+		sg.Members = append(sg.Members, metastore.GroupMember{
+			ID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
+			SessionTimeoutMs: int32(m.session / time.Millisecond), RebalanceTimeoutMs: int32(m.rebalance / time.Millisecond),
+			Protocols: m.protocols, Assignment: m.assignment,
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupStoreTimeout)
+	defer cancel()
+	if err := g.gc.a.store.SaveGroup(ctx, sg, g.savedGen); err != nil {
+		if errors.Is(err, metastore.ErrStaleGeneration) {
+			g.gc.log.Warn("group moved on in the store; another agent coordinates it", "group", g.id, "generation", g.generation, "err", err)
+		} else {
+			g.gc.log.Warn("save group failed; unloading it", "group", g.id, "err", err)
+		}
+		g.unloadLocked()
+		return false
+	}
+	g.savedGen = g.generation
+	return true
+}
+
+func (g *group) memberIDsLocked() []string {
+	ids := make([]string, 0, len(g.members))
+	for id := range g.members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// newMemberID is Kafka's shape: the client id, a dash, a random suffix.
+func newMemberID(clientID string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return clientID + "-" + hex.EncodeToString(b[:])
+}
+
+// heartbeatLocked extends m's session.
+func (g *group) heartbeatLocked(m *groupMember) {
+	m.deadline = time.Now().Add(m.session)
+	if m.timer == nil {
+		m.timer = time.AfterFunc(m.session, func() { g.expire(m) })
+		return
+	}
+	m.timer.Reset(m.session)
+}
+
+// expire removes m if its session lapsed. Members with a parked JoinGroup or
+// SyncGroup are alive by definition.
+func (g *group) expire(m *groupMember) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.unloaded || g.members[m.id] != m {
+		return
+	}
+	if m.join != nil || m.sync != nil {
+		m.timer.Reset(m.session)
+		return
+	}
+	if d := time.Until(m.deadline); d > 0 {
+		m.timer.Reset(d)
+		return
+	}
+	g.gc.log.Info("group member session expired", "group", g.id, "member", m.id)
+	g.removeMemberLocked(m, kerr.UnknownMemberID.Code)
+}
+
+// addPendingLocked remembers a member id given out with MEMBER_ID_REQUIRED
+// for one session timeout.
+func (g *group) addPendingLocked(id string, session time.Duration) {
+	g.pending[id] = time.AfterFunc(session, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.unloaded {
+			return
+		}
+		if _, ok := g.pending[id]; ok {
+			delete(g.pending, id)
+			g.maybeCompleteJoinLocked()
+		}
+	})
+}
+
+// removeMemberLocked drops m, answering its parked requests with code, and
+// rebalances the rest.
+func (g *group) removeMemberLocked(m *groupMember, code int16) {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	g.failWaitersLocked(m, code)
+	delete(g.members, m.id)
+	if m.instanceID != "" && g.statics[m.instanceID] == m.id {
+		delete(g.statics, m.instanceID)
+	}
+	switch g.state {
+	case groupStable, groupCompletingRebalance:
+		g.prepareRebalanceLocked()
+	case groupPreparingRebalance:
+		g.maybeCompleteJoinLocked()
+	}
+}
+
+// prepareRebalanceLocked starts a join phase: members have until the
+// longest rebalance timeout to rejoin.
+func (g *group) prepareRebalanceLocked() {
+	if g.state == groupCompletingRebalance {
+		for _, m := range g.members {
+			m.assignment = nil
+			if m.sync != nil {
+				m.sync.ch <- syncError(m.sync.req, kerr.RebalanceInProgress.Code)
+				m.sync = nil
+			}
+		}
+	}
+	g.state = groupPreparingRebalance
+	g.rebalanceSeq++
+	seq := g.rebalanceSeq
+	var timeout time.Duration
+	for _, m := range g.members {
+		timeout = max(timeout, m.rebalance)
+	}
+	if g.rebalance != nil {
+		g.rebalance.Stop()
+	}
+	g.rebalance = time.AfterFunc(timeout, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !g.unloaded && g.rebalanceSeq == seq && g.state == groupPreparingRebalance {
+			g.completeJoinLocked()
+		}
+	})
+	g.maybeCompleteJoinLocked()
+}
+
+// maybeCompleteJoinLocked ends the join phase once every member has
+// rejoined and no member id handed out is still unclaimed.
+func (g *group) maybeCompleteJoinLocked() {
+	if g.state != groupPreparingRebalance || len(g.pending) > 0 {
+		return
+	}
+	for _, m := range g.members {
+		if m.join == nil {
+			return
+		}
+	}
+	g.completeJoinLocked()
+}
+
+// completeJoinLocked ends the join phase: members that did not rejoin are
+// dropped, the generation moves on, a protocol and leader are chosen and
+// every joined member is answered (the leader with everyone's metadata).
+func (g *group) completeJoinLocked() {
+	if g.rebalance != nil {
+		g.rebalance.Stop()
+	}
+	g.rebalanceSeq++
+	for _, m := range g.members {
+		if m.join == nil {
+			g.gc.log.Info("group member did not rejoin in time", "group", g.id, "member", m.id)
+			if m.timer != nil {
+				m.timer.Stop()
+			}
+			g.failWaitersLocked(m, kerr.UnknownMemberID.Code)
+			delete(g.members, m.id)
+			if m.instanceID != "" && g.statics[m.instanceID] == m.id {
+				delete(g.statics, m.instanceID)
+			}
+		}
+	}
+	g.generation++
+	if len(g.members) == 0 {
+		g.state, g.protocol, g.leader = groupEmpty, "", ""
+		g.saveLocked()
+		return
+	}
+	g.protocol = g.selectProtocolLocked()
+	ids := g.memberIDsLocked()
+	if _, ok := g.members[g.leader]; !ok {
+		g.leader = ids[0]
+	}
+	g.state = groupCompletingRebalance
+	for _, id := range ids {
+		m := g.members[id]
+		m.join.ch <- g.joinResponseLocked(m, m.join.req)
+		m.join = nil
+		g.heartbeatLocked(m)
+	}
+}
+
+// joinResponseLocked answers a member with the current generation; the
+// leader also gets every member's metadata for the chosen protocol.
+func (g *group) joinResponseLocked(m *groupMember, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
+	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	resp.Generation = g.generation
+	resp.ProtocolType = &g.protocolType
+	resp.Protocol = &g.protocol
+	resp.LeaderID = g.leader
+	resp.MemberID = m.id
+	if m.id == g.leader {
+		for _, id := range g.memberIDsLocked() {
+			o := g.members[id]
+			rm := kmsg.NewJoinGroupResponseMember()
+			rm.MemberID = o.id
+			if o.instanceID != "" {
+				rm.InstanceID = &o.instanceID
+			}
+			rm.ProtocolMetadata = o.metadataFor(g.protocol)
+			resp.Members = append(resp.Members, rm)
+		}
+	}
+	return resp
+}
+
+func (m *groupMember) metadataFor(protocol string) []byte {
+	for _, p := range m.protocols {
+		if p.Name == protocol {
+			return p.Metadata
+		}
+	}
+	return nil
+}
+
+// selectProtocolLocked picks, among the protocols every member supports,
+// the one most members prefer (ties: the earliest in the leader's, then
+// the first member's, preference order).
+func (g *group) selectProtocolLocked() string {
+	cands := g.candidatesLocked()
+	votes := make(map[string]int)
+	for _, m := range g.members {
+		for _, p := range m.protocols {
+			if slices.Contains(cands, p.Name) {
+				votes[p.Name]++
+				break
+			}
+		}
+	}
+	best := ""
+	for _, c := range cands {
+		if best == "" || votes[c] > votes[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// candidatesLocked lists the protocols every member supports, in the
+// preference order of the leader (or, without one, the first member).
+func (g *group) candidatesLocked() []string {
+	var order []metastore.GroupProtocol
+	if l, ok := g.members[g.leader]; ok {
+		order = l.protocols
+	} else if ids := g.memberIDsLocked(); len(ids) > 0 {
+		order = g.members[ids[0]].protocols
+	}
+	var out []string
+	for _, p := range order {
+		ok := true
+		for _, m := range g.members {
+			ok = ok && hasProtocol(m.protocols, p.Name)
+		}
+		if ok {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// supportsLocked reports whether a member (other than except) joining with
+// protocolType and protos can be in the group: an empty group takes any
+// member; otherwise the type must match and one of protos must be
+// supported by every other member.
+func (g *group) supportsLocked(protocolType string, protos []metastore.GroupProtocol, except string) bool {
+	others := 0
+	for id := range g.members {
+		if id != except {
+			others++
+		}
+	}
+	if others == 0 {
+		return true
+	}
+	if protocolType != g.protocolType {
+		return false
+	}
+	for _, p := range protos {
+		ok := true
+		for id, m := range g.members {
+			ok = ok && (id == except || hasProtocol(m.protocols, p.Name))
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func hasProtocol(ps []metastore.GroupProtocol, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func sameProtocols(a, b []metastore.GroupProtocol) bool {
+	return slices.EqualFunc(a, b, func(x, y metastore.GroupProtocol) bool {
+		return x.Name == y.Name && string(x.Metadata) == string(y.Metadata)
+	})
+}

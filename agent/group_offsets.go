@@ -1,0 +1,355 @@
+package agent
+
+// OffsetCommit versions 0–9, OffsetFetch versions 0–9 (several groups per
+// request from v8) and OffsetDelete version 0.
+//
+// A commit from a group member (generation >= 0) is checked against the
+// coordinator's memory as Kafka does (REBALANCE_IN_PROGRESS,
+// UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID), then again by
+// the store in the same transaction as the write, so a coordinator that
+// lost the group to another agent cannot commit for a generation that
+// moved on. Commits from outside the group (generation -1, and v0) are only
+// taken while the group has no members. Topics and partitions that do not
+// exist get UNKNOWN_TOPIC_OR_PARTITION.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/wire"
+)
+
+// maxOffsetMetadata is Kafka's offset.metadata.max.bytes default.
+const maxOffsetMetadata = 4096
+
+func (a *Agent) handleOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.OffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	code := a.commitOffsets(ctx, req, resp)
+	if code != 0 {
+		// Every partition gets the group-level error.
+		resp.Topics = resp.Topics[:0]
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+	}
+	return wire.Respond(resp)
+}
+
+// commitOffsets fills resp's per-partition results and returns a code that
+// applies to all partitions instead, or 0.
+func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) int16 {
+	if req.Group == "" {
+		return kerr.InvalidGroupID.Code
+	}
+	generation := req.Generation
+	if req.Version == 0 {
+		generation = -1
+	}
+	g, code := a.groups.acquire(ctx, req.Group)
+	if code != 0 {
+		return code
+	}
+	g.mu.Lock()
+	code = g.checkCommitLocked(req.MemberID, req.InstanceID, generation)
+	g.mu.Unlock()
+	if code != 0 {
+		return code
+	}
+
+	var offsets []metastore.CommittedOffset
+	type slot struct{ t, p int }
+	var slots []slot
+	for ti, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		ts, terr := a.topics.get(ctx, rt.Topic)
+		for pi, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case terr != nil && errors.Is(terr, metastore.ErrUnknownTopic):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case terr != nil:
+				sp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			case rp.Partition < 0 || int(rp.Partition) >= len(ts.parts):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			default:
+				o := metastore.CommittedOffset{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1}
+				if req.Version >= 6 {
+					o.LeaderEpoch = rp.LeaderEpoch
+				}
+				if rp.Metadata != nil {
+					o.Metadata = *rp.Metadata
+				}
+				offsets = append(offsets, o)
+				slots = append(slots, slot{ti, pi})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(offsets) == 0 {
+		return 0
+	}
+	cctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
+	defer cancel()
+	err := a.store.CommitGroupOffsets(cctx, req.Group, generation, req.MemberID, offsets)
+	code = 0
+	switch {
+	case err == nil:
+	case errors.Is(err, metastore.ErrStaleGeneration):
+		code = kerr.IllegalGeneration.Code
+	case errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
+		code = kerr.UnknownMemberID.Code
+	default:
+		a.log.Warn("commit offsets failed", "group", req.Group, "err", err)
+		code = kerr.CoordinatorNotAvailable.Code
+	}
+	if code != 0 {
+		for _, s := range slots {
+			resp.Topics[s.t].Partitions[s.p].ErrorCode = code
+		}
+	}
+	return 0
+}
+
+// checkCommitLocked is Kafka's offset commit validation against the
+// coordinator's view of the group.
+func (g *group) checkCommitLocked(memberID string, instanceID *string, generation int32) int16 {
+	if g.unloaded {
+		return kerr.NotCoordinator.Code
+	}
+	switch {
+	case generation >= 0 || memberID != "" || (instanceID != nil && *instanceID != ""):
+		if !g.exists() && generation >= 0 {
+			return kerr.IllegalGeneration.Code
+		}
+		if _, code := g.checkMemberLocked(memberID, instanceID, generation); code != 0 {
+			return code
+		}
+	case len(g.members) > 0:
+		// Offsets of a managed group are the members' to commit.
+		return kerr.UnknownMemberID.Code
+	}
+	if g.state == groupCompletingRebalance {
+		return kerr.RebalanceInProgress.Code
+	}
+	return 0
+}
+
+func (a *Agent) handleOffsetFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.OffsetFetchRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			sg := kmsg.NewOffsetFetchResponseGroup()
+			sg.Group = rg.Group
+			var topics []kmsg.OffsetFetchRequestTopic
+			for _, rt := range rg.Topics {
+				t := kmsg.NewOffsetFetchRequestTopic()
+				t.Topic, t.Partitions = rt.Topic, rt.Partitions
+				topics = append(topics, t)
+			}
+			all := rg.Topics == nil
+			var code int16
+			sg.Topics, code = a.fetchOffsets(ctx, rg.Group, topics, all)
+			sg.ErrorCode = code
+			resp.Groups = append(resp.Groups, sg)
+		}
+		return wire.Respond(resp)
+	}
+	// Before v8: one group. v0–1 report errors per partition only.
+	topics, code := a.fetchOffsets(ctx, req.Group, req.Topics, req.Version >= 2 && req.Topics == nil)
+	for _, t := range topics {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if code != 0 {
+		if req.Version >= 2 {
+			resp.ErrorCode = code
+		}
+		if req.Version < 2 || len(resp.Topics) == 0 {
+			for _, rt := range req.Topics {
+				st := kmsg.NewOffsetFetchResponseTopic()
+				st.Topic = rt.Topic
+				for _, p := range rt.Partitions {
+					sp := kmsg.NewOffsetFetchResponseTopicPartition()
+					sp.Partition, sp.Offset, sp.LeaderEpoch, sp.ErrorCode = p, -1, -1, code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+		}
+	}
+	return wire.Respond(resp)
+}
+
+// fetchOffsets answers one group's offset fetch: the requested partitions
+// (offset -1 where nothing is committed), or all committed ones.
+func (a *Agent) fetchOffsets(ctx context.Context, group string, topics []kmsg.OffsetFetchRequestTopic, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, int16) {
+	if !a.isCoordinator(group) {
+		return nil, kerr.NotCoordinator.Code
+	}
+	a.groups.mu.Lock()
+	_, loading := a.groups.loading[group]
+	closed := a.groups.closed
+	a.groups.mu.Unlock()
+	switch {
+	case closed:
+		return nil, kerr.NotCoordinator.Code
+	case loading:
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
+	fctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
+	defer cancel()
+	committed, err := a.store.FetchOffsets(fctx, group)
+	if err != nil {
+		a.log.Warn("fetch offsets failed", "group", group, "err", err)
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	type key struct {
+		t string
+		p int32
+	}
+	byTP := make(map[key]metastore.CommittedOffset, len(committed))
+	for _, o := range committed {
+		byTP[key{o.Topic, o.Partition}] = o
+	}
+	part := func(topic string, p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
+		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+		if o, ok := byTP[key{topic, p}]; ok {
+			md := o.Metadata
+			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, &md
+		}
+		return rp
+	}
+	var out []kmsg.OffsetFetchResponseGroupTopic
+	if all {
+		for _, o := range committed {
+			if n := len(out); n == 0 || out[n-1].Topic != o.Topic {
+				t := kmsg.NewOffsetFetchResponseGroupTopic()
+				t.Topic = o.Topic
+				out = append(out, t)
+			}
+			out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, part(o.Topic, o.Partition))
+		}
+		return out, 0
+	}
+	for _, rt := range topics {
+		t := kmsg.NewOffsetFetchResponseGroupTopic()
+		t.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			t.Partitions = append(t.Partitions, part(rt.Topic, p))
+		}
+		out = append(out, t)
+	}
+	return out, 0
+}
+
+func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.OffsetDeleteRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	g, code := a.groups.acquire(ctx, req.Group)
+	if code != 0 {
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	}
+	g.mu.Lock()
+	exists, members, ptype := g.exists(), len(g.members) > 0, g.protocolType
+	subscribed := g.subscribedTopicsLocked()
+	unloaded := g.unloaded
+	g.mu.Unlock()
+	if unloaded {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return wire.Respond(resp)
+	}
+	if !exists {
+		committed, err := a.store.FetchOffsets(ctx, req.Group)
+		if err != nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return wire.Respond(resp)
+		}
+		if len(committed) == 0 {
+			resp.ErrorCode = kerr.GroupIDNotFound.Code
+			return wire.Respond(resp)
+		}
+	}
+	if members && ptype != "consumer" {
+		resp.ErrorCode = kerr.NonEmptyGroup.Code
+		return wire.Respond(resp)
+	}
+	var del []metastore.GroupPartition
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetDeleteResponseTopic()
+		st.Topic = rt.Topic
+		ts, terr := a.topics.get(ctx, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case terr != nil || rp.Partition < 0 || int(rp.Partition) >= len(ts.parts):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case subscribed[rt.Topic]:
+				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			default:
+				del = append(del, metastore.GroupPartition{Topic: rt.Topic, Partition: rp.Partition})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if err := a.store.DeleteGroupOffsets(ctx, req.Group, del); err != nil {
+		a.log.Warn("delete offsets failed", "group", req.Group, "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		resp.Topics = nil
+	}
+	return wire.Respond(resp)
+}
+
+// subscribedTopicsLocked is the union of the topics the members of a
+// consumer-protocol group subscribe to, read from their metadata.
+func (g *group) subscribedTopicsLocked() map[string]bool {
+	out := make(map[string]bool)
+	if g.protocolType != "consumer" {
+		return out
+	}
+	for _, m := range g.members {
+		for _, p := range m.protocols {
+			if g.protocol != "" && p.Name != g.protocol {
+				continue
+			}
+			var md kmsg.ConsumerMemberMetadata
+			if err := md.ReadFrom(p.Metadata); err != nil {
+				continue
+			}
+			for _, t := range md.Topics {
+				out[t] = true
+			}
+			for _, o := range md.OwnedPartitions {
+				out[o.Topic] = true
+			}
+		}
+	}
+	return out
+}

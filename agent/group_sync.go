@@ -1,0 +1,132 @@
+package agent
+
+// SyncGroup, versions 0–5, and Heartbeat, versions 0–4. The leader's
+// SyncGroup carries the assignments; the group is saved (compare-and-set on
+// generation) before any member gets its assignment, so an assignment a
+// client holds is always one the store knows. Followers' SyncGroups are
+// parked until then.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+// checkMemberLocked validates a member's identity and generation the way
+// SyncGroup, Heartbeat and OffsetCommit do. It returns the member or a
+// Kafka error code.
+func (g *group) checkMemberLocked(memberID string, instanceID *string, generation int32) (*groupMember, int16) {
+	if g.unloaded {
+		return nil, kerr.NotCoordinator.Code
+	}
+	if instanceID != nil && *instanceID != "" {
+		if cur, ok := g.statics[*instanceID]; ok && cur != memberID {
+			return nil, kerr.FencedInstanceID.Code
+		}
+	}
+	m, ok := g.members[memberID]
+	if !ok {
+		return nil, kerr.UnknownMemberID.Code
+	}
+	if generation != g.generation {
+		return nil, kerr.IllegalGeneration.Code
+	}
+	return m, 0
+}
+
+func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.SyncGroupRequest)
+	fail := func(code int16) wire.Reply { return wire.Respond(syncError(req, code)) }
+	if req.Group == "" {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	g, code := a.groups.acquire(ctx, req.Group)
+	if code != 0 {
+		return fail(code)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
+	if code != 0 {
+		return fail(code)
+	}
+	if (req.ProtocolType != nil && *req.ProtocolType != g.protocolType) || (req.Protocol != nil && *req.Protocol != g.protocol) {
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	switch g.state {
+	case groupPreparingRebalance:
+		return fail(kerr.RebalanceInProgress.Code)
+	case groupStable:
+		g.heartbeatLocked(m)
+		return wire.Respond(g.syncResponseLocked(m, req))
+	case groupCompletingRebalance:
+	default:
+		return fail(kerr.UnknownMemberID.Code)
+	}
+	if m.sync != nil {
+		m.sync.ch <- syncError(m.sync.req, kerr.RebalanceInProgress.Code)
+	}
+	w := &syncWaiter{req: req, ch: make(chan kmsg.Response, 1)}
+	m.sync = w
+	if m.id != g.leader {
+		return awaitResponse(w.ch)
+	}
+	plan := make(map[string][]byte, len(req.GroupAssignment))
+	for _, as := range req.GroupAssignment {
+		plan[as.MemberID] = as.MemberAssignment
+	}
+	for id, o := range g.members {
+		o.assignment = plan[id]
+		if o.assignment == nil {
+			o.assignment = []byte{}
+		}
+	}
+	g.state = groupStable
+	if !g.saveLocked() {
+		return awaitResponse(w.ch) // unloading answered it NOT_COORDINATOR
+	}
+	for _, o := range g.members {
+		if o.sync != nil {
+			o.sync.ch <- g.syncResponseLocked(o, o.sync.req)
+			o.sync = nil
+			g.heartbeatLocked(o)
+		}
+	}
+	return awaitResponse(w.ch)
+}
+
+func (g *group) syncResponseLocked(m *groupMember, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
+	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	resp.ProtocolType = &g.protocolType
+	resp.Protocol = &g.protocol
+	resp.MemberAssignment = m.assignment
+	if resp.MemberAssignment == nil {
+		resp.MemberAssignment = []byte{}
+	}
+	return resp
+}
+
+func (a *Agent) handleHeartbeat(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.HeartbeatRequest)
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	g, code := a.groups.acquire(ctx, req.Group)
+	if code != 0 {
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
+	if code != 0 {
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	}
+	g.heartbeatLocked(m)
+	if g.state == groupPreparingRebalance {
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+	}
+	return wire.Respond(resp)
+}
