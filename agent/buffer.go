@@ -27,7 +27,8 @@ type pending struct {
 type entry struct {
 	p      *partition
 	topic  *topicState
-	data   []byte
+	data   []byte // nil once copied into a segment
+	size   int64  // len(data), kept for laying out the chunk
 	hdr    segment.BatchHeader
 	res    *appendResult
 	waiter *pending

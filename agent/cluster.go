@@ -3,13 +3,18 @@ package agent
 // DescribeCluster (0–1) and InitProducerId (0–4).
 //
 // InitProducerId hands out producer ids from the metastore so idempotent
-// producers (the default in franz-go and the Java client) can start;
-// transactional ids are refused until transactions exist (issue 5), with
+// producers (the default in franz-go and the Java client) can start. An
+// idempotent producer that asks again with its id and epoch (KIP-360, v3+,
+// after an OUT_OF_ORDER_SEQUENCE_NUMBER or a lost batch) gets the next epoch
+// of the same id, or a new id when the epoch would overflow; the new epoch
+// restarts its sequences, which the flush commit checks. Transactional ids
+// are refused until transactions exist, with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED so clients fail clearly instead of
 // hanging.
 
 import (
 	"context"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -36,6 +41,10 @@ func (a *Agent) handleInitProducerID(ctx context.Context, _ *wire.Conn, kreq kms
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
+	if req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
+		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return wire.Respond(resp)
 	}
 	id, err := a.store.AllocateProducerID(ctx)

@@ -97,7 +97,8 @@ func (f *Flusher) build(es []*entry) *flush {
 	var reserved int64
 	for _, e := range es {
 		w.Append(segment.TopicRef{ID: e.p.tp.Topic, Name: e.p.topic, Partition: e.p.index}, e.data, e.hdr)
-		reserved += int64(len(e.data))
+		e.size = int64(len(e.data))
+		reserved += e.size
 		e.data = nil // the object holds the bytes now
 	}
 	obj, chunks := w.Finish()
@@ -172,19 +173,28 @@ func (c *Committer) run(ctx context.Context) {
 
 // commit records fl in the store and answers its producers. Chunks of
 // partitions that vanished (topic deleted) are dropped and answered with
-// errUnknownTopic; the rest commit.
+// errUnknownTopic; the rest commit. Chunks holding idempotent producers'
+// batches are committed batch by batch, so the store can check sequences.
 func (c *Committer) commit(ctx context.Context, fl *flush) {
 	f := c.flusher
+	// Entries per partition, in append order: the order of the chunk's
+	// batches in the object.
+	byTP := make(map[metastore.TopicPartition][]*entry)
+	for _, e := range fl.entries {
+		byTP[e.p.tp] = append(byTP[e.p.tp], e)
+	}
 	chunks := make([]metastore.Chunk, 0, len(fl.chunks))
 	for _, ch := range fl.chunks {
+		tp := metastore.TopicPartition{Topic: ch.TopicID, Partition: ch.Partition}
 		chunks = append(chunks, metastore.Chunk{
-			TopicPartition: metastore.TopicPartition{Topic: ch.TopicID, Partition: ch.Partition},
+			TopicPartition: tp,
 			Position:       ch.Position,
 			Length:         ch.Length,
 			OffsetCount:    ch.OffsetCount,
 			BatchCount:     ch.BatchCount,
 			MinTimestamp:   ch.MinTimestamp,
 			MaxTimestamp:   ch.MaxTimestamp,
+			Batches:        producerBatches(ch.Position, byTP[tp]),
 		})
 	}
 	dropped := make(map[metastore.TopicPartition]bool)
@@ -201,6 +211,7 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 		if errors.As(err, &unknown) {
 			for _, tp := range unknown.Partitions {
 				dropped[tp] = true
+				c.topics.dropID(tp.Topic) // deleted elsewhere: forget it
 			}
 			kept := chunks[:0]
 			for _, ch := range chunks {
@@ -225,36 +236,73 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 	}
 	f.stats.observeCommit(time.Since(start))
 
-	// Hand out offsets: within a chunk, batches follow in append order.
-	next := make(map[metastore.TopicPartition]int64, len(chunks))
 	for i, ch := range chunks {
-		next[ch.TopicPartition] = res.BaseOffsets[i]
-		e := metastore.IndexEntry{
-			TopicPartition: ch.TopicPartition,
-			BaseOffset:     res.BaseOffsets[i],
-			LastOffset:     res.BaseOffsets[i] + ch.OffsetCount - 1,
-			SegmentKey:     fl.key,
-			Position:       ch.Position,
-			Length:         ch.Length,
-			BatchCount:     ch.BatchCount,
-			MinTimestamp:   ch.MinTimestamp,
-			MaxTimestamp:   ch.MaxTimestamp,
-		}
-		if p := c.topics.partitionOf(ch.TopicPartition); p != nil {
-			p.committed(e)
-		}
-	}
-	for _, e := range fl.entries {
-		base, ok := next[e.p.tp]
-		if !ok {
-			e.finish(-1, errUnknownTopic)
+		p := c.topics.partitionOf(ch.TopicPartition)
+		es := byTP[ch.TopicPartition]
+		if ch.Batches != nil {
+			results := res.Batches[i]
+			for j, e := range es {
+				r := results[j]
+				e.finish(r.BaseOffset, r.Err) // a duplicate succeeds with its first offset
+			}
+			if p != nil {
+				for _, row := range metastore.IndexRuns(ch.TopicPartition, fl.key, ch.Batches, results) {
+					p.committed(row)
+				}
+			}
 			continue
 		}
-		e.finish(base, nil)
-		next[e.p.tp] = base + e.hdr.OffsetCount()
+		// Within a chunk, batches follow in append order.
+		base := res.BaseOffsets[i]
+		for _, e := range es {
+			e.finish(base, nil)
+			base += e.hdr.OffsetCount()
+		}
+		if p != nil {
+			p.committed(metastore.IndexEntry{
+				TopicPartition: ch.TopicPartition,
+				BaseOffset:     res.BaseOffsets[i],
+				LastOffset:     res.BaseOffsets[i] + ch.OffsetCount - 1,
+				SegmentKey:     fl.key,
+				Position:       ch.Position,
+				Length:         ch.Length,
+				BatchCount:     ch.BatchCount,
+				MinTimestamp:   ch.MinTimestamp,
+				MaxTimestamp:   ch.MaxTimestamp,
+			})
+		}
+	}
+	for tp := range dropped {
+		for _, e := range byTP[tp] {
+			e.finish(-1, errUnknownTopic)
+		}
 	}
 	f.buf.release(fl.reserved)
 	f.stats.observeFlushed(time.Since(fl.cut))
+}
+
+// producerBatches describes a chunk's batches for the store's sequence
+// check, or returns nil if none comes from an idempotent producer (then the
+// chunk commits as one row, the cheap path).
+func producerBatches(chunkPos int64, es []*entry) []metastore.ProducerBatch {
+	idempotent := false
+	for _, e := range es {
+		idempotent = idempotent || e.hdr.ProducerID >= 0
+	}
+	if !idempotent {
+		return nil
+	}
+	out := make([]metastore.ProducerBatch, len(es))
+	pos := chunkPos
+	for i, e := range es {
+		out[i] = metastore.ProducerBatch{
+			Position: pos, Length: e.size, OffsetCount: e.hdr.OffsetCount(),
+			MinTimestamp: e.hdr.FirstTimestamp, MaxTimestamp: e.hdr.MaxTimestamp,
+			ProducerID: e.hdr.ProducerID, ProducerEpoch: e.hdr.ProducerEpoch, BaseSequence: e.hdr.BaseSequence,
+		}
+		pos += e.size
+	}
+	return out
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially

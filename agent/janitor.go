@@ -24,6 +24,10 @@ type Janitor struct {
 	Log      *slog.Logger
 	Interval time.Duration // how often to look
 	MinAge   time.Duration // uploads younger than this may still commit
+	// ProducerExpiry is how long an idempotent producer's sequence state is
+	// kept after its last write (Kafka's producer.id.expiration.ms);
+	// zero means one day, Kafka's default.
+	ProducerExpiry time.Duration
 }
 
 // Run collects orphans every Interval until ctx ends.
@@ -39,6 +43,15 @@ func (j *Janitor) Run(ctx context.Context) {
 		held, err := j.Store.AcquireLease(ctx, orphanLease, j.AgentID, 2*j.Interval)
 		if err != nil || !held {
 			continue
+		}
+		expiry := j.ProducerExpiry
+		if expiry == 0 {
+			expiry = 24 * time.Hour
+		}
+		if n, err := j.Store.ExpireProducers(ctx, time.Now().Add(-expiry)); err != nil {
+			j.Log.Warn("producer state expiry failed", "err", err)
+		} else if n > 0 {
+			j.Log.Info("expired idle producer state", "count", n)
 		}
 		if n, err := j.CollectOnce(ctx); err != nil {
 			j.Log.Warn("orphan collection failed", "err", err, "deleted", n)

@@ -308,3 +308,12 @@ func (ts *topics) invalidate() {
 		p.mu.Unlock()
 	}
 }
+
+// dropID forgets a topic by id (deleted through another agent).
+func (ts *topics) dropID(id metastore.TopicID) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if st, ok := ts.byID[id]; ok {
+		ts.dropLocked(st)
+	}
+}

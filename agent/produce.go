@@ -8,8 +8,10 @@ package agent
 // and stores nothing. acks=0 is answered at once (with no response, as Kafka
 // does); acks=1 and acks=-1 both wait until the flush holding the batch is in
 // the bucket and committed in the metastore, which is stronger than Kafka's
-// acks=1. Idempotent producers are accepted, but sequence numbers are not yet
-// checked for duplicates (issue 5).
+// acks=1. Idempotent producers' sequence numbers are checked inside that
+// commit: a retry of one of the last five batches is answered with its first
+// offset and not appended again; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER and
+// a stale epoch INVALID_PRODUCER_EPOCH.
 
 import (
 	"context"
@@ -222,6 +224,12 @@ func errorCode(err error) int16 {
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, errTransactionsUnsupported):
 		return kerr.InvalidTxnState.Code
+	case errors.Is(err, metastore.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, metastore.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, metastore.ErrVerdictUnknown):
+		return kerr.RequestTimedOut.Code // retriable: the retry meets the sequence check
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	default:
