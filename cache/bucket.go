@@ -1,11 +1,12 @@
 package cache
 
 import (
-	"container/list"
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sync/singleflight"
 
@@ -15,66 +16,88 @@ import (
 // Config sizes the cache.
 type Config struct {
 	BlockSize   int64 // aligned read unit; default 4 MiB
-	MemoryBytes int64 // memory tier budget; 0 disables caching of reads
+	MemoryBytes int64 // memory tier budget
+
+	// DiskDir is the disk tier's directory (cache.disk.dir); empty means no
+	// disk tier. DiskBytes (cache.disk.bytes) is its budget in file bytes
+	// and must be positive when DiskDir is set. The directory belongs to
+	// the cache: at start it deletes what it cannot validate there.
+	DiskDir   string
+	DiskBytes int64
+
+	// ReadAheadBlocks is how many blocks are fetched in the background
+	// ahead of a reader that moved on sequentially from one block to the
+	// next; 0 disables read-ahead.
+	ReadAheadBlocks int
 }
 
-// DefaultConfig is 4 MiB blocks and a 256 MiB memory tier.
+// DefaultConfig is 4 MiB blocks, a 256 MiB memory tier, no disk tier and
+// read-ahead of 2 blocks.
 func DefaultConfig() Config {
-	return Config{BlockSize: 4 << 20, MemoryBytes: 256 << 20}
+	return Config{BlockSize: 4 << 20, MemoryBytes: 256 << 20, ReadAheadBlocks: 2}
 }
 
-// Stats are cumulative counters.
-type Stats struct {
-	Hits, Misses, Evictions int64
-	Bytes                   int64 // bytes held now
-}
+// ErrClosed is returned by Get after Stop or Close.
+var ErrClosed = errors.New("cache is closed")
 
 // Bucket is a caching decorator over an objectstore.Bucket. See the package
 // comment for what it assumes.
 type Bucket struct {
 	next objectstore.Bucket
 	cfg  Config
-	sf   singleflight.Group
+	sf   singleflight.Group // keyed by block; loads through every tier
+	mem  *memTier
+	disk *diskTier  // nil without a disk tier
+	ra   *readAhead // nil without read-ahead
+	c    counters
 
-	mu     sync.Mutex // guards lru, blocks, keys, bytes
-	lru    *list.List // of *block, most recent at front
-	blocks map[blockID]*list.Element
-	keys   map[string]map[int64]struct{} // block indexes held per key
-	bytes  int64
+	// ctx is cancelled by Stop; background fetches run under it, and
+	// readers' fetches are cancelled by it too.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	hits, misses, evictions atomic.Int64
-}
-
-type blockID struct {
-	key   string
-	index int64
-}
-
-type block struct {
-	id   blockID
-	data []byte // len < BlockSize only for an object's last block
+	lifeMu  sync.Mutex // guards stopped and wg.Add
+	stopped bool
+	wg      sync.WaitGroup // running loads
 }
 
 var _ objectstore.Bucket = (*Bucket)(nil)
 
-// New wraps next.
+// New wraps next. With a disk tier it first rebuilds the tier's index from
+// the directory.
 func New(next objectstore.Bucket, cfg Config) (*Bucket, error) {
-	if cfg.BlockSize <= 0 {
-		return nil, fmt.Errorf("cache: block size must be positive, got %d", cfg.BlockSize)
-	}
-	if cfg.MemoryBytes < 0 {
+	switch {
+	case cfg.BlockSize <= 0:
+		return nil, fmt.Errorf("cache: cache.block.bytes must be positive, got %d", cfg.BlockSize)
+	case cfg.MemoryBytes < 0:
 		return nil, fmt.Errorf("cache: cache.memory.bytes must not be negative, got %d", cfg.MemoryBytes)
+	case cfg.DiskDir != "" && cfg.DiskBytes <= 0:
+		return nil, fmt.Errorf("cache: cache.disk.bytes must be positive when cache.disk.dir is set, got %d", cfg.DiskBytes)
+	case cfg.DiskDir == "" && cfg.DiskBytes != 0:
+		return nil, fmt.Errorf("cache: cache.disk.bytes is %d but cache.disk.dir is not set", cfg.DiskBytes)
+	case cfg.DiskDir != "" && cfg.BlockSize > math.MaxUint32:
+		return nil, fmt.Errorf("cache: cache.block.bytes must be at most %d with a disk tier, got %d", uint32(math.MaxUint32), cfg.BlockSize)
+	case cfg.ReadAheadBlocks < 0:
+		return nil, fmt.Errorf("cache: read-ahead blocks must not be negative, got %d", cfg.ReadAheadBlocks)
 	}
-	return &Bucket{next: next, cfg: cfg, lru: list.New(), blocks: make(map[blockID]*list.Element), keys: make(map[string]map[int64]struct{})}, nil
+	b := &Bucket{next: next, cfg: cfg}
+	b.mem = newMemTier(cfg.MemoryBytes, &b.c.evictions)
+	if cfg.DiskDir != "" {
+		d, err := openDiskTier(cfg.DiskDir, cfg.DiskBytes, cfg.BlockSize, &b.c)
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		b.disk = d
+	}
+	if cfg.ReadAheadBlocks > 0 {
+		b.ra = newReadAhead(cfg.ReadAheadBlocks)
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b, nil
 }
 
-// Stats returns the counters.
-func (b *Bucket) Stats() Stats {
-	b.mu.Lock()
-	n := b.bytes
-	b.mu.Unlock()
-	return Stats{Hits: b.hits.Load(), Misses: b.misses.Load(), Evictions: b.evictions.Load(), Bytes: n}
-}
+// enabled reports whether reads are cached at all.
+func (b *Bucket) enabled() bool { return b.cfg.MemoryBytes > 0 || b.disk != nil }
 
 // Put uploads data and, once the upload succeeded, fills the cache with it.
 // Blocks of an earlier object under key are dropped first, so even an
@@ -90,21 +113,19 @@ func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// forget drops every cached block of key.
+// forget drops every cached block of key, in every tier.
 func (b *Bucket) forget(key string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for idx := range b.keys[key] {
-		if el, ok := b.blocks[blockID{key, idx}]; ok {
-			b.removeLocked(el)
-		}
+	b.mem.forget(key)
+	if b.disk != nil {
+		b.disk.forget(key)
 	}
 }
 
 // Fill caches the whole object data under key without uploading it. The
-// bytes are copied, so the caller may reuse data.
+// bytes are copied, so the caller may reuse data. Blocks go to memory and
+// reach the disk tier when memory evicts them.
 func (b *Bucket) Fill(key string, data []byte) {
-	if b.cfg.MemoryBytes == 0 {
+	if !b.enabled() {
 		return
 	}
 	bs := b.cfg.BlockSize
@@ -112,17 +133,27 @@ func (b *Bucket) Fill(key string, data []byte) {
 		end := min((i+1)*bs, int64(len(data)))
 		blk := make([]byte, end-i*bs)
 		copy(blk, data[i*bs:end])
-		b.insert(blockID{key, i}, blk)
+		b.toDisk(b.mem.put(blockID{key, i}, blk, false))
 		if len(data) == 0 {
 			break
 		}
 	}
 }
 
+// toDisk hands blocks that left memory to the disk tier.
+func (b *Bucket) toDisk(evicted []*memBlock) {
+	if b.disk == nil {
+		return
+	}
+	for _, blk := range evicted {
+		b.disk.enqueue(blk.id, blk.data)
+	}
+}
+
 // Get assembles the range from cached blocks, fetching missing blocks (whole
 // and aligned) from the underlying bucket.
 func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
-	if b.cfg.MemoryBytes == 0 || length == 0 {
+	if !b.enabled() || length == 0 {
 		return b.next.Get(ctx, key, off, length)
 	}
 	if err := ctx.Err(); err != nil {
@@ -136,12 +167,14 @@ func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte
 	if length >= 0 {
 		out = make([]byte, 0, length)
 	}
+	first, last, lastIsFinal := off/bs, off/bs, false
 	for pos := off; length < 0 || pos < off+length; {
 		idx := pos / bs
 		blk, err := b.block(ctx, key, idx)
 		if err != nil {
 			return nil, err
 		}
+		last, lastIsFinal = idx, int64(len(blk)) < bs
 		inBlock := pos - idx*bs
 		if inBlock > int64(len(blk)) || (inBlock == int64(len(blk)) && pos > off) {
 			if pos == off {
@@ -158,8 +191,13 @@ func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte
 		}
 		out = append(out, blk[inBlock:inBlock+n]...)
 		pos += n
-		if int64(len(blk)) < bs { // the object's last block
+		if lastIsFinal {
 			break
+		}
+	}
+	if b.ra != nil {
+		if from, to, ok := b.ra.observe(key, first, last, lastIsFinal); ok {
+			b.readAhead(key, from, to)
 		}
 	}
 	if out == nil {
@@ -168,76 +206,137 @@ func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte
 	return out, nil
 }
 
-// block returns one block, from memory or fetched once for all concurrent
-// callers.
+// loadResult is what a load hands to everyone waiting on it.
+type loadResult struct {
+	data     []byte
+	from     tier
+	prefetch bool // loaded by read-ahead
+}
+
+type tier int
+
+const (
+	fromMemory tier = iota
+	fromDisk
+	fromBucket
+)
+
+func sfKey(id blockID) string { return strconv.FormatInt(id.index, 10) + "/" + id.key }
+
+// block returns one block: from memory, or loaded once for all concurrent
+// readers (and read-ahead) from disk or the bucket.
 func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, error) {
 	id := blockID{key, idx}
-	if blk, ok := b.lookup(id); ok {
-		b.hits.Add(1)
-		return blk, nil
-	}
-	b.misses.Add(1)
-	v, err, _ := b.sf.Do(fmt.Sprintf("%d/%s", idx, key), func() (any, error) {
-		if blk, ok := b.lookup(id); ok {
-			return blk, nil
+	if data, wasPrefetched, ok := b.mem.get(id); ok {
+		b.c.hits.Add(1)
+		if wasPrefetched {
+			b.c.raUsed.Add(1)
 		}
-		data, err := b.next.Get(ctx, key, idx*b.cfg.BlockSize, b.cfg.BlockSize)
-		if err != nil {
-			return nil, err
-		}
-		b.insert(id, data)
 		return data, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return v.([]byte), nil
+	for attempt := 0; ; attempt++ {
+		ch := b.sf.DoChan(sfKey(id), func() (any, error) { return b.load(ctx, id, false) })
+		var r singleflight.Result
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		res, _ := r.Val.(loadResult)
+		if r.Err != nil {
+			if res.prefetch && attempt == 0 {
+				continue // a failed read-ahead is no answer for a reader: fetch on our own
+			}
+			return nil, r.Err
+		}
+		switch res.from {
+		case fromMemory:
+			b.c.hits.Add(1)
+		case fromDisk:
+			b.c.diskHits.Add(1)
+		case fromBucket:
+			b.c.misses.Add(1)
+			if b.disk != nil {
+				b.c.diskMisses.Add(1)
+			}
+		}
+		if res.prefetch {
+			b.c.raUsed.Add(1)
+			b.mem.claimPrefetched(id)
+		}
+		return res.data, nil
+	}
 }
 
-func (b *Bucket) lookup(id blockID) ([]byte, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	el, ok := b.blocks[id]
-	if !ok {
-		return nil, false
+// track registers a load so Stop waits for it; it fails once stopping.
+func (b *Bucket) track() bool {
+	b.lifeMu.Lock()
+	defer b.lifeMu.Unlock()
+	if b.stopped {
+		return false
 	}
-	b.lru.MoveToFront(el)
-	return el.Value.(*block).data, true
+	b.wg.Add(1)
+	return true
 }
 
-func (b *Bucket) insert(id blockID, data []byte) {
-	size := int64(len(data))
-	if size > b.cfg.MemoryBytes {
-		return
+// load finds a block in memory, on disk or in the bucket, and caches it.
+// It runs once per block for all waiters (singleflight), so it does not
+// stop when the reader that started it gives up: it runs under that
+// reader's values but stops only when the cache does.
+func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResult, error) {
+	if !b.track() {
+		return loadResult{prefetch: prefetch}, fmt.Errorf("get %s: %w", id.key, ErrClosed)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if el, ok := b.blocks[id]; ok {
-		b.lru.MoveToFront(el)
-		return
+	defer b.wg.Done()
+	if data, _, ok := b.mem.get(id); ok {
+		return loadResult{data: data, from: fromMemory}, nil
 	}
-	for b.bytes+size > b.cfg.MemoryBytes && b.lru.Len() > 0 {
-		b.removeLocked(b.lru.Back())
-		b.evictions.Add(1)
-	}
-	b.blocks[id] = b.lru.PushFront(&block{id: id, data: data})
-	if b.keys[id.key] == nil {
-		b.keys[id.key] = make(map[int64]struct{})
-	}
-	b.keys[id.key][id.index] = struct{}{}
-	b.bytes += size
-}
-
-func (b *Bucket) removeLocked(el *list.Element) {
-	blk := b.lru.Remove(el).(*block)
-	delete(b.blocks, blk.id)
-	if idx := b.keys[blk.id.key]; idx != nil {
-		delete(idx, blk.id.index)
-		if len(idx) == 0 {
-			delete(b.keys, blk.id.key)
+	if b.disk != nil {
+		if data, ok := b.disk.read(id); ok {
+			b.toDisk(b.mem.put(id, data, prefetch))
+			return loadResult{data: data, from: fromDisk, prefetch: prefetch}, nil
 		}
 	}
-	b.bytes -= int64(len(blk.data))
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(b.ctx, cancel)()
+	b.c.bucketGets.Add(1)
+	if prefetch {
+		b.c.raIssued.Add(1)
+	}
+	data, err := b.next.Get(fctx, id.key, id.index*b.cfg.BlockSize, b.cfg.BlockSize)
+	if err != nil {
+		return loadResult{prefetch: prefetch}, err
+	}
+	b.toDisk(b.mem.put(id, data, prefetch))
+	if b.disk != nil {
+		b.disk.enqueue(id, data)
+	}
+	return loadResult{data: data, from: fromBucket, prefetch: prefetch}, nil
+}
+
+// readAhead starts background loads of blocks from..to of key that no tier
+// holds, as far as free slots allow. Each joins the singleflight group
+// before readAhead returns, so a reader that arrives at the block while it
+// is loading waits for that load instead of fetching it again.
+func (b *Bucket) readAhead(key string, from, to int64) {
+	for idx := from; idx <= to; idx++ {
+		id := blockID{key, idx}
+		if b.mem.contains(id) || (b.disk != nil && b.disk.contains(id)) {
+			continue
+		}
+		if b.ra.full() {
+			return
+		}
+		// The result channel is buffered; nobody needs to read it.
+		b.sf.DoChan(sfKey(id), func() (any, error) {
+			if !b.ra.tryAcquire() {
+				return loadResult{prefetch: true}, errReadAheadBusy
+			}
+			defer b.ra.release()
+			return b.load(b.ctx, id, true)
+		})
+	}
 }
 
 // Head is passed through.
@@ -257,5 +356,28 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(objectstore.At
 	return b.next.List(ctx, prefix, fn)
 }
 
-// Close closes the underlying bucket.
-func (b *Bucket) Close() error { return b.next.Close() }
+// Stop stops the cache's background work without closing the underlying
+// bucket, for owners that close that bucket themselves: it cancels
+// read-ahead and in-flight fetches, waits for them, then finishes the
+// queued disk writes. Afterwards Get fails with ErrClosed (Put, Head,
+// Delete and List still pass through). Stop is idempotent.
+func (b *Bucket) Stop() {
+	b.lifeMu.Lock()
+	if b.stopped {
+		b.lifeMu.Unlock()
+		return
+	}
+	b.stopped = true
+	b.lifeMu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+	if b.disk != nil {
+		b.disk.close()
+	}
+}
+
+// Close stops the cache (see Stop) and closes the underlying bucket.
+func (b *Bucket) Close() error {
+	b.Stop()
+	return b.next.Close()
+}

@@ -19,12 +19,33 @@ import (
 // its concurrent-overwrite atomicity test does not apply, since the cache
 // assumes write-once keys, as segments are.)
 func TestReadsMatchUnderlyingBucket(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		testReadsMatch(t, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20})
+	})
+	t.Run("disk", func(t *testing.T) {
+		// A memory tier of two blocks, so most reads go through the disk.
+		cfg := cache.Config{BlockSize: 100, MemoryBytes: 200, DiskDir: t.TempDir(), DiskBytes: 1 << 20}
+		b := testReadsMatch(t, cfg)
+		if st := b.Stats(); st.DiskHits == 0 {
+			t.Fatalf("stats %+v: no read was served from disk", st)
+		}
+	})
+	t.Run("disk-only", func(t *testing.T) {
+		testReadsMatch(t, cache.Config{BlockSize: 100, DiskDir: t.TempDir(), DiskBytes: 1 << 20})
+	})
+	t.Run("read-ahead", func(t *testing.T) {
+		testReadsMatch(t, cache.Config{BlockSize: 100, MemoryBytes: 300, DiskDir: t.TempDir(), DiskBytes: 1 << 20, ReadAheadBlocks: 2})
+	})
+}
+
+func testReadsMatch(t *testing.T, cfg cache.Config) *cache.Bucket {
 	ctx := context.Background()
 	under := mem.New()
-	b, err := cache.New(under, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20})
+	b, err := cache.New(under, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close() })
 	sizes := []int{0, 1, 99, 100, 101, 250, 300}
 	for _, n := range sizes {
 		data := make([]byte, n)
@@ -56,16 +77,35 @@ func TestReadsMatchUnderlyingBucket(t *testing.T) {
 	if _, err := b.Get(cctx, "obj-300", 0, 10); err == nil {
 		t.Fatal("Get with a cancelled context succeeded")
 	}
+	return b
 }
 
-// countingBucket counts Gets.
+// readerKey marks the context of a test's own reads, so countingBucket can
+// tell GETs made on a reader's behalf from background ones (read-ahead).
+type readerKey struct{}
+
+func readerCtx() context.Context { return context.WithValue(context.Background(), readerKey{}, true) }
+
+// countingBucket counts Gets, in all and on readers' behalf, and can hold
+// background Gets until released.
 type countingBucket struct {
 	objectstore.Bucket
-	gets atomic.Int64
+	gets, readerGets, cancelled atomic.Int64
+	hold                        chan struct{} // if set, background Gets wait for it to close
 }
 
 func (c *countingBucket) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	c.gets.Add(1)
+	if ctx.Value(readerKey{}) != nil {
+		c.readerGets.Add(1)
+	} else if c.hold != nil {
+		select {
+		case <-c.hold:
+		case <-ctx.Done():
+			c.cancelled.Add(1)
+			return nil, ctx.Err()
+		}
+	}
 	return c.Bucket.Get(ctx, key, off, length)
 }
 
