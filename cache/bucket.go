@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"sync"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/siltstream/silt/objectstore"
 )
@@ -45,7 +42,7 @@ var ErrClosed = errors.New("cache is closed")
 type Bucket struct {
 	next objectstore.Bucket
 	cfg  Config
-	sf   singleflight.Group // keyed by block; loads through every tier
+	fl   flight // one load per block at a time, through every tier
 	mem  *memTier
 	disk *diskTier  // nil without a disk tier
 	ra   *readAhead // nil without read-ahead
@@ -221,8 +218,6 @@ const (
 	fromBucket
 )
 
-func sfKey(id blockID) string { return strconv.FormatInt(id.index, 10) + "/" + id.key }
-
 // block returns one block: from memory, or loaded once for all concurrent
 // readers (and read-ahead) from disk or the bucket.
 func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, error) {
@@ -235,19 +230,31 @@ func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, erro
 		return data, nil
 	}
 	for attempt := 0; ; attempt++ {
-		ch := b.sf.DoChan(sfKey(id), func() (any, error) { return b.load(ctx, id, false) })
-		var r singleflight.Result
+		c, leader := b.fl.join(id)
+		if leader {
+			// The load runs on its own goroutine so that this reader can
+			// give up on ctx without failing the others waiting for it.
+			if !b.track() {
+				b.fl.finish(id, c, loadResult{}, fmt.Errorf("get %s: %w", key, ErrClosed))
+			} else {
+				go func() {
+					defer b.wg.Done()
+					res, err := b.load(ctx, id, false)
+					b.fl.finish(id, c, res, err)
+				}()
+			}
+		}
 		select {
-		case r = <-ch:
+		case <-c.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		res, _ := r.Val.(loadResult)
-		if r.Err != nil {
+		res := c.res
+		if c.err != nil {
 			if res.prefetch && attempt == 0 {
 				continue // a failed read-ahead is no answer for a reader: fetch on our own
 			}
-			return nil, r.Err
+			return nil, c.err
 		}
 		switch res.from {
 		case fromMemory:
@@ -268,7 +275,7 @@ func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, erro
 	}
 }
 
-// track registers a load so Stop waits for it; it fails once stopping.
+// track registers a goroutine so Stop waits for it; it fails once stopping.
 func (b *Bucket) track() bool {
 	b.lifeMu.Lock()
 	defer b.lifeMu.Unlock()
@@ -280,14 +287,10 @@ func (b *Bucket) track() bool {
 }
 
 // load finds a block in memory, on disk or in the bucket, and caches it.
-// It runs once per block for all waiters (singleflight), so it does not
-// stop when the reader that started it gives up: it runs under that
-// reader's values but stops only when the cache does.
+// It runs once per block for all waiters, so it does not stop when the
+// reader that started it gives up: it keeps that reader's context values
+// but is cancelled only by Stop.
 func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResult, error) {
-	if !b.track() {
-		return loadResult{prefetch: prefetch}, fmt.Errorf("get %s: %w", id.key, ErrClosed)
-	}
-	defer b.wg.Done()
 	if data, _, ok := b.mem.get(id); ok {
 		return loadResult{data: data, from: fromMemory}, nil
 	}
@@ -300,6 +303,9 @@ func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResul
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(b.ctx, cancel)()
+	if fctx.Err() != nil { // stopping
+		return loadResult{prefetch: prefetch}, fmt.Errorf("get %s: %w", id.key, ErrClosed)
+	}
 	b.c.bucketGets.Add(1)
 	if prefetch {
 		b.c.raIssued.Add(1)
@@ -316,26 +322,34 @@ func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResul
 }
 
 // readAhead starts background loads of blocks from..to of key that no tier
-// holds, as far as free slots allow. Each joins the singleflight group
-// before readAhead returns, so a reader that arrives at the block while it
-// is loading waits for that load instead of fetching it again.
+// holds, as far as free slots allow. Each load is registered before
+// readAhead returns, so a reader that reaches the block while it is loading
+// waits for that load instead of fetching the block again.
 func (b *Bucket) readAhead(key string, from, to int64) {
 	for idx := from; idx <= to; idx++ {
 		id := blockID{key, idx}
 		if b.mem.contains(id) || (b.disk != nil && b.disk.contains(id)) {
 			continue
 		}
-		if b.ra.full() {
+		if !b.ra.tryAcquire() {
 			return
 		}
-		// The result channel is buffered; nobody needs to read it.
-		b.sf.DoChan(sfKey(id), func() (any, error) {
-			if !b.ra.tryAcquire() {
-				return loadResult{prefetch: true}, errReadAheadBusy
-			}
+		c, leader := b.fl.join(id)
+		if !leader { // already loading
+			b.ra.release()
+			continue
+		}
+		if !b.track() {
+			b.ra.release()
+			b.fl.finish(id, c, loadResult{prefetch: true}, fmt.Errorf("get %s: %w", key, ErrClosed))
+			return
+		}
+		go func() {
+			defer b.wg.Done()
 			defer b.ra.release()
-			return b.load(b.ctx, id, true)
-		})
+			res, err := b.load(b.ctx, id, true)
+			b.fl.finish(id, c, res, err)
+		}()
 	}
 }
 

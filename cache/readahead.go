@@ -1,13 +1,6 @@
 package cache
 
-import (
-	"errors"
-	"sync"
-)
-
-// errReadAheadBusy fails a read-ahead fetch that found every slot taken.
-// A reader that joined it fetches on its own.
-var errReadAheadBusy = errors.New("read-ahead slots busy")
+import "sync"
 
 // maxTrackedKeys bounds the per-key read positions kept for spotting
 // sequential readers.
@@ -63,5 +56,3 @@ func (ra *readAhead) tryAcquire() bool {
 }
 
 func (ra *readAhead) release() { <-ra.slots }
-
-func (ra *readAhead) full() bool { return len(ra.slots) == cap(ra.slots) }
