@@ -53,7 +53,13 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	if err != nil {
 		return nil, fmt.Errorf("advertise: port %q: %v", portStr, err)
 	}
-	cb, err := cache.New(bucket, cache.Config{BlockSize: cfg.CacheBlockBytes, MemoryBytes: cfg.CacheMemoryBytes})
+	cb, err := cache.New(bucket, cache.Config{
+		BlockSize:       cfg.CacheBlockBytes,
+		MemoryBytes:     cfg.CacheMemoryBytes,
+		DiskDir:         cfg.CacheDiskDir,
+		DiskBytes:       cfg.CacheDiskBytes,
+		ReadAheadBlocks: cfg.CacheReadAheadBlocks,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +84,7 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	wcfg.Observe = a.stats.m.observeRequest
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
+		cb.Stop()
 		return nil, err
 	}
 	a.members = newMembership(a)
@@ -145,7 +152,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.runCancel()
 	<-done
 	a.bg.Wait()
-	if serr := <-srvErr; serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
+	serr := <-srvErr
+	a.bucket.Stop() // nothing reads any more: stop read-ahead, finish disk writes
+	if serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
 	return err
@@ -160,6 +169,7 @@ func (a *Agent) Close() error {
 		a.server.Close()
 		a.wg.Wait()
 		a.bg.Wait()
+		a.bucket.Stop() // the caller closes the bucket under it
 	})
 	return nil
 }

@@ -31,8 +31,13 @@ type Config struct {
 	// CreateTopics with -1 partitions.
 	DefaultPartitions int32
 
-	CacheMemoryBytes int64 // cache.memory.bytes
-	CacheBlockBytes  int64 // cache.block.bytes
+	CacheMemoryBytes int64  // cache.memory.bytes
+	CacheBlockBytes  int64  // cache.block.bytes
+	CacheDiskDir     string // cache.disk.dir; empty: no disk tier
+	CacheDiskBytes   int64  // cache.disk.bytes
+	// CacheReadAheadBlocks is how many blocks the cache fetches ahead of a
+	// sequential reader; 0 disables read-ahead.
+	CacheReadAheadBlocks int
 
 	// Heartbeat is how often the agent renews its registration
 	// (membership.heartbeat); MembershipTTL is how long a registration lives
@@ -56,21 +61,22 @@ type Config struct {
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{
-		Listen:            "127.0.0.1:9092",
-		ClusterID:         "silt",
-		FlushInterval:     100 * time.Millisecond,
-		FlushBytes:        8 << 20,
-		BufferBytes:       128 << 20,
-		MaxUploads:        4,
-		MaxRequestBytes:   100 << 20,
-		DefaultPartitions: 1,
-		CacheMemoryBytes:  256 << 20,
-		CacheBlockBytes:   4 << 20,
-		Heartbeat:         2 * time.Second,
-		MembershipTTL:     10 * time.Second,
-		OrphanMinAge:      time.Hour,
-		JanitorInterval:   5 * time.Minute,
-		ShutdownGrace:     30 * time.Second,
+		Listen:               "127.0.0.1:9092",
+		ClusterID:            "silt",
+		FlushInterval:        100 * time.Millisecond,
+		FlushBytes:           8 << 20,
+		BufferBytes:          128 << 20,
+		MaxUploads:           4,
+		MaxRequestBytes:      100 << 20,
+		DefaultPartitions:    1,
+		CacheMemoryBytes:     256 << 20,
+		CacheBlockBytes:      4 << 20,
+		CacheReadAheadBlocks: 2,
+		Heartbeat:            2 * time.Second,
+		MembershipTTL:        10 * time.Second,
+		OrphanMinAge:         time.Hour,
+		JanitorInterval:      5 * time.Minute,
+		ShutdownGrace:        30 * time.Second,
 	}
 }
 
@@ -107,6 +113,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cache.memory.bytes: must not be negative, got %d", c.CacheMemoryBytes)
 	case c.CacheBlockBytes <= 0:
 		return fmt.Errorf("cache.block.bytes: must be positive, got %d", c.CacheBlockBytes)
+	case c.CacheDiskDir != "" && c.CacheDiskBytes <= 0:
+		return fmt.Errorf("cache.disk.bytes: must be positive when cache.disk.dir is set, got %d", c.CacheDiskBytes)
+	case c.CacheDiskDir == "" && c.CacheDiskBytes != 0:
+		return fmt.Errorf("cache.disk.dir: must be set when cache.disk.bytes is (%d)", c.CacheDiskBytes)
+	case c.CacheReadAheadBlocks < 0:
+		return fmt.Errorf("cache read-ahead blocks: must not be negative, got %d", c.CacheReadAheadBlocks)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("membership.heartbeat: must be positive, got %v", c.Heartbeat)
 	case c.MembershipTTL < 2*c.Heartbeat:

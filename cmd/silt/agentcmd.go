@@ -116,10 +116,6 @@ func runWithSignals(parent context.Context, log *slog.Logger, fn func(ctx contex
 // shuts down gracefully within shutdown.grace. onServing, if set, is called
 // once the Kafka listener accepts connections.
 func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing func(addr net.Addr)) error {
-	if s.CacheDiskDir != "" || s.CacheDiskBytes != 0 {
-		log.Warn("the disk cache tier is not implemented yet; cache.disk.dir and cache.disk.bytes are ignored",
-			"cache.disk.dir", s.CacheDiskDir, "cache.disk.bytes", s.CacheDiskBytes)
-	}
 	var status *statusServer
 	if s.HTTPListen != "" {
 		var err error

@@ -96,8 +96,8 @@ func agentKeys() []keySpec {
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
 		{"cache.memory.bytes", kindSize, formatSize(d.CacheMemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(d.CacheBlockBytes), "read cache block size"},
-		{"cache.disk.dir", kindString, "", "disk read cache directory (not implemented yet)"},
-		{"cache.disk.bytes", kindSize, "0", "disk read cache size (not implemented yet)"},
+		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
+		{"cache.disk.bytes", kindSize, "0", "disk read cache size (required with cache.disk.dir)"},
 		{"http.listen", kindString, "127.0.0.1:9644", "health, status and pprof HTTP address; empty disables"},
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
 		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
@@ -265,14 +265,12 @@ func (l *configLoader) isSet(key string) bool {
 // settings is everything `silt agent` and `silt dev` need besides the
 // agent.Config itself.
 type settings struct {
-	Agent          agent.Config
-	BucketURL      string
-	MetastoreURL   string
-	HTTPListen     string
-	CacheDiskDir   string
-	CacheDiskBytes int64
-	LogLevel       slog.Level
-	LogFormat      string // json or text
+	Agent        agent.Config
+	BucketURL    string
+	MetastoreURL string
+	HTTPListen   string
+	LogLevel     slog.Level
+	LogFormat    string // json or text
 }
 
 // parseSettings turns raw key values into settings. Every error names its
@@ -297,8 +295,8 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
 	a.CacheMemoryBytes = p.size("cache.memory.bytes")
 	a.CacheBlockBytes = p.size("cache.block.bytes")
-	s.CacheDiskDir = p.str("cache.disk.dir")
-	s.CacheDiskBytes = p.size("cache.disk.bytes")
+	a.CacheDiskDir = p.str("cache.disk.dir")
+	a.CacheDiskBytes = p.size("cache.disk.bytes")
 	s.HTTPListen = p.str("http.listen")
 	a.ShutdownGrace = p.duration("shutdown.grace")
 	a.Heartbeat = p.duration("membership.heartbeat")
