@@ -116,6 +116,9 @@ func (b *Bucket) forget(key string) {
 	if b.disk != nil {
 		b.disk.forget(key)
 	}
+	if b.ra != nil {
+		b.ra.forget(key)
+	}
 }
 
 // Fill caches the whole object data under key without uploading it. The
@@ -125,15 +128,19 @@ func (b *Bucket) Fill(key string, data []byte) {
 	if !b.enabled() {
 		return
 	}
+	// Blocks 0 to n: the last is short, possibly empty, just as fetching
+	// them would find, so a read that runs up to or past the end of the
+	// object needs no GET.
 	bs := b.cfg.BlockSize
-	for i := int64(0); i*bs < int64(len(data)) || (i == 0 && len(data) == 0); i++ {
+	n := int64(len(data)) / bs
+	if b.ra != nil {
+		b.ra.setFinal(key, n)
+	}
+	for i := int64(0); i <= n; i++ {
 		end := min((i+1)*bs, int64(len(data)))
 		blk := make([]byte, end-i*bs)
 		copy(blk, data[i*bs:end])
 		b.toDisk(b.mem.put(blockID{key, i}, blk, false))
-		if len(data) == 0 {
-			break
-		}
 	}
 }
 
@@ -314,6 +321,9 @@ func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResul
 	if err != nil {
 		return loadResult{prefetch: prefetch}, err
 	}
+	if b.ra != nil && int64(len(data)) < b.cfg.BlockSize {
+		b.ra.setFinal(id.key, id.index)
+	}
 	b.toDisk(b.mem.put(id, data, prefetch))
 	if b.disk != nil {
 		b.disk.enqueue(id, data)
@@ -373,8 +383,9 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(objectstore.At
 // Stop stops the cache's background work without closing the underlying
 // bucket, for owners that close that bucket themselves: it cancels
 // read-ahead and in-flight fetches, waits for them, then finishes the
-// queued disk writes. Afterwards Get fails with ErrClosed (Put, Head,
-// Delete and List still pass through). Stop is idempotent.
+// queued disk writes. Afterwards Get serves what memory holds and fails
+// with ErrClosed for anything else (Put, Head, Delete and List still pass
+// through). Stop is idempotent.
 func (b *Bucket) Stop() {
 	b.lifeMu.Lock()
 	if b.stopped {

@@ -12,8 +12,12 @@ type readAhead struct {
 	blocks int           // how far ahead
 	slots  chan struct{} // one per running read-ahead fetch
 
-	mu   sync.Mutex // guards last
-	last map[string]int64
+	mu   sync.Mutex       // guards last and final
+	last map[string]int64 // per key, the last block a reader read
+	// final is, per key, the object's last block index where known (from a
+	// Fill or a short block), so read-ahead stops at the end of an object:
+	// a GET past it would be a wasted request.
+	final map[string]int64
 }
 
 func newReadAhead(blocks int) *readAhead {
@@ -21,6 +25,7 @@ func newReadAhead(blocks int) *readAhead {
 		blocks: blocks,
 		slots:  make(chan struct{}, max(4, 2*blocks)),
 		last:   make(map[string]int64),
+		final:  make(map[string]int64),
 	}
 }
 
@@ -32,18 +37,48 @@ func (ra *readAhead) observe(key string, first, last int64, lastIsFinal bool) (f
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	prev, seen := ra.last[key]
-	if !seen && len(ra.last) >= maxTrackedKeys {
-		for k := range ra.last { // drop an arbitrary reader
-			delete(ra.last, k)
-			break
-		}
+	if !seen {
+		dropOne(ra.last)
 	}
 	ra.last[key] = last
 	sequential := last > first || (seen && first == prev+1)
 	if !sequential || lastIsFinal {
 		return 0, 0, false
 	}
-	return last + 1, last + int64(ra.blocks), true
+	from, to = last+1, last+int64(ra.blocks)
+	if final, ok := ra.final[key]; ok {
+		to = min(to, final)
+	}
+	return from, to, from <= to
+}
+
+// setFinal records the index of key's last block.
+func (ra *readAhead) setFinal(key string, idx int64) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if _, ok := ra.final[key]; !ok {
+		dropOne(ra.final)
+	}
+	ra.final[key] = idx
+}
+
+// forget drops what is known of key, which is being rewritten or deleted.
+func (ra *readAhead) forget(key string) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	delete(ra.last, key)
+	delete(ra.final, key)
+}
+
+// dropOne makes room in a full map by deleting an arbitrary entry.
+func dropOne(m map[string]int64) {
+	if len(m) < maxTrackedKeys {
+		return
+	}
+	for k := range m {
+		delete(m, k)
+		return
+	}
 }
 
 func (ra *readAhead) tryAcquire() bool {

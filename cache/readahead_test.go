@@ -150,3 +150,24 @@ func TestCloseStopsReadAhead(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Read-ahead knows where an object filled by Put ends, so a tailing reader
+// of freshly written segments makes no GET at all, not even past the end.
+func TestReadAheadStopsAtTheEndOfFilledObjects(t *testing.T) {
+	under := &countingBucket{Bucket: mem.New()}
+	b, err := cache.New(under, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20, ReadAheadBlocks: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{250, 300, 301, 1000} {
+		data := bytes.Repeat([]byte{byte(size)}, size)
+		if err := b.Put(context.Background(), "seg", data); err != nil {
+			t.Fatal(err)
+		}
+		scan(t, b, "seg", data, 40)
+	}
+	b.Close()
+	if n := under.gets.Load(); n != 0 {
+		t.Fatalf("%d GETs while reading written-through objects, want 0 (stats %+v)", n, b.Stats())
+	}
+}
