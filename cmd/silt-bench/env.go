@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/internal/testenv"
 )
@@ -33,12 +34,50 @@ type s3Target struct {
 type benchEnv struct {
 	brokers  []string
 	s3       *s3Target
-	httpAddr string // agent status endpoint, if we started the agent
-	agentLog string
+	agents   []*agentProc // agents we started, agent 0 first
 	keepLogs bool
 	tmpDir   string
 	started  []string // descriptions, for the report
 	stops    []func()
+
+	// What the overload phase needs to start an agent of its own.
+	bin    string
+	mio    *testenv.MinIOServer
+	pg     *testenv.PostgresServer
+	bucket string
+
+	// writerZone and readerZone pin clients (client.id silt_az=<zone>):
+	// producers to the writing agent, the second tail consumer and the
+	// catch-up reader to another one. Empty: no pinning.
+	writerZone, readerZone string
+}
+
+// agentProc is one `silt agent` process we started.
+type agentProc struct {
+	id, zone  string
+	kafkaAddr string
+	httpAddr  string
+	logPath   string
+	pid       int
+	done      chan struct{} // closed when the process has exited
+	exitErr   error         // set before done is closed
+}
+
+func (a *agentProc) alive() bool {
+	select {
+	case <-a.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// agent returns the i-th agent we started, or nil.
+func (e *benchEnv) agent(i int) *agentProc {
+	if i < 0 || i >= len(e.agents) {
+		return nil
+	}
+	return e.agents[i]
 }
 
 func (e *benchEnv) onClose(fn func()) { e.stops = append(e.stops, fn) }
@@ -59,6 +98,13 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 	if o.brokers != "" {
 		env.brokers = strings.Split(o.brokers, ",")
 		env.started = append(env.started, "existing cluster "+o.brokers)
+		if o.zones != "" {
+			z := strings.Split(o.zones, ",")
+			env.writerZone = z[0]
+			if len(z) > 1 {
+				env.readerZone = z[1]
+			}
+		}
 		if o.s3Endpoint != "" && o.s3Bucket != "" {
 			env.s3 = &s3Target{o.s3Endpoint, o.s3Bucket, o.s3Region, o.s3AccessKey, o.s3SecretKey}
 		} else {
@@ -74,7 +120,7 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 	env.tmpDir = tmp
 	env.onClose(func() {
 		if env.keepLogs {
-			logf("agent log kept at %s", env.agentLog)
+			logf("agent logs kept in %s", tmp)
 			return
 		}
 		os.RemoveAll(tmp)
@@ -106,6 +152,7 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 		return env, err
 	}
 	env.s3 = &s3Target{mio.Endpoint, bucket, testenv.MinIORegion, mio.AccessKey, mio.SecretKey}
+	env.mio, env.bucket = mio, bucket
 
 	logf("starting Postgres")
 	pg, stopPG, err := testenv.StartPostgres()
@@ -114,6 +161,7 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 		return env, fmt.Errorf("start Postgres: %w", err)
 	}
 	env.onClose(stopPG)
+	env.pg = pg
 	env.started = append(env.started, "Postgres "+postgresVersion(ctx, pg.URL("postgres"))+" (throwaway cluster, fsync=off)")
 	dbURL, err := pg.CreateDatabase(ctx, "silt_bench")
 	if err != nil {
@@ -124,36 +172,105 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 	if err := <-built; err != nil {
 		return env, err
 	}
-	args := []string{"agent",
-		"--bucket-url", mio.BucketURL(bucket, "bench"),
-		"--metastore-url", dbURL,
-		"--log-format", "json",
-		"--log-level", "warn",
+	env.bin = bin
+	for i := 0; i < o.agents; i++ {
+		args := env.agentArgs(o, mio.BucketURL(bucket, "bench"), dbURL)
+		a, err := env.startAgent(ctx, i, fmt.Sprintf("z%d", i), args, logf)
+		if err != nil {
+			return env, err
+		}
+		env.brokers = append(env.brokers, a.kafkaAddr)
 	}
-	if o.flushInterval != "" {
-		args = append(args, "--flush-interval", o.flushInterval)
-	}
-	if o.flushBytes != "" {
-		args = append(args, "--flush-bytes", o.flushBytes)
-	}
-	if err := env.startAgent(ctx, bin, args, mio.Env(), logf); err != nil {
+	if err := env.waitForCluster(ctx); err != nil {
 		return env, err
 	}
-	desc := "1 silt agent process"
-	if o.flushInterval != "" || o.flushBytes != "" {
-		desc += fmt.Sprintf(" (flush.interval=%s flush.bytes=%s)", orDefault(o.flushInterval), orDefault(o.flushBytes))
-	} else {
-		desc += " (default flush settings)"
+	env.writerZone = env.agents[0].zone
+	if len(env.agents) > 1 {
+		env.readerZone = env.agents[1].zone
 	}
+	desc := fmt.Sprintf("%d silt agent processes (zones z0..z%d, one cluster on one bucket and database)", o.agents, o.agents-1)
+	if o.agents == 1 {
+		desc = "1 silt agent process"
+	}
+	desc += " (" + agentSettings(o) + ")"
 	env.started = append(env.started, desc)
 	return env, nil
 }
 
-func orDefault(s string) string {
-	if s == "" {
-		return "default"
+// agentArgs are the flags every agent we start gets, bucket and metastore
+// aside.
+func (e *benchEnv) agentArgs(o options, bucketURL, dbURL string) []string {
+	args := []string{"agent",
+		"--bucket-url", bucketURL,
+		"--metastore-url", dbURL,
+		"--log-format", "json",
+		"--log-level", "warn",
 	}
-	return s
+	for _, kv := range [][2]string{
+		{"--flush-interval", o.flushInterval},
+		{"--flush-bytes", o.flushBytes},
+		{"--buffer-bytes", o.bufferBytes},
+		{"--cache-memory-bytes", o.cacheBytes},
+	} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	return args
+}
+
+func agentSettings(o options) string {
+	var set []string
+	for _, kv := range [][2]string{
+		{"flush.interval", o.flushInterval},
+		{"flush.bytes", o.flushBytes},
+		{"buffer.bytes", o.bufferBytes},
+		{"cache.memory.bytes", o.cacheBytes},
+	} {
+		if kv[1] != "" {
+			set = append(set, kv[0]+"="+kv[1])
+		}
+	}
+	if len(set) == 0 {
+		return "default settings"
+	}
+	return strings.Join(set, " ")
+}
+
+// waitForCluster waits until every agent lists every other one in its
+// metadata, so zone pinning finds each zone's agent.
+func (e *benchEnv) waitForCluster(ctx context.Context) error {
+	if len(e.agents) < 2 {
+		return nil
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, a := range e.agents {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.kafkaAddr))
+		if err != nil {
+			return err
+		}
+		for {
+			mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			// A raw request: kadm's metadata is served from the
+			// client's cache.
+			md, err := kmsg.NewPtrMetadataRequest().RequestWith(mctx, cl)
+			cancel()
+			if err == nil && len(md.Brokers) >= len(e.agents) {
+				break
+			}
+			if ctx.Err() != nil {
+				cl.Close()
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				cl.Close()
+				return fmt.Errorf("agent %s did not see all %d agents within 60s (last error: %v)", a.id, len(e.agents), err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cl.Close()
+	}
+	return nil
 }
 
 // buildSilt builds ./cmd/silt from the repository root into bin.
@@ -170,51 +287,59 @@ func buildSilt(ctx context.Context, bin string) error {
 	return nil
 }
 
-// startAgent runs `silt agent` on free local ports and waits until it is
-// ready; close sends it SIGTERM (SIGKILL after 20 s).
-func (e *benchEnv) startAgent(ctx context.Context, bin string, args, extraEnv []string, logf func(string, ...any)) error {
+// startAgent runs `silt agent` (agent id bench-<i>, the given zone) on free
+// local ports and waits until it answers; close sends it SIGTERM (SIGKILL
+// after 20 s).
+func (e *benchEnv) startAgent(ctx context.Context, i int, zone string, args []string, logf func(string, ...any)) (*agentProc, error) {
 	kafkaAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	httpAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	args = append(args, "--listen", kafkaAddr, "--http-listen", httpAddr)
-	e.agentLog = filepath.Join(e.tmpDir, "agent.log")
-	logFile, err := os.Create(e.agentLog)
+	a := &agentProc{
+		id: fmt.Sprintf("bench-%d", i), zone: zone,
+		kafkaAddr: kafkaAddr, httpAddr: httpAddr,
+		logPath: filepath.Join(e.tmpDir, fmt.Sprintf("agent-%d.log", i)),
+		done:    make(chan struct{}),
+	}
+	args = append(args, "--listen", kafkaAddr, "--http-listen", httpAddr, "--agent-id", a.id, "--zone", zone)
+	logFile, err := os.Create(a.logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = append(os.Environ(), e.mio.Env()...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so Ctrl-C reaches only us and we stop it in
 	// order; Pdeathsig in case we die without stopping it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logf("starting silt agent on %s (http %s)", kafkaAddr, httpAddr)
+	logf("starting silt agent %s (zone %s) on %s (http %s)", a.id, zone, kafkaAddr, httpAddr)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start silt agent: %w", err)
+		return nil, fmt.Errorf("start silt agent: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	a.pid = cmd.Process.Pid
+	go func() {
+		a.exitErr = cmd.Wait()
+		close(a.done)
+	}()
 	e.onClose(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-a.done:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-a.done
 		}
 	})
-	e.brokers = []string{kafkaAddr}
-	e.httpAddr = httpAddr
+	e.agents = append(e.agents, a)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
 	if err != nil {
-		return err
+		return a, err
 	}
 	defer cl.Close()
 	deadline := time.Now().Add(60 * time.Second)
@@ -223,31 +348,30 @@ func (e *benchEnv) startAgent(ctx context.Context, bin string, args, extraEnv []
 		err := cl.Ping(pctx)
 		cancel()
 		if err == nil {
-			return nil
+			return a, nil
 		}
 		select {
-		case werr := <-exited:
-			exited <- werr // let close find it
-			return fmt.Errorf("silt agent exited during start: %v\n%s", werr, tail(e.agentLog, 4096))
+		case <-a.done:
+			return a, fmt.Errorf("silt agent %s exited during start: %v\n%s", a.id, a.exitErr, tail(a.logPath, 4096))
 		case <-ctx.Done():
-			return ctx.Err()
+			return a, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("silt agent did not answer within 60s: %v\n%s", err, tail(e.agentLog, 4096))
+			return a, fmt.Errorf("silt agent %s did not answer within 60s: %v\n%s", a.id, err, tail(a.logPath, 4096))
 		}
 	}
 }
 
 // agentStatus fetches the agent's /status JSON, best effort: nil if there is
 // no agent of ours or it does not answer JSON.
-func (e *benchEnv) agentStatus(ctx context.Context) map[string]any {
-	if e.httpAddr == "" {
+func agentStatus(ctx context.Context, a *agentProc) map[string]any {
+	if a == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+e.httpAddr+"/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.httpAddr+"/status", nil)
 	if err != nil {
 		return nil
 	}

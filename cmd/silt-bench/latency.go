@@ -22,18 +22,46 @@ import (
 // connections, metadata and the first flushes settle in it.
 const warmup = time.Second
 
+// tailSpec is one tail consumer: a label for the report, the zone it pins
+// itself to and the agent (index into benchEnv.agents, -1 if unknown) that
+// zone leads to.
+type tailSpec struct {
+	name  string
+	zone  string
+	agent int
+}
+
+// tailResult is what one tail consumer saw, and what its agent did
+// meanwhile.
+type tailResult struct {
+	tailSpec
+	e2e      latencies
+	received int64
+	counters *phaseCounters // nil when the agent's /metrics is unknown
+}
+
 type latencyResult struct {
 	rate              float64 // target MB/s
 	achieved          float64 // acknowledged MB/s over the run
-	produce, e2e      latencies
-	acked, received   int64
+	produce           latencies
+	tails             []tailResult
+	acked             int64
 	duration          time.Duration
 	produceErr, noted string
+	writer            *phaseCounters // the writing agent, for the GET floor of other agents
 }
 
-func measureLatency(ctx context.Context, brokers []string, o options, rate float64) (latencyResult, error) {
+// e2e is the first tail consumer's end-to-end latencies.
+func (l latencyResult) e2e() latencies {
+	if len(l.tails) == 0 {
+		return nil
+	}
+	return l.tails[0].e2e
+}
+
+func measureLatency(ctx context.Context, brokers []string, o options, rate float64, producerZone string, tails []tailSpec) (latencyResult, error) {
 	res := latencyResult{rate: rate, duration: o.latencyDur}
-	idem, _, err := chooseIdempotence(ctx, brokers, o)
+	idem, _, err := chooseIdempotence(ctx, brokers, o, o.topic, producerZone)
 	if err != nil {
 		return res, err
 	}
@@ -41,45 +69,52 @@ func measureLatency(ctx context.Context, brokers []string, o options, rate float
 	var phase [8]byte
 	rand.Read(phase[:])
 
-	consumer, err := tailConsumer(ctx, brokers, o.topic)
-	if err != nil {
-		return res, err
+	var mu sync.Mutex
+	res.tails = make([]tailResult, len(tails))
+	consumers := make([]*kgo.Client, len(tails))
+	for i, t := range tails {
+		res.tails[i].tailSpec = t
+		c, err := tailConsumer(ctx, brokers, o.topic, t.zone)
+		if err != nil {
+			return res, err
+		}
+		defer c.Close()
+		consumers[i] = c
 	}
-	defer consumer.Close()
-	producer, err := kgo.NewClient(producerOpts(brokers, o, idem)...)
+	producer, err := kgo.NewClient(producerOpts(brokers, o, o.topic, producerZone, idem)...)
 	if err != nil {
 		return res, err
 	}
 	defer producer.Close()
 
-	var (
-		mu       sync.Mutex
-		received int64
-	)
 	start := time.Now()
 	measureFrom := start.Add(warmup).UnixNano()
 	consumeCtx, stopConsuming := context.WithCancel(ctx)
 	defer stopConsuming()
-	consumed := make(chan struct{})
-	go func() {
-		defer close(consumed)
-		for consumeCtx.Err() == nil {
-			fs := consumer.PollFetches(consumeCtx)
-			now := time.Now().UnixNano()
-			fs.EachRecord(func(r *kgo.Record) {
-				sent, ok := stamp(r.Value, phase)
-				if !ok {
-					return
-				}
-				mu.Lock()
-				received++
-				if sent >= measureFrom {
-					res.e2e = append(res.e2e, time.Duration(now-sent))
-				}
-				mu.Unlock()
-			})
-		}
-	}()
+	var consumed sync.WaitGroup
+	for i, c := range consumers {
+		tr := &res.tails[i]
+		consumed.Add(1)
+		go func() {
+			defer consumed.Done()
+			for consumeCtx.Err() == nil {
+				fs := c.PollFetches(consumeCtx)
+				now := time.Now().UnixNano()
+				fs.EachRecord(func(r *kgo.Record) {
+					sent, ok := stamp(r.Value, phase)
+					if !ok {
+						return
+					}
+					mu.Lock()
+					tr.received++
+					if sent >= measureFrom {
+						tr.e2e = append(tr.e2e, time.Duration(now-sent))
+					}
+					mu.Unlock()
+				})
+			}
+		}()
+	}
 
 	var (
 		acked, ackedBytes int64
@@ -131,11 +166,14 @@ func measureLatency(ctx context.Context, brokers []string, o options, rate float
 		return res, fmt.Errorf("flush producer: %w", err)
 	}
 
-	// Let the consumer catch up with everything acknowledged.
+	// Let the consumers catch up with everything acknowledged.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		mu.Lock()
-		done := received >= acked
+		done := true
+		for _, t := range res.tails {
+			done = done && t.received >= acked
+		}
 		mu.Unlock()
 		if done || time.Now().After(deadline) || ctx.Err() != nil {
 			break
@@ -143,14 +181,14 @@ func measureLatency(ctx context.Context, brokers []string, o options, rate float
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopConsuming()
-	<-consumed
+	consumed.Wait()
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	res.acked, res.received = acked, received
+	res.acked = acked
 	res.achieved = mbPerSec(ackedBytes, time.Since(start))
 	if firstErr != nil {
 		if acked == 0 {
@@ -158,8 +196,10 @@ func measureLatency(ctx context.Context, brokers []string, o options, rate float
 		}
 		res.produceErr = firstErr.Error()
 	}
-	if received < acked {
-		res.noted = fmt.Sprintf("consumer received %d of %d acknowledged records within 15 s", received, acked)
+	for _, t := range res.tails {
+		if t.received < acked {
+			res.noted = joinNotes(res.noted, fmt.Sprintf("consumer on %s received %d of %d acknowledged records within 15 s", t.name, t.received, acked))
+		}
 	}
 	if len(res.produce) == 0 {
 		return res, errors.New("no produce acknowledged after the warm-up")
@@ -169,7 +209,7 @@ func measureLatency(ctx context.Context, brokers []string, o options, rate float
 
 // tailConsumer consumes every partition of topic from its current end, so
 // it sees exactly what is produced from now on.
-func tailConsumer(ctx context.Context, brokers []string, topic string) (*kgo.Client, error) {
+func tailConsumer(ctx context.Context, brokers []string, topic, zone string) (*kgo.Client, error) {
 	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return nil, err
@@ -188,6 +228,7 @@ func tailConsumer(ctx context.Context, brokers []string, topic string) (*kgo.Cli
 	})
 	return kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
+		kgo.ClientID(clientID(zone)),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchMaxWait(time.Second),
 	)

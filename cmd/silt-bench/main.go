@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,12 +46,26 @@ type options struct {
 	idempotent    bool
 	topic         string
 	latencyDur    time.Duration
-	rate          float64
-	lowRate       float64
+	ratesFlag     string
+	rates         []float64
 	flushInterval string
 	flushBytes    string
+	bufferBytes   string
+	cacheBytes    string
 	siltBin       string
 	keepLogs      bool
+
+	agents int    // agents to start
+	zones  string // --brokers: writer,reader zones
+
+	catchupFlag  string
+	catchupBytes int64
+
+	overloadDur        time.Duration
+	overloadUploadMBps float64
+	overloadPartitions int
+	overloadProducers  int
+	overloadMaxUploads int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -74,9 +89,19 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.idempotent, "idempotent", true, "use kgo's default idempotent producer (false: DisableIdempotentWrite)")
 	fs.StringVar(&o.topic, "topic", "", "topic name (default silt-bench-<unix time>; created if missing)")
 	fs.DurationVar(&o.latencyDur, "latency-duration", 10*time.Second, "duration of each fixed-rate latency measurement")
-	fs.Float64Var(&o.rate, "rate", 5, "fixed produce rate in MB/s (10^6 bytes) for the latency measurement; 1 MB/s is measured too")
+	fs.StringVar(&o.ratesFlag, "rates", "1,5,20", "fixed produce rates in MB/s (10^6 bytes) for the latency measurements, comma-separated")
 	fs.StringVar(&o.flushInterval, "flush-interval", "", "passed to the agent as --flush-interval (default: the agent's)")
 	fs.StringVar(&o.flushBytes, "flush-bytes", "", "passed to the agent as --flush-bytes (default: the agent's)")
+	fs.StringVar(&o.bufferBytes, "buffer-bytes", "", "passed to the agents as --buffer-bytes, e.g. 64MiB (default: the agent's, 128MiB)")
+	fs.StringVar(&o.cacheBytes, "cache-memory-bytes", "", "passed to the agents as --cache-memory-bytes, e.g. 128MiB (default: the agent's, 256MiB)")
+	fs.IntVar(&o.agents, "agents", 2, "agents to start (one cluster); the second serves the other-agent tail consumer and the cold catch-up read")
+	fs.StringVar(&o.zones, "zones", "", "with --brokers: writer,reader zones to pin clients to (client.id silt_az=<zone>); empty: no pinning, one tail consumer")
+	fs.StringVar(&o.catchupFlag, "catchup-bytes", "1GiB", "bytes written to a fresh topic and read back cold from its start on another agent; 0 skips")
+	fs.DurationVar(&o.overloadDur, "overload-duration", 20*time.Second, "duration of the overload (RSS) phase; 0 skips it")
+	fs.Float64Var(&o.overloadUploadMBps, "overload-upload-mbps", 0, "bandwidth cap in MB/s of the proxy between the overload agent and MinIO (default: max produce throughput / 4)")
+	fs.IntVar(&o.overloadPartitions, "overload-partitions", 256, "partitions of the overload topic")
+	fs.IntVar(&o.overloadProducers, "overload-producers", 8, "producer clients in the overload phase")
+	fs.IntVar(&o.overloadMaxUploads, "overload-max-uploads", 1, "the overload agent's --flush-max-uploads")
 	fs.StringVar(&o.siltBin, "silt-bin", "", "use this silt binary instead of building ./cmd/silt")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the agent's log file and print its path")
 	if err := fs.Parse(args); err != nil {
@@ -85,14 +110,39 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	o.lowRate = 1
+	for _, f := range strings.Split(o.ratesFlag, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 {
+			return o, fmt.Errorf("--rates: %q is not a positive number", f)
+		}
+		o.rates = append(o.rates, r)
+	}
+	var err error
+	if o.catchupBytes, err = parseSize(o.catchupFlag); err != nil {
+		return o, fmt.Errorf("--catchup-bytes: %w", err)
+	}
+	for _, s := range []struct{ name, v string }{
+		{"--flush-bytes", o.flushBytes}, {"--buffer-bytes", o.bufferBytes}, {"--cache-memory-bytes", o.cacheBytes},
+	} {
+		if s.v == "" {
+			continue
+		}
+		if _, err := parseSize(s.v); err != nil {
+			return o, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
 	switch {
 	case o.recordSize < 16:
 		return o, errors.New("--record-size must be at least 16 (the send timestamp is in the value)")
 	case o.partitions < 1, o.producers < 1, o.floorWorkers < 1, o.objectSize < 1, o.smallObjectSize < 1:
 		return o, errors.New("--partitions, --producers, --floor-workers, --object-size and --small-object-size must be positive")
-	case o.rate <= 0:
-		return o, errors.New("--rate must be positive")
+	case o.agents < 1 && o.brokers == "":
+		return o, errors.New("--agents must be at least 1")
+	case o.overloadPartitions < 1, o.overloadProducers < 1, o.overloadMaxUploads < 1:
+		return o, errors.New("--overload-partitions, --overload-producers and --overload-max-uploads must be positive")
 	}
 	if o.topic == "" {
 		o.topic = fmt.Sprintf("silt-bench-%d", time.Now().Unix())
@@ -118,10 +168,11 @@ func main() {
 	}
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, o)
+	interrupted := ctx.Err() != nil // before stopSignals, which cancels ctx
 	stopSignals()
 	switch {
-	case err != nil && ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "silt-bench: interrupted; everything started was stopped")
+	case err != nil && interrupted:
+		fmt.Fprintf(os.Stderr, "silt-bench: interrupted (%v); everything started was stopped\n", err)
 		os.Exit(130)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "silt-bench:", err)
@@ -136,6 +187,7 @@ func run(ctx context.Context, o options) error {
 	defer func() {
 		// Interrupted part-way: show what was measured.
 		if ctx.Err() != nil && (rep.floor != nil || rep.throughput != nil) {
+
 			rep.print(os.Stdout)
 		}
 	}()
@@ -148,6 +200,12 @@ func run(ctx context.Context, o options) error {
 	}
 	rep.setup = env.describe()
 
+	if o.brokers != "" {
+		rep.skipped = append(rep.skipped, "--brokers: per-agent counters (S3 requests, metastore calls per GiB and per fetch) need the agents' /metrics and are not shown")
+		if env.readerZone == "" {
+			rep.skipped = append(rep.skipped, "--brokers without --zones writer,reader: one tail consumer, not pinned; the catch-up read may hit the writing agent's cache")
+		}
+	}
 	if env.s3 != nil {
 		progress("floor: raw PUT/GET of %s objects, %d workers, %s each; then sequential %s PUTs", sizeString(o.objectSize), o.floorWorkers, o.floorDuration, sizeString(o.smallObjectSize))
 		f, err := measureFloor(ctx, env.s3, o)
@@ -160,35 +218,130 @@ func run(ctx context.Context, o options) error {
 	if err := createTopic(ctx, env.brokers, o.topic, o.partitions); err != nil {
 		return err
 	}
+	writer := env.agent(0)
 	progress("produce: max throughput, %d producers, %s records, %s", o.producers, sizeString(o.recordSize), o.duration)
-	tp, err := measureThroughput(ctx, env.brokers, o)
+	before := scrapeAgent(ctx, writer)
+	tp, err := measureThroughput(ctx, env.brokers, o, env.writerZone)
 	if err != nil {
 		return fmt.Errorf("measure produce throughput: %w", err)
 	}
 	rep.throughput = &tp
+	if writer != nil {
+		c := countersBetween(writer.id, before, scrapeAgent(ctx, writer))
+		rep.writeCounters = &c
+	}
 
-	for _, rate := range latencyRates(o) {
-		progress("latency: %.3g MB/s for %s", rate, o.latencyDur)
-		l, err := measureLatency(ctx, env.brokers, o, rate)
+	tails := []tailSpec{{name: "writing agent", zone: env.writerZone, agent: 0}}
+	if env.readerZone != "" && env.readerZone != env.writerZone {
+		tails = append(tails, tailSpec{name: "other agent", zone: env.readerZone, agent: 1})
+	}
+	if env.writerZone == "" {
+		tails[0].name = "any agent"
+	}
+	if len(env.agents) == 0 {
+		for i := range tails {
+			tails[i].agent = -1
+		}
+	}
+	for _, rate := range o.rates {
+		progress("latency: %.3g MB/s for %s, %d tail consumers", rate, o.latencyDur, len(tails))
+		snaps := make([]metricSnap, len(env.agents))
+		for i, a := range env.agents {
+			snaps[i] = scrapeAgent(ctx, a)
+		}
+		l, err := measureLatency(ctx, env.brokers, o, rate, env.writerZone, tails)
 		if err != nil {
 			return fmt.Errorf("measure latency at %.3g MB/s: %w", rate, err)
 		}
+		for i, a := range env.agents {
+			c := countersBetween(a.id, snaps[i], scrapeAgent(ctx, a))
+			for j := range l.tails {
+				if l.tails[j].agent == i {
+					l.tails[j].counters = &c
+				}
+			}
+			if i == 0 {
+				l.writer = &c
+			}
+		}
 		rep.latency = append(rep.latency, l)
 	}
-	rep.agentStatus = env.agentStatus(ctx)
+
+	if o.catchupBytes > 0 {
+		c, err := measureCatchup(ctx, env, o)
+		if err != nil {
+			return fmt.Errorf("measure catch-up read: %w", err)
+		}
+		rep.catchup = &c
+	}
+
+	// Statuses before the overload agent joins the list.
+	for _, a := range env.agents {
+		rep.agentStatus = append(rep.agentStatus, namedStatus{a.id + " (zone " + a.zone + ")", agentStatus(ctx, a)})
+	}
+	switch {
+	case o.overloadDur <= 0:
+		rep.skipped = append(rep.skipped, "overload (RSS): skipped (--overload-duration 0)")
+	case env.mio == nil:
+		rep.skipped = append(rep.skipped, "overload (RSS): skipped with --brokers (it starts its own agent behind a throttled MinIO and reads its /proc)")
+	default:
+		offered := 0.0
+		if rep.throughput != nil {
+			offered = rep.throughput.mbps()
+		}
+		ov, err := measureOverload(ctx, env, o, offered, progress)
+		if err != nil {
+			return fmt.Errorf("measure memory under overload: %w", err)
+		}
+		rep.overload = &ov
+	}
 	rep.print(os.Stdout)
 	return nil
 }
 
-func latencyRates(o options) []float64 {
-	if o.rate == o.lowRate {
-		return []float64{o.rate}
+// scrapeAgent scrapes a's /metrics; nil if a is nil.
+func scrapeAgent(ctx context.Context, a *agentProc) metricSnap {
+	if a == nil {
+		return nil
 	}
-	return []float64{o.lowRate, o.rate}
+	return scrapeMetrics(ctx, a.httpAddr)
 }
 
 // progress reports what the benchmark is doing on stderr, so stdout holds
 // only the report.
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "silt-bench: "+format+"\n", args...)
+}
+
+// parseSize reads a byte count: a plain number, or one with a KB/MB/GB
+// (10^3…) or KiB/MiB/GiB (2^10…) suffix.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+	} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 1GiB, 512MiB, 100MB)", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// sizeOr is the parsed size of s, or def if s is empty.
+func sizeOr(s string, def int64) int64 {
+	if s == "" {
+		return def
+	}
+	n, _ := parseSize(s) // validated by parseFlags
+	return n
 }

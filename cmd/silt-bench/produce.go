@@ -32,12 +32,22 @@ func (r throughputResult) recordsPerSec() float64 {
 	return float64(r.records) / r.elapsed.Seconds()
 }
 
+// clientID pins a client to zone (agents give it leaders in that zone) and
+// names the benchmark in the agents' logs.
+func clientID(zone string) string {
+	if zone == "" {
+		return "silt-bench"
+	}
+	return "silt-bench,silt_az=" + zone
+}
+
 // producerOpts are the options every benchmark producer uses: acks=all,
 // no client compression (the payloads are random), linger as configured.
-func producerOpts(brokers []string, o options, idempotent bool) []kgo.Opt {
+func producerOpts(brokers []string, o options, topic, zone string, idempotent bool) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
-		kgo.DefaultProduceTopic(o.topic),
+		kgo.ClientID(clientID(zone)),
+		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(o.linger),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
@@ -67,9 +77,9 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 
 // chooseIdempotence produces one record with the idempotent producer (if
 // asked for) and falls back to DisableIdempotentWrite if that fails.
-func chooseIdempotence(ctx context.Context, brokers []string, o options) (idempotent bool, note string, err error) {
+func chooseIdempotence(ctx context.Context, brokers []string, o options, topic, zone string) (idempotent bool, note string, err error) {
 	try := func(idem bool) error {
-		cl, err := kgo.NewClient(producerOpts(brokers, o, idem)...)
+		cl, err := kgo.NewClient(producerOpts(brokers, o, topic, zone, idem)...)
 		if err != nil {
 			return err
 		}
@@ -94,10 +104,29 @@ func chooseIdempotence(ctx context.Context, brokers []string, o options) (idempo
 	return false, fmt.Sprintf("idempotent producer failed (%v), used DisableIdempotentWrite", ierr), nil
 }
 
-func measureThroughput(ctx context.Context, brokers []string, o options) (throughputResult, error) {
-	idem, note, err := chooseIdempotence(ctx, brokers, o)
+// blast is one flat-out produce run: producers clients write recordSize
+// random records to topic as fast as they are acknowledged, until duration
+// has passed or maxBytes are acknowledged (whichever is set).
+type blast struct {
+	topic, zone string
+	producers   int
+	duration    time.Duration
+	maxBytes    int64
+	// opts are added to every client (hooks).
+	opts []kgo.Opt
+}
+
+// blastResult is a throughputResult plus what the overload phase reads.
+type blastResult struct {
+	throughputResult
+	ackLat   latencies // record timestamp (set by kgo at Produce) → ack
+	failures int64     // records that failed
+}
+
+func runBlast(ctx context.Context, brokers []string, o options, b blast) (blastResult, error) {
+	idem, note, err := chooseIdempotence(ctx, brokers, o, b.topic, b.zone)
 	if err != nil {
-		return throughputResult{}, err
+		return blastResult{}, err
 	}
 	if note != "" {
 		progress("%s", note)
@@ -109,37 +138,61 @@ func measureThroughput(ctx context.Context, brokers []string, o options) (throug
 	nvals := (len(pool) - o.recordSize) / 61
 
 	var (
-		acked, ackedBytes atomic.Int64
-		errOnce           sync.Once
-		firstErr          error
-		wg                sync.WaitGroup
+		acked, ackedBytes, failed atomic.Int64
+		sentBytes                 atomic.Int64
+		errOnce                   sync.Once
+		firstErr                  error
+		wg                        sync.WaitGroup
+		latMu                     sync.Mutex
+		lat                       latencies
 	)
 	start := time.Now()
-	end := start.Add(o.duration)
-	runCtx, cancel := context.WithDeadline(ctx, end)
+	end := start.Add(b.duration)
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for p := 0; p < o.producers; p++ {
-		cl, err := kgo.NewClient(producerOpts(brokers, o, idem)...)
+	if b.duration > 0 {
+		var c2 context.CancelFunc
+		runCtx, c2 = context.WithDeadline(runCtx, end)
+		defer c2()
+	} else {
+		end = start.Add(24 * time.Hour)
+	}
+	var doneAt atomic.Int64 // unix nanos when maxBytes was reached
+	for p := 0; p < b.producers; p++ {
+		cl, err := kgo.NewClient(append(producerOpts(brokers, o, b.topic, b.zone, idem), b.opts...)...)
 		if err != nil {
-			return throughputResult{}, err
+			return blastResult{}, err
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer cl.Close()
 			promise := func(r *kgo.Record, err error) {
+				now := time.Now()
 				if err != nil {
 					if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+						failed.Add(1)
 						errOnce.Do(func() { firstErr = err })
 					}
 					return
 				}
-				if time.Now().Before(end) {
+				if now.Before(end) {
 					acked.Add(1)
-					ackedBytes.Add(int64(len(r.Value)))
+					n := ackedBytes.Add(int64(len(r.Value)))
+					if b.maxBytes > 0 && n >= b.maxBytes {
+						doneAt.CompareAndSwap(0, now.UnixNano())
+					}
+					latMu.Lock()
+					lat = append(lat, now.Sub(r.Timestamp))
+					latMu.Unlock()
 				}
 			}
 			for i := p; runCtx.Err() == nil; i++ {
+				// With a byte target, stop sending once it is
+				// sent; what is in flight is still acknowledged.
+				if b.maxBytes > 0 && sentBytes.Add(int64(o.recordSize)) > b.maxBytes {
+					break
+				}
 				off := (i % nvals) * 61
 				cl.Produce(runCtx, &kgo.Record{Value: pool[off : off+o.recordSize]}, promise)
 			}
@@ -151,18 +204,33 @@ func measureThroughput(ctx context.Context, brokers []string, o options) (throug
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return throughputResult{}, ctx.Err()
+		return blastResult{}, ctx.Err()
+	}
+	elapsed := b.duration
+	if d := doneAt.Load(); d != 0 {
+		elapsed = time.Unix(0, d).Sub(start)
+	} else if b.duration == 0 {
+		elapsed = time.Since(start)
 	}
 	if firstErr != nil && acked.Load() == 0 {
-		return throughputResult{}, firstErr
+		return blastResult{}, firstErr
 	}
 	if firstErr != nil {
-		note = joinNotes(note, fmt.Sprintf("some produce requests failed: %v", firstErr))
+		note = joinNotes(note, fmt.Sprintf("%d records failed, first: %v", failed.Load(), firstErr))
 	}
-	return throughputResult{
-		bytes: ackedBytes.Load(), records: acked.Load(), elapsed: o.duration,
-		producers: o.producers, idempotent: idem, note: note,
+	return blastResult{
+		throughputResult: throughputResult{
+			bytes: ackedBytes.Load(), records: acked.Load(), elapsed: elapsed,
+			producers: b.producers, idempotent: idem, note: note,
+		},
+		ackLat:   lat,
+		failures: failed.Load(),
 	}, nil
+}
+
+func measureThroughput(ctx context.Context, brokers []string, o options, zone string) (throughputResult, error) {
+	r, err := runBlast(ctx, brokers, o, blast{topic: o.topic, zone: zone, producers: o.producers, duration: o.duration})
+	return r.throughputResult, err
 }
 
 func joinNotes(a, b string) string {

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/siltstream/silt/agent"
 )
 
 type latencies []time.Duration
@@ -48,13 +51,23 @@ func sizeString(n int) string {
 }
 
 type report struct {
-	o           options
-	started     time.Time
-	setup       string
-	floor       *floorResult
-	throughput  *throughputResult
-	latency     []latencyResult
-	agentStatus map[string]any
+	o             options
+	started       time.Time
+	setup         string
+	floor         *floorResult
+	throughput    *throughputResult
+	writeCounters *phaseCounters // the writing agent during the throughput phase
+	latency       []latencyResult
+	catchup       *catchupResult
+	overload      *overloadResult
+	skipped       []string
+	agentStatus   []namedStatus
+}
+
+// namedStatus is one agent's /status JSON.
+type namedStatus struct {
+	name   string
+	status map[string]any
 }
 
 func newReport(o options) *report { return &report{o: o, started: time.Now()} }
@@ -68,17 +81,27 @@ func ratio(v, floor float64) string {
 	return fmt.Sprintf("%.2f", v/floor)
 }
 
+// pair prints two latencies as "a / b ms".
+func pair(a, b time.Duration) string {
+	return fmt.Sprintf("%.1f / %.1f ms", float64(a)/1e6, float64(b)/1e6)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+const gib = float64(1 << 30)
+
 func (r *report) print(w io.Writer) {
 	o := r.o
+	def := agent.DefaultConfig()
 	fmt.Fprintf(w, "\nSilt benchmark, %s\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "machine: %s, %d CPUs, GOMAXPROCS=%d, %s/%s, %s\n",
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "command: %s\n", commandLine())
 	fmt.Fprintf(w, "setup:   %s\n", r.setup)
-	fmt.Fprintf(w, "units:   MB = 10^6 bytes; payloads random (incompressible)")
+	fmt.Fprintf(w, "units:   MB = 10^6 bytes, MiB/GiB = 2^20/2^30; payloads random (incompressible)")
 	if r.floor != nil {
 		fmt.Fprintf(w, "; floors measured with minio-go:\n")
-		fmt.Fprintf(w, "         throughput vs raw %s PUTs (%d workers), latency vs sequential raw %s PUTs",
+		fmt.Fprintf(w, "         throughput vs raw %s PUTs/GETs (%d workers), latency vs sequential raw %s PUTs",
 			sizeString(o.objectSize), o.floorWorkers, sizeString(o.smallObjectSize))
 	}
 	fmt.Fprint(w, "\n\n")
@@ -93,26 +116,110 @@ func (r *report) print(w io.Writer) {
 		putP50, putP99 = f.small.lat.percentile(50), f.small.lat.percentile(99)
 		fmt.Fprintf(tw, "raw PUT throughput, %s x %d\t%.1f MB/s (%d objects)\t\t\n", sizeString(o.objectSize), o.floorWorkers, putMBps, f.put.ops)
 		fmt.Fprintf(tw, "raw GET throughput, %s x %d\t%.1f MB/s (%d objects)\t\t\n", sizeString(o.objectSize), o.floorWorkers, getMBps, f.get.ops)
-		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x %d\t%s / %s\t\t\n", sizeString(o.objectSize), o.floorWorkers,
-			ms(f.put.lat.percentile(50)), ms(f.put.lat.percentile(99)))
-		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x 1\t%s / %s\t\t\n", sizeString(f.smallSize), ms(putP50), ms(putP99))
+		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x %d\t%s\t\t\n", sizeString(o.objectSize), o.floorWorkers,
+			pair(f.put.lat.percentile(50), f.put.lat.percentile(99)))
+		fmt.Fprintf(tw, "raw PUT latency p50 / p99, %s x 1\t%s\t\t\n", sizeString(f.smallSize), pair(putP50, putP99))
 	} else {
 		fmt.Fprintln(tw, "raw PUT/GET (floor)\tnot measured (no --s3-endpoint/--s3-bucket)\t\t")
 	}
+	putFloor := "-"
+	if putP50 > 0 {
+		putFloor = pair(putP50, putP99) + " (PUT)"
+	}
+	latRatio := func(l latencies) string {
+		if putP50 <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%s / %s", ratio(float64(l.percentile(50)), float64(putP50)), ratio(float64(l.percentile(99)), float64(putP99)))
+	}
+
 	if t := r.throughput; t != nil {
 		fmt.Fprintf(tw, "produce throughput, max\t%.1f MB/s (%.0f records/s)\t%s\t%s\n",
 			t.mbps(), t.recordsPerSec(), floorString(putMBps, "MB/s PUT"), ratio(t.mbps(), putMBps))
 	}
 	for _, l := range r.latency {
 		at := fmt.Sprintf("@ %.3g MB/s", l.rate)
-		fmt.Fprintf(tw, "produce latency p50 %s\t%s\t%s\t%s\n", at, ms(l.produce.percentile(50)),
-			floorMs(putP50, "PUT p50"), ratio(float64(l.produce.percentile(50)), float64(putP50)))
-		fmt.Fprintf(tw, "produce latency p99 %s\t%s\t%s\t%s\n", at, ms(l.produce.percentile(99)),
-			floorMs(putP99, "PUT p99"), ratio(float64(l.produce.percentile(99)), float64(putP99)))
-		fmt.Fprintf(tw, "end-to-end latency p50 %s\t%s\t%s\t%s\n", at, ms(l.e2e.percentile(50)),
-			floorMs(putP50, "PUT p50"), ratio(float64(l.e2e.percentile(50)), float64(putP50)))
-		fmt.Fprintf(tw, "end-to-end latency p99 %s\t%s\t%s\t%s\n", at, ms(l.e2e.percentile(99)),
-			floorMs(putP99, "PUT p99"), ratio(float64(l.e2e.percentile(99)), float64(putP99)))
+		fmt.Fprintf(tw, "produce latency p50 / p99 %s\t%s\t%s\t%s\n", at,
+			pair(l.produce.percentile(50), l.produce.percentile(99)), putFloor, latRatio(l.produce))
+		for _, t := range l.tails {
+			fmt.Fprintf(tw, "end-to-end p50 / p99 %s, tail on %s\t%s\t%s\t%s\n", at, tailLabel(t.tailSpec),
+				pair(t.e2e.percentile(50), t.e2e.percentile(99)), putFloor, latRatio(t.e2e))
+		}
+	}
+	for _, l := range r.latency {
+		at := fmt.Sprintf("@ %.3g MB/s", l.rate)
+		for _, t := range l.tails {
+			c := t.counters
+			if c == nil {
+				continue
+			}
+			name := fmt.Sprintf("per fetch %s, tail on %s: S3 GETs / index queries / metastore calls", at, tailLabel(t.tailSpec))
+			if !c.fetches.ok {
+				fmt.Fprintf(tw, "%s\t%s\t\t\n", name, perUnit(c.fetches, 1, "%.0f"))
+				continue
+			}
+			n := c.fetches.v
+			value := fmt.Sprintf("%s / %s / %s (%.0f fetches)", perUnit(c.gets, n, "%.3f"), perUnit(c.indexQueries, n, "%.3f"),
+				perUnit(c.calls, n, "%.3f"), n)
+			floor, rat := "0 / 0 / - (target)", "-"
+			if t.agent != 0 && l.writer != nil && l.writer.flushes.ok && l.writer.putBytes.ok {
+				// Each segment the writer made must be read at least
+				// once, one GET per cache block it spans.
+				minGets := max(l.writer.flushes.v, math.Ceil(l.writer.putBytes.v/float64(def.CacheBlockBytes)))
+				floor = fmt.Sprintf("%.3f GETs (%.0f segments) / 0 / -", minGets/max(n, 1), l.writer.flushes.v)
+				if c.gets.ok {
+					rat = ratio(c.gets.v, minGets) + " (GETs)"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, value, floor, rat)
+		}
+	}
+	if c := r.catchup; c != nil {
+		fmt.Fprintf(tw, "cold catch-up read, %s from the start, on %s\t%.1f MB/s\t%s\t%s\n",
+			sizeString64(c.written), c.readerName, c.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.mbps(), getMBps))
+	}
+	if c := r.writeCounters; c != nil {
+		flushBytes := float64(sizeOr(o.flushBytes, def.FlushBytes))
+		if !c.produced.ok {
+			fmt.Fprintf(tw, "per GiB written\t%s\t\t\n", perUnit(c.produced, 1, "%.0f"))
+		} else {
+			g := c.produced.v / gib
+			perFlush := gib / flushBytes
+			fmt.Fprintf(tw, "per GiB written: S3 PUTs\t%s\t%.0f (1 per %s flush.bytes)\t%s\n",
+				perUnit(c.puts, g, "%.1f"), perFlush, sizeString(int(flushBytes)), deltaRatio(c.puts, g, perFlush))
+			putsPerGiB := 0.0
+			if c.puts.ok {
+				putsPerGiB = c.puts.v / g
+			}
+			fmt.Fprintf(tw, "per GiB written: metastore write transactions\t%s\t%.1f (1 per PUT)\t%s\n",
+				perUnit(c.txns, g, "%.1f"), putsPerGiB, deltaRatio(c.txns, g, putsPerGiB))
+			fmt.Fprintf(tw, "per GiB written: metastore calls, all\t%s\t%.1f (1 per PUT)\t%s\n",
+				perUnit(c.calls, g, "%.1f"), putsPerGiB, deltaRatio(c.calls, g, putsPerGiB))
+		}
+	}
+	if r.catchup != nil && r.catchup.counters != nil {
+		c := r.catchup.counters
+		if !c.fetched.ok || c.fetched.v <= 0 {
+			fmt.Fprintf(tw, "per GiB read\t%s\t\t\n", perUnit(c.fetched, 0, "%.0f"))
+		} else {
+			g := c.fetched.v / gib
+			perBlock := gib / float64(def.CacheBlockBytes)
+			fmt.Fprintf(tw, "per GiB read: S3 GETs\t%s\t%.0f (1 per %s block)\t%s\n",
+				perUnit(c.gets, g, "%.1f"), perBlock, sizeString(int(def.CacheBlockBytes)), deltaRatio(c.gets, g, perBlock))
+			fmt.Fprintf(tw, "per GiB read: S3 bytes read\t%s\t1.00 GiB\t%s\n",
+				perUnit(c.getBytes, g*gib, "%.2f GiB"), deltaRatio(c.getBytes, g*gib, 1))
+			fmt.Fprintf(tw, "per GiB read: metastore calls, all (index queries)\t%s (%s)\t\t-\n",
+				perUnit(c.calls, g, "%.1f"), perUnit(c.indexQueries, g, "%.1f"))
+		}
+	}
+	if v := r.overload; v != nil {
+		budget := v.buffer + v.cache
+		fmt.Fprintf(tw, "overload: peak agent RSS (VmHWM)\t%s (idle %s)\t%s (buffer %s + cache %s)\t%s\n",
+			mib(v.hwm), mib(v.rssIdle), mib(budget), mib(v.buffer), mib(v.cache), ratio(float64(v.hwm), float64(budget)))
+		fmt.Fprintf(tw, "overload: produce accepted\t%.1f MB/s\t%.1f MB/s (upload cap)\t%s\n",
+			v.produce.mbps(), v.capMBps, ratio(v.produce.mbps(), v.capMBps))
+		fmt.Fprintf(tw, "overload: produce latency p50 / p99\t%s\t%s\t%s\n",
+			pair(v.produce.ackLat.percentile(50), v.produce.ackLat.percentile(99)), putFloor, latRatio(v.produce.ackLat))
 	}
 	tw.Flush()
 
@@ -129,8 +236,11 @@ func (r *report) print(w io.Writer) {
 		}
 	}
 	for _, l := range r.latency {
-		fmt.Fprintf(w, "latency @ %.3g MB/s: achieved %.2f MB/s, %d acked, %d consumed, %d/%d samples after %s warm-up, %s\n",
-			l.rate, l.achieved, l.acked, l.received, len(l.produce), len(l.e2e), warmup, l.duration)
+		fmt.Fprintf(w, "latency @ %.3g MB/s: achieved %.2f MB/s, %d acked, consumed", l.rate, l.achieved, l.acked)
+		for _, t := range l.tails {
+			fmt.Fprintf(w, " %d (%s)", t.received, t.name)
+		}
+		fmt.Fprintf(w, ", %d produce samples after %s warm-up, %s\n", len(l.produce), warmup, l.duration)
 		if l.produceErr != "" {
 			fmt.Fprintf(w, "  produce error: %s\n", l.produceErr)
 		}
@@ -138,10 +248,68 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  note: %s\n", l.noted)
 		}
 	}
-	if r.agentStatus != nil {
-		fmt.Fprintln(w, "\nagent /status at the end:")
-		printStatus(w, r.agentStatus)
+	if len(r.latency) > 0 && len(r.latency[0].tails) > 0 && r.latency[0].tails[0].counters != nil {
+		fmt.Fprintf(w, "per fetch: counter deltas on each tail's agent over the whole run (warm-up and empty long polls included); metastore calls include heartbeats and, on the writing agent, its commits\n")
 	}
+	if c := r.catchup; c != nil {
+		fmt.Fprintf(w, "catch-up: topic %s, %d partitions, written at %.1f MB/s by the writing agent, %d records (%.1f MB) read in %s with kgo default fetch sizes\n",
+			c.topic, o.partitions, c.writeMBps, c.records, float64(c.read)/1e6, c.elapsed.Round(time.Millisecond))
+		if c.note != "" {
+			fmt.Fprintf(w, "  note: %s\n", c.note)
+		}
+	}
+	if c := r.writeCounters; c != nil && c.produced.ok {
+		fmt.Fprintf(w, "per GiB written: the writing agent's counters over the throughput phase (%.2f GiB produced, %s segments); write transactions are metastore commit_flush + record_upload calls\n",
+			c.produced.v/gib, perUnit(c.flushes, 1, "%.0f"))
+	}
+	if v := r.overload; v != nil {
+		offered := "unknown"
+		if v.offeredMBps > 0 {
+			offered = fmt.Sprintf("%.1f MB/s (max produce above, %.1fx the cap)", v.offeredMBps, v.offeredMBps/v.capMBps)
+		}
+		fmt.Fprintf(w, "overload: own agent and database, bucket through a proxy capping uploads at %.1f MB/s, flush.max.uploads=%d; %d producers, %d partitions, %s; offered %s\n",
+			v.capMBps, v.maxUploads, v.produce.producers, v.partitions, v.produce.elapsed, offered)
+		bufPeak := "n/a (no " + mBufferBytes + ")"
+		if v.bufferPeak >= 0 {
+			bufPeak = mib(v.bufferPeak)
+		}
+		fmt.Fprintf(w, "  peak VmRSS sampled %s, VmHWM %s; write buffer in use at most %s of %s; %d throttled produce responses (max %s); %d records failed\n",
+			mib(v.rssPeak), mib(v.hwm), bufPeak, mib(v.buffer), v.throttles, v.throttleMax, v.produce.failures)
+		if v.alive {
+			fmt.Fprintf(w, "  agent alive at the end: yes — producers were slowed, not the agent killed\n")
+		} else {
+			fmt.Fprintf(w, "  agent alive at the end: NO (%s)\n", v.exit)
+		}
+		if v.produce.note != "" {
+			fmt.Fprintf(w, "  note: %s\n", v.produce.note)
+		}
+	}
+	for _, s := range r.skipped {
+		fmt.Fprintf(w, "skipped: %s\n", s)
+	}
+	for _, st := range r.agentStatus {
+		if st.status == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\nagent %s /status at the end:\n", st.name)
+		printStatus(w, st.status)
+	}
+}
+
+// tailLabel names a tail consumer with its zone.
+func tailLabel(t tailSpec) string {
+	if t.zone == "" {
+		return t.name
+	}
+	return fmt.Sprintf("%s (%s)", t.name, t.zone)
+}
+
+// deltaRatio is (d / unit) ÷ floor, or "-".
+func deltaRatio(d counterDelta, unit, floor float64) string {
+	if !d.ok || unit <= 0 {
+		return "-"
+	}
+	return ratio(d.v/unit, floor)
 }
 
 func floorString(v float64, unit string) string {
