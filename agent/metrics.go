@@ -158,7 +158,7 @@ func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 	m := a.stats.m
 	for _, c := range []prometheus.Collector{
 		m.requests, m.latency, m.flushBytes, m.flushSeconds, m.uploadSeconds, m.commitSeconds,
-		&statsCollector{a: a},
+		&statsCollector{a: a}, a.lag,
 	} {
 		if err := reg.Register(c); err != nil {
 			return err
