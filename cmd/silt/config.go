@@ -98,7 +98,7 @@ func agentKeys() []keySpec {
 		{"cache.block.bytes", kindSize, formatSize(d.CacheBlockBytes), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
 		{"cache.disk.bytes", kindSize, "0", "disk read cache size (required with cache.disk.dir)"},
-		{"http.listen", kindString, "127.0.0.1:9644", "health, status and pprof HTTP address; empty disables"},
+		{"http.listen", kindString, "127.0.0.1:9644", "HTTP address for metrics, health, status and pprof; empty disables"},
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
 		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
