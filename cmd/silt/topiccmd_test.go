@@ -209,8 +209,8 @@ func TestGroupCommands(t *testing.T) {
 	}
 }
 
-// requireGroupAPIs skips, naming the reason, when the agent does not
-// advertise the consumer-group APIs (they landed after these commands).
+// requireGroupAPIs fails, naming the API, if the agent does not advertise
+// the consumer-group APIs the group commands need.
 func requireGroupAPIs(t *testing.T, brokers string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
@@ -227,7 +227,7 @@ func requireGroupAPIs(t *testing.T, brokers string) {
 	for _, v := range vs {
 		for _, key := range []int16{int16(kmsg.JoinGroup), int16(kmsg.DescribeGroups), int16(kmsg.OffsetFetch)} {
 			if _, ok := v.KeyMaxVersion(key); !ok {
-				t.Skipf("the agent does not serve %s yet: consumer groups not implemented", kmsg.NameForKey(key))
+				t.Fatalf("the agent does not advertise %s: consumer groups are part of the agent", kmsg.NameForKey(key))
 			}
 		}
 	}
