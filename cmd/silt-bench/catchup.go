@@ -29,9 +29,12 @@ type catchupResult struct {
 func (c catchupResult) mbps() float64 { return mbPerSec(c.read, c.elapsed) }
 
 func measureCatchup(ctx context.Context, env *benchEnv, o options) (catchupResult, error) {
-	res := catchupResult{topic: o.topic + "-catchup", readerName: "the writing agent"}
-	if env.readerZone != "" {
+	res := catchupResult{topic: o.topic + "-catchup", readerName: "the writing agent (warm)"}
+	switch {
+	case env.readerZone != "":
 		res.readerName = "agent in zone " + env.readerZone
+	case len(env.agents) == 0:
+		res.readerName = "an unpinned client"
 	}
 	if err := createTopic(ctx, env.brokers, res.topic, o.partitions); err != nil {
 		return res, err
