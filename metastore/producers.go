@@ -16,6 +16,13 @@ type ProducerBatch struct {
 	ProducerID    int64 // -1: not idempotent, always accepted
 	ProducerEpoch int16
 	BaseSequence  int32
+
+	// IsTransactional: the batch belongs to a transaction (see TxnStore).
+	IsTransactional bool
+	// IsControl: a transaction marker written by the coordinator; its
+	// sequence is not checked. Abort tells an abort marker from a commit.
+	IsControl bool
+	Abort     bool
 }
 
 // LastSequence is the sequence number of the batch's last record. Sequences
@@ -88,7 +95,7 @@ type RecentBatch struct {
 // without SQL procedures (sqlite) call it; the postgres function implements
 // the same rules.
 func (st *ProducerState) Check(b ProducerBatch) (verdict int32, dupBase int64) {
-	if b.ProducerID < 0 || st == nil {
+	if b.ProducerID < 0 || st == nil || b.IsControl {
 		// Not idempotent, or a producer we hold no state for (new, or
 		// expired): accept, as Kafka does.
 		return verdictAccepted, -1

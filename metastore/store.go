@@ -92,6 +92,7 @@ type Store interface {
 	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
 
 	GroupStore
+	TxnStore
 
 	// CommitOffsets stores a consumer group's committed offsets, replacing
 	// earlier ones for the same partitions.
@@ -160,6 +161,9 @@ type PartitionState struct {
 	Partition      int32
 	HighWatermark  int64
 	LogStartOffset int64
+	// LastStableOffset: offsets below it hold no open transaction's data
+	// (see TxnStore); HighWatermark when none is open.
+	LastStableOffset int64
 }
 
 // Flush is one segment object's worth of chunks to commit.

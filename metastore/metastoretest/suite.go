@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"MembershipEpoch", testMembershipEpoch},
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
+		{"TxnState", testTxnState},
+		{"TxnBookkeeping", testTxnBookkeeping},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

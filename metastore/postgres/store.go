@@ -243,14 +243,16 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) 
 
 // Partitions implements metastore.Store.
 func (s *Store) Partitions(ctx context.Context, topicID metastore.TopicID) ([]metastore.PartitionState, error) {
-	rows, err := s.pool.Query(ctx, `SELECT partition, high_watermark, log_start_offset
-		FROM partitions WHERE topic_id = $1 ORDER BY partition`, uuidArg(topicID))
+	rows, err := s.pool.Query(ctx, `SELECT partition, high_watermark, log_start_offset,
+			coalesce((SELECT min(o.first_offset) FROM ongoing_txns o
+				WHERE o.topic_id = p.topic_id AND o.partition = p.partition), high_watermark)
+		FROM partitions p WHERE topic_id = $1 ORDER BY partition`, uuidArg(topicID))
 	if err != nil {
 		return nil, fmt.Errorf("partitions of topic %x: %w", topicID[:], err)
 	}
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.PartitionState, error) {
 		var p metastore.PartitionState
-		err := r.Scan(&p.Partition, &p.HighWatermark, &p.LogStartOffset)
+		err := r.Scan(&p.Partition, &p.HighWatermark, &p.LogStartOffset, &p.LastStableOffset)
 		return p, err
 	})
 	if err != nil {
@@ -311,7 +313,21 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		bBases   []int64
 		already  bool
 	)
-	err := s.pool.QueryRow(ctx, `SELECT base_offsets, missing, b_verdicts, b_bases, already
+	// Transactional batches need bookkeeping after commit_flush in the same
+	// transaction; everything else commits in one round trip.
+	var q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	} = s.pool
+	var tx pgx.Tx
+	if metastore.HasTxnBatches(f) {
+		var err error
+		if tx, err = s.pool.Begin(ctx); err != nil {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+		}
+		defer tx.Rollback(ctx)
+		q = tx
+	}
+	err := q.QueryRow(ctx, `SELECT base_offsets, missing, b_verdicts, b_bases, already
 		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		f.SegmentKey, f.AgentID, f.Size, topicIDs, partitions, positions, lengths, counts, batches, minTS, maxTS,
 		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq,
@@ -350,6 +366,14 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		}
 		res.Batches[i] = rs
 	}
+	if tx != nil {
+		if err := txnBookkeeping(ctx, tx, f, res); err != nil {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+		}
+	}
 	return res, nil
 }
 
@@ -366,7 +390,11 @@ func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
 	b.cnt = append(b.cnt, pb.OffsetCount)
 	b.minTS = append(b.minTS, pb.MinTimestamp)
 	b.maxTS = append(b.maxTS, pb.MaxTimestamp)
-	b.pid = append(b.pid, pb.ProducerID)
+	pid := pb.ProducerID
+	if pb.IsControl {
+		pid = -1 // markers carry no sequence to check
+	}
+	b.pid = append(b.pid, pid)
 	b.epoch = append(b.epoch, int32(pb.ProducerEpoch))
 	b.seq = append(b.seq, pb.BaseSequence)
 }

@@ -277,8 +277,10 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) 
 
 // Partitions implements metastore.Store.
 func (s *Store) Partitions(ctx context.Context, id metastore.TopicID) ([]metastore.PartitionState, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT partition, high_watermark, log_start_offset
-		FROM partitions WHERE topic_id = ? ORDER BY partition`, id[:])
+	rows, err := s.read.QueryContext(ctx, `SELECT partition, high_watermark, log_start_offset,
+			coalesce((SELECT min(o.first_offset) FROM ongoing_txns o
+				WHERE o.topic_id = p.topic_id AND o.partition = p.partition), high_watermark)
+		FROM partitions p WHERE topic_id = ? ORDER BY partition`, id[:])
 	if err != nil {
 		return nil, fmt.Errorf("partitions of topic %x: %w", id[:], err)
 	}
@@ -286,7 +288,7 @@ func (s *Store) Partitions(ctx context.Context, id metastore.TopicID) ([]metasto
 	var ps []metastore.PartitionState
 	for rows.Next() {
 		var p metastore.PartitionState
-		if err := rows.Scan(&p.Partition, &p.HighWatermark, &p.LogStartOffset); err != nil {
+		if err := rows.Scan(&p.Partition, &p.HighWatermark, &p.LogStartOffset, &p.LastStableOffset); err != nil {
 			return nil, fmt.Errorf("partitions of topic %x: %w", id[:], err)
 		}
 		ps = append(ps, p)
@@ -496,7 +498,7 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 		if res.BaseOffsets[i] < 0 {
 			res.BaseOffsets[i] = hw
 		}
-		if b.ProducerID >= 0 {
+		if b.ProducerID >= 0 && !b.IsControl {
 			states[b.ProducerID] = st.Accept(b, hw)
 			dirty[b.ProducerID] = true
 		}
@@ -520,6 +522,10 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 			pid, tid, c.Partition, states[pid].Epoch, string(recent), now()); err != nil {
 			return false, err
 		}
+	}
+	// After the producer states: a marker may raise their epoch.
+	if err := txnBookkeeping(ctx, tx, c.TopicPartition, metastore.TxnBookkeepingOf(c.Batches, results)); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -550,7 +556,6 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush, res *me
 }
 
 var errUnknown = errors.New("unknown partitions")
-
 
 // Orphans implements metastore.Store.
 func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {

@@ -1,0 +1,129 @@
+package metastoretest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// testTxnState: PutTxn is a compare-and-set on (producer id, epoch,
+// state), so two coordinators cannot both move a transaction.
+func testTxnState(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	if _, ok, err := s.Txn(ctx, "tx-a"); err != nil || ok {
+		t.Fatalf("Txn of unknown id: ok=%v err=%v", ok, err)
+	}
+	a := metastore.Txn{TransactionalID: "tx-a", ProducerID: 42, Epoch: 0, State: metastore.TxnEmpty, TimeoutMs: 60000}
+	if err := s.PutTxn(ctx, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutTxn(ctx, a, nil); !errors.Is(err, metastore.ErrTxnConflict) {
+		t.Fatalf("second insert: %v, want ErrTxnConflict", err)
+	}
+	b := a
+	b.State = metastore.TxnOngoing
+	b.Partitions = []metastore.TxnPartition{{Topic: "t", Partition: 1}}
+	b.Groups = []string{"g"}
+	b.Offsets = []metastore.TxnOffset{{Group: "g", CommittedOffset: metastore.CommittedOffset{Topic: "in", Partition: 0, Offset: 7, LeaderEpoch: -1, Metadata: "m"}}}
+	if err := s.PutTxn(ctx, b, &a); err != nil {
+		t.Fatal(err)
+	}
+	// A coordinator still holding the old view is refused.
+	stale := a
+	stale.Epoch = 1
+	if err := s.PutTxn(ctx, stale, &a); !errors.Is(err, metastore.ErrTxnConflict) {
+		t.Fatalf("stale CAS: %v, want ErrTxnConflict", err)
+	}
+	got, ok, err := s.Txn(ctx, "tx-a")
+	if err != nil || !ok {
+		t.Fatalf("Txn: ok=%v err=%v", ok, err)
+	}
+	if got.ProducerID != 42 || got.Epoch != 0 || got.State != metastore.TxnOngoing || got.TimeoutMs != 60000 ||
+		!reflect.DeepEqual(got.Partitions, b.Partitions) || !reflect.DeepEqual(got.Groups, b.Groups) || !reflect.DeepEqual(got.Offsets, b.Offsets) {
+		t.Fatalf("Txn = %+v, want %+v", got, b)
+	}
+	if !got.HasPartition("t", 1) || got.HasPartition("t", 0) {
+		t.Fatalf("HasPartition wrong for %+v", got.Partitions)
+	}
+	if byP, ok, err := s.TxnByProducer(ctx, 42); err != nil || !ok || byP.TransactionalID != "tx-a" {
+		t.Fatalf("TxnByProducer = %+v %v %v", byP, ok, err)
+	}
+	if err := s.PutTxn(ctx, metastore.Txn{TransactionalID: "tx-b", ProducerID: 43, State: metastore.TxnEmpty}, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Txns(ctx)
+	if err != nil || len(all) != 2 || all[0].TransactionalID != "tx-a" || all[1].TransactionalID != "tx-b" {
+		t.Fatalf("Txns = %+v, %v", all, err)
+	}
+}
+
+func txnBatch(cnt int64, pid int64, epoch int16, seq int32) metastore.ProducerBatch {
+	b := pbatch(0, cnt, pid, epoch, seq)
+	b.IsTransactional = true
+	return b
+}
+
+func marker(pid int64, epoch int16, abort bool) metastore.ProducerBatch {
+	b := pbatch(0, 1, pid, epoch, -1)
+	b.IsTransactional, b.IsControl, b.Abort = true, true, abort
+	return b
+}
+
+// testTxnBookkeeping: CommitFlush keeps ongoing transactions (the LSO) and
+// aborted ones per partition; duplicate markers are harmless; a marker
+// fences the producer's older epochs.
+func testTxnBookkeeping(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "txns", 1)
+	tp := metastore.TopicPartition{Topic: top.ID, Partition: 0}
+	wantLSO := func(lso, hw int64) {
+		t.Helper()
+		ps, err := s.Partitions(ctx, top.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps[0].LastStableOffset != lso || ps[0].HighWatermark != hw {
+			t.Fatalf("LSO/HW = %d/%d, want %d/%d", ps[0].LastStableOffset, ps[0].HighWatermark, lso, hw)
+		}
+	}
+	wantLSO(0, 0)
+	commitBatches(t, s, "tx-1", batchChunk(tp, pbatch(0, 2, -1, 0, 0)))                            // 0-1
+	res := commitBatches(t, s, "tx-2", batchChunk(tp, txnBatch(3, 7, 0, 0), txnBatch(1, 7, 0, 3))) // 2-4, 5
+	wantResults(t, "transactional data", res.Batches[0], at(2), at(5))
+	wantLSO(2, 6)
+	if on, err := s.OngoingTxns(ctx, tp); err != nil || len(on) != 1 || on[0] != (metastore.OngoingTxn{ProducerID: 7, FirstOffset: 2}) {
+		t.Fatalf("OngoingTxns = %+v, %v", on, err)
+	}
+	// Another producer's open transaction behind the first.
+	commitBatches(t, s, "tx-3", batchChunk(tp, txnBatch(1, 8, 0, 0))) // 6
+	wantLSO(2, 7)
+	res = commitBatches(t, s, "tx-4", batchChunk(tp, marker(7, 0, true))) // 7
+	wantResults(t, "abort marker", res.Batches[0], at(7))
+	wantLSO(6, 8)
+	res = commitBatches(t, s, "tx-5", batchChunk(tp, marker(8, 0, false), marker(7, 0, true))) // 8 commit, 9 duplicate abort
+	wantResults(t, "markers", res.Batches[0], at(8), at(9))
+	wantLSO(10, 10)
+	ab, err := s.AbortedTxns(ctx, tp, 0, 10)
+	if err != nil || len(ab) != 1 || ab[0] != (metastore.AbortedTxn{ProducerID: 7, FirstOffset: 2, LastOffset: 7}) {
+		t.Fatalf("AbortedTxns = %+v, %v", ab, err)
+	}
+	for _, r := range [][2]int64{{0, 2}, {8, 20}} {
+		if ab, err := s.AbortedTxns(ctx, tp, r[0], r[1]); err != nil || len(ab) != 0 {
+			t.Fatalf("AbortedTxns%v = %+v, %v; want none", r, ab, err)
+		}
+	}
+	// Producer 7 continues with a new transaction in the same epoch.
+	res = commitBatches(t, s, "tx-6", batchChunk(tp, txnBatch(1, 7, 0, 4), marker(7, 0, false))) // 10, 11
+	wantResults(t, "data and commit in one chunk", res.Batches[0], at(10), at(11))
+	wantLSO(12, 12)
+	// A marker of a bumped epoch fences the old epoch on the partition.
+	commitBatches(t, s, "tx-7", batchChunk(tp, txnBatch(1, 7, 0, 5), marker(7, 1, true)))         // 12, 13
+	res = commitBatches(t, s, "tx-8", batchChunk(tp, txnBatch(1, 7, 0, 6), txnBatch(1, 7, 1, 0))) // fenced, 14
+	wantResults(t, "after bump", res.Batches[0], fenced, at(14))
+	wantLSO(14, 15)
+	if ab, err := s.AbortedTxns(ctx, tp, 0, 100); err != nil || len(ab) != 2 || ab[1] != (metastore.AbortedTxn{ProducerID: 7, FirstOffset: 12, LastOffset: 13}) {
+		t.Fatalf("AbortedTxns = %+v, %v", ab, err)
+	}
+}

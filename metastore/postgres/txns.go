@@ -1,0 +1,180 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+const txnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
+
+func scanTxn(sc pgx.Row) (metastore.Txn, error) {
+	var (
+		t                metastore.Txn
+		l                metastore.TxnLists
+		state            string
+		started, updated int64
+	)
+	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
+		return t, err
+	}
+	t.State = metastore.TxnState(state)
+	if started > 0 {
+		t.StartedAt = time.UnixMilli(started)
+	}
+	t.UpdatedAt = time.UnixMilli(updated)
+	return t, l.Decode(&t)
+}
+
+func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
+	t, err := scanTxn(s.pool.QueryRow(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+where, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, false, nil
+	}
+	if err != nil {
+		return t, false, fmt.Errorf("read transaction %s: %w", what, err)
+	}
+	return t, true, nil
+}
+
+// Txn implements metastore.TxnStore.
+func (s *Store) Txn(ctx context.Context, id string) (metastore.Txn, bool, error) {
+	return s.txnWhere(ctx, id, `transactional_id = $1`, id)
+}
+
+// TxnByProducer implements metastore.TxnStore.
+func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bool, error) {
+	return s.txnWhere(ctx, fmt.Sprint("of producer ", pid), `producer_id = $1 ORDER BY updated_at DESC LIMIT 1`, pid)
+}
+
+// Txns implements metastore.TxnStore.
+func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+txnColumns+` FROM transactions ORDER BY transactional_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list transactions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return scanTxn(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list transactions: %w", err)
+	}
+	return out, nil
+}
+
+// PutTxn implements metastore.TxnStore.
+func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
+	l, err := metastore.EncodeTxnLists(t)
+	if err != nil {
+		return err
+	}
+	var started int64
+	if !t.StartedAt.IsZero() {
+		started = t.StartedAt.UnixMilli()
+	}
+	now := time.Now().UnixMilli()
+	var n int64
+	if prev == nil {
+		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+txnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (transactional_id) DO NOTHING`,
+			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
+		if err != nil {
+			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
+		}
+		n = tag.RowsAffected()
+	} else {
+		tag, err := s.pool.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
+				partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
+			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13`,
+			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+		if err != nil {
+			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
+		}
+		n = tag.RowsAffected()
+	}
+	if n != 1 {
+		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, metastore.ErrTxnConflict)
+	}
+	return nil
+}
+
+// AbortedTxns implements metastore.TxnStore.
+func (s *Store) AbortedTxns(ctx context.Context, tp metastore.TopicPartition, from, to int64) ([]metastore.AbortedTxn, error) {
+	rows, err := s.pool.Query(ctx, `SELECT producer_id, first_offset, last_offset FROM aborted_txns
+		WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3 AND first_offset < $4
+		ORDER BY first_offset, producer_id`, uuidArg(tp.Topic), tp.Partition, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.AbortedTxn, error) {
+		var a metastore.AbortedTxn
+		err := r.Scan(&a.ProducerID, &a.FirstOffset, &a.LastOffset)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	return out, nil
+}
+
+// OngoingTxns implements metastore.TxnStore.
+func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([]metastore.OngoingTxn, error) {
+	rows, err := s.pool.Query(ctx, `SELECT producer_id, first_offset FROM ongoing_txns
+		WHERE topic_id = $1 AND partition = $2 ORDER BY first_offset, producer_id`, uuidArg(tp.Topic), tp.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("ongoing transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.OngoingTxn, error) {
+		var o metastore.OngoingTxn
+		err := r.Scan(&o.ProducerID, &o.FirstOffset)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ongoing transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	return out, nil
+}
+
+// txnBookkeeping records a flush's transactional batches in the commit's
+// transaction, after commit_flush assigned offsets and while it still holds
+// the partition row locks (see metastore.TxnStore).
+func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metastore.FlushResult) error {
+	for i, c := range f.Chunks {
+		if c.Batches == nil {
+			continue
+		}
+		tid := uuidArg(c.Topic)
+		for _, st := range metastore.TxnBookkeepingOf(c.Batches, res.Batches[i]) {
+			if !st.Control {
+				if _, err := tx.Exec(ctx, `INSERT INTO ongoing_txns (topic_id, partition, producer_id, first_offset)
+					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, st.Offset); err != nil {
+					return fmt.Errorf("record ongoing transaction: %w", err)
+				}
+				continue
+			}
+			var first int64
+			err := tx.QueryRow(ctx, `DELETE FROM ongoing_txns WHERE topic_id = $1 AND partition = $2 AND producer_id = $3
+				RETURNING first_offset`, tid, c.Partition, st.ProducerID).Scan(&first)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("end ongoing transaction: %w", err)
+			case st.Abort:
+				if _, err := tx.Exec(ctx, `INSERT INTO aborted_txns (topic_id, partition, producer_id, first_offset, last_offset)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, first, st.Offset); err != nil {
+					return fmt.Errorf("record aborted transaction: %w", err)
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE producer_state SET epoch = $1, recent_first = '{}', recent_last = '{}', recent_base = '{}'
+				WHERE producer_id = $2 AND topic_id = $3 AND partition = $4 AND epoch < $1`,
+				st.Epoch, st.ProducerID, tid, c.Partition); err != nil {
+				return fmt.Errorf("fence older producer epochs: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+const txnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
+
+func scanTxn(sc interface{ Scan(...any) error }) (metastore.Txn, error) {
+	var (
+		t                metastore.Txn
+		l                metastore.TxnLists
+		state            string
+		started, updated int64
+	)
+	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
+		return t, err
+	}
+	t.State = metastore.TxnState(state)
+	if started > 0 {
+		t.StartedAt = time.UnixMilli(started)
+	}
+	t.UpdatedAt = time.UnixMilli(updated)
+	return t, l.Decode(&t)
+}
+
+func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
+	t, err := scanTxn(s.read.QueryRowContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+where, arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, false, nil
+	}
+	if err != nil {
+		return t, false, fmt.Errorf("read transaction %s: %w", what, err)
+	}
+	return t, true, nil
+}
+
+// Txn implements metastore.TxnStore.
+func (s *Store) Txn(ctx context.Context, id string) (metastore.Txn, bool, error) {
+	return s.txnWhere(ctx, id, `transactional_id = ?`, id)
+}
+
+// TxnByProducer implements metastore.TxnStore.
+func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bool, error) {
+	return s.txnWhere(ctx, fmt.Sprint("of producer ", pid), `producer_id = ? ORDER BY updated_at DESC LIMIT 1`, pid)
+}
+
+// Txns implements metastore.TxnStore.
+func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions ORDER BY transactional_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list transactions: %w", err)
+	}
+	defer rows.Close()
+	var out []metastore.Txn
+	for rows.Next() {
+		t, err := scanTxn(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list transactions: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list transactions: %w", err)
+	}
+	return out, nil
+}
+
+// PutTxn implements metastore.TxnStore.
+func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
+	l, err := metastore.EncodeTxnLists(t)
+	if err != nil {
+		return err
+	}
+	var started int64
+	if !t.StartedAt.IsZero() {
+		started = t.StartedAt.UnixMilli()
+	}
+	var res sql.Result
+	if prev == nil {
+		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+txnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (transactional_id) DO NOTHING`,
+			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
+	} else {
+		res, err = s.write.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
+				partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
+			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ?`,
+			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+	}
+	if err != nil {
+		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, metastore.ErrTxnConflict)
+	}
+	return nil
+}
+
+// AbortedTxns implements metastore.TxnStore.
+func (s *Store) AbortedTxns(ctx context.Context, tp metastore.TopicPartition, from, to int64) ([]metastore.AbortedTxn, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT producer_id, first_offset, last_offset FROM aborted_txns
+		WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND first_offset < ?
+		ORDER BY first_offset, producer_id`, tp.Topic[:], tp.Partition, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	defer rows.Close()
+	var out []metastore.AbortedTxn
+	for rows.Next() {
+		var a metastore.AbortedTxn
+		if err := rows.Scan(&a.ProducerID, &a.FirstOffset, &a.LastOffset); err != nil {
+			return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// OngoingTxns implements metastore.TxnStore.
+func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([]metastore.OngoingTxn, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT producer_id, first_offset FROM ongoing_txns
+		WHERE topic_id = ? AND partition = ? ORDER BY first_offset, producer_id`, tp.Topic[:], tp.Partition)
+	if err != nil {
+		return nil, fmt.Errorf("ongoing transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	defer rows.Close()
+	var out []metastore.OngoingTxn
+	for rows.Next() {
+		var o metastore.OngoingTxn
+		if err := rows.Scan(&o.ProducerID, &o.FirstOffset); err != nil {
+			return nil, fmt.Errorf("ongoing transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// txnBookkeeping records a chunk's transactional batches inside the commit
+// (see metastore.TxnStore).
+func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []metastore.TxnBookkeeping) error {
+	tid := tp.Topic[:]
+	for _, st := range steps {
+		if !st.Control {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ongoing_txns (topic_id, partition, producer_id, first_offset)
+				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, tid, tp.Partition, st.ProducerID, st.Offset); err != nil {
+				return fmt.Errorf("record ongoing transaction: %w", err)
+			}
+			continue
+		}
+		var first int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM ongoing_txns WHERE topic_id = ? AND partition = ? AND producer_id = ?
+			RETURNING first_offset`, tid, tp.Partition, st.ProducerID).Scan(&first)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("end ongoing transaction: %w", err)
+		case st.Abort:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO aborted_txns (topic_id, partition, producer_id, first_offset, last_offset)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tid, tp.Partition, st.ProducerID, first, st.Offset); err != nil {
+				return fmt.Errorf("record aborted transaction: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE producer_state SET epoch = ?, recent = '[]'
+			WHERE producer_id = ? AND topic_id = ? AND partition = ? AND epoch < ?`,
+			st.Epoch, st.ProducerID, tid, tp.Partition, st.Epoch); err != nil {
+			return fmt.Errorf("fence older producer epochs: %w", err)
+		}
+	}
+	return nil
+}

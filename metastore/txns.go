@@ -1,0 +1,179 @@
+package metastore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TxnState is the state of a transactional producer's transaction, as in
+// Kafka's transaction coordinator.
+type TxnState string
+
+// Transaction states. A Prepare* state is saved before markers are written,
+// so a coordinator that dies mid-way is completed by the next one.
+const (
+	TxnEmpty          TxnState = "Empty"
+	TxnOngoing        TxnState = "Ongoing"
+	TxnPrepareCommit  TxnState = "PrepareCommit"
+	TxnPrepareAbort   TxnState = "PrepareAbort"
+	TxnCompleteCommit TxnState = "CompleteCommit"
+	TxnCompleteAbort  TxnState = "CompleteAbort"
+)
+
+// Txn is one transactional id's state.
+type Txn struct {
+	TransactionalID string
+	ProducerID      int64
+	Epoch           int16
+	State           TxnState
+	TimeoutMs       int32
+	Partitions      []TxnPartition // partitions added to the current transaction
+	Groups          []string       // groups added with AddOffsetsToTxn
+	Offsets         []TxnOffset    // TxnOffsetCommit offsets, applied at commit
+	StartedAt       time.Time      // when the current transaction started (zero: none)
+	UpdatedAt       time.Time      // set by the store
+}
+
+// TxnPartition names a partition by topic name, as the Kafka APIs do.
+type TxnPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// TxnOffset is one offset a transaction commits for a group.
+type TxnOffset struct {
+	Group string
+	CommittedOffset
+}
+
+// HasPartition reports whether the transaction holds the partition.
+func (t *Txn) HasPartition(topic string, partition int32) bool {
+	for _, p := range t.Partitions {
+		if p.Topic == topic && p.Partition == partition {
+			return true
+		}
+	}
+	return false
+}
+
+// AbortedTxn is one aborted transaction on one partition: its data lies in
+// [FirstOffset, LastOffset], LastOffset being the abort marker's offset.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// OngoingTxn is a transaction with data but no marker yet on a partition.
+type OngoingTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+}
+
+// ErrTxnConflict: PutTxn found the transaction changed (another coordinator
+// moved it, or it already exists).
+var ErrTxnConflict = errors.New("transaction state changed concurrently")
+
+// TxnStore keeps transaction coordinator state and the per-partition
+// bookkeeping CommitFlush maintains for transactional batches.
+//
+// CommitFlush, for every accepted batch with IsTransactional set: a data
+// batch that is the first of its producer on the partition since its last
+// marker records an ongoing transaction at its offset; a control batch (a
+// marker) ends the producer's ongoing transaction on the partition, and for
+// an abort marker records an aborted transaction up to the marker. A
+// marker with no ongoing transaction (a duplicate) changes nothing. A
+// marker also raises the producer's epoch on the partition to its own, so
+// batches of older epochs are fenced. The last stable offset is the first
+// offset of the partition's oldest ongoing transaction, or the high
+// watermark.
+type TxnStore interface {
+	// Txn returns the transaction of a transactional id, ok=false if none.
+	Txn(ctx context.Context, id string) (t Txn, ok bool, err error)
+	// TxnByProducer returns the transaction whose producer id is pid.
+	TxnByProducer(ctx context.Context, pid int64) (t Txn, ok bool, err error)
+	// Txns lists all transactions, ordered by transactional id.
+	Txns(ctx context.Context) ([]Txn, error)
+	// PutTxn stores t if the stored transaction still has prev's producer
+	// id, epoch and state (prev nil: only if none is stored). Otherwise it
+	// changes nothing and returns ErrTxnConflict. This is the fence between
+	// two agents that both believe they coordinate a transactional id.
+	PutTxn(ctx context.Context, t Txn, prev *Txn) error
+	// AbortedTxns lists tp's aborted transactions overlapping offsets
+	// [from, to), ordered by first offset.
+	AbortedTxns(ctx context.Context, tp TopicPartition, from, to int64) ([]AbortedTxn, error)
+	// OngoingTxns lists tp's ongoing transactions, ordered by first offset.
+	OngoingTxns(ctx context.Context, tp TopicPartition) ([]OngoingTxn, error)
+}
+
+// HasTxnBatches reports whether a flush holds transactional batches, which
+// need the bookkeeping described at TxnStore.
+func HasTxnBatches(f Flush) bool {
+	for _, c := range f.Chunks {
+		for _, b := range c.Batches {
+			if b.IsTransactional {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TxnLists is how stores keep a Txn's lists: JSON text columns.
+type TxnLists struct{ Partitions, Groups, Offsets string }
+
+// EncodeTxnLists encodes t's lists for a store.
+func EncodeTxnLists(t Txn) (TxnLists, error) {
+	var l TxnLists
+	for _, f := range []struct {
+		v   any
+		dst *string
+	}{{t.Partitions, &l.Partitions}, {t.Groups, &l.Groups}, {t.Offsets, &l.Offsets}} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return l, fmt.Errorf("encode transaction %s: %w", t.TransactionalID, err)
+		}
+		*f.dst = string(b)
+	}
+	return l, nil
+}
+
+// Decode fills t's lists.
+func (l TxnLists) Decode(t *Txn) error {
+	for _, f := range []struct {
+		src string
+		v   any
+	}{{l.Partitions, &t.Partitions}, {l.Groups, &t.Groups}, {l.Offsets, &t.Offsets}} {
+		if err := json.Unmarshal([]byte(f.src), f.v); err != nil {
+			return fmt.Errorf("decode transaction %s: %w", t.TransactionalID, err)
+		}
+	}
+	return nil
+}
+
+// TxnBookkeeping lists what CommitFlush records for one chunk's accepted
+// transactional batches, in batch order (see TxnStore).
+type TxnBookkeeping struct {
+	ProducerID int64
+	Epoch      int16
+	Offset     int64 // the batch's base offset
+	Control    bool
+	Abort      bool
+}
+
+// TxnBookkeepingOf returns the bookkeeping steps for a chunk's batches and
+// their verdicts.
+func TxnBookkeepingOf(batches []ProducerBatch, results []BatchResult) []TxnBookkeeping {
+	var out []TxnBookkeeping
+	for i, b := range batches {
+		r := results[i]
+		if !b.IsTransactional || r.Err != nil || r.Duplicate {
+			continue
+		}
+		out = append(out, TxnBookkeeping{ProducerID: b.ProducerID, Epoch: b.ProducerEpoch, Offset: r.BaseOffset, Control: b.IsControl, Abort: b.Abort})
+	}
+	return out
+}
