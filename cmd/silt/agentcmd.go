@@ -170,6 +170,9 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		ln.Close()
 		return &configError{err}
 	}
+	if limit, set := applyMemoryLimit(cfg); set {
+		log.Info("Go memory limit set from the agent's budgets (set GOMEMLIMIT to override)", "bytes", limit)
+	}
 	a, err := agent.New(cfg, mbucket, mstore)
 	if err != nil {
 		ln.Close()
