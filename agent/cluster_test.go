@@ -231,3 +231,29 @@ func TestConsumerOnAnotherAgentWakes(t *testing.T) {
 		t.Fatalf("B made %d index queries to serve the tail; want 0 (the notification carries the rows)", q)
 	}
 }
+
+// TestCatchUpReadUsesIndexWindow: a consumer catching up on an agent that
+// did not write the data reads many fetches' worth with one index query
+// per window, not one per fetch.
+func TestCatchUpReadUsesIndexWindow(t *testing.T) {
+	agents := startCluster(t, "", "")
+	a, b := agents[0], agents[1]
+	clA, clB := a.client(t), b.client(t)
+	createTopic(t, clA, "catchup", 1, nil)
+	const batches = 30
+	for i := 0; i < batches; i++ { // one flush, so one index row, each
+		if code := rawProduce(t, clA, "catchup", 0, batch("r")); code != 0 {
+			t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+		}
+	}
+	before := b.Stats().IndexQueries.Load()
+	for off := int64(0); off < batches; off++ {
+		p := rawFetch(t, clB, "catchup", off, 0, 1, 1) // one batch per fetch
+		if offs := batchBaseOffsets(t, p.RecordBatches); len(offs) != 1 || offs[0] != off {
+			t.Fatalf("fetch at %d returned batches at %v", off, offs)
+		}
+	}
+	if q := b.Stats().IndexQueries.Load() - before; q > 2 {
+		t.Fatalf("%d index queries for %d fetches while catching up; want at most 2", q, batches)
+	}
+}

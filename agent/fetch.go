@@ -96,7 +96,7 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 		maxBytes = math.MaxInt32
 	}
 	for {
-		total, errored := a.fetchOnce(ctx, parts, maxBytes)
+		total, errored := a.fetchOnce(ctx, parts, maxBytes, req.IsolationLevel == 1)
 		if total >= int64(req.MinBytes) || errored || !time.Now().Before(deadline) {
 			a.stats.FetchedBytes.Add(total)
 			return
@@ -115,7 +115,7 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 
 // fetchOnce reads what is available now. It reports the bytes returned and
 // whether any partition answered with an error (which ends a long poll).
-func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64) (total int64, errored bool) {
+func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64, readCommitted bool) (total int64, errored bool) {
 	for _, fp := range parts {
 		rp := fp.rp
 		rp.RecordBatches = noRecords
@@ -125,17 +125,31 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			continue
 		}
 		hw, logStart := fp.p.offsets()
-		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, hw, logStart
+		lso := fp.p.cachedLSO()
+		if readCommitted {
+			var err error
+			if lso, err = a.topics.stableOffset(ctx, fp.p); err != nil {
+				rp.ErrorCode = errorCode(err)
+				errored = true
+				continue
+			}
+			hw, logStart = fp.p.offsets()
+		}
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, lso, logStart
 		if fp.offset < logStart || fp.offset > hw {
 			rp.ErrorCode = kerr.OffsetOutOfRange.Code
 			errored = true
 			continue
 		}
-		if fp.offset == hw || total >= maxBytes {
+		end := hw
+		if readCommitted {
+			end = lso // never past the last stable offset
+		}
+		if fp.offset >= end || total >= maxBytes {
 			continue
 		}
 		limit := min(fp.maxBytes, maxBytes-total)
-		data, err := a.read(ctx, fp.p, fp.offset, hw, limit, total == 0)
+		data, err := a.read(ctx, fp.p, fp.offset, end, limit, total == 0)
 		if err != nil {
 			a.log.Warn("fetch read failed", "topic", fp.p.topic, "partition", fp.p.index, "offset", fp.offset, "err", err)
 			rp.ErrorCode = kerr.KafkaStorageError.Code
@@ -144,6 +158,22 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		}
 		if len(data) > 0 {
 			rp.RecordBatches = data
+			if readCommitted {
+				aborted, err := a.store.AbortedTxns(ctx, fp.p.tp, fp.offset, end)
+				if err != nil {
+					a.log.Warn("fetch aborted transactions", "topic", fp.p.topic, "partition", fp.p.index, "err", err)
+					rp.ErrorCode = kerr.KafkaStorageError.Code
+					rp.RecordBatches = noRecords
+					errored = true
+					continue
+				}
+				rp.AbortedTransactions = nil
+				for _, t := range aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = t.ProducerID, t.FirstOffset
+					rp.AbortedTransactions = append(rp.AbortedTransactions, at)
+				}
+			}
 		}
 		total += int64(len(data))
 	}
@@ -174,6 +204,9 @@ func (a *Agent) read(ctx context.Context, p *partition, offset, hw, limit int64,
 			for it.Next() {
 				h, b := it.Header(), it.Batch()
 				last := base + h.OffsetCount() - 1
+				if base >= hw {
+					return out, nil // past the end asked for (the LSO for read_committed)
+				}
 				if last >= offset {
 					if int64(len(out)+len(b)) > limit && !(first && len(out) == 0) {
 						return out, nil
@@ -207,12 +240,26 @@ func setLeaderEpoch(batch []byte, epoch int32) {
 }
 
 // index returns index rows of p from offset on, from memory when the tail
-// covers it, else from the store.
+// or the read window covers it, else from the store. A store query asks for
+// a generous window (indexWindowBytes) and keeps it, so a consumer catching
+// up costs one query per window, not one per fetch.
 func (a *Agent) index(ctx context.Context, p *partition, offset, maxBytes int64) ([]metastore.IndexEntry, error) {
 	if rows, ok := p.cachedIndex(offset, maxBytes); ok {
 		a.stats.IndexCacheHits.Add(1)
 		return rows, nil
 	}
 	a.stats.IndexQueries.Add(1)
-	return a.store.Index(ctx, p.tp, offset, maxBytes, 64)
+	rows, err := a.store.Index(ctx, p.tp, offset, max(maxBytes, indexWindowBytes), indexWindowRows)
+	if err != nil {
+		return nil, err
+	}
+	p.setWindow(rows)
+	out, _ := rowsFrom(rows, offset, maxBytes)
+	return out, nil
 }
+
+// The read window: rows worth up to 64 MiB of a partition, at most 256.
+const (
+	indexWindowBytes = 64 << 20
+	indexWindowRows  = 256
+)

@@ -28,7 +28,51 @@ type partition struct {
 	hw       int64
 	logStart int64
 	tail     []metastore.IndexEntry // contiguous rows, the last ending at hw-1
+	// window holds contiguous rows last read from the store for a reader
+	// behind the tail (a consumer catching up), so its next fetches need no
+	// query until it reads past them.
+	window []metastore.IndexEntry
 	waiters  map[chan struct{}]struct{}
+
+	// The last stable offset: -1 while no transaction is open (it is then
+	// the high watermark). lsoStale is set when a commit touched
+	// transactional data; the next read_committed reader re-reads it.
+	// lsoGen counts such commits, so a re-read racing one stays stale.
+	lso      int64
+	lsoStale bool
+	lsoGen   uint64
+}
+
+// lsoChanged notes that a commit involving transactions may have moved
+// the last stable offset.
+func (p *partition) lsoChanged() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lsoStale = true
+	p.lsoGen++
+	p.wakeLocked()
+}
+
+// cachedLSO returns the last stable offset as known, without a query.
+func (p *partition) cachedLSO() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lsoLocked()
+}
+
+func (p *partition) lsoLocked() int64 {
+	if p.lso < 0 || p.lso > p.hw {
+		return p.hw
+	}
+	return p.lso
+}
+
+// setLSOLocked installs a last stable offset read from the store.
+func (p *partition) setLSOLocked(s metastore.PartitionState) {
+	p.lso = -1
+	if s.LastStableOffset < s.HighWatermark {
+		p.lso = s.LastStableOffset
+	}
 }
 
 // offsets returns the high watermark and log start offset.
@@ -94,22 +138,39 @@ func (p *partition) unwatch(ch chan struct{}) {
 	p.mu.Unlock()
 }
 
-// cachedIndex returns rows from the in-memory tail covering offset, or
-// ok=false if the tail does not reach back that far.
+// cachedIndex returns rows covering offset from memory — the tail the
+// agent's commits keep, or the window of rows last read from the store — or
+// ok=false if neither reaches it.
 func (p *partition) cachedIndex(offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.tail) == 0 || p.tail[0].BaseOffset > offset || p.tail[len(p.tail)-1].LastOffset < offset {
+	if rows, ok := rowsFrom(p.tail, offset, maxBytes); ok {
+		return rows, true
+	}
+	return rowsFrom(p.window, offset, maxBytes)
+}
+
+// rowsFrom returns the rows of contiguous rows covering offset onwards, up to
+// maxBytes (at least one row).
+func rowsFrom(rows []metastore.IndexEntry, offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
+	if len(rows) == 0 || rows[0].BaseOffset > offset || rows[len(rows)-1].LastOffset < offset {
 		return nil, false
 	}
-	i := sort.Search(len(p.tail), func(i int) bool { return p.tail[i].LastOffset >= offset })
+	i := sort.Search(len(rows), func(i int) bool { return rows[i].LastOffset >= offset })
 	var out []metastore.IndexEntry
 	var n int64
-	for ; i < len(p.tail) && (n < maxBytes || len(out) == 0); i++ {
-		out = append(out, p.tail[i])
-		n += p.tail[i].Length
+	for ; i < len(rows) && (n < maxBytes || len(out) == 0); i++ {
+		out = append(out, rows[i])
+		n += rows[i].Length
 	}
 	return out, true
+}
+
+// setWindow keeps rows read from the store for the next fetches.
+func (p *partition) setWindow(rows []metastore.IndexEntry) {
+	p.mu.Lock()
+	p.window = rows
+	p.mu.Unlock()
 }
 
 // topicState is one topic as the agent knows it.
@@ -155,7 +216,7 @@ func (ts *topics) put(t metastore.Topic) *topicState {
 		tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
 		p, ok := ts.parts[tp]
 		if !ok {
-			p = &partition{tp: tp, topic: t.Name, index: i}
+			p = &partition{tp: tp, topic: t.Name, index: i, lso: -1}
 			ts.parts[tp] = p
 		}
 		st.parts = append(st.parts, p)
@@ -277,6 +338,8 @@ func (ts *topics) load(ctx context.Context, p *partition) error {
 		if !q.loaded {
 			q.logStart = s.LogStartOffset
 			q.loaded = true
+			q.setLSOLocked(s)
+			q.lsoStale = false
 		}
 		q.hw = max(q.hw, s.HighWatermark)
 		q.mu.Unlock()
@@ -287,6 +350,39 @@ func (ts *topics) load(ctx context.Context, p *partition) error {
 		return fmt.Errorf("load partition %s/%d: not in the store", p.topic, p.index)
 	}
 	return nil
+}
+
+// stableOffset returns p's last stable offset, reading it from the store
+// if a commit involving transactions may have moved it.
+func (ts *topics) stableOffset(ctx context.Context, p *partition) (int64, error) {
+	if err := ts.load(ctx, p); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	stale, gen := p.lsoStale, p.lsoGen
+	lso := p.lsoLocked()
+	p.mu.Unlock()
+	if !stale {
+		return lso, nil
+	}
+	states, err := ts.store.Partitions(ctx, p.tp.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("load last stable offset of %s/%d: %w", p.topic, p.index, err)
+	}
+	for _, s := range states {
+		if s.Partition != p.index {
+			continue
+		}
+		p.mu.Lock()
+		p.hw = max(p.hw, s.HighWatermark)
+		p.setLSOLocked(s)
+		if p.lsoGen == gen {
+			p.lsoStale = false
+		}
+		lso = p.lsoLocked()
+		p.mu.Unlock()
+	}
+	return lso, nil
 }
 
 // partitionOf returns the cached partition, or nil.
@@ -305,6 +401,7 @@ func (ts *topics) invalidate() {
 		p.mu.Lock()
 		p.loaded = false
 		p.tail = p.tail[:0]
+		p.window = nil
 		p.mu.Unlock()
 	}
 }
