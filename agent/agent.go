@@ -34,6 +34,7 @@ type Agent struct {
 	stats   Stats
 	members *membership
 	groups  *groupCoordinator
+	txns    *txnCoordinator
 	lag     *lagReporter
 
 	runCtx    context.Context // cancelled on hard stop
@@ -90,6 +91,7 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 	}
 	a.members = newMembership(a)
 	a.groups = newGroupCoordinator(a)
+	a.txns = newTxnCoordinator(a)
 	a.lag = &lagReporter{a: a}
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.wg.Add(2)
@@ -125,6 +127,8 @@ func (a *Agent) Serve(ln net.Listener) error {
 	go func() { defer a.bg.Done(); a.members.run(a.runCtx) }()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.groups.run(a.runCtx) }()
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.txns.run(a.runCtx) }()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.lag.run(a.runCtx) }()
 	if w, ok := a.store.(metastore.CommitWatcher); ok {

@@ -30,6 +30,7 @@ type entry struct {
 	data   []byte // nil once copied into a segment
 	size   int64  // len(data), kept for laying out the chunk
 	hdr    segment.BatchHeader
+	abort  bool // for a transaction marker (control batch): abort, not commit
 	res    *appendResult
 	waiter *pending
 }

@@ -39,8 +39,17 @@ func (a *Agent) handleInitProducerID(ctx context.Context, _ *wire.Conn, kreq kms
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		if !a.isCoordinator(*req.TransactionalID) {
+			resp.ErrorCode = kerr.NotCoordinator.Code
+			return wire.Respond(resp)
+		}
+		t, err := a.txns.initProducer(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch)
+		if err != nil {
+			resp.ErrorCode = codeOf(err)
+			return wire.Respond(resp)
+		}
+		resp.ProducerID, resp.ProducerEpoch = t.ProducerID, t.Epoch
 		return wire.Respond(resp)
 	}
 	if req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {

@@ -249,6 +249,12 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 				for _, row := range metastore.IndexRuns(ch.TopicPartition, fl.key, ch.Batches, results) {
 					p.committed(row)
 				}
+				for _, b := range ch.Batches {
+					if b.IsTransactional {
+						p.lsoChanged() // the store knows the new LSO; read it when needed
+						break
+					}
+				}
 			}
 			continue
 		}
@@ -299,6 +305,7 @@ func producerBatches(chunkPos int64, es []*entry) []metastore.ProducerBatch {
 			Position: pos, Length: e.size, OffsetCount: e.hdr.OffsetCount(),
 			MinTimestamp: e.hdr.FirstTimestamp, MaxTimestamp: e.hdr.MaxTimestamp,
 			ProducerID: e.hdr.ProducerID, ProducerEpoch: e.hdr.ProducerEpoch, BaseSequence: e.hdr.BaseSequence,
+			IsTransactional: e.hdr.IsTransactional(), IsControl: e.hdr.IsControl(), Abort: e.abort,
 		}
 		pos += e.size
 	}

@@ -32,7 +32,10 @@ func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg
 			}
 			return a.coordinatorFor(key), 0, ""
 		case 1:
-			return b, kerr.CoordinatorNotAvailable.Code, "transactions are not supported yet"
+			if key == "" {
+				return b, kerr.InvalidRequest.Code, "transactional id must not be empty"
+			}
+			return a.coordinatorFor(key), 0, ""
 		default:
 			return b, kerr.InvalidRequest.Code, "unknown coordinator type"
 		}

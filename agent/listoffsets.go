@@ -34,6 +34,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				ts, off, err := a.listOffset(ctx, topic.parts[rpart.Partition], rpart.Timestamp)
+				if err == nil && rpart.Timestamp == -1 && req.IsolationLevel == 1 {
+					off, err = a.topics.stableOffset(ctx, topic.parts[rpart.Partition]) // read_committed: the LSO
+				}
 				if err != nil {
 					a.log.Warn("list offsets", "topic", rt.Topic, "partition", rpart.Partition, "err", err)
 					sp.ErrorCode = errorCode(err)

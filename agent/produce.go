@@ -11,7 +11,10 @@ package agent
 // acks=1. Idempotent producers' sequence numbers are checked inside that
 // commit: a retry of one of the last five batches is answered with its first
 // offset and not appended again; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER and
-// a stale epoch INVALID_PRODUCER_EPOCH.
+// a stale epoch INVALID_PRODUCER_EPOCH. Transactional batches are taken
+// only for partitions added to the producer's ongoing transaction
+// (INVALID_TXN_STATE otherwise); control batches only come from the
+// transaction coordinator, never from producers.
 
 import (
 	"context"
@@ -39,6 +42,7 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 	var entries []*entry
 	var reserve int64
 	w := &pending{}
+	txns := make(map[int64]*metastore.Txn)
 
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	for i := range req.Topics {
@@ -75,6 +79,12 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 				msg := err.Error()
 				rp.ErrorMessage = &msg
 				continue
+			}
+			if hdr.IsTransactional() {
+				if err := a.checkTxnProduce(ctx, txns, rt.Topic, rpart.Partition, hdr); err != nil {
+					rp.ErrorCode = errorCode(err)
+					continue
+				}
 			}
 			res := &appendResult{}
 			p := topic.parts[rpart.Partition]
@@ -186,16 +196,36 @@ func validateProduceRecords(records []byte, maxBytes int) ([]byte, segment.Batch
 	if err != nil {
 		return nil, hdr, err
 	}
-	if hdr.IsTransactional() {
-		return nil, hdr, errTransactionsUnsupported
-	}
 	return batch, hdr, nil
 }
 
-var (
-	errTooLarge                = errors.New("record batch is larger than max.message.bytes")
-	errTransactionsUnsupported = errors.New("transactional batches are not supported yet")
-)
+var errTooLarge = errors.New("record batch is larger than max.message.bytes")
+
+// checkTxnProduce admits a transactional batch only if its partition was
+// added to the producer's ongoing transaction in the current epoch. txns
+// caches lookups within one request.
+func (a *Agent) checkTxnProduce(ctx context.Context, txns map[int64]*metastore.Txn, topic string, partition int32, hdr segment.BatchHeader) error {
+	t, ok := txns[hdr.ProducerID]
+	if !ok {
+		got, found, err := a.store.TxnByProducer(ctx, hdr.ProducerID)
+		if err != nil {
+			return kerr.CoordinatorNotAvailable
+		}
+		if found {
+			t = &got
+		}
+		txns[hdr.ProducerID] = t
+	}
+	switch {
+	case t == nil:
+		return kerr.InvalidProducerIDMapping
+	case hdr.ProducerEpoch < t.Epoch:
+		return kerr.InvalidProducerEpoch
+	case hdr.ProducerEpoch > t.Epoch, t.State != metastore.TxnOngoing, !t.HasPartition(topic, partition):
+		return kerr.InvalidTxnState
+	}
+	return nil
+}
 
 type invalidRecordError string
 
@@ -222,8 +252,6 @@ func errorCode(err error) int16 {
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, errTooLarge):
 		return kerr.MessageTooLarge.Code
-	case errors.Is(err, errTransactionsUnsupported):
-		return kerr.InvalidTxnState.Code
 	case errors.Is(err, metastore.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, metastore.ErrProducerFenced):

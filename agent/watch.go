@@ -27,6 +27,10 @@ func (a *Agent) watchCommits(ctx context.Context, w metastore.CommitWatcher) {
 			for _, e := range rows {
 				if p := a.topics.partitionOf(e.TopicPartition); p != nil {
 					p.committed(e)
+					// The notification does not say whether the rows hold
+					// transactional data: read_committed readers re-read
+					// the LSO once per such commit.
+					p.lsoChanged()
 				}
 			}
 		})

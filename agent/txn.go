@@ -1,0 +1,333 @@
+package agent
+
+// The transaction coordinator. Transactional ids are placed on live agents
+// like groups (coordinatorFor); every state change is a compare-and-set in
+// the metastore (metastore.TxnStore.PutTxn), so two agents that both
+// believe they coordinate an id cannot both move it. Ending a transaction
+// first saves PrepareCommit/PrepareAbort, then writes a marker to every
+// partition of the transaction through the normal buffer → flush → commit
+// path and waits for it, then applies pending group offsets (commit) and
+// saves CompleteCommit/CompleteAbort. A coordinator that dies between the
+// two saves leaves a Prepare* state, which the next coordinator finishes
+// (markers are idempotent: one for a partition with no open transaction
+// changes nothing). Ongoing transactions older than their timeout are
+// aborted with a bumped epoch, which fences the producer.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/segment"
+)
+
+// txnSweepInterval is how often a coordinator looks for expired and
+// half-finished transactions.
+const txnSweepInterval = time.Second
+
+// prepareGrace is how long a Prepare* state may sit before the coordinator
+// assumes its writer died and finishes it.
+const prepareGrace = 5 * time.Second
+
+type txnCoordinator struct {
+	a *Agent
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per transactional id, serializes this agent's work on it
+}
+
+func newTxnCoordinator(a *Agent) *txnCoordinator {
+	return &txnCoordinator{a: a, locks: make(map[string]*sync.Mutex)}
+}
+
+// lock serializes this agent's operations on one transactional id.
+func (c *txnCoordinator) lock(id string) func() {
+	c.mu.Lock()
+	l, ok := c.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		c.locks[id] = l
+	}
+	c.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// put saves next over prev; a lost compare-and-set is the retriable
+// CONCURRENT_TRANSACTIONS.
+func (c *txnCoordinator) put(ctx context.Context, next metastore.Txn, prev *metastore.Txn) error {
+	err := c.a.store.PutTxn(ctx, next, prev)
+	if errors.Is(err, metastore.ErrTxnConflict) {
+		return kerr.ConcurrentTransactions
+	}
+	if err != nil {
+		c.a.log.Warn("save transaction", "transactional_id", next.TransactionalID, "err", err)
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// load reads a transaction; unknown ids give (zero, false, nil).
+func (c *txnCoordinator) load(ctx context.Context, id string) (metastore.Txn, bool, error) {
+	t, ok, err := c.a.store.Txn(ctx, id)
+	if err != nil {
+		c.a.log.Warn("load transaction", "transactional_id", id, "err", err)
+		return t, false, kerr.CoordinatorNotAvailable
+	}
+	return t, ok, nil
+}
+
+// checkProducer verifies a request's producer id and epoch against t.
+func checkProducer(t metastore.Txn, pid int64, epoch int16) error {
+	switch {
+	case pid != t.ProducerID:
+		return kerr.InvalidProducerIDMapping
+	case epoch < t.Epoch:
+		return kerr.ProducerFenced
+	case epoch > t.Epoch:
+		return kerr.InvalidProducerEpoch
+	}
+	return nil
+}
+
+// initProducer answers InitProducerId for a transactional id: a producer
+// id is allocated once, and every call bumps the epoch, after completing
+// or aborting what the previous producer left.
+func (c *txnCoordinator) initProducer(ctx context.Context, id string, timeoutMs int32, pid int64, epoch int16) (metastore.Txn, error) {
+	defer c.lock(id)()
+	t, ok, err := c.load(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	if !ok {
+		npid, err := c.a.store.AllocateProducerID(ctx)
+		if err != nil {
+			return t, kerr.CoordinatorNotAvailable
+		}
+		t = metastore.Txn{TransactionalID: id, ProducerID: npid, State: metastore.TxnEmpty, TimeoutMs: timeoutMs}
+		return t, c.put(ctx, t, nil)
+	}
+	if pid >= 0 && (pid != t.ProducerID || epoch != t.Epoch) {
+		// KIP-360: only the current producer may bump its own epoch.
+		return t, kerr.ProducerFenced
+	}
+	if t, err = c.finish(ctx, t, true); err != nil {
+		return t, err
+	}
+	next := t
+	next.State, next.Partitions, next.Groups, next.Offsets, next.StartedAt = metastore.TxnEmpty, nil, nil, nil, time.Time{}
+	next.TimeoutMs = timeoutMs
+	if next.Epoch >= math.MaxInt16-1 {
+		npid, err := c.a.store.AllocateProducerID(ctx)
+		if err != nil {
+			return t, kerr.CoordinatorNotAvailable
+		}
+		next.ProducerID, next.Epoch = npid, 0
+	} else {
+		next.Epoch++
+	}
+	return next, c.put(ctx, next, &t)
+}
+
+// finish completes t if it is in the middle of a transaction: a Prepare*
+// state is completed; an Ongoing one is aborted with a bumped epoch if
+// abortOngoing is set. The caller holds the id's lock.
+func (c *txnCoordinator) finish(ctx context.Context, t metastore.Txn, abortOngoing bool) (metastore.Txn, error) {
+	switch t.State {
+	case metastore.TxnOngoing:
+		if !abortOngoing {
+			return t, nil
+		}
+		next := t
+		next.State = metastore.TxnPrepareAbort
+		if next.Epoch < math.MaxInt16-1 {
+			next.Epoch++ // fences the producer's in-flight batches
+		}
+		if err := c.put(ctx, next, &t); err != nil {
+			return t, err
+		}
+		return c.complete(ctx, next)
+	case metastore.TxnPrepareCommit, metastore.TxnPrepareAbort:
+		return c.complete(ctx, t)
+	}
+	return t, nil
+}
+
+// complete writes the markers of a Prepare* transaction, applies its
+// offsets if it commits, and saves its Complete* state.
+func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metastore.Txn, error) {
+	commit := t.State == metastore.TxnPrepareCommit
+	if err := c.writeMarkers(ctx, t, commit); err != nil {
+		c.a.log.Warn("write transaction markers", "transactional_id", t.TransactionalID, "err", err)
+		return t, kerr.CoordinatorNotAvailable
+	}
+	if commit {
+		byGroup := make(map[string][]metastore.CommittedOffset)
+		for _, o := range t.Offsets {
+			byGroup[o.Group] = append(byGroup[o.Group], o.CommittedOffset)
+		}
+		for g, offs := range byGroup {
+			if err := c.a.store.CommitOffsets(ctx, g, offs); err != nil {
+				c.a.log.Warn("commit transaction offsets", "transactional_id", t.TransactionalID, "group", g, "err", err)
+				return t, kerr.CoordinatorNotAvailable
+			}
+		}
+	}
+	next := t
+	next.State = metastore.TxnCompleteAbort
+	if commit {
+		next.State = metastore.TxnCompleteCommit
+	}
+	next.Partitions, next.Groups, next.Offsets, next.StartedAt = nil, nil, nil, time.Time{}
+	return next, c.put(ctx, next, &t)
+}
+
+// writeMarkers appends a control batch to every partition of t and waits
+// until all are committed.
+func (c *txnCoordinator) writeMarkers(ctx context.Context, t metastore.Txn, commit bool) error {
+	if len(t.Partitions) == 0 {
+		return nil
+	}
+	batch := controlBatch(t.ProducerID, t.Epoch, commit)
+	_, _, hdr, err := segment.NextBatch(batch)
+	if err != nil {
+		return fmt.Errorf("build marker: %w", err)
+	}
+	w := &pending{}
+	var entries []*entry
+	var reserve int64
+	for _, tp := range t.Partitions {
+		topic, err := c.a.topics.get(ctx, tp.Topic)
+		if errors.Is(err, metastore.ErrUnknownTopic) || err == nil && int(tp.Partition) >= len(topic.parts) {
+			continue // deleted since: nothing to mark
+		}
+		if err != nil {
+			return err
+		}
+		data := append([]byte(nil), batch...)
+		entries = append(entries, &entry{p: topic.parts[tp.Partition], topic: topic, data: data, hdr: hdr, abort: !commit, res: &appendResult{}, waiter: w})
+		reserve += int64(len(data))
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := c.a.buf.reserve(ctx, reserve); err != nil {
+		return err
+	}
+	w.wg.Add(len(entries))
+	if !c.a.buf.append(entries) {
+		c.a.buf.release(reserve)
+		return errors.New("agent is shutting down")
+	}
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, e := range entries {
+		if e.res.err != nil && !errors.Is(e.res.err, metastore.ErrUnknownTopic) {
+			return e.res.err
+		}
+	}
+	return nil
+}
+
+// controlBatch builds a transaction marker: a v2 batch with the
+// transactional and control attributes and one record whose key is
+// (version 0, type: 0 abort, 1 commit) and value (version 0, coordinator
+// epoch).
+func controlBatch(pid int64, epoch int16, commit bool) []byte {
+	typ := byte(0)
+	if commit {
+		typ = 1
+	}
+	key := []byte{0, 0, 0, typ}
+	val := []byte{0, 0, 0, 0, 0, 0}
+	var rec []byte
+	rec = append(rec, 0)              // attributes
+	rec = binary.AppendVarint(rec, 0) // timestamp delta
+	rec = binary.AppendVarint(rec, 0) // offset delta
+	rec = binary.AppendVarint(rec, int64(len(key)))
+	rec = append(rec, key...)
+	rec = binary.AppendVarint(rec, int64(len(val)))
+	rec = append(rec, val...)
+	rec = binary.AppendVarint(rec, 0) // headers
+	records := binary.AppendVarint(nil, int64(len(rec)))
+	records = append(records, rec...)
+
+	now := time.Now().UnixMilli()
+	b := make([]byte, 61, 61+len(records))
+	binary.BigEndian.PutUint64(b[0:], 0)                       // base offset (assigned at commit)
+	binary.BigEndian.PutUint32(b[8:], uint32(49+len(records))) // batch length
+	binary.BigEndian.PutUint32(b[12:], 0)                      // partition leader epoch
+	b[16] = 2                                                  // magic
+	binary.BigEndian.PutUint16(b[21:], 0x10|0x20)              // transactional | control
+	binary.BigEndian.PutUint32(b[23:], 0)                      // last offset delta
+	binary.BigEndian.PutUint64(b[27:], uint64(now))            // first timestamp
+	binary.BigEndian.PutUint64(b[35:], uint64(now))            // max timestamp
+	binary.BigEndian.PutUint64(b[43:], uint64(pid))            // producer id
+	binary.BigEndian.PutUint16(b[51:], uint16(epoch))          // producer epoch
+	binary.BigEndian.PutUint32(b[53:], math.MaxUint32)         // base sequence -1
+	binary.BigEndian.PutUint32(b[57:], 1)                      // records
+	b = append(b, records...)
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// run aborts expired transactions and finishes abandoned Prepare* states
+// of the ids this agent coordinates, until ctx ends.
+func (c *txnCoordinator) run(ctx context.Context) {
+	tick := time.NewTicker(txnSweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c.sweep(ctx)
+	}
+}
+
+func (c *txnCoordinator) sweep(ctx context.Context) {
+	all, err := c.a.store.Txns(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.a.log.Warn("list transactions", "err", err)
+		}
+		return
+	}
+	now := time.Now()
+	for _, t := range all {
+		if !c.a.isCoordinator(t.TransactionalID) {
+			continue
+		}
+		expired := t.State == metastore.TxnOngoing && now.Sub(t.StartedAt) > time.Duration(t.TimeoutMs)*time.Millisecond
+		stuck := (t.State == metastore.TxnPrepareCommit || t.State == metastore.TxnPrepareAbort) && now.Sub(t.UpdatedAt) > prepareGrace
+		if !expired && !stuck {
+			continue
+		}
+		func() {
+			defer c.lock(t.TransactionalID)()
+			cur, ok, err := c.load(ctx, t.TransactionalID)
+			if err != nil || !ok || cur.State != t.State || cur.Epoch != t.Epoch || cur.ProducerID != t.ProducerID {
+				return // moved meanwhile
+			}
+			if _, err := c.finish(ctx, cur, true); err != nil && ctx.Err() == nil {
+				c.a.log.Warn("finish transaction", "transactional_id", t.TransactionalID, "state", t.State, "err", err)
+				return
+			}
+			c.a.log.Info("finished transaction", "transactional_id", t.TransactionalID, "state", t.State, "expired", expired)
+		}()
+	}
+}
