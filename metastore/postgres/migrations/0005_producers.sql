@@ -17,11 +17,23 @@ CREATE TABLE producer_state (
 );
 CREATE INDEX producer_state_by_age ON producer_state (updated_at);
 
-DROP FUNCTION commit_flush(text, text, bigint, uuid[], integer[], bigint[], bigint[], bigint[], integer[], bigint[], bigint[]);
-
--- commit_flush: as in 0004, plus chunks whose batches are listed in the
--- p_b_* arrays (grouped by chunk, in order; p_b_chunk is the 1-based chunk
--- index). Those chunks are committed batch by batch: each idempotent batch
+-- commit_flush records one flushed segment in one statement (one round
+-- trip), in one transaction:
+--   * the segment's upload record guards the commit: an upload never
+--     recorded, or forgotten by the orphan janitor (which then deletes the
+--     object), is refused (P0002), so no index row points at a deleted
+--     object; a segment already committed (a retry after an ambiguous
+--     failure) returns already = true and changes nothing;
+--   * the touched partition rows are locked in (topic_id, partition) order,
+--     so concurrent flushes never deadlock; the segment row is locked first,
+--     and nothing locks these in the other order; if partitions are missing
+--     nothing changes and their 1-based positions come back in "missing";
+--   * each chunk's base offset is its partition's high watermark, which
+--     advances by the chunk's offset count; one index row per chunk;
+--   * a NOTIFY on silt_commits tells other agents, at COMMIT.
+-- Chunks whose batches are listed in the p_b_* arrays (grouped by chunk, in
+-- order; p_b_chunk is the 1-based chunk index) are committed batch by batch
+-- instead, for idempotent producers. Those chunks are committed batch by batch: each idempotent batch
 -- is accepted, recognised as a duplicate (answered with its first offset),
 -- refused as out of sequence, or refused as fenced; only accepted batches
 -- get offsets, and each run of accepted, contiguous batches becomes one
