@@ -31,8 +31,8 @@ type partition struct {
 	// window holds contiguous rows last read from the store for a reader
 	// behind the tail (a consumer catching up), so its next fetches need no
 	// query until it reads past them.
-	window []metastore.IndexEntry
-	waiters  map[chan struct{}]struct{}
+	window  []metastore.IndexEntry
+	waiters map[chan struct{}]struct{}
 
 	// The last stable offset: -1 while no transaction is open (it is then
 	// the high watermark). lsoStale is set when a commit touched
