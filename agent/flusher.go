@@ -18,6 +18,7 @@ import (
 // flush is one cut of the buffer on its way to the bucket and the store.
 type flush struct {
 	key      string
+	recorded bool // key came from the reserve: its upload is recorded
 	entries  []*entry
 	obj      []byte
 	chunks   []segment.ChunkInfo
@@ -38,6 +39,7 @@ type Flusher struct {
 	uploads chan struct{} // semaphore: concurrent uploads
 	ordered chan *flush   // to the committer, in cut order
 	seq     atomic.Int64
+	keys    keyReserve
 	stats   *Stats
 }
 
@@ -102,8 +104,13 @@ func (f *Flusher) build(es []*entry) *flush {
 		e.data = nil // the object holds the bytes now
 	}
 	obj, chunks := w.Finish()
+	key, recorded := f.keys.take()
+	if !recorded {
+		key = f.segmentKey()
+	}
 	return &flush{
-		key:      f.segmentKey(),
+		key:      key,
+		recorded: recorded,
 		entries:  es,
 		obj:      obj,
 		chunks:   chunks,
@@ -130,9 +137,11 @@ func (f *Flusher) segmentKey() string {
 func (f *Flusher) upload(ctx context.Context, fl *flush) {
 	defer func() { <-f.uploads }()
 	defer close(fl.uploaded)
-	retry(ctx, f.log, "record upload "+fl.key, func() error {
-		return f.store.RecordUpload(ctx, fl.key, f.agentID)
-	})
+	if !fl.recorded {
+		retry(ctx, f.log, "record upload "+fl.key, func() error {
+			return f.recordWithReserve(ctx, fl.key)
+		})
+	}
 	start := time.Now()
 	retry(ctx, f.log, "upload segment "+fl.key, func() error {
 		return f.bucket.Put(ctx, fl.key, fl.obj)

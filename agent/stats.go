@@ -18,6 +18,7 @@ type Stats struct {
 	ProducedRecord atomic.Int64 // records in the produced batches
 	FetchedBytes   atomic.Int64
 	IndexQueries   atomic.Int64 // index lookups that went to the store
+	UploadRecords  atomic.Int64 // store calls recording upload keys (one per keyBatch flushes)
 	IndexCacheHits atomic.Int64 // index lookups served from memory
 
 	m *metrics // histograms and request counters; nil in a bare Stats

@@ -47,6 +47,11 @@ type Store interface {
 	// recorded so Orphans can find it. Nothing acknowledged is ever in an
 	// orphan, because acknowledgement waits for CommitFlush.
 	RecordUpload(ctx context.Context, key string, agentID string) error
+	// RecordUploads records several future uploads in one round trip, so an
+	// agent can reserve keys ahead and spend one store transaction per
+	// flush (the commit). A reserved key that is never uploaded is an orphan
+	// without an object, which the janitor forgets harmlessly.
+	RecordUploads(ctx context.Context, keys []string, agentID string) error
 	// CommitFlush records one flushed segment: in ONE transaction it locks
 	// the touched partitions in (topic id, partition) order, assigns each
 	// chunk a base offset by advancing its partition's high watermark by

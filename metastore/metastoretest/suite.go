@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},
 		{"CommitFlushGuards", testCommitFlushGuards},
+		{"RecordUploads", testRecordUploads},
 		{"IdempotentProducers", testIdempotentProducers},
 		{"IdempotentConcurrent", testIdempotentConcurrent},
 		{"Index", testIndex},
@@ -960,5 +961,30 @@ func testIndexBySegment(t *testing.T, s metastore.Store) {
 	}
 	if es, err := s.IndexBySegment(ctx, "nope"); err != nil || len(es) != 0 {
 		t.Fatalf("IndexBySegment(nope) = %+v, %v", es, err)
+	}
+}
+
+// testRecordUploads: keys reserved together are each recorded (orphans
+// until committed) and each committable.
+func testRecordUploads(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "reserved", 1)
+	if err := s.RecordUploads(ctx, []string{"r-1", "r-2", "r-3"}, "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CommitFlush(ctx, metastore.Flush{SegmentKey: "r-2", AgentID: "agent-1", Size: 100,
+		Chunks: []metastore.Chunk{chunk(top.ID, 0, 1)}}); err != nil {
+		t.Fatalf("commit of a reserved key: %v", err)
+	}
+	orphans, err := s.Orphans(ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range orphans {
+		keys = append(keys, o.Key)
+	}
+	if len(keys) != 2 || keys[0] != "r-1" || keys[1] != "r-3" {
+		t.Fatalf("orphans = %v, want [r-1 r-3]", keys)
 	}
 }

@@ -267,10 +267,16 @@ func (s *Store) Partitions(ctx context.Context, topicID metastore.TopicID) ([]me
 
 // RecordUpload implements metastore.Store.
 func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO segments (key, agent, state) VALUES ($1, $2, 'uploading')
-		ON CONFLICT (key) DO NOTHING`, key, agentID)
+	return s.RecordUploads(ctx, []string{key}, agentID)
+}
+
+// RecordUploads implements metastore.Store.
+func (s *Store) RecordUploads(ctx context.Context, keys []string, agentID string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO segments (key, agent, state)
+		SELECT k, $2, 'uploading' FROM unnest($1::text[]) AS k
+		ON CONFLICT (key) DO NOTHING`, keys, agentID)
 	if err != nil {
-		return fmt.Errorf("record upload %s: %w", key, err)
+		return fmt.Errorf("record uploads %v: %w", keys, err)
 	}
 	return nil
 }

@@ -304,10 +304,21 @@ func (s *Store) Partitions(ctx context.Context, id metastore.TopicID) ([]metasto
 
 // RecordUpload implements metastore.Store.
 func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) error {
-	_, err := s.write.ExecContext(ctx, `INSERT INTO segments (key, agent, state, recorded_at) VALUES (?, ?, 'uploading', ?)
-		ON CONFLICT (key) DO NOTHING`, key, agentID, now())
+	return s.RecordUploads(ctx, []string{key}, agentID)
+}
+
+// RecordUploads implements metastore.Store.
+func (s *Store) RecordUploads(ctx context.Context, keys []string, agentID string) error {
+	keysJSON, err := json.Marshal(keys)
 	if err != nil {
-		return fmt.Errorf("record upload %s: %w", key, err)
+		return err
+	}
+	// "WHERE true": SQLite needs it to parse an upsert after a SELECT.
+	_, err = s.write.ExecContext(ctx, `INSERT INTO segments (key, agent, state, recorded_at)
+		SELECT value, ?, 'uploading', ? FROM json_each(?) WHERE true
+		ON CONFLICT (key) DO NOTHING`, agentID, now(), string(keysJSON))
+	if err != nil {
+		return fmt.Errorf("record uploads %v: %w", keys, err)
 	}
 	return nil
 }
