@@ -35,7 +35,7 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeGroups), 0, 5, a.handleDescribeGroups)
 	r.Register(int16(kmsg.ListGroups), 0, 5, a.handleListGroups)
 	r.Register(int16(kmsg.DeleteGroups), 0, 2, a.handleDeleteGroups)
-	r.Register(int16(kmsg.AddPartitionsToTxn), 0, 3, a.handleAddPartitionsToTxn)
+	r.Register(int16(kmsg.AddPartitionsToTxn), 0, 5, a.handleAddPartitionsToTxn)
 	r.Register(int16(kmsg.AddOffsetsToTxn), 0, 3, a.handleAddOffsetsToTxn)
 	r.Register(int16(kmsg.TxnOffsetCommit), 0, 3, a.handleTxnOffsetCommit)
 	r.Register(int16(kmsg.EndTxn), 0, 3, a.handleEndTxn)

@@ -59,58 +59,130 @@ func (c *txnCoordinator) beginOrContinue(ctx context.Context, id string, pid int
 	return next, prev, nil
 }
 
+// handleAddPartitionsToTxn answers AddPartitionsToTxn v0–3 (one
+// transaction, from its producer) and v4–5 (KIP-890: several transactions
+// in one request, each either adding partitions or, with VerifyOnly, only
+// checking that they are already in the ongoing transaction).
 func (a *Agent) handleAddPartitionsToTxn(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.AddPartitionsToTxnRequest)
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-	codes := make(map[metastore.TxnPartition]int16)
-	err := func() error {
-		defer a.txns.lock(req.TransactionalID)()
-		next, prev, err := a.txns.beginOrContinue(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch)
-		if err != nil {
-			return err
-		}
-		bad := false
+	if req.Version < 4 {
+		topics := make([]txnTopic, 0, len(req.Topics))
 		for _, rt := range req.Topics {
-			topic, terr := a.topics.get(ctx, rt.Topic)
+			topics = append(topics, txnTopic{rt.Topic, rt.Partitions})
+		}
+		codes, err := a.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, topics, false)
+		for _, rt := range req.Topics {
+			t := kmsg.NewAddPartitionsToTxnResponseTopic()
+			t.Topic = rt.Topic
 			for _, p := range rt.Partitions {
-				tp := metastore.TxnPartition{Topic: rt.Topic, Partition: p}
-				if terr != nil || p < 0 || int(p) >= len(topic.parts) {
-					codes[tp] = kerr.UnknownTopicOrPartition.Code
-					bad = true
-					continue
-				}
-				if !next.HasPartition(rt.Topic, p) {
-					next.Partitions = append(next.Partitions, tp)
-				}
+				rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+				rp.Partition = p
+				rp.ErrorCode = partitionCode(codes, err, rt.Topic, p)
+				t.Partitions = append(t.Partitions, rp)
 			}
+			resp.Topics = append(resp.Topics, t)
 		}
-		if bad {
-			for _, rt := range req.Topics {
-				for _, p := range rt.Partitions {
-					if tp := (metastore.TxnPartition{Topic: rt.Topic, Partition: p}); codes[tp] == 0 {
-						codes[tp] = kerr.OperationNotAttempted.Code
-					}
-				}
+		return wire.Respond(resp)
+	}
+	for _, tx := range req.Transactions {
+		topics := make([]txnTopic, 0, len(tx.Topics))
+		for _, rt := range tx.Topics {
+			topics = append(topics, txnTopic{rt.Topic, rt.Partitions})
+		}
+		codes, err := a.addPartitions(ctx, tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, topics, tx.VerifyOnly)
+		st := kmsg.NewAddPartitionsToTxnResponseTransaction()
+		st.TransactionalID = tx.TransactionalID
+		for _, rt := range tx.Topics {
+			t := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+			t.Topic = rt.Topic
+			for _, p := range rt.Partitions {
+				rp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+				rp.Partition = p
+				rp.ErrorCode = partitionCode(codes, err, rt.Topic, p)
+				t.Partitions = append(t.Partitions, rp)
 			}
-			return nil
+			st.Topics = append(st.Topics, t)
 		}
-		return a.txns.put(ctx, next, &prev)
-	}()
-	for _, rt := range req.Topics {
-		t := kmsg.NewAddPartitionsToTxnResponseTopic()
-		t.Topic = rt.Topic
-		for _, p := range rt.Partitions {
-			rp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-			rp.Partition = p
-			rp.ErrorCode = codeOf(err)
-			if err == nil {
-				rp.ErrorCode = codes[metastore.TxnPartition{Topic: rt.Topic, Partition: p}]
-			}
-			t.Partitions = append(t.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, t)
+		resp.Transactions = append(resp.Transactions, st)
 	}
 	return wire.Respond(resp)
+}
+
+// txnTopic is one topic's partitions in an AddPartitionsToTxn request.
+type txnTopic struct {
+	topic      string
+	partitions []int32
+}
+
+func partitionCode(codes map[metastore.TxnPartition]int16, err error, topic string, p int32) int16 {
+	if err != nil {
+		return codeOf(err)
+	}
+	return codes[metastore.TxnPartition{Topic: topic, Partition: p}]
+}
+
+// addPartitions adds topics' partitions to transaction id, or with
+// verifyOnly checks that each is already in its ongoing transaction
+// (INVALID_TXN_STATE for one that is not), changing nothing. A request with
+// an unknown partition adds none (OPERATION_NOT_ATTEMPTED for the others),
+// as Kafka does.
+func (a *Agent) addPartitions(ctx context.Context, id string, pid int64, epoch int16, topics []txnTopic, verifyOnly bool) (map[metastore.TxnPartition]int16, error) {
+	codes := make(map[metastore.TxnPartition]int16)
+	defer a.txns.lock(id)()
+	if verifyOnly {
+		if !a.isCoordinator(id) {
+			return nil, kerr.NotCoordinator
+		}
+		cur, ok, err := a.txns.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, kerr.InvalidProducerIDMapping
+		}
+		if err := checkProducer(cur, pid, epoch); err != nil {
+			return nil, err
+		}
+		for _, rt := range topics {
+			for _, p := range rt.partitions {
+				if cur.State != metastore.TxnOngoing || !cur.HasPartition(rt.topic, p) {
+					codes[metastore.TxnPartition{Topic: rt.topic, Partition: p}] = kerr.InvalidTxnState.Code
+				}
+			}
+		}
+		return codes, nil
+	}
+	next, prev, err := a.txns.beginOrContinue(ctx, id, pid, epoch)
+	if err != nil {
+		return nil, err
+	}
+	bad := false
+	for _, rt := range topics {
+		topic, terr := a.topics.get(ctx, rt.topic)
+		for _, p := range rt.partitions {
+			tp := metastore.TxnPartition{Topic: rt.topic, Partition: p}
+			if terr != nil || p < 0 || int(p) >= len(topic.parts) {
+				codes[tp] = kerr.UnknownTopicOrPartition.Code
+				bad = true
+				continue
+			}
+			if !next.HasPartition(rt.topic, p) {
+				next.Partitions = append(next.Partitions, tp)
+			}
+		}
+	}
+	if bad {
+		for _, rt := range topics {
+			for _, p := range rt.partitions {
+				if tp := (metastore.TxnPartition{Topic: rt.topic, Partition: p}); codes[tp] == 0 {
+					codes[tp] = kerr.OperationNotAttempted.Code
+				}
+			}
+		}
+		return codes, nil
+	}
+	return codes, a.txns.put(ctx, next, &prev)
 }
 
 func (a *Agent) handleAddOffsetsToTxn(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
