@@ -40,8 +40,9 @@ const prepareGrace = 5 * time.Second
 type txnCoordinator struct {
 	a *Agent
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per transactional id, serializes this agent's work on it
+	mu       sync.Mutex
+	locks    map[string]*sync.Mutex // per transactional id, serializes this agent's work on it
+	dangling map[danglingKey]int    // dangling-write checks done per completed transaction
 }
 
 func newTxnCoordinator(a *Agent) *txnCoordinator {
@@ -186,7 +187,9 @@ func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metasto
 	if commit {
 		next.State = metastore.TxnCompleteCommit
 	}
-	next.Partitions, next.Groups, next.Offsets, next.StartedAt = nil, nil, nil, time.Time{}
+	// Partitions stay, for the dangling-write checks (txn_dangling.go); the
+	// next transaction starts with none.
+	next.Groups, next.Offsets, next.StartedAt = nil, nil, time.Time{}
 	return next, c.put(ctx, next, &t)
 }
 
@@ -312,6 +315,7 @@ func (c *txnCoordinator) sweep(ctx context.Context) {
 		if !c.a.isCoordinator(t.TransactionalID) {
 			continue
 		}
+		c.checkDangling(ctx, t, now)
 		expired := t.State == metastore.TxnOngoing && now.Sub(t.StartedAt) > time.Duration(t.TimeoutMs)*time.Millisecond
 		stuck := (t.State == metastore.TxnPrepareCommit || t.State == metastore.TxnPrepareAbort) && now.Sub(t.UpdatedAt) > prepareGrace
 		if !expired && !stuck {

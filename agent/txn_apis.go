@@ -349,7 +349,11 @@ func (a *Agent) handleDescribeTransactions(ctx context.Context, _ *wire.Conn, kr
 				d.StartTimestamp = t.StartedAt.UnixMilli()
 			}
 			byTopic := make(map[string]int)
-			for _, p := range t.Partitions {
+			var parts []metastore.TxnPartition
+			if t.State != metastore.TxnCompleteCommit && t.State != metastore.TxnCompleteAbort {
+				parts = t.Partitions // a completed transaction lists none, as in Kafka
+			}
+			for _, p := range parts {
 				i, ok := byTopic[p.Topic]
 				if !ok {
 					i = len(d.Topics)
