@@ -9,6 +9,10 @@ import (
 	"github.com/siltstream/silt/objectstore"
 )
 
+// txnIDExpiry is Kafka's default transactional.id.expiration.ms: an idle
+// transactional id is forgotten after a week.
+const txnIDExpiry = 7 * 24 * time.Hour
+
 // orphanLease names the lease whose holder collects orphans, so that in a
 // cluster one agent at a time does it.
 const orphanLease = "janitor/orphans"
@@ -52,6 +56,11 @@ func (j *Janitor) Run(ctx context.Context) {
 			j.Log.Warn("producer state expiry failed", "err", err)
 		} else if n > 0 {
 			j.Log.Info("expired idle producer state", "count", n)
+		}
+		if n, err := j.Store.ExpireTxns(ctx, time.Now().Add(-txnIDExpiry)); err != nil {
+			j.Log.Warn("transactional id expiry failed", "err", err)
+		} else if n > 0 {
+			j.Log.Info("expired idle transactional ids", "count", n)
 		}
 		if n, err := j.CollectOnce(ctx); err != nil {
 			j.Log.Warn("orphan collection failed", "err", err, "deleted", n)

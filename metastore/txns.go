@@ -107,6 +107,10 @@ type TxnStore interface {
 	AbortedTxns(ctx context.Context, tp TopicPartition, from, to int64) ([]AbortedTxn, error)
 	// OngoingTxns lists tp's ongoing transactions, ordered by first offset.
 	OngoingTxns(ctx context.Context, tp TopicPartition) ([]OngoingTxn, error)
+	// ExpireTxns forgets transactional ids idle since olderThan and not in
+	// the middle of a transaction (Empty, CompleteCommit, CompleteAbort), as
+	// Kafka does after transactional.id.expiration.ms, and reports how many.
+	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
 }
 
 // HasTxnBatches reports whether a flush holds transactional batches, which

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Groups", testGroups},
 		{"TxnState", testTxnState},
 		{"TxnBookkeeping", testTxnBookkeeping},
+		{"TxnExpiry", testTxnExpiry},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -125,5 +126,29 @@ func testTxnBookkeeping(t *testing.T, s metastore.Store) {
 	wantLSO(14, 15)
 	if ab, err := s.AbortedTxns(ctx, tp, 0, 100); err != nil || len(ab) != 2 || ab[1] != (metastore.AbortedTxn{ProducerID: 7, FirstOffset: 12, LastOffset: 13}) {
 		t.Fatalf("AbortedTxns = %+v, %v", ab, err)
+	}
+}
+
+// testTxnExpiry: idle transactional ids not mid-transaction are forgotten.
+func testTxnExpiry(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	done := metastore.Txn{TransactionalID: "idle", ProducerID: 1, State: metastore.TxnCompleteCommit, TimeoutMs: 1000}
+	open := metastore.Txn{TransactionalID: "busy", ProducerID: 2, State: metastore.TxnOngoing, TimeoutMs: 1000, StartedAt: time.Now()}
+	for _, tx := range []metastore.Txn{done, open} {
+		if err := s.PutTxn(ctx, tx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.ExpireTxns(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("ExpireTxns of nothing old = %d, %v", n, err)
+	}
+	if n, err := s.ExpireTxns(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("ExpireTxns = %d, %v; want the idle one only", n, err)
+	}
+	if _, ok, _ := s.Txn(ctx, "idle"); ok {
+		t.Fatal("the idle transactional id is still there")
+	}
+	if _, ok, _ := s.Txn(ctx, "busy"); !ok {
+		t.Fatal("an ongoing transaction was expired")
 	}
 }

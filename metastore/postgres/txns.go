@@ -178,3 +178,13 @@ func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metas
 	}
 	return nil
 }
+
+// ExpireTxns implements metastore.TxnStore.
+func (s *Store) ExpireTxns(ctx context.Context, olderThan time.Time) (int, error) {
+	res, err := s.pool.Exec(ctx, `DELETE FROM transactions
+		WHERE state IN ('Empty', 'CompleteCommit', 'CompleteAbort') AND updated_at < $1`, olderThan.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("expire transactions: %w", err)
+	}
+	return int(res.RowsAffected()), nil
+}

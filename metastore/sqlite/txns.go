@@ -175,3 +175,18 @@ func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition
 	}
 	return nil
 }
+
+// ExpireTxns implements metastore.TxnStore.
+func (s *Store) ExpireTxns(ctx context.Context, olderThan time.Time) (int, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM transactions
+		WHERE state IN ('Empty', 'CompleteCommit', 'CompleteAbort') AND updated_at < ?`, olderThan.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("expire transactions: %w", err)
+	}
+	return int(rowsAffected(res)), nil
+}
+
+func rowsAffected(r sql.Result) int64 {
+	n, _ := r.RowsAffected()
+	return n
+}
