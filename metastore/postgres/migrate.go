@@ -4,12 +4,9 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/siltstream/silt/metastore/internal/migrations"
 )
 
 //go:embed migrations/*.sql
@@ -19,49 +16,19 @@ var migrationFS embed.FS
 // ("silt" in ASCII).
 const migrationLockKey = 0x73696c74
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. File names
-// are <version>_<name>.sql.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read embedded migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		prefix, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and _", e.Name())
-		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
-		}
-	}
-	return ms, nil
+// embeddedMigrations returns the embedded migrations in version order.
+func embeddedMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFS, "migrations")
 }
 
 // LatestVersion is the version of the newest embedded migration: the schema
 // version this build needs.
 func LatestVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
+	ms, err := embeddedMigrations()
+	if err != nil {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return migrations.Latest(ms)
 }
 
 // Migrate applies every embedded migration the database at url lacks, each
@@ -69,7 +36,7 @@ func LatestVersion() int {
 // session advisory lock throughout, so concurrent calls (agents starting
 // together) apply each migration once and all return nil.
 func Migrate(ctx context.Context, url string) error {
-	ms, err := migrations()
+	ms, err := embeddedMigrations()
 	if err != nil {
 		return err
 	}
@@ -105,20 +72,20 @@ func Migrate(ctx context.Context, url string) error {
 		applied[int(v)] = true
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			// No arguments: pgx uses the simple protocol, which accepts a
 			// file of several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
 		}
 	}
 	return nil
