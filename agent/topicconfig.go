@@ -32,7 +32,33 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "unclean.leader.election.enable", def: "false", validate: oneOf("true", "false"), note: "accepted for compatibility"},
 	{name: "min.compaction.lag.ms", def: "0", validate: intAtLeast(0)},
 	{name: "delete.retention.ms", def: "86400000", validate: intAtLeast(0)},
+	// Kafka's other topic configs, which tools such as Kafka Streams set:
+	// accepted and described, with no effect in Silt (no local log files,
+	// no replicas to throttle, no tiering: the bucket is the log).
+	{name: "max.compaction.lag.ms", def: "9223372036854775807", validate: intAtLeast(1), note: compat},
+	{name: "min.cleanable.dirty.ratio", def: "0.5", validate: anyValue, note: compat},
+	{name: "segment.index.bytes", def: "10485760", validate: intAtLeast(4), note: compat},
+	{name: "segment.jitter.ms", def: "0", validate: intAtLeast(0), note: compat},
+	{name: "index.interval.bytes", def: "4096", validate: intAtLeast(0), note: compat},
+	{name: "flush.messages", def: "9223372036854775807", validate: intAtLeast(1), note: compat},
+	{name: "flush.ms", def: "9223372036854775807", validate: intAtLeast(0), note: compat},
+	{name: "file.delete.delay.ms", def: "60000", validate: intAtLeast(0), note: compat},
+	{name: "preallocate", def: "false", validate: oneOf("true", "false"), note: compat},
+	{name: "message.timestamp.difference.max.ms", def: "9223372036854775807", validate: intAtLeast(0), note: compat},
+	{name: "message.timestamp.before.max.ms", def: "9223372036854775807", validate: intAtLeast(0), note: compat},
+	{name: "message.timestamp.after.max.ms", def: "9223372036854775807", validate: intAtLeast(0), note: compat},
+	{name: "message.downconversion.enable", def: "true", validate: oneOf("true", "false"), note: compat},
+	{name: "leader.replication.throttled.replicas", def: "", validate: anyValue, note: compat},
+	{name: "follower.replication.throttled.replicas", def: "", validate: anyValue, note: compat},
+	{name: "remote.storage.enable", def: "false", validate: oneOf("true", "false"), note: compat},
+	{name: "local.retention.ms", def: "-2", validate: intAtLeast(-2), note: compat},
+	{name: "local.retention.bytes", def: "-2", validate: intAtLeast(-2), note: compat},
 }
+
+// compat marks configs accepted only so that Kafka tools keep working.
+const compat = "accepted for compatibility; no effect in Silt"
+
+func anyValue(string) error { return nil }
 
 func lookupTopicConfig(name string) (topicConfigDef, bool) {
 	for _, d := range topicConfigDefs {
