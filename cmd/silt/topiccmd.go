@@ -395,7 +395,7 @@ func newTopicDeleteCmd(stdout io.Writer, af *adminFlags) *cobra.Command {
 	var ifExists bool
 	cmd := &cobra.Command{
 		Use:   "delete TOPIC...",
-		Short: "Delete topics and, eventually, their data",
+		Short: "Delete topics: their records are unreadable at once (bucket space is not reclaimed yet)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			adm, ctx, cancel, err := af.client(cmd.Context())
