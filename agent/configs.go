@@ -34,13 +34,16 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq km
 			}
 			return false
 		}
-		add := func(name, value string, source kmsg.ConfigSource, readOnly bool) {
+		add := func(name, value string, source kmsg.ConfigSource, readOnly bool, doc string) {
 			if !wanted(name) {
 				return
 			}
 			c := kmsg.NewDescribeConfigsResponseResourceConfig()
 			c.Name = name
 			c.Value = &value
+			if doc != "" {
+				c.Documentation = &doc // how Silt treats the key; tools show it (v3+)
+			}
 			c.Source = source
 			c.IsDefault = source == kmsg.ConfigSourceDefaultConfig
 			c.ReadOnly = readOnly
@@ -59,7 +62,8 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq km
 				if isDefault[n] {
 					src = kmsg.ConfigSourceDefaultConfig
 				}
-				add(n, values[n], src, false)
+				d, _ := lookupTopicConfig(n)
+				add(n, values[n], src, false, d.note)
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(a.nodeID)) {
@@ -69,7 +73,7 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq km
 				break
 			}
 			for _, kv := range a.brokerConfigs() {
-				add(kv[0], kv[1], kmsg.ConfigSourceStaticBrokerConfig, true)
+				add(kv[0], kv[1], kmsg.ConfigSourceStaticBrokerConfig, true, "")
 			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code

@@ -112,7 +112,7 @@ func recordMatching(batch []byte, base int64, match func(int64) bool) (int64, in
 	raw := rb.Records
 	if codec := rb.Attributes & 7; codec != 0 {
 		var err error
-		raw, err = kgo.DefaultDecompressor().Decompress(raw, kgo.CompressionCodecType(codec))
+		raw, err = decompressor.Decompress(raw, kgo.CompressionCodecType(codec))
 		if err != nil {
 			return 0, 0, false
 		}
@@ -135,6 +135,9 @@ func recordMatching(batch []byte, base int64, match func(int64) bool) (int64, in
 	}
 	return 0, 0, false
 }
+
+// decompressor is shared: building one per call would rebuild its pools.
+var decompressor = kgo.DefaultDecompressor()
 
 // varint decodes a zig-zag varint as Kafka records use.
 func varint(b []byte) (int64, int) {

@@ -15,12 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/siltstream/silt/internal/testenv"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -41,29 +41,14 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// siltBinary builds cmd/silt once per test run.
-var siltBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "silt-deploy-test")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "silt")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/siltstream/silt/cmd/silt").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // effectiveConfig runs `silt config show --strict-env` with env (NAME=value)
 // as the only SILT_ variables, so an unknown SILT_ name or a bad value fails,
 // and returns the printed configuration flattened to dotted keys.
 func effectiveConfig(t *testing.T, env map[string]string) map[string]string {
 	t.Helper()
-	bin, err := siltBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testenv.SiltBinary(t)
 	cmd := exec.Command(bin, "config", "show", "--strict-env")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SILT_") {
@@ -809,10 +794,7 @@ func TestKubernetes(t *testing.T) {
 
 // TestStrictEnvCatchesTypos makes sure the env check above has teeth.
 func TestStrictEnvCatchesTypos(t *testing.T) {
-	bin, err := siltBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testenv.SiltBinary(t)
 	cmd := exec.Command(bin, "config", "show", "--strict-env")
 	cmd.Env = append(os.Environ(), "SILT_FLUSH_INTERVALL=1s")
 	out, err := cmd.CombinedOutput()

@@ -126,6 +126,30 @@ func HasTxnBatches(f Flush) bool {
 	return false
 }
 
+// TxnColumns are the columns of the stores' transactions table, in the
+// order ScanTxn reads them.
+const TxnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
+
+// ScanTxn reads one row of TxnColumns (times in Unix milliseconds, lists as
+// TxnLists). Scan errors, such as "no rows", are returned as they are.
+func ScanTxn(sc interface{ Scan(...any) error }) (Txn, error) {
+	var (
+		t                Txn
+		l                TxnLists
+		state            string
+		started, updated int64
+	)
+	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
+		return t, err
+	}
+	t.State = TxnState(state)
+	if started > 0 {
+		t.StartedAt = time.UnixMilli(started)
+	}
+	t.UpdatedAt = time.UnixMilli(updated)
+	return t, l.Decode(&t)
+}
+
 // TxnLists is how stores keep a Txn's lists: JSON text columns.
 type TxnLists struct{ Partitions, Groups, Offsets string }
 

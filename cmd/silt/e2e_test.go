@@ -13,42 +13,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// buildSilt builds this command into a temp dir and returns its path.
-func buildSilt(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "silt")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// lockedBuffer collects a child's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// buildSilt returns the silt binary, built once per test binary.
+func buildSilt(t *testing.T) string { return testenv.SiltBinary(t) }
 
 // cleanEnv is the test's environment without SILT_ settings a developer
 // may have exported.
@@ -114,7 +88,7 @@ func freePort(t *testing.T) string {
 // devProcess is a running `silt dev`.
 type devProcess struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testenv.SyncBuffer
 	waited chan error
 }
 
@@ -124,7 +98,7 @@ func startDev(t *testing.T, bin, dataDir, kafkaAddr, httpAddr string) *devProces
 	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--listen", kafkaAddr,
 		"--http-listen", httpAddr, "--flush-interval", "20ms", "--log-format", "text")
 	cmd.Env = cleanEnv()
-	p := &devProcess{cmd: cmd, stderr: &lockedBuffer{}, waited: make(chan error, 1)}
+	p := &devProcess{cmd: cmd, stderr: &testenv.SyncBuffer{}, waited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -64,7 +64,7 @@ auto:
 	}
 	cmd := exec.Command(bin, "agent", "--config", cfgPath)
 	cmd.Env = cleanEnv(mio.Env()...)
-	stderr := &lockedBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

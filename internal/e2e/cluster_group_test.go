@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -42,7 +43,7 @@ func kcatGroupConsumer(ctx context.Context, t *testing.T, addrs []string, group,
 	// -u: unbuffered output, so every record reaches the test as it is read.
 	cmd := exec.CommandContext(ctx, kcat, "-b", strings.Join(addrs, ","), "-G", group, "-X", "auto.offset.reset=earliest",
 		"-u", "-q", "-f", "%s\n", topic)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	defer func() {
 		if t.Failed() {

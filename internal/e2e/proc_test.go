@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,39 +15,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// siltBinary builds cmd/silt once per test binary.
-func siltBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testenv.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "silt-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "silt")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/silt")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/silt: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -70,26 +33,9 @@ type agentProc struct {
 	addr   string
 	args   []string
 	env    []string
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startSilt runs `silt <args...> --listen addr` and waits until it answers
@@ -106,9 +52,9 @@ func (p *agentProc) start() {
 	t := p.t
 	t.Helper()
 	args := append(append([]string(nil), p.args...), "--listen", p.addr, "--http-listen", "127.0.0.1:0")
-	p.cmd = exec.Command(siltBinary(t), args...)
+	p.cmd = exec.Command(testenv.SiltBinary(t), args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
-	p.logs = &syncBuffer{}
+	p.logs = &testenv.SyncBuffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -11,28 +11,8 @@ import (
 	"github.com/siltstream/silt/metastore"
 )
 
-const txnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
-
-func scanTxn(sc pgx.Row) (metastore.Txn, error) {
-	var (
-		t                metastore.Txn
-		l                metastore.TxnLists
-		state            string
-		started, updated int64
-	)
-	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
-		return t, err
-	}
-	t.State = metastore.TxnState(state)
-	if started > 0 {
-		t.StartedAt = time.UnixMilli(started)
-	}
-	t.UpdatedAt = time.UnixMilli(updated)
-	return t, l.Decode(&t)
-}
-
 func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
-	t, err := scanTxn(s.pool.QueryRow(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+where, arg))
+	t, err := metastore.ScanTxn(s.pool.QueryRow(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions WHERE `+where, arg))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}
@@ -54,11 +34,11 @@ func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bo
 
 // Txns implements metastore.TxnStore.
 func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+txnColumns+` FROM transactions ORDER BY transactional_id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions ORDER BY transactional_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return scanTxn(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return metastore.ScanTxn(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
@@ -78,7 +58,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	now := time.Now().UnixMilli()
 	var n int64
 	if prev == nil {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+txnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
 		if err != nil {

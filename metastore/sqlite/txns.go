@@ -10,28 +10,8 @@ import (
 	"github.com/siltstream/silt/metastore"
 )
 
-const txnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
-
-func scanTxn(sc interface{ Scan(...any) error }) (metastore.Txn, error) {
-	var (
-		t                metastore.Txn
-		l                metastore.TxnLists
-		state            string
-		started, updated int64
-	)
-	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
-		return t, err
-	}
-	t.State = metastore.TxnState(state)
-	if started > 0 {
-		t.StartedAt = time.UnixMilli(started)
-	}
-	t.UpdatedAt = time.UnixMilli(updated)
-	return t, l.Decode(&t)
-}
-
 func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
-	t, err := scanTxn(s.read.QueryRowContext(ctx, `SELECT `+txnColumns+` FROM transactions WHERE `+where, arg))
+	t, err := metastore.ScanTxn(s.read.QueryRowContext(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, false, nil
 	}
@@ -53,14 +33,14 @@ func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bo
 
 // Txns implements metastore.TxnStore.
 func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+txnColumns+` FROM transactions ORDER BY transactional_id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions ORDER BY transactional_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
 	defer rows.Close()
 	var out []metastore.Txn
 	for rows.Next() {
-		t, err := scanTxn(rows)
+		t, err := metastore.ScanTxn(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list transactions: %w", err)
 		}
@@ -84,7 +64,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	}
 	var res sql.Result
 	if prev == nil {
-		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+txnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
 	} else {
