@@ -9,6 +9,11 @@ import (
 // store serves clusters; the sqlite store serves the embedded single-node
 // default. Both pass the conformance suite in metastoretest.
 //
+// Store is the union of role interfaces. Packages above the metastore take
+// only the roles they use (the write pipeline a LogStore and an
+// UploadStore, the group coordinator a GroupStore, ...), declared as a
+// narrow interface in the package that needs it.
+//
 // Contract, for all implementations:
 //   - Every method is safe for concurrent use, by many goroutines and (for
 //     postgres) many agent processes.
@@ -18,6 +23,24 @@ import (
 //   - CommitFlush is one transaction: either everything in the flush is
 //     recorded, or nothing is.
 type Store interface {
+	TopicStore
+	LogStore
+	UploadStore
+	ProducerStore
+	GroupStore
+	OffsetStore
+	TxnStore
+	LeaseStore
+	ClusterStore
+
+	// SchemaVersion is the version of the newest migration applied.
+	SchemaVersion(ctx context.Context) (int, error)
+	// Close releases connections.
+	Close() error
+}
+
+// TopicStore keeps topics, their configs and their partitions' offsets.
+type TopicStore interface {
 	// CreateTopic creates a topic with spec.Partitions partitions, all with
 	// high watermark and log start offset 0. A zero spec.ID is replaced by a
 	// random one. An existing name gives ErrTopicExists.
@@ -37,21 +60,14 @@ type Store interface {
 	// CreatePartitions grows a topic to count partitions. Shrinking or
 	// staying equal gives ErrInvalidPartitions.
 	CreatePartitions(ctx context.Context, name string, count int32) error
-
 	// Partitions returns the state of every partition of a topic, ordered by
 	// partition. Unknown topic ids give ErrUnknownTopic.
 	Partitions(ctx context.Context, topicID TopicID) ([]PartitionState, error)
+}
 
-	// RecordUpload notes, before an upload starts, that an object is about
-	// to be written under key. An upload that is never committed stays
-	// recorded so Orphans can find it. Nothing acknowledged is ever in an
-	// orphan, because acknowledgement waits for CommitFlush.
-	RecordUpload(ctx context.Context, key string, agentID string) error
-	// RecordUploads records several future uploads in one round trip, so an
-	// agent can reserve keys ahead and spend one store transaction per
-	// flush (the commit). A reserved key that is never uploaded is an orphan
-	// without an object, which the janitor forgets harmlessly.
-	RecordUploads(ctx context.Context, keys []string, agentID string) error
+// LogStore is the partitions' log: committing flushes, which assigns
+// offsets, and the index of committed chunks that reads go through.
+type LogStore interface {
 	// CommitFlush records one flushed segment: in ONE transaction it locks
 	// the touched partitions in (topic id, partition) order, assigns each
 	// chunk a base offset by advancing its partition's high watermark by
@@ -70,13 +86,6 @@ type Store interface {
 	// *UnknownPartitionsError listing them, so the caller can drop those
 	// chunks and commit the rest.
 	CommitFlush(ctx context.Context, f Flush) (FlushResult, error)
-	// Orphans lists uploads recorded before olderThan that were never
-	// committed.
-	Orphans(ctx context.Context, olderThan time.Time) ([]Upload, error)
-	// ForgetUpload removes the record of an uncommitted upload once its
-	// object has been deleted.
-	ForgetUpload(ctx context.Context, key string) error
-
 	// Index returns the index rows of a partition whose offset ranges end
 	// after offset (LastOffset >= offset), in offset order. It stops once the
 	// rows returned add up to at least maxBytes bytes (always returning at
@@ -88,30 +97,67 @@ type Store interface {
 	// IndexMaxTimestamp returns the index row holding the partition's
 	// largest timestamp (the earliest such row on ties), or ok=false.
 	IndexMaxTimestamp(ctx context.Context, tp TopicPartition) (e IndexEntry, ok bool, err error)
+	// IndexBySegment returns the index rows of one committed segment, so an
+	// agent told of another agent's commit can learn its new offsets.
+	IndexBySegment(ctx context.Context, segmentKey string) ([]IndexEntry, error)
+}
 
+// UploadStore records uploads before they happen, so that an upload that
+// never commits is an orphan the janitor can find.
+type UploadStore interface {
+	// RecordUpload notes, before an upload starts, that an object is about
+	// to be written under key. An upload that is never committed stays
+	// recorded so Orphans can find it. Nothing acknowledged is ever in an
+	// orphan, because acknowledgement waits for CommitFlush.
+	RecordUpload(ctx context.Context, key string, agentID string) error
+	// RecordUploads records several future uploads in one round trip, so an
+	// agent can reserve keys ahead and spend one store transaction per
+	// flush (the commit). A reserved key that is never uploaded is an orphan
+	// without an object, which the janitor forgets harmlessly.
+	RecordUploads(ctx context.Context, keys []string, agentID string) error
+	// Orphans lists uploads recorded before olderThan that were never
+	// committed.
+	Orphans(ctx context.Context, olderThan time.Time) ([]Upload, error)
+	// ForgetUpload removes the record of an uncommitted upload once its
+	// object has been deleted.
+	ForgetUpload(ctx context.Context, key string) error
+}
+
+// ProducerStore hands out producer ids and expires idempotent producers'
+// sequence state.
+type ProducerStore interface {
 	// AllocateProducerID returns a new, never before returned producer id.
 	AllocateProducerID(ctx context.Context) (int64, error)
 	// ExpireProducers forgets producer state (the sequence windows
 	// CommitFlush checks) not touched since olderThan, as Kafka does after
 	// producer.id.expiration.ms, and reports how many were removed.
 	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
+}
 
-	GroupStore
-	TxnStore
-
+// OffsetStore keeps consumer groups' committed offsets, unfenced (the
+// transaction coordinator applies a committed transaction's offsets; the
+// fenced path is GroupStore.CommitGroupOffsets).
+type OffsetStore interface {
 	// CommitOffsets stores a consumer group's committed offsets, replacing
 	// earlier ones for the same partitions.
 	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error
 	// FetchOffsets returns a group's committed offsets, ordered by topic and
 	// partition. A group with none returns an empty slice.
 	FetchOffsets(ctx context.Context, group string) ([]CommittedOffset, error)
+}
 
+// LeaseStore elects one holder at a time for background work.
+type LeaseStore interface {
 	// AcquireLease takes or renews the named lease for holder until ttl from
 	// now (by the store's clock). It returns true if holder now holds it.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLease gives up the lease if holder holds it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
 
+// ClusterStore is the agent registry: registration, heartbeats and the
+// membership epoch.
+type ClusterStore interface {
 	// RegisterAgent upserts an agent and extends its liveness to ttl from now
 	// (by the store's clock); agents call it again to heartbeat. A new or
 	// returning agent moves the membership epoch forward.
@@ -124,15 +170,6 @@ type Store interface {
 	// Membership removes agents whose liveness lapsed (moving the epoch
 	// forward if there were any) and returns the live agents and the epoch.
 	Membership(ctx context.Context) (Membership, error)
-
-	// IndexBySegment returns the index rows of one committed segment, so an
-	// agent told of another agent's commit can learn its new offsets.
-	IndexBySegment(ctx context.Context, segmentKey string) ([]IndexEntry, error)
-
-	// SchemaVersion is the version of the newest migration applied.
-	SchemaVersion(ctx context.Context) (int, error)
-	// Close releases connections.
-	Close() error
 }
 
 // TopicID is Kafka's 16-byte topic id (a UUID).
