@@ -202,6 +202,13 @@ func SetBaseOffset(batch []byte, off int64) {
 	binary.BigEndian.PutUint64(batch[:8], uint64(off))
 }
 
+// SetLeaderEpoch rewrites the batch's PartitionLeaderEpoch in place. Like
+// the base offset, the batch CRC does not cover it. batch must hold at least
+// 16 bytes.
+func SetLeaderEpoch(batch []byte, epoch int32) {
+	binary.BigEndian.PutUint32(batch[12:16], uint32(epoch))
+}
+
 // PatchBaseOffsets walks the batches of a chunk and gives them consecutive
 // base offsets starting at base, as readers of write-path segments must
 // (see FORMAT.md). It returns the offset after the last batch. The chunk is

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// Config is what Membership needs to register this agent.
+type Config struct {
+	AgentID   string
+	Advertise string // host:port given to clients
+	Zone      string
+	// Heartbeat is how often the registration is renewed; TTL is how long
+	// it lives without renewal before other agents drop it.
+	Heartbeat time.Duration
+	TTL       time.Duration
+	Logger    *slog.Logger
+}
+
+// Membership keeps this agent registered and its View current.
+type Membership struct {
+	cfg     Config
+	store   metastore.ClusterStore
+	log     *slog.Logger
+	self    Broker
+	leaving atomic.Bool // set by Leave: heartbeats must not re-register us
+	cur     atomic.Pointer[View]
+}
+
+// NewMembership returns a Membership whose first view lists only this agent;
+// Join reads the real one.
+func NewMembership(cfg Config, store metastore.ClusterStore) (*Membership, error) {
+	self, ok := brokerOf(metastore.Agent{ID: cfg.AgentID, Addr: cfg.Advertise, Zone: cfg.Zone})
+	if !ok {
+		return nil, fmt.Errorf("advertise: %q is not host:port with a numeric port", cfg.Advertise)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Membership{cfg: cfg, store: store, log: cfg.Logger, self: self}
+	m.cur.Store(&View{Brokers: []Broker{self}})
+	return m, nil
+}
+
+// Self is this agent as a broker.
+func (m *Membership) Self() Broker { return m.self }
+
+// View returns the current view.
+func (m *Membership) View() *View { return m.cur.Load() }
+
+// CoordinatorFor returns the agent coordinating key in the current view.
+func (m *Membership) CoordinatorFor(key string) Broker { return m.View().CoordinatorFor(key) }
+
+// IsCoordinator reports whether this agent coordinates key.
+func (m *Membership) IsCoordinator(key string) bool {
+	return m.CoordinatorFor(key).NodeID == m.self.NodeID
+}
+
+// Join registers this agent and reads the membership once.
+func (m *Membership) Join(ctx context.Context) error {
+	if err := m.store.RegisterAgent(ctx, metastore.Agent{ID: m.cfg.AgentID, Addr: m.cfg.Advertise, Zone: m.cfg.Zone}, m.cfg.TTL); err != nil {
+		return err
+	}
+	return m.refresh(ctx)
+}
+
+// refresh rereads the live agents.
+func (m *Membership) refresh(ctx context.Context) error {
+	ms, err := m.store.Membership(ctx)
+	if err != nil {
+		return err
+	}
+	v := &View{Epoch: ms.Epoch}
+	self := false
+	for _, ag := range ms.Agents {
+		b, ok := brokerOf(ag)
+		if !ok {
+			m.log.Warn("agent has a bad advertised address; not listing it", "agent", ag.ID, "addr", ag.Addr)
+			continue
+		}
+		self = self || ag.ID == m.cfg.AgentID
+		v.Brokers = append(v.Brokers, b)
+	}
+	if !self {
+		// Our lease lapsed (a long pause, a store outage): we still serve,
+		// so we still list ourselves; the next heartbeat re-registers us.
+		v.Brokers = append(v.Brokers, m.self)
+		slices.SortFunc(v.Brokers, func(x, y Broker) int { return strings.Compare(x.ID, y.ID) })
+	}
+	old := m.cur.Swap(v)
+	if old.Epoch != v.Epoch {
+		m.log.Info("cluster membership changed", "epoch", v.Epoch, "agents", len(v.Brokers))
+	}
+	return nil
+}
+
+func brokerOf(ag metastore.Agent) (Broker, bool) {
+	host, portStr, err := net.SplitHostPort(ag.Addr)
+	if err != nil {
+		return Broker{}, false
+	}
+	port, err := strconv.ParseInt(portStr, 10, 32)
+	if err != nil || port < 0 {
+		return Broker{}, false
+	}
+	return Broker{ID: ag.ID, NodeID: NodeID(ag.ID), Host: host, Port: int32(port), Zone: ag.Zone}, true
+}
+
+// Run heartbeats every Heartbeat until ctx ends or Leave is called.
+func (m *Membership) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.leaving.Load() {
+			return
+		}
+		if err := m.Join(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}
+
+// Leave deregisters this agent, so clients stop being sent here.
+func (m *Membership) Leave(ctx context.Context) {
+	m.leaving.Store(true)
+	if err := m.store.DeregisterAgent(ctx, m.cfg.AgentID); err != nil {
+		m.log.Warn("deregister failed; the lease will lapse instead", "err", err)
+	}
+}
