@@ -4,110 +4,99 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/siltstream/silt/cache"
+	"github.com/siltstream/silt/cluster"
+	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
 
-// Agent is one Silt broker process's Kafka-facing behaviour.
+// Agent is one Silt broker process: the Kafka API handlers over the parts
+// that do the work. Each part gets only what it uses; none of them knows the
+// Agent.
 type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	store   metastore.Store
-	bucket  *cache.Bucket
-	topics  *topics
-	buf     *Buffer
-	fl      *Flusher
-	commit  *Committer
+	bucket  *cache.Bucket       // the caller's; the agent reads and writes through it
+	topics  *partition.Topics   // read-side state of every partition
+	reader  *partition.Reader   // the fetch read path
+	ingest  *ingest.Pipeline    // the write path: produce and markers
+	members *cluster.Membership // live agents and placement
+	groups  *groupCoordinator   // consumer groups this agent coordinates
+	txns    *txnCoordinator     // transactional ids this agent coordinates
+	lag     *jobs.LagReporter   // consumer lag, on the elected agent
+	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
 	server  *wire.Server
-	nodeID  int32
-	host    string
-	port    int32
 	stats   Stats
-	members *membership
-	groups  *groupCoordinator
-	txns    *txnCoordinator
-	lag     *lagReporter
+	reqs    *requestMetrics
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
-	wg        sync.WaitGroup // the flusher and the committer
+	pipeline  sync.WaitGroup // the write pipeline
 	bg        sync.WaitGroup // background jobs, stopped with runCtx
 	closeOnce sync.Once
 }
 
-// New builds an agent over an opened bucket and store. It does not listen
-// until Serve.
-func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, error) {
+// New builds an agent over a block cache (wrapping the bucket) and a store.
+// The caller owns both: it stops the cache and closes the store after the
+// agent has stopped. New does not listen until Serve.
+func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	host, portStr, _ := net.SplitHostPort(cfg.Advertise)
-	port, err := strconv.ParseInt(portStr, 10, 32)
-	if err != nil {
-		return nil, fmt.Errorf("advertise: port %q: %v", portStr, err)
-	}
-	cb, err := cache.New(bucket, cache.Config{
-		BlockSize:       cfg.CacheBlockBytes,
-		MemoryBytes:     cfg.CacheMemoryBytes,
-		DiskDir:         cfg.CacheDiskDir,
-		DiskBytes:       cfg.CacheDiskBytes,
-		ReadAheadBlocks: cfg.CacheReadAheadBlocks,
-	})
-	if err != nil {
-		return nil, err
-	}
+	log := cfg.Logger.With("agent", cfg.ID)
 	a := &Agent{
 		cfg:    cfg,
-		log:    cfg.Logger.With("agent", cfg.ID),
+		log:    log,
 		store:  store,
-		bucket: cb,
-		topics: newTopics(store),
-		nodeID: nodeIDOf(cfg.ID),
-		host:   host,
-		port:   int32(port),
+		bucket: bucket,
+		topics: partition.NewTopics(store),
+		reqs:   newRequestMetrics(),
 	}
-	a.buf = newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes)
-	a.fl = newFlusher(cfg.ID, a.buf, cb, store, cfg.MaxUploads, a.log, &a.stats)
-	a.commit = &Committer{flusher: a.fl, topics: a.topics}
-
-	wcfg := wire.DefaultConfig()
-	wcfg.MaxRequestBytes = cfg.MaxRequestBytes
-	wcfg.Logger = a.log
-	a.stats.m = newMetrics()
-	wcfg.Observe = a.stats.m.observeRequest
-	a.server, err = wire.NewServer(wcfg, a.registry())
+	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
+	var err error
+	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
 	if err != nil {
-		cb.Stop()
 		return nil, err
 	}
-	a.members = newMembership(a)
+	a.members, err = cluster.NewMembership(cluster.Config{
+		AgentID: cfg.ID, Advertise: cfg.Advertise, Zone: cfg.Zone,
+		Heartbeat: cfg.Heartbeat, TTL: cfg.MembershipTTL, Logger: log,
+	}, store)
+	if err != nil {
+		return nil, err
+	}
+	wcfg := cfg.Wire
+	wcfg.Logger = log
+	wcfg.Observe = a.reqs.observeRequest
+	a.server, err = wire.NewServer(wcfg, a.registry())
+	if err != nil {
+		return nil, err
+	}
 	a.groups = newGroupCoordinator(a)
 	a.txns = newTxnCoordinator(a)
-	a.lag = &lagReporter{a: a}
+	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
+	a.janitor = &jobs.Janitor{AgentID: cfg.ID, Store: store, Bucket: bucket, Log: log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
+
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
-	a.wg.Add(2)
-	go func() { defer a.wg.Done(); a.fl.run(a.runCtx) }()
-	go func() { defer a.wg.Done(); a.commit.run(a.runCtx) }()
-	j := &Janitor{AgentID: cfg.ID, Store: store, Bucket: cb, Log: a.log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); j.Run(a.runCtx) }()
+	a.pipeline.Add(1)
+	go func() { defer a.pipeline.Done(); a.ingest.Run(a.runCtx) }()
+	a.goBackground(a.janitor.Run)
 	return a, nil
 }
 
-// nodeIDOf derives a stable, non-negative Kafka node id from an agent id.
-func nodeIDOf(id string) int32 {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int32(h.Sum32() & 0x7fffffff)
+// goBackground runs fn until the agent stops.
+func (a *Agent) goBackground(fn func(context.Context)) {
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); fn(a.runCtx) }()
 }
 
 // Stats returns the agent's counters.
@@ -116,26 +105,26 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Serve answers Kafka clients on ln until Shutdown or Close.
 func (a *Agent) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
-	if err := a.topics.refresh(ctx); err != nil {
+	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
 	}
-	if err := a.members.join(ctx); err != nil {
+	if err := a.members.Join(ctx); err != nil {
 		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
 	}
 	cancel()
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.members.run(a.runCtx) }()
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.groups.run(a.runCtx) }()
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.txns.run(a.runCtx) }()
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.lag.run(a.runCtx) }()
+	a.goBackground(a.members.Run)
+	// Topics created, grown or deleted through other agents show up within
+	// five heartbeats.
+	a.goBackground(func(ctx context.Context) {
+		a.topics.RefreshEvery(ctx, 5*a.cfg.Heartbeat, func(err error) { a.log.Warn("refresh topics failed", "err", err) })
+	})
+	a.goBackground(a.groups.run)
+	a.goBackground(a.txns.run)
+	a.goBackground(a.lag.Run)
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
-		a.bg.Add(1)
-		go func() { defer a.bg.Done(); a.watchCommits(a.runCtx, w) }()
+		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
-	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.nodeID)
+	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
 	return a.server.Serve(ln)
 }
 
@@ -143,12 +132,12 @@ func (a *Agent) Serve(ln net.Listener) error {
 // buffered, answer what is in flight. After ctx ends it stops hard.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	a.members.leave(lctx) // stop being listed first, so clients move on
+	a.members.Leave(lctx) // stop being listed first, so clients move on
 	a.groups.close()      // answer parked joins: clients find the next coordinator
 	cancel()
-	a.buf.close()
+	a.ingest.Close()
 	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
+	go func() { a.pipeline.Wait(); close(done) }()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- a.server.Shutdown(ctx) }()
 	var err error
@@ -161,7 +150,6 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	<-done
 	a.bg.Wait()
 	serr := <-srvErr
-	a.bucket.Stop() // nothing reads any more: stop read-ahead, finish disk writes
 	if serr != nil && err == nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
@@ -172,12 +160,35 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		a.groups.close()
-		a.buf.close()
+		a.ingest.Close()
 		a.runCancel()
 		a.server.Close()
-		a.wg.Wait()
+		a.pipeline.Wait()
 		a.bg.Wait()
-		a.bucket.Stop() // the caller closes the bucket under it
 	})
 	return nil
+}
+
+// coordinatorFor returns the agent that coordinates key (a consumer group
+// id or a transactional id) in this agent's current view.
+func (a *Agent) coordinatorFor(key string) cluster.Broker { return a.members.CoordinatorFor(key) }
+
+// isCoordinator reports whether this agent coordinates key.
+func (a *Agent) isCoordinator(key string) bool { return a.members.IsCoordinator(key) }
+
+// nodeID is this agent's Kafka broker id.
+func (a *Agent) nodeID() int32 { return a.members.Self().NodeID }
+
+// GroupCount returns how many consumer groups this agent coordinates
+// (exported as silt_groups).
+func (a *Agent) GroupCount() int {
+	a.groups.mu.Lock()
+	defer a.groups.mu.Unlock()
+	return len(a.groups.groups)
+}
+
+// ComputeConsumerLag computes consumer-group lag now and exports it, as the
+// elected agent does periodically; admin tools and tests use it.
+func (a *Agent) ComputeConsumerLag(ctx context.Context) (map[string]int64, error) {
+	return a.lag.ComputeNow(ctx)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/postgres"
@@ -74,7 +75,12 @@ func startAgentOn(t *testing.T, dbURL string, bucket objectstore.Bucket, mutate 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := agent.New(cfg, bucket, store)
+	cb, err := cache.New(bucket, cache.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cb.Stop) // after the agent has stopped (cleanups run last first)
+	a, err := agent.New(cfg, cb, store)
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}

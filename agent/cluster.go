@@ -26,8 +26,8 @@ func (a *Agent) handleDescribeCluster(ctx context.Context, _ *wire.Conn, kreq km
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = a.cfg.ClusterID
-	resp.ControllerID = a.coordinatorFor("controller").nodeID
-	for _, b := range brokersOf(a.members.view()) {
+	resp.ControllerID = a.coordinatorFor("controller").NodeID
+	for _, b := range brokersOf(a.members.View()) {
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, db)

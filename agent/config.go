@@ -6,10 +6,14 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/wire"
 )
 
 // Config is one agent's configuration. The keys named in comments are the
-// config-contract keys of the silt binary.
+// config-contract keys of the silt binary. The block cache is configured and
+// built by the caller (cache.Config) and handed to New.
 type Config struct {
 	ID        string // agent.id; default: hostname + random suffix
 	Listen    string // listen
@@ -25,19 +29,15 @@ type Config struct {
 	// MaxUploads bounds concurrent segment uploads. (flush.max.uploads)
 	MaxUploads int
 
-	MaxRequestBytes  int32 // max.request.bytes
-	AutoCreateTopics bool  // auto.create.topics
+	// Wire is the Kafka listener's framing and connection settings;
+	// Wire.MaxRequestBytes is max.request.bytes. Logger and Observe are
+	// set by the agent.
+	Wire wire.Config
+
+	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
 	// CreateTopics with -1 partitions.
 	DefaultPartitions int32
-
-	CacheMemoryBytes int64  // cache.memory.bytes
-	CacheBlockBytes  int64  // cache.block.bytes
-	CacheDiskDir     string // cache.disk.dir; empty: no disk tier
-	CacheDiskBytes   int64  // cache.disk.bytes
-	// CacheReadAheadBlocks is how many blocks the cache fetches ahead of a
-	// sequential reader; 0 disables read-ahead.
-	CacheReadAheadBlocks int
 
 	// Heartbeat is how often the agent renews its registration
 	// (membership.heartbeat); MembershipTTL is how long a registration lives
@@ -61,22 +61,31 @@ type Config struct {
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{
-		Listen:               "127.0.0.1:9092",
-		ClusterID:            "silt",
-		FlushInterval:        100 * time.Millisecond,
-		FlushBytes:           8 << 20,
-		BufferBytes:          128 << 20,
-		MaxUploads:           4,
-		MaxRequestBytes:      100 << 20,
-		DefaultPartitions:    1,
-		CacheMemoryBytes:     256 << 20,
-		CacheBlockBytes:      4 << 20,
-		CacheReadAheadBlocks: 2,
-		Heartbeat:            2 * time.Second,
-		MembershipTTL:        10 * time.Second,
-		OrphanMinAge:         time.Hour,
-		JanitorInterval:      5 * time.Minute,
-		ShutdownGrace:        30 * time.Second,
+		Listen:            "127.0.0.1:9092",
+		ClusterID:         "silt",
+		FlushInterval:     100 * time.Millisecond,
+		FlushBytes:        8 << 20,
+		BufferBytes:       128 << 20,
+		MaxUploads:        4,
+		Wire:              wire.DefaultConfig(),
+		DefaultPartitions: 1,
+		Heartbeat:         2 * time.Second,
+		MembershipTTL:     10 * time.Second,
+		OrphanMinAge:      time.Hour,
+		JanitorInterval:   5 * time.Minute,
+		ShutdownGrace:     30 * time.Second,
+	}
+}
+
+// ingestConfig is the write pipeline's part of the config.
+func (c *Config) ingestConfig(log *slog.Logger) ingest.Config {
+	return ingest.Config{
+		AgentID:       c.ID,
+		FlushInterval: c.FlushInterval,
+		FlushBytes:    c.FlushBytes,
+		BufferBytes:   c.BufferBytes,
+		MaxUploads:    c.MaxUploads,
+		Logger:        log,
 	}
 }
 
@@ -96,29 +105,14 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
 		return fmt.Errorf("advertise: %q is not host:port: %v", c.Advertise, err)
 	}
+	if err := c.ingestConfig(nil).Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.FlushInterval <= 0:
-		return fmt.Errorf("flush.interval: must be positive, got %v", c.FlushInterval)
-	case c.FlushBytes <= 0:
-		return fmt.Errorf("flush.bytes: must be positive, got %d", c.FlushBytes)
-	case c.BufferBytes < 2*c.FlushBytes:
-		return fmt.Errorf("buffer.bytes: must be at least twice flush.bytes (%d), got %d", c.FlushBytes, c.BufferBytes)
-	case c.MaxUploads < 1:
-		return fmt.Errorf("flush.max.uploads: must be at least 1, got %d", c.MaxUploads)
-	case c.MaxRequestBytes < 1024:
-		return fmt.Errorf("max.request.bytes: must be at least 1024, got %d", c.MaxRequestBytes)
+	case c.Wire.MaxRequestBytes < 1024:
+		return fmt.Errorf("max.request.bytes: must be at least 1024, got %d", c.Wire.MaxRequestBytes)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
-	case c.CacheMemoryBytes < 0:
-		return fmt.Errorf("cache.memory.bytes: must not be negative, got %d", c.CacheMemoryBytes)
-	case c.CacheBlockBytes <= 0:
-		return fmt.Errorf("cache.block.bytes: must be positive, got %d", c.CacheBlockBytes)
-	case c.CacheDiskDir != "" && c.CacheDiskBytes <= 0:
-		return fmt.Errorf("cache.disk.bytes: must be positive when cache.disk.dir is set, got %d", c.CacheDiskBytes)
-	case c.CacheDiskDir == "" && c.CacheDiskBytes != 0:
-		return fmt.Errorf("cache.disk.dir: must be set when cache.disk.bytes is (%d)", c.CacheDiskBytes)
-	case c.CacheReadAheadBlocks < 0:
-		return fmt.Errorf("cache read-ahead blocks: must not be negative, got %d", c.CacheReadAheadBlocks)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("membership.heartbeat: must be positive, got %v", c.Heartbeat)
 	case c.MembershipTTL < 2*c.Heartbeat:

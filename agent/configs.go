@@ -51,12 +51,12 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq km
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			t, err := a.topics.get(ctx, rr.ResourceName)
+			t, err := a.topics.Get(ctx, rr.ResourceName)
 			if err != nil {
 				sr.ErrorCode = errorCode(err)
 				break
 			}
-			names, values, isDefault := effectiveTopicConfig(t.config)
+			names, values, isDefault := effectiveTopicConfig(t.Config)
 			for _, n := range names {
 				src := kmsg.ConfigSourceDynamicTopicConfig
 				if isDefault[n] {
@@ -66,9 +66,9 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq km
 				add(n, values[n], src, false, d.note)
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(a.nodeID)) {
+			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(a.nodeID())) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
-				msg := fmt.Sprintf("this agent is broker %d", a.nodeID)
+				msg := fmt.Sprintf("this agent is broker %d", a.nodeID())
 				sr.ErrorMessage = &msg
 				break
 			}
@@ -90,10 +90,10 @@ func (a *Agent) brokerConfigs() [][2]string {
 	auto := strconv.FormatBool(a.cfg.AutoCreateTopics)
 	out := [][2]string{
 		{"auto.create.topics.enable", auto},
-		{"broker.id", strconv.Itoa(int(a.nodeID))},
+		{"broker.id", strconv.Itoa(int(a.nodeID()))},
 		{"broker.rack", a.cfg.Zone},
 		{"num.partitions", strconv.Itoa(int(a.cfg.DefaultPartitions))},
-		{"socket.request.max.bytes", strconv.Itoa(int(a.cfg.MaxRequestBytes))},
+		{"socket.request.max.bytes", strconv.Itoa(int(a.cfg.Wire.MaxRequestBytes))},
 	}
 	for _, d := range topicConfigDefs {
 		switch d.name {
@@ -238,6 +238,6 @@ func (a *Agent) alterTopicConfig(ctx context.Context, rt kmsg.ConfigResourceType
 		return errorCode(err), err.Error()
 	}
 	t.Config = next
-	a.topics.put(t)
+	a.topics.Put(t)
 	return 0, ""
 }

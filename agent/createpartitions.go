@@ -22,14 +22,14 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, _ *wire.Conn, kreq k
 			st.ErrorCode = code
 			st.ErrorMessage = &msg
 		}
-		t, err := a.topics.get(ctx, rt.Topic)
+		t, err := a.topics.Get(ctx, rt.Topic)
 		switch {
 		case err != nil:
 			fail(errorCode(err), err.Error())
 		case len(rt.Assignment) > 0:
 			fail(kerr.InvalidReplicaAssignment.Code, "Silt does not place replicas; omit the assignment")
-		case rt.Count <= int32(len(t.parts)):
-			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic has %d partitions; the new count must be larger", len(t.parts)))
+		case rt.Count <= int32(len(t.Partitions)):
+			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic has %d partitions; the new count must be larger", len(t.Partitions)))
 		case rt.Count > maxPartitions:
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("at most %d partitions", maxPartitions))
 		case req.ValidateOnly:
@@ -39,7 +39,7 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, _ *wire.Conn, kreq k
 				break
 			}
 			if nt, err := a.store.Topic(ctx, rt.Topic); err == nil {
-				a.topics.put(nt)
+				a.topics.Put(nt)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -78,7 +78,7 @@ func (a *Agent) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTopi
 		cfg[c.Name] = *c.Value
 	}
 	if validateOnly {
-		if _, err := a.topics.get(ctx, rt.Topic); err == nil {
+		if _, err := a.topics.Get(ctx, rt.Topic); err == nil {
 			return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", rt.Topic), none
 		}
 		return 0, "", metastore.Topic{Name: rt.Topic, Partitions: n, Config: cfg}
@@ -91,7 +91,7 @@ func (a *Agent) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTopi
 		a.log.Error("create topic", "topic", rt.Topic, "err", err)
 		return kerr.UnknownServerError.Code, "metastore: " + err.Error(), none
 	}
-	a.topics.put(t)
+	a.topics.Put(t)
 	a.log.Info("created topic", "topic", t.Name, "partitions", t.Partitions)
 	return 0, "", t
 }

@@ -38,14 +38,14 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, _ *wire.Conn, kreq kmsg.
 		case tg.name != nil:
 			name = *tg.name
 		default:
-			t, err := a.topics.getByID(ctx, tg.id)
+			t, err := a.topics.GetByID(ctx, tg.id)
 			if err != nil {
 				st.ErrorCode = kerr.UnknownTopicID.Code
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
-			name = t.name
-			st.Topic = &t.name
+			name = t.Name
+			st.Topic = &t.Name
 		}
 		err := a.store.DeleteTopic(ctx, name)
 		switch {
@@ -57,7 +57,7 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, _ *wire.Conn, kreq kmsg.
 			msg := err.Error()
 			st.ErrorMessage = &msg
 		default:
-			a.topics.drop(name)
+			a.topics.Drop(name)
 			a.log.Info("deleted topic", "topic", name)
 		}
 		resp.Topics = append(resp.Topics, st)

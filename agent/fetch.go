@@ -11,15 +11,13 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/segment"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
 
@@ -29,7 +27,7 @@ var noRecords = []byte{}
 
 // fetchPart is one requested partition and where its answer goes.
 type fetchPart struct {
-	p        *partition
+	p        *partition.Partition
 	rp       *kmsg.FetchResponseTopicPartition
 	offset   int64
 	maxBytes int64
@@ -45,12 +43,12 @@ func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request
 	var parts []fetchPart
 	for i := range req.Topics {
 		rt := &req.Topics[i]
-		var topic *topicState
+		var topic *partition.Topic
 		var terr error
 		if req.Version >= 13 {
-			topic, terr = a.topics.getByID(ctx, rt.TopicID)
+			topic, terr = a.topics.GetByID(ctx, rt.TopicID)
 		} else {
-			topic, terr = a.topics.get(ctx, rt.Topic)
+			topic, terr = a.topics.Get(ctx, rt.Topic)
 		}
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
@@ -69,10 +67,10 @@ func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request
 				rp.ErrorCode = kerr.UnknownTopicID.Code
 			case terr != nil:
 				rp.ErrorCode = errorCode(terr)
-			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.parts):
+			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				parts = append(parts, fetchPart{p: topic.parts[rpart.Partition], rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
+				parts = append(parts, fetchPart{p: topic.Partitions[rpart.Partition], rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
 			}
 		}
 	}
@@ -88,8 +86,8 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	wake := make(chan struct{}, 1)
 	for _, fp := range parts {
-		fp.p.watch(wake)
-		defer fp.p.unwatch(wake)
+		fp.p.Watch(wake)
+		defer fp.p.Unwatch(wake)
 	}
 	maxBytes := int64(req.MaxBytes)
 	if maxBytes <= 0 {
@@ -119,21 +117,21 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 	for _, fp := range parts {
 		rp := fp.rp
 		rp.RecordBatches = noRecords
-		if err := a.topics.load(ctx, fp.p); err != nil {
+		if err := a.topics.Load(ctx, fp.p); err != nil {
 			rp.ErrorCode = errorCode(err)
 			errored = true
 			continue
 		}
-		hw, logStart := fp.p.offsets()
-		lso := fp.p.cachedLSO()
+		hw, logStart := fp.p.Offsets()
+		lso := fp.p.CachedLSO()
 		if readCommitted {
 			var err error
-			if lso, err = a.topics.stableOffset(ctx, fp.p); err != nil {
+			if lso, err = a.topics.StableOffset(ctx, fp.p); err != nil {
 				rp.ErrorCode = errorCode(err)
 				errored = true
 				continue
 			}
-			hw, logStart = fp.p.offsets()
+			hw, logStart = fp.p.Offsets()
 		}
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, lso, logStart
 		if fp.offset < logStart || fp.offset > hw {
@@ -149,9 +147,9 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			continue
 		}
 		limit := min(fp.maxBytes, maxBytes-total)
-		data, err := a.read(ctx, fp.p, fp.offset, end, limit, total == 0)
+		data, err := a.reader.Read(ctx, fp.p, fp.offset, end, limit, total == 0)
 		if err != nil {
-			a.log.Warn("fetch read failed", "topic", fp.p.topic, "partition", fp.p.index, "offset", fp.offset, "err", err)
+			a.log.Warn("fetch read failed", "topic", fp.p.TopicName, "partition", fp.p.Index, "offset", fp.offset, "err", err)
 			rp.ErrorCode = kerr.KafkaStorageError.Code
 			errored = true
 			continue
@@ -159,9 +157,9 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		if len(data) > 0 {
 			rp.RecordBatches = data
 			if readCommitted {
-				aborted, err := a.store.AbortedTxns(ctx, fp.p.tp, fp.offset, end)
+				aborted, err := a.store.AbortedTxns(ctx, fp.p.TP, fp.offset, end)
 				if err != nil {
-					a.log.Warn("fetch aborted transactions", "topic", fp.p.topic, "partition", fp.p.index, "err", err)
+					a.log.Warn("fetch aborted transactions", "topic", fp.p.TopicName, "partition", fp.p.Index, "err", err)
 					rp.ErrorCode = kerr.KafkaStorageError.Code
 					rp.RecordBatches = noRecords
 					errored = true
@@ -179,87 +177,3 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 	}
 	return total, errored
 }
-
-// read returns whole batches of p starting with the one holding offset, up
-// to limit bytes; if first is set, the first batch is returned even when it
-// alone exceeds limit (KIP-74), so a consumer can always make progress.
-func (a *Agent) read(ctx context.Context, p *partition, offset, hw, limit int64, first bool) ([]byte, error) {
-	var out []byte
-	for offset < hw {
-		before := offset
-		rows, err := a.index(ctx, p, offset, max(limit-int64(len(out)), 1))
-		if err != nil {
-			return nil, err
-		}
-		if len(rows) == 0 {
-			break
-		}
-		for _, row := range rows {
-			chunk, err := a.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
-			if err != nil {
-				return nil, fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
-			}
-			base := row.BaseOffset
-			it := segment.NewBatchIter(chunk)
-			for it.Next() {
-				h, b := it.Header(), it.Batch()
-				last := base + h.OffsetCount() - 1
-				if base >= hw {
-					return out, nil // past the end asked for (the LSO for read_committed)
-				}
-				if last >= offset {
-					if int64(len(out)+len(b)) > limit && !(first && len(out) == 0) {
-						return out, nil
-					}
-					start := len(out)
-					out = append(out, b...)
-					segment.SetBaseOffset(out[start:], base)
-					setLeaderEpoch(out[start:], 0)
-					offset = last + 1
-				}
-				base = last + 1
-			}
-			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("walk %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
-			}
-			if int64(len(out)) >= limit {
-				return out, nil
-			}
-		}
-		if offset == before {
-			return out, nil // the index promised data it did not hold; do not spin
-		}
-	}
-	return out, nil
-}
-
-// setLeaderEpoch patches a batch's partition leader epoch, which (like the
-// base offset) the batch CRC does not cover.
-func setLeaderEpoch(batch []byte, epoch int32) {
-	batch[12], batch[13], batch[14], batch[15] = byte(epoch>>24), byte(epoch>>16), byte(epoch>>8), byte(epoch)
-}
-
-// index returns index rows of p from offset on, from memory when the tail
-// or the read window covers it, else from the store. A store query asks for
-// a generous window (indexWindowBytes) and keeps it, so a consumer catching
-// up costs one query per window, not one per fetch.
-func (a *Agent) index(ctx context.Context, p *partition, offset, maxBytes int64) ([]metastore.IndexEntry, error) {
-	if rows, ok := p.cachedIndex(offset, maxBytes); ok {
-		a.stats.IndexCacheHits.Add(1)
-		return rows, nil
-	}
-	a.stats.IndexQueries.Add(1)
-	rows, err := a.store.Index(ctx, p.tp, offset, max(maxBytes, indexWindowBytes), indexWindowRows)
-	if err != nil {
-		return nil, err
-	}
-	p.setWindow(rows)
-	out, _ := rowsFrom(rows, offset, maxBytes)
-	return out, nil
-}
-
-// The read window: rows worth up to 64 MiB of a partition, at most 256.
-const (
-	indexWindowBytes = 64 << 20
-	indexWindowRows  = 256
-)

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/cluster"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
@@ -24,7 +25,7 @@ import (
 func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	find := func(key string) (b broker, code int16, msg string) {
+	find := func(key string) (b cluster.Broker, code int16, msg string) {
 		switch req.CoordinatorType {
 		case 0:
 			if key == "" {
@@ -44,7 +45,7 @@ func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg
 		b, code, msg := find(req.CoordinatorKey)
 		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, -1, "", -1
 		if code == 0 {
-			resp.NodeID, resp.Host, resp.Port = b.nodeID, b.host, b.port
+			resp.NodeID, resp.Host, resp.Port = b.NodeID, b.Host, b.Port
 		} else if req.Version >= 1 {
 			resp.ErrorMessage = &msg
 		}
@@ -56,7 +57,7 @@ func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg
 		b, code, msg := find(key)
 		c.ErrorCode = code
 		if code == 0 {
-			c.NodeID, c.Host, c.Port = b.nodeID, b.host, b.port
+			c.NodeID, c.Host, c.Port = b.NodeID, b.Host, b.Port
 		} else {
 			c.ErrorMessage = &msg
 		}

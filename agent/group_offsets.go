@@ -74,7 +74,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 	for ti, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
-		ts, terr := a.topics.get(ctx, rt.Topic)
+		ts, terr := a.topics.Get(ctx, rt.Topic)
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -83,7 +83,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case terr != nil:
 				sp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			case rp.Partition < 0 || int(rp.Partition) >= len(ts.parts):
+			case rp.Partition < 0 || int(rp.Partition) >= len(ts.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
@@ -303,12 +303,12 @@ func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
 		st.Topic = rt.Topic
-		ts, terr := a.topics.get(ctx, rt.Topic)
+		ts, terr := a.topics.Get(ctx, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
-			case terr != nil || rp.Partition < 0 || int(rp.Partition) >= len(ts.parts):
+			case terr != nil || rp.Partition < 0 || int(rp.Partition) >= len(ts.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case subscribed[rt.Topic]:
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/objectstore"
 )
@@ -30,7 +30,7 @@ func TestJanitorDeletesOnlyOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	j := &agent.Janitor{AgentID: "test", Store: ta.store, Bucket: ta.bucket, Log: slog.Default(), MinAge: 0}
+	j := &jobs.Janitor{AgentID: "test", Store: ta.store, Bucket: ta.bucket, Log: slog.Default(), MinAge: 0}
 	// With MinAge 0 the agent's own unused key reservations (recorded
 	// uploads without objects) are collected too; in service orphan.min.age
 	// is far longer than a reservation may wait (keyMaxAge).

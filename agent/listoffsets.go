@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/segment"
 	"github.com/siltstream/silt/wire"
 )
@@ -22,7 +23,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := a.topics.get(ctx, rt.Topic)
+		topic, terr := a.topics.Get(ctx, rt.Topic)
 		for _, rpart := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rpart.Partition
@@ -30,12 +31,12 @@ func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 			switch {
 			case terr != nil:
 				sp.ErrorCode = errorCode(terr)
-			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.parts):
+			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				ts, off, err := a.listOffset(ctx, topic.parts[rpart.Partition], rpart.Timestamp)
+				ts, off, err := a.listOffset(ctx, topic.Partitions[rpart.Partition], rpart.Timestamp)
 				if err == nil && rpart.Timestamp == -1 && req.IsolationLevel == 1 {
-					off, err = a.topics.stableOffset(ctx, topic.parts[rpart.Partition]) // read_committed: the LSO
+					off, err = a.topics.StableOffset(ctx, topic.Partitions[rpart.Partition]) // read_committed: the LSO
 				}
 				if err != nil {
 					a.log.Warn("list offsets", "topic", rt.Topic, "partition", rpart.Partition, "err", err)
@@ -53,18 +54,18 @@ func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 
 // listOffset answers one partition. Offsets of records not found answer
 // (-1, -1), as Kafka does for a timestamp past the last record.
-func (a *Agent) listOffset(ctx context.Context, p *partition, target int64) (ts, offset int64, err error) {
-	if err := a.topics.load(ctx, p); err != nil {
+func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target int64) (ts, offset int64, err error) {
+	if err := a.topics.Load(ctx, p); err != nil {
 		return -1, -1, err
 	}
-	hw, logStart := p.offsets()
+	hw, logStart := p.Offsets()
 	switch target {
 	case -1:
 		return -1, hw, nil
 	case -2:
 		return -1, logStart, nil
 	case -3:
-		row, ok, err := a.store.IndexMaxTimestamp(ctx, p.tp)
+		row, ok, err := a.store.IndexMaxTimestamp(ctx, p.TP)
 		if err != nil || !ok {
 			return -1, -1, err
 		}
@@ -73,7 +74,7 @@ func (a *Agent) listOffset(ctx context.Context, p *partition, target int64) (ts,
 	if target < 0 {
 		return -1, -1, kerr.InvalidRequest
 	}
-	row, ok, err := a.store.IndexByTimestamp(ctx, p.tp, target)
+	row, ok, err := a.store.IndexByTimestamp(ctx, p.TP, target)
 	if err != nil || !ok {
 		return -1, -1, err
 	}

@@ -13,38 +13,40 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/siltstream/silt/cluster"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
 
 func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	v := a.members.view()
-	zone := clientZone(c.ClientID())
+	v := a.members.View()
+	zone := cluster.ClientZone(c.ClientID())
 	resp.Brokers = brokersOf(v)
 	resp.ClusterID = &a.cfg.ClusterID
-	resp.ControllerID = a.coordinatorFor("controller").nodeID
+	resp.ControllerID = a.coordinatorFor("controller").NodeID
 
 	if req.Topics == nil {
-		if err := a.topics.refresh(ctx); err != nil {
+		if err := a.topics.Refresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
-		for _, t := range a.topics.list() {
+		for _, t := range a.topics.List() {
 			resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 		}
 		return wire.Respond(resp)
 	}
 	allowCreate := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		var t *topicState
+		var t *partition.Topic
 		var err error
 		if rt.Topic == nil {
-			t, err = a.topics.getByID(ctx, rt.TopicID)
+			t, err = a.topics.GetByID(ctx, rt.TopicID)
 			if err != nil {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.TopicID = rt.TopicID
@@ -54,7 +56,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 			}
 		} else {
 			name := *rt.Topic
-			t, err = a.topics.get(ctx, name)
+			t, err = a.topics.Get(ctx, name)
 			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate {
 				t, err = a.autoCreate(ctx, name)
 			}
@@ -85,45 +87,45 @@ func metadataErrorCode(err error) int16 {
 
 // autoCreate creates a topic with broker defaults, tolerating a concurrent
 // creation of the same topic.
-func (a *Agent) autoCreate(ctx context.Context, name string) (*topicState, error) {
+func (a *Agent) autoCreate(ctx context.Context, name string) (*partition.Topic, error) {
 	if err := validateTopicName(name); err != nil {
 		return nil, kerr.InvalidTopicException
 	}
 	t, err := a.store.CreateTopic(ctx, metastore.TopicSpec{Name: name, Partitions: a.cfg.DefaultPartitions})
 	if errors.Is(err, metastore.ErrTopicExists) {
-		return a.topics.get(ctx, name)
+		return a.topics.Get(ctx, name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	a.log.Info("auto-created topic", "topic", name, "partitions", t.Partitions)
-	return a.topics.put(t), nil
+	return a.topics.Put(t), nil
 }
 
-func brokersOf(v *view) []kmsg.MetadataResponseBroker {
-	out := make([]kmsg.MetadataResponseBroker, 0, len(v.brokers))
-	for _, br := range v.brokers {
+func brokersOf(v *cluster.View) []kmsg.MetadataResponseBroker {
+	out := make([]kmsg.MetadataResponseBroker, 0, len(v.Brokers))
+	for _, br := range v.Brokers {
 		b := kmsg.NewMetadataResponseBroker()
-		b.NodeID, b.Host, b.Port = br.nodeID, br.host, br.port
-		if br.zone != "" {
-			b.Rack = &br.zone
+		b.NodeID, b.Host, b.Port = br.NodeID, br.Host, br.Port
+		if br.Zone != "" {
+			b.Rack = &br.Zone
 		}
 		out = append(out, b)
 	}
 	return out
 }
 
-func topicMetadata(v *view, zone string, t *topicState) kmsg.MetadataResponseTopic {
+func topicMetadata(v *cluster.View, zone string, t *partition.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
-	name := t.name
+	name := t.Name
 	mt.Topic = &name
-	mt.TopicID = t.id
-	for _, p := range t.parts {
-		leader := v.leaderFor(p.tp, zone).nodeID
+	mt.TopicID = t.ID
+	for _, p := range t.Partitions {
+		leader := v.LeaderFor(p.TP, zone).NodeID
 		mp := kmsg.NewMetadataResponseTopicPartition()
-		mp.Partition = p.index
+		mp.Partition = p.Index
 		mp.Leader = leader
-		mp.LeaderEpoch = leaderEpoch(v)
+		mp.LeaderEpoch = v.LeaderEpoch()
 		// The bucket is the replica: one leader, always in sync.
 		mp.Replicas = []int32{leader}
 		mp.ISR = []int32{leader}
@@ -131,6 +133,3 @@ func topicMetadata(v *view, zone string, t *topicState) kmsg.MetadataResponseTop
 	}
 	return mt
 }
-
-// leaderEpoch is the membership epoch as Kafka's int32 leader epoch.
-func leaderEpoch(v *view) int32 { return int32(v.epoch & 0x7fffffff) }

@@ -12,21 +12,18 @@ import (
 	"github.com/siltstream/silt/cache"
 )
 
-// metrics are the collectors observed as things happen: Kafka requests (via
-// the wire server's Observe hook) and flushes. Cumulative counters that Stats
-// already keeps are exported at scrape time by statsCollector instead of
-// being counted twice. No series is labelled by topic or partition.
-type metrics struct {
-	requests      *prometheus.CounterVec   // api, error
-	latency       *prometheus.HistogramVec // api
-	flushBytes    prometheus.Histogram
-	flushSeconds  prometheus.Histogram
-	uploadSeconds prometheus.Histogram
-	commitSeconds prometheus.Histogram
+// requestMetrics count Kafka requests as they are answered (via the wire
+// server's Observe hook). The write pipeline has its own histograms
+// (ingest.Metrics); cumulative counters that Stats already keeps are
+// exported at scrape time by statsCollector instead of being counted twice.
+// No series is labelled by topic or partition.
+type requestMetrics struct {
+	requests *prometheus.CounterVec   // api, error
+	latency  *prometheus.HistogramVec // api
 }
 
-func newMetrics() *metrics {
-	return &metrics{
+func newRequestMetrics() *requestMetrics {
+	return &requestMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "silt_kafka_requests_total",
 			Help: "Kafka requests answered, by API and by the first non-zero error code in the response (top-level first, then per topic and partition; NONE if there is none).",
@@ -36,36 +33,11 @@ func newMetrics() *metrics {
 			Help:    "Time from reading a Kafka request to having its response ready, by API; includes waiting for durability (Produce) and long polls (Fetch).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18), // 0.5ms .. ~65s
 		}, []string{"api"}),
-		flushBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "silt_flush_bytes",
-			Help:    "Size of each flushed segment object.",
-			Buckets: prometheus.ExponentialBuckets(1024, 4, 10), // 1KiB .. 256MiB
-		}),
-		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "silt_flush_duration_seconds",
-			Help:    "Time from cutting the write buffer to answering the flush's producers: build, upload, waiting for earlier commits, commit.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}),
-		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "silt_flush_upload_duration_seconds",
-			Help:    "Time to put a segment object in the bucket, retries included.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "silt_commit_duration_seconds",
-			Help:    "Time to commit a flush in the metadata store, retries included.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
 	}
 }
 
-func (m *metrics) observeUpload(n int, d time.Duration) {
-	m.flushBytes.Observe(float64(n))
-	m.uploadSeconds.Observe(d.Seconds())
-}
-
 // observeRequest is the wire server's Config.Observe.
-func (m *metrics) observeRequest(key, _ int16, d time.Duration, resp kmsg.Response) {
+func (m *requestMetrics) observeRequest(key, _ int16, d time.Duration, resp kmsg.Response) {
 	api := kmsg.NameForKey(key)
 	m.latency.WithLabelValues(api).Observe(d.Seconds())
 	m.requests.WithLabelValues(api, errorLabel(firstErrorCode(resp))).Inc()
@@ -155,11 +127,8 @@ func walkErrorCode(v reflect.Value, depth int) int16 {
 // RegisterMetrics registers the agent's Prometheus collectors on reg. Call
 // it once per agent.
 func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
-	m := a.stats.m
-	for _, c := range []prometheus.Collector{
-		m.requests, m.latency, m.flushBytes, m.flushSeconds, m.uploadSeconds, m.commitSeconds,
-		&statsCollector{a: a}, a.lag,
-	} {
+	cs := []prometheus.Collector{a.reqs.requests, a.reqs.latency, &statsCollector{a: a}, a.lag}
+	for _, c := range append(cs, a.ingest.Metrics().Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -234,7 +203,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBufferBytes, inUse)
 	gauge(descBufferLimit, limit)
 	gauge(descConnections, int64(a.ConnCount()))
-	topics, parts := a.topics.counts()
+	topics, parts := a.topics.Counts()
 	gauge(descTopics, int64(topics))
 	gauge(descPartitions, int64(parts))
 	if g, ok := any(a).(groupCounter); ok {
@@ -246,26 +215,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 func (a *Agent) CacheStats() cache.Stats { return a.bucket.Stats() }
 
 // BufferBytes returns the write-buffer budget in use and its limit.
-func (a *Agent) BufferBytes() (inUse, limit int64) { return a.buf.inUse.Load(), a.buf.memMax }
+func (a *Agent) BufferBytes() (inUse, limit int64) { return a.ingest.BufferBytes() }
 
 // ConnCount returns the number of open Kafka connections.
 func (a *Agent) ConnCount() int { return a.server.ConnCount() }
-
-// counts returns how many topics and partitions the cache knows.
-func (ts *topics) counts() (topics, partitions int) {
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	for _, t := range ts.byName {
-		partitions += len(t.parts)
-	}
-	return len(ts.byName), partitions
-}
-
-// recordCount sums the records of produced entries.
-func recordCount(es []*entry) int64 {
-	var n int64
-	for _, e := range es {
-		n += int64(e.hdr.NumRecords)
-	}
-	return n
-}

@@ -20,11 +20,11 @@ import (
 func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	current := leaderEpoch(a.members.view())
+	current := a.members.View().LeaderEpoch()
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := a.topics.get(ctx, rt.Topic)
+		topic, terr := a.topics.Get(ctx, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -32,17 +32,17 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, _ *wire.Conn, kr
 			switch {
 			case terr != nil:
 				sp.ErrorCode = errorCode(terr)
-			case rp.Partition < 0 || int(rp.Partition) >= len(topic.parts):
+			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.CurrentLeaderEpoch > current || rp.LeaderEpoch > current:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
-				p := topic.parts[rp.Partition]
-				if err := a.topics.load(ctx, p); err != nil {
+				p := topic.Partitions[rp.Partition]
+				if err := a.topics.Load(ctx, p); err != nil {
 					sp.ErrorCode = errorCode(err)
 					break
 				}
-				hw, _ := p.offsets()
+				hw, _ := p.Offsets()
 				sp.LeaderEpoch, sp.EndOffset = rp.LeaderEpoch, hw
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -24,7 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/segment"
 	"github.com/siltstream/silt/wire"
 )
@@ -33,15 +35,13 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
+	// slots[i] is where the answer for batches[i] goes.
 	type slot struct {
-		rp  *kmsg.ProduceResponseTopicPartition
-		p   *partition
-		res *appendResult
+		rp *kmsg.ProduceResponseTopicPartition
+		p  *partition.Partition
 	}
 	var slots []slot
-	var entries []*entry
-	var reserve int64
-	w := &pending{}
+	var batches []ingest.Batch
 	txns := make(map[int64]*metastore.Txn)
 
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
@@ -53,7 +53,7 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, st)
 		t := &resp.Topics[len(resp.Topics)-1]
 
-		topic, terr := a.topics.get(ctx, rt.Topic)
+		topic, terr := a.topics.Get(ctx, rt.Topic)
 		for j := range rt.Partitions {
 			rpart := &rt.Partitions[j]
 			rp := &t.Partitions[j]
@@ -69,7 +69,7 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 			case terr != nil:
 				rp.ErrorCode = errorCode(terr)
 				continue
-			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.parts):
+			case topic.Partition(rpart.Partition) == nil:
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
@@ -86,54 +86,49 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 					continue
 				}
 			}
-			res := &appendResult{}
-			p := topic.parts[rpart.Partition]
-			entries = append(entries, &entry{p: p, topic: topic, data: batch, hdr: hdr, res: res, waiter: w})
-			reserve += int64(len(batch))
-			slots = append(slots, slot{rp: rp, p: p, res: res})
+			p := topic.Partition(rpart.Partition)
+			batches = append(batches, ingest.Batch{TP: p.TP, TopicName: topic.Name, Data: batch, Header: hdr})
+			slots = append(slots, slot{rp: rp, p: p})
 		}
 	}
 
-	if len(entries) > 0 {
-		if reserve > a.buf.memMax {
-			for _, s := range slots {
-				s.rp.ErrorCode = kerr.MessageTooLarge.Code
-			}
-			entries = nil
-		}
-	}
-	if len(entries) > 0 {
+	var pending *ingest.Pending
+	if len(batches) > 0 {
 		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		rctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
-		throttled, err := a.buf.reserve(rctx, reserve)
+		var throttled time.Duration
+		var err error
+		pending, throttled, err = a.ingest.Submit(rctx, batches)
 		cancel()
 		resp.ThrottleMillis = int32(throttled / time.Millisecond)
 		if err != nil {
+			code := kerr.RequestTimedOut.Code // no room in the buffer in time
+			switch {
+			case errors.Is(err, ingest.ErrTooLarge):
+				code = kerr.MessageTooLarge.Code
+			case errors.Is(err, ingest.ErrClosed):
+				code = kerr.NotLeaderForPartition.Code // shutting down: try another agent
+			}
 			for _, s := range slots {
-				s.rp.ErrorCode = kerr.RequestTimedOut.Code
+				s.rp.ErrorCode = code
 			}
-			entries = nil
+			pending = nil
 		} else {
-			w.wg.Add(len(entries))
-			if !a.buf.append(entries) {
-				a.buf.release(reserve)
-				w.wg.Add(-len(entries))
-				for _, s := range slots {
-					s.rp.ErrorCode = kerr.NotLeaderForPartition.Code // shutting down: try another agent
-				}
-				entries = nil
-			} else {
-				a.stats.ProducedBytes.Add(reserve)
-				a.stats.ProducedBatchs.Add(int64(len(entries)))
-				a.stats.ProducedRecord.Add(recordCount(entries))
+			var bytes, records int64
+			for _, b := range batches {
+				bytes += int64(len(b.Data))
+				records += int64(b.Header.NumRecords)
 			}
+			a.stats.ProducedBytes.Add(bytes)
+			a.stats.ProducedBatchs.Add(int64(len(batches)))
+			a.stats.ProducedRecord.Add(records)
 		}
 	}
 
 	if req.Acks == 0 {
 		return wire.NoResponse()
 	}
-	if len(entries) == 0 {
+	if pending == nil {
 		return wire.Respond(resp)
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
@@ -141,35 +136,29 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 		timeout = 30 * time.Second // a client that sets no timeout still gets an answer
 	}
 	return wire.Defer(func(ctx context.Context) kmsg.Response {
-		done := make(chan struct{})
-		go func() { w.wg.Wait(); close(done) }()
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		select {
-		case <-done:
+		case <-pending.Done():
 		case <-timer.C:
 		case <-ctx.Done():
 		}
 		select {
-		case <-done:
-			for _, s := range slots {
-				if s.rp.ErrorCode != 0 {
+		case <-pending.Done():
+			for i, r := range pending.Results() {
+				s := slots[i]
+				if r.Err != nil {
+					s.rp.ErrorCode = errorCode(r.Err)
 					continue
 				}
-				if s.res.err != nil {
-					s.rp.ErrorCode = errorCode(s.res.err)
-					continue
-				}
-				s.rp.BaseOffset = s.res.baseOffset
-				_, s.rp.LogStartOffset = s.p.offsets()
+				s.rp.BaseOffset = r.BaseOffset
+				_, s.rp.LogStartOffset = s.p.Offsets()
 			}
 		default:
 			// Not committed in time. The batches may still commit later, as
 			// with Kafka's REQUEST_TIMED_OUT: the client retries.
 			for _, s := range slots {
-				if s.rp.ErrorCode == 0 {
-					s.rp.ErrorCode = kerr.RequestTimedOut.Code
-				}
+				s.rp.ErrorCode = kerr.RequestTimedOut.Code
 			}
 		}
 		return resp

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"github.com/siltstream/silt/partition"
 	"sort"
 	"strconv"
 )
@@ -99,8 +100,8 @@ func effectiveTopicConfig(set map[string]string) (names []string, values map[str
 	return names, values, isDefault
 }
 
-func topicMaxMessageBytes(t *topicState) int {
-	v, ok := t.config["max.message.bytes"]
+func topicMaxMessageBytes(t *partition.Topic) int {
+	v, ok := t.Config["max.message.bytes"]
 	if !ok {
 		v = "1048588"
 	}

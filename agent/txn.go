@@ -15,16 +15,15 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/segment"
 )
@@ -193,98 +192,45 @@ func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metasto
 	return next, c.put(ctx, next, &t)
 }
 
-// writeMarkers appends a control batch to every partition of t and waits
-// until all are committed.
+// writeMarkers appends a control batch to every partition of t through the
+// write pipeline and waits until all are committed.
 func (c *txnCoordinator) writeMarkers(ctx context.Context, t metastore.Txn, commit bool) error {
 	if len(t.Partitions) == 0 {
 		return nil
 	}
-	batch := controlBatch(t.ProducerID, t.Epoch, commit)
-	_, _, hdr, err := segment.NextBatch(batch)
+	marker := segment.ControlBatch(t.ProducerID, t.Epoch, commit, 0, time.Now().UnixMilli())
+	_, _, hdr, err := segment.NextBatch(marker)
 	if err != nil {
 		return fmt.Errorf("build marker: %w", err)
 	}
-	w := &pending{}
-	var entries []*entry
-	var reserve int64
+	var batches []ingest.Batch
 	for _, tp := range t.Partitions {
-		topic, err := c.a.topics.get(ctx, tp.Topic)
-		if errors.Is(err, metastore.ErrUnknownTopic) || err == nil && int(tp.Partition) >= len(topic.parts) {
+		topic, err := c.a.topics.Get(ctx, tp.Topic)
+		if errors.Is(err, metastore.ErrUnknownTopic) || err == nil && topic.Partition(tp.Partition) == nil {
 			continue // deleted since: nothing to mark
 		}
 		if err != nil {
 			return err
 		}
-		data := append([]byte(nil), batch...)
-		entries = append(entries, &entry{p: topic.parts[tp.Partition], topic: topic, data: data, hdr: hdr, abort: !commit, res: &appendResult{}, waiter: w})
-		reserve += int64(len(data))
+		data := append([]byte(nil), marker...)
+		batches = append(batches, ingest.Batch{TP: topic.Partition(tp.Partition).TP, TopicName: topic.Name, Data: data, Header: hdr, Abort: !commit})
 	}
-	if len(entries) == 0 {
+	if len(batches) == 0 {
 		return nil
 	}
-	if _, err := c.a.buf.reserve(ctx, reserve); err != nil {
+	pending, _, err := c.a.ingest.Submit(ctx, batches)
+	if err != nil {
 		return err
 	}
-	w.wg.Add(len(entries))
-	if !c.a.buf.append(entries) {
-		c.a.buf.release(reserve)
-		return errors.New("agent is shutting down")
+	if err := pending.Wait(ctx); err != nil {
+		return err
 	}
-	done := make(chan struct{})
-	go func() { w.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	for _, e := range entries {
-		if e.res.err != nil && !errors.Is(e.res.err, metastore.ErrUnknownTopic) {
-			return e.res.err
+	for _, r := range pending.Results() {
+		if r.Err != nil && !errors.Is(r.Err, metastore.ErrUnknownTopic) {
+			return r.Err
 		}
 	}
 	return nil
-}
-
-// controlBatch builds a transaction marker: a v2 batch with the
-// transactional and control attributes and one record whose key is
-// (version 0, type: 0 abort, 1 commit) and value (version 0, coordinator
-// epoch).
-func controlBatch(pid int64, epoch int16, commit bool) []byte {
-	typ := byte(0)
-	if commit {
-		typ = 1
-	}
-	key := []byte{0, 0, 0, typ}
-	val := []byte{0, 0, 0, 0, 0, 0}
-	var rec []byte
-	rec = append(rec, 0)              // attributes
-	rec = binary.AppendVarint(rec, 0) // timestamp delta
-	rec = binary.AppendVarint(rec, 0) // offset delta
-	rec = binary.AppendVarint(rec, int64(len(key)))
-	rec = append(rec, key...)
-	rec = binary.AppendVarint(rec, int64(len(val)))
-	rec = append(rec, val...)
-	rec = binary.AppendVarint(rec, 0) // headers
-	records := binary.AppendVarint(nil, int64(len(rec)))
-	records = append(records, rec...)
-
-	now := time.Now().UnixMilli()
-	b := make([]byte, 61, 61+len(records))
-	binary.BigEndian.PutUint64(b[0:], 0)                       // base offset (assigned at commit)
-	binary.BigEndian.PutUint32(b[8:], uint32(49+len(records))) // batch length
-	binary.BigEndian.PutUint32(b[12:], 0)                      // partition leader epoch
-	b[16] = 2                                                  // magic
-	binary.BigEndian.PutUint16(b[21:], 0x10|0x20)              // transactional | control
-	binary.BigEndian.PutUint32(b[23:], 0)                      // last offset delta
-	binary.BigEndian.PutUint64(b[27:], uint64(now))            // first timestamp
-	binary.BigEndian.PutUint64(b[35:], uint64(now))            // max timestamp
-	binary.BigEndian.PutUint64(b[43:], uint64(pid))            // producer id
-	binary.BigEndian.PutUint16(b[51:], uint16(epoch))          // producer epoch
-	binary.BigEndian.PutUint32(b[53:], math.MaxUint32)         // base sequence -1
-	binary.BigEndian.PutUint32(b[57:], 1)                      // records
-	b = append(b, records...)
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b
 }
 
 // run aborts expired transactions and finishes abandoned Prepare* states

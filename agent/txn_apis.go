@@ -159,10 +159,10 @@ func (a *Agent) addPartitions(ctx context.Context, id string, pid int64, epoch i
 	}
 	bad := false
 	for _, rt := range topics {
-		topic, terr := a.topics.get(ctx, rt.topic)
+		topic, terr := a.topics.Get(ctx, rt.topic)
 		for _, p := range rt.partitions {
 			tp := metastore.TxnPartition{Topic: rt.topic, Partition: p}
-			if terr != nil || p < 0 || int(p) >= len(topic.parts) {
+			if terr != nil || p < 0 || int(p) >= len(topic.Partitions) {
 				codes[tp] = kerr.UnknownTopicOrPartition.Code
 				bad = true
 				continue
@@ -405,16 +405,16 @@ func (a *Agent) handleDescribeProducers(ctx context.Context, _ *wire.Conn, kreq 
 	for _, rt := range req.Topics {
 		t := kmsg.NewDescribeProducersResponseTopic()
 		t.Topic = rt.Topic
-		topic, terr := a.topics.get(ctx, rt.Topic)
+		topic, terr := a.topics.Get(ctx, rt.Topic)
 		for _, p := range rt.Partitions {
 			rp := kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = p
-			if terr != nil || p < 0 || int(p) >= len(topic.parts) {
+			if terr != nil || p < 0 || int(p) >= len(topic.Partitions) {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				t.Partitions = append(t.Partitions, rp)
 				continue
 			}
-			ongoing, err := a.store.OngoingTxns(ctx, topic.parts[p].tp)
+			ongoing, err := a.store.OngoingTxns(ctx, topic.Partitions[p].TP)
 			if err != nil {
 				rp.ErrorCode = kerr.KafkaStorageError.Code
 			}

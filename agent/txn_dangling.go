@@ -66,11 +66,11 @@ func (c *txnCoordinator) checkDangling(ctx context.Context, t metastore.Txn, now
 	}
 	var open []metastore.TxnPartition
 	for _, tp := range cur.Partitions {
-		topic, err := c.a.topics.get(ctx, tp.Topic)
-		if err != nil || int(tp.Partition) >= len(topic.parts) {
+		topic, err := c.a.topics.Get(ctx, tp.Topic)
+		if err != nil || int(tp.Partition) >= len(topic.Partitions) {
 			continue
 		}
-		ongoing, err := c.a.store.OngoingTxns(ctx, topic.parts[tp.Partition].tp)
+		ongoing, err := c.a.store.OngoingTxns(ctx, topic.Partitions[tp.Partition].TP)
 		if err != nil {
 			c.a.log.Warn("look for dangling transactional writes", "transactional_id", t.TransactionalID, "err", err)
 			return

@@ -60,22 +60,30 @@ type Bucket struct {
 
 var _ objectstore.Bucket = (*Bucket)(nil)
 
+// Validate checks c; errors name the config key.
+func (c Config) Validate() error {
+	switch {
+	case c.BlockSize <= 0:
+		return fmt.Errorf("cache.block.bytes: must be positive, got %d", c.BlockSize)
+	case c.MemoryBytes < 0:
+		return fmt.Errorf("cache.memory.bytes: must not be negative, got %d", c.MemoryBytes)
+	case c.DiskDir != "" && c.DiskBytes <= 0:
+		return fmt.Errorf("cache.disk.bytes: must be positive when cache.disk.dir is set, got %d", c.DiskBytes)
+	case c.DiskDir == "" && c.DiskBytes != 0:
+		return fmt.Errorf("cache.disk.dir: must be set when cache.disk.bytes is (%d)", c.DiskBytes)
+	case c.DiskDir != "" && c.BlockSize > math.MaxUint32:
+		return fmt.Errorf("cache.block.bytes: must be at most %d with a disk tier, got %d", uint32(math.MaxUint32), c.BlockSize)
+	case c.ReadAheadBlocks < 0:
+		return fmt.Errorf("cache read-ahead blocks: must not be negative, got %d", c.ReadAheadBlocks)
+	}
+	return nil
+}
+
 // New wraps next. With a disk tier it first rebuilds the tier's index from
 // the directory.
 func New(next objectstore.Bucket, cfg Config) (*Bucket, error) {
-	switch {
-	case cfg.BlockSize <= 0:
-		return nil, fmt.Errorf("cache: cache.block.bytes must be positive, got %d", cfg.BlockSize)
-	case cfg.MemoryBytes < 0:
-		return nil, fmt.Errorf("cache: cache.memory.bytes must not be negative, got %d", cfg.MemoryBytes)
-	case cfg.DiskDir != "" && cfg.DiskBytes <= 0:
-		return nil, fmt.Errorf("cache: cache.disk.bytes must be positive when cache.disk.dir is set, got %d", cfg.DiskBytes)
-	case cfg.DiskDir == "" && cfg.DiskBytes != 0:
-		return nil, fmt.Errorf("cache: cache.disk.bytes is %d but cache.disk.dir is not set", cfg.DiskBytes)
-	case cfg.DiskDir != "" && cfg.BlockSize > math.MaxUint32:
-		return nil, fmt.Errorf("cache: cache.block.bytes must be at most %d with a disk tier, got %d", uint32(math.MaxUint32), cfg.BlockSize)
-	case cfg.ReadAheadBlocks < 0:
-		return nil, fmt.Errorf("cache: read-ahead blocks must not be negative, got %d", cfg.ReadAheadBlocks)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
 	}
 	b := &Bucket{next: next, cfg: cfg}
 	b.mem = newMemTier(cfg.MemoryBytes, &b.c.evictions)

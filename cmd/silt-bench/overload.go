@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 )
 
 type overloadResult struct {
@@ -62,7 +63,7 @@ func measureOverload(ctx context.Context, env *benchEnv, o options, offeredMBps 
 		offeredMBps: offeredMBps,
 		capMBps:     o.overloadUploadMBps,
 		buffer:      sizeOr(o.bufferBytes, def.BufferBytes),
-		cache:       sizeOr(o.cacheBytes, def.CacheMemoryBytes),
+		cache:       sizeOr(o.cacheBytes, cache.DefaultConfig().MemoryBytes),
 		bufferPeak:  -1,
 		partitions:  o.overloadPartitions,
 		maxUploads:  o.overloadMaxUploads,

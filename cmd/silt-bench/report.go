@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 )
 
 type latencies []time.Duration
@@ -165,7 +166,7 @@ func (r *report) print(w io.Writer) {
 			if t.agent != 0 && l.writer != nil && l.writer.flushes.ok && l.writer.putBytes.ok {
 				// Each segment the writer made must be read at least
 				// once, one GET per cache block it spans.
-				minGets := max(l.writer.flushes.v, math.Ceil(l.writer.putBytes.v/float64(def.CacheBlockBytes)))
+				minGets := max(l.writer.flushes.v, math.Ceil(l.writer.putBytes.v/float64(cache.DefaultConfig().BlockSize)))
 				floor = fmt.Sprintf("%.3f GETs (%.0f segments) / 0 / -", minGets/max(n, 1), l.writer.flushes.v)
 				if c.gets.ok {
 					rat = ratio(c.gets.v, minGets) + " (GETs)"
@@ -203,9 +204,9 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(tw, "per GiB read\t%s\t\t\n", perUnit(c.fetched, 0, "%.0f"))
 		} else {
 			g := c.fetched.v / gib
-			perBlock := gib / float64(def.CacheBlockBytes)
+			perBlock := gib / float64(cache.DefaultConfig().BlockSize)
 			fmt.Fprintf(tw, "per GiB read: S3 GETs\t%s\t%.0f (1 per %s block)\t%s\n",
-				perUnit(c.gets, g, "%.1f"), perBlock, sizeString(int(def.CacheBlockBytes)), deltaRatio(c.gets, g, perBlock))
+				perUnit(c.gets, g, "%.1f"), perBlock, sizeString(int(cache.DefaultConfig().BlockSize)), deltaRatio(c.gets, g, perBlock))
 			fmt.Fprintf(tw, "per GiB read: S3 bytes read\t%s\t1.00 GiB\t%s\n",
 				perUnit(c.getBytes, g*gib, "%.2f GiB"), deltaRatio(c.getBytes, g*gib, 1))
 			fmt.Fprintf(tw, "per GiB read: metastore calls, all (index queries)\t%s (%s)\t\t-\n",

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/metastore/metastoreurl"
 	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/objectstore/bucketurl"
@@ -170,10 +171,18 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		ln.Close()
 		return &configError{err}
 	}
-	if limit, set := applyMemoryLimit(cfg); set {
+	if limit, set := applyMemoryLimit(cfg, s.Cache); set {
 		log.Info("Go memory limit set from the agent's budgets (set GOMEMLIMIT to override)", "bytes", limit)
 	}
-	a, err := agent.New(cfg, mbucket, mstore)
+	// The cache is ours: the agent reads and writes through it, and we stop
+	// it (read-ahead, disk writes) once the agent has stopped.
+	cb, err := cache.New(mbucket, s.Cache)
+	if err != nil {
+		ln.Close()
+		return &configError{err}
+	}
+	defer cb.Stop()
+	a, err := agent.New(cfg, cb, mstore)
 	if err != nil {
 		ln.Close()
 		return &configError{err}

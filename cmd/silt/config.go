@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 )
 
 // configError marks an error in the user's configuration (flags, environment
@@ -79,6 +80,7 @@ func (k keySpec) envName() string {
 // with the defaults of `silt agent`.
 func agentKeys() []keySpec {
 	d := agent.DefaultConfig()
+	c := cache.DefaultConfig()
 	return []keySpec{
 		{"listen", kindString, d.Listen, "Kafka listener address (host:port)"},
 		{"advertise", kindString, "", "address given to clients (default: listen; the hostname if listen's host is unspecified)"},
@@ -91,11 +93,11 @@ func agentKeys() []keySpec {
 		{"flush.bytes", kindSize, formatSize(d.FlushBytes), "flush the write buffer when it holds this much"},
 		{"buffer.bytes", kindSize, formatSize(d.BufferBytes), "bound on produced bytes held in memory; producers wait when full"},
 		{"flush.max.uploads", kindInt, strconv.Itoa(d.MaxUploads), "concurrent segment uploads"},
-		{"max.request.bytes", kindSize, formatSize(int64(d.MaxRequestBytes)), "largest Kafka request accepted"},
+		{"max.request.bytes", kindSize, formatSize(int64(d.Wire.MaxRequestBytes)), "largest Kafka request accepted"},
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
-		{"cache.memory.bytes", kindSize, formatSize(d.CacheMemoryBytes), "memory read cache size"},
-		{"cache.block.bytes", kindSize, formatSize(d.CacheBlockBytes), "read cache block size"},
+		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
+		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
 		{"cache.disk.bytes", kindSize, "0", "disk read cache size (required with cache.disk.dir)"},
 		{"http.listen", kindString, "127.0.0.1:9644", "HTTP address for metrics, health, status and pprof; empty disables"},
@@ -266,6 +268,7 @@ func (l *configLoader) isSet(key string) bool {
 // agent.Config itself.
 type settings struct {
 	Agent        agent.Config
+	Cache        cache.Config // the block cache the command builds and hands to the agent
 	BucketURL    string
 	MetastoreURL string
 	HTTPListen   string
@@ -276,7 +279,7 @@ type settings struct {
 // parseSettings turns raw key values into settings. Every error names its
 // key. It does not check that required URLs are present; the commands do.
 func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, error) {
-	s := settings{Agent: agent.DefaultConfig()}
+	s := settings{Agent: agent.DefaultConfig(), Cache: cache.DefaultConfig()}
 	p := parser{raw: raw}
 	a := &s.Agent
 	a.Listen = p.str("listen")
@@ -290,13 +293,13 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.FlushBytes = p.size("flush.bytes")
 	a.BufferBytes = p.size("buffer.bytes")
 	a.MaxUploads = int(p.int("flush.max.uploads", math.MaxInt32))
-	a.MaxRequestBytes = int32(p.sizeMax("max.request.bytes", math.MaxInt32))
+	a.Wire.MaxRequestBytes = int32(p.sizeMax("max.request.bytes", math.MaxInt32))
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
-	a.CacheMemoryBytes = p.size("cache.memory.bytes")
-	a.CacheBlockBytes = p.size("cache.block.bytes")
-	a.CacheDiskDir = p.str("cache.disk.dir")
-	a.CacheDiskBytes = p.size("cache.disk.bytes")
+	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
+	s.Cache.BlockSize = p.size("cache.block.bytes")
+	s.Cache.DiskDir = p.str("cache.disk.dir")
+	s.Cache.DiskBytes = p.size("cache.disk.bytes")
 	s.HTTPListen = p.str("http.listen")
 	a.ShutdownGrace = p.duration("shutdown.grace")
 	a.Heartbeat = p.duration("membership.heartbeat")
@@ -317,6 +320,9 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	check := s.Agent
 	check.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := check.Validate(); err != nil {
+		return settings{}, &configError{err}
+	}
+	if err := s.Cache.Validate(); err != nil {
 		return settings{}, &configError{err}
 	}
 	return s, nil

@@ -62,7 +62,7 @@ advertise: file.example:9092
 		{"env beats file (zone)", s.Agent.Zone, "from-env"},
 		{"file beats default (flush.bytes)", s.Agent.FlushBytes, int64(1 << 20)},
 		{"file beats default (advertise)", s.Agent.Advertise, "file.example:9092"},
-		{"default (cache.block.bytes)", s.Agent.CacheBlockBytes, int64(4 << 20)},
+		{"default (cache.block.bytes)", s.Cache.BlockSize, int64(4 << 20)},
 		{"default (http.listen)", s.HTTPListen, "127.0.0.1:9644"},
 		{"default (auto.create.topics)", s.Agent.AutoCreateTopics, false},
 	}
@@ -90,7 +90,7 @@ func TestConfigEnvOnlyKeys(t *testing.T) {
 	if s.BucketURL != "s3://b/p?region=us-east-1" || s.MetastoreURL != "postgres://u@h/db" {
 		t.Errorf("urls from env: got %q, %q", s.BucketURL, s.MetastoreURL)
 	}
-	if s.Agent.MaxUploads != 7 || !s.Agent.AutoCreateTopics || s.Agent.CacheMemoryBytes != 64<<10 {
+	if s.Agent.MaxUploads != 7 || !s.Agent.AutoCreateTopics || s.Cache.MemoryBytes != 64<<10 {
 		t.Errorf("env-only keys not picked up: %+v", s.Agent)
 	}
 	// Unmarshal-style consumers see env-only keys too (BindEnv, not just
@@ -110,7 +110,7 @@ func TestConfigFileFlatAndNestedKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Agent.FlushInterval != 250*time.Millisecond || s.Agent.CacheMemoryBytes != 1<<30 ||
+	if s.Agent.FlushInterval != 250*time.Millisecond || s.Cache.MemoryBytes != 1<<30 ||
 		!s.Agent.AutoCreateTopics || s.Agent.FlushBytes != 1<<20 {
 		t.Errorf("got %+v", s.Agent)
 	}

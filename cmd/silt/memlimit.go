@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/cache"
 )
 
 // memoryMargin is what the agent needs beyond its configured budgets:
@@ -18,11 +19,11 @@ const memoryMargin = 256 << 20
 // grow to twice what is live, so an agent whose buffer and cache are full
 // would use about double its budgets; with it, the collector works harder
 // near the limit instead. It is a soft limit: it never makes the agent fail.
-func applyMemoryLimit(cfg agent.Config) (int64, bool) {
+func applyMemoryLimit(cfg agent.Config, cc cache.Config) (int64, bool) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return 0, false
 	}
-	limit := cfg.BufferBytes + cfg.CacheMemoryBytes + memoryMargin
+	limit := cfg.BufferBytes + cc.MemoryBytes + memoryMargin
 	debug.SetMemoryLimit(limit)
 	return limit, true
 }

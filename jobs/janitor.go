@@ -1,4 +1,4 @@
-package agent
+package jobs
 
 import (
 	"context"
@@ -17,13 +17,21 @@ const txnIDExpiry = 7 * 24 * time.Hour
 // cluster one agent at a time does it.
 const orphanLease = "janitor/orphans"
 
+// JanitorStore is what the janitor needs from the metastore.
+type JanitorStore interface {
+	metastore.UploadStore
+	metastore.LeaseStore
+	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
+	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
+}
+
 // Janitor deletes orphaned uploads: objects whose upload was recorded but
 // never committed (the agent died, or its commit failed for good). Nothing
 // acknowledged is in an orphan, since producers are only answered after the
 // commit, and the store refuses to commit an upload the janitor forgot.
 type Janitor struct {
 	AgentID  string
-	Store    metastore.Store
+	Store    JanitorStore
 	Bucket   objectstore.Bucket
 	Log      *slog.Logger
 	Interval time.Duration // how often to look

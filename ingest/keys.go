@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func (r *keyReserve) take() (key string, ok bool) {
 
 // recordWithReserve records key and keyBatch-1 further keys in one store
 // call, keeping the others for the next flushes.
-func (f *Flusher) recordWithReserve(ctx context.Context, key string) error {
+func (f *flusher) recordWithReserve(ctx context.Context, key string) error {
 	keys := []string{key}
 	for len(keys) < keyBatch {
 		keys = append(keys, f.segmentKey())
@@ -50,8 +50,13 @@ func (f *Flusher) recordWithReserve(ctx context.Context, key string) error {
 		return err
 	}
 	f.stats.UploadRecords.Add(1)
-	f.keys.mu.Lock()
-	f.keys.keys, f.keys.at = keys[1:], time.Now()
-	f.keys.mu.Unlock()
+	f.keys.put(keys[1:])
 	return nil
+}
+
+// put keeps freshly recorded keys for the next flushes.
+func (r *keyReserve) put(keys []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys, r.at = keys, time.Now()
 }

@@ -1,11 +1,10 @@
-package agent
+package ingest
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,39 +26,43 @@ type flush struct {
 	uploaded chan struct{} // closed when the object is in the bucket
 }
 
-// Flusher turns buffer cuts into segment objects and uploads them; uploads
-// of consecutive flushes overlap. The committer commits them strictly in the
-// order they were cut, so commit order (= offset order) is append order.
-type Flusher struct {
+// flusher turns buffer cuts into segment objects and uploads them; uploads
+// of consecutive flushes overlap. Its commit loop commits them strictly in
+// the order they were cut, so commit order (= offset order) is append order.
+type flusher struct {
 	agentID string
-	buf     *Buffer
+	buf     *buffer
 	bucket  objectstore.Bucket // writes through to the cache
-	store   metastore.Store
+	store   Store
+	obs     Observer
 	log     *slog.Logger
 	uploads chan struct{} // semaphore: concurrent uploads
-	ordered chan *flush   // to the committer, in cut order
+	ordered chan *flush   // to the commit loop, in cut order
 	seq     atomic.Int64
 	keys    keyReserve
 	stats   *Stats
+	metrics *Metrics
 }
 
-func newFlusher(agentID string, buf *Buffer, bucket objectstore.Bucket, store metastore.Store, maxUploads int, log *slog.Logger, stats *Stats) *Flusher {
-	return &Flusher{
-		agentID: agentID,
+func newFlusher(cfg Config, buf *buffer, bucket objectstore.Bucket, store Store, obs Observer, stats *Stats, m *Metrics) *flusher {
+	return &flusher{
+		agentID: cfg.AgentID,
 		buf:     buf,
 		bucket:  bucket,
 		store:   store,
-		log:     log,
-		uploads: make(chan struct{}, maxUploads),
-		ordered: make(chan *flush, maxUploads),
+		obs:     obs,
+		log:     cfg.Logger,
+		uploads: make(chan struct{}, cfg.MaxUploads),
+		ordered: make(chan *flush, cfg.MaxUploads),
 		stats:   stats,
+		metrics: m,
 	}
 }
 
 // run cuts the buffer whenever it is kicked, until the buffer is closed and
-// drained; then it closes the committer's queue. ctx cancellation is a hard
-// stop: uploads and commits in progress give up.
-func (f *Flusher) run(ctx context.Context) {
+// drained; then it closes the commit loop's queue. ctx cancellation is a
+// hard stop: uploads and commits in progress give up.
+func (f *flusher) run(ctx context.Context) {
 	defer close(f.ordered)
 	for {
 		select {
@@ -67,9 +70,7 @@ func (f *Flusher) run(ctx context.Context) {
 			return
 		case <-f.buf.kick:
 		}
-		f.buf.mu.Lock()
-		closed := f.buf.closed
-		f.buf.mu.Unlock()
+		closed, _ := f.buf.state()
 		if es := f.buf.cut(closed); es != nil {
 			fl := f.build(es)
 			select {
@@ -82,10 +83,7 @@ func (f *Flusher) run(ctx context.Context) {
 			f.ordered <- fl
 		}
 		if closed {
-			f.buf.mu.Lock()
-			empty := len(f.buf.entries) == 0
-			f.buf.mu.Unlock()
-			if empty {
+			if _, empty := f.buf.state(); empty {
 				return
 			}
 			f.buf.signal()
@@ -94,14 +92,13 @@ func (f *Flusher) run(ctx context.Context) {
 }
 
 // build lays the entries out as one segment object.
-func (f *Flusher) build(es []*entry) *flush {
+func (f *flusher) build(es []*entry) *flush {
 	w := segment.NewWriter()
 	var reserved int64
 	for _, e := range es {
-		w.Append(segment.TopicRef{ID: e.p.tp.Topic, Name: e.p.topic, Partition: e.p.index}, e.data, e.hdr)
-		e.size = int64(len(e.data))
+		w.Append(segment.TopicRef{ID: e.TP.Topic, Name: e.TopicName, Partition: e.TP.Partition}, e.Data, e.Header)
 		reserved += e.size
-		e.data = nil // the object holds the bytes now
+		e.Data = nil // the object holds the bytes now
 	}
 	obj, chunks := w.Finish()
 	key, recorded := f.keys.take()
@@ -122,7 +119,7 @@ func (f *Flusher) build(es []*entry) *flush {
 
 // segmentKey names a new object. The leading time keeps keys of one agent
 // in write order for people listing the bucket.
-func (f *Flusher) segmentKey() string {
+func (f *flusher) segmentKey() string {
 	id := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
 			return r
@@ -134,7 +131,7 @@ func (f *Flusher) segmentKey() string {
 
 // upload records the upload intent, then puts the object, retrying both
 // until they succeed or ctx ends.
-func (f *Flusher) upload(ctx context.Context, fl *flush) {
+func (f *flusher) upload(ctx context.Context, fl *flush) {
 	defer func() { <-f.uploads }()
 	defer close(fl.uploaded)
 	if !fl.recorded {
@@ -146,27 +143,25 @@ func (f *Flusher) upload(ctx context.Context, fl *flush) {
 	retry(ctx, f.log, "upload segment "+fl.key, func() error {
 		return f.bucket.Put(ctx, fl.key, fl.obj)
 	})
-	f.stats.observeUpload(len(fl.obj), time.Since(start))
+	d := time.Since(start)
+	f.stats.Flushes.Add(1)
+	f.stats.FlushBytes.Add(int64(len(fl.obj)))
+	f.stats.UploadNanos.Add(int64(d))
+	f.metrics.flushBytes.Observe(float64(len(fl.obj)))
+	f.metrics.uploadSeconds.Observe(d.Seconds())
 }
 
 // fail answers every entry of fl with err and frees its budget.
-func (f *Flusher) fail(fl *flush, err error) {
+func (f *flusher) fail(fl *flush, err error) {
 	for _, e := range fl.entries {
 		e.finish(-1, err)
 	}
 	f.buf.release(fl.reserved)
 }
 
-// Committer commits uploaded flushes in order.
-type Committer struct {
-	flusher *Flusher
-	topics  *topics
-}
-
-// run commits every flush the flusher hands over, in order, until the
-// flusher closes its queue.
-func (c *Committer) run(ctx context.Context) {
-	f := c.flusher
+// commitLoop commits every flush the flusher hands over, in order, until
+// the flusher closes its queue.
+func (f *flusher) commitLoop(ctx context.Context) {
 	for fl := range f.ordered {
 		select {
 		case <-fl.uploaded:
@@ -176,21 +171,21 @@ func (c *Committer) run(ctx context.Context) {
 			f.fail(fl, ctx.Err())
 			continue
 		}
-		c.commit(ctx, fl)
+		f.commit(ctx, fl)
 	}
 }
 
-// commit records fl in the store and answers its producers. Chunks of
+// commit records fl in the store and answers its submitters. Chunks of
 // partitions that vanished (topic deleted) are dropped and answered with
-// errUnknownTopic; the rest commit. Chunks holding idempotent producers'
-// batches are committed batch by batch, so the store can check sequences.
-func (c *Committer) commit(ctx context.Context, fl *flush) {
-	f := c.flusher
+// metastore.ErrUnknownTopic; the rest commit. Chunks holding idempotent
+// producers' batches are committed batch by batch, so the store can check
+// sequences.
+func (f *flusher) commit(ctx context.Context, fl *flush) {
 	// Entries per partition, in append order: the order of the chunk's
 	// batches in the object.
 	byTP := make(map[metastore.TopicPartition][]*entry)
 	for _, e := range fl.entries {
-		byTP[e.p.tp] = append(byTP[e.p.tp], e)
+		byTP[e.TP] = append(byTP[e.TP], e)
 	}
 	chunks := make([]metastore.Chunk, 0, len(fl.chunks))
 	for _, ch := range fl.chunks {
@@ -220,7 +215,7 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 		if errors.As(err, &unknown) {
 			for _, tp := range unknown.Partitions {
 				dropped[tp] = true
-				c.topics.dropID(tp.Topic) // deleted elsewhere: forget it
+				f.obs.Vanished(tp.Topic)
 			}
 			kept := chunks[:0]
 			for _, ch := range chunks {
@@ -243,57 +238,50 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 		f.fail(fl, ctx.Err())
 		return
 	}
-	f.stats.observeCommit(time.Since(start))
+	d := time.Since(start)
+	f.stats.Commits.Add(1)
+	f.stats.CommitNanos.Add(int64(d))
+	f.metrics.commitSeconds.Observe(d.Seconds())
 
 	for i, ch := range chunks {
-		p := c.topics.partitionOf(ch.TopicPartition)
 		es := byTP[ch.TopicPartition]
 		if ch.Batches != nil {
 			results := res.Batches[i]
-			for j, e := range es {
-				r := results[j]
-				e.finish(r.BaseOffset, r.Err) // a duplicate succeeds with its first offset
+			transactional := false
+			for _, b := range ch.Batches {
+				transactional = transactional || b.IsTransactional
 			}
-			if p != nil {
-				for _, row := range metastore.IndexRuns(ch.TopicPartition, fl.key, ch.Batches, results) {
-					p.committed(row)
-				}
-				for _, b := range ch.Batches {
-					if b.IsTransactional {
-						p.lsoChanged() // the store knows the new LSO; read it when needed
-						break
-					}
-				}
+			f.obs.Committed(ch.TopicPartition, metastore.IndexRuns(ch.TopicPartition, fl.key, ch.Batches, results), transactional)
+			for j, e := range es {
+				e.finish(results[j].BaseOffset, results[j].Err) // a duplicate succeeds with its first offset
 			}
 			continue
 		}
+		f.obs.Committed(ch.TopicPartition, []metastore.IndexEntry{{
+			TopicPartition: ch.TopicPartition,
+			BaseOffset:     res.BaseOffsets[i],
+			LastOffset:     res.BaseOffsets[i] + ch.OffsetCount - 1,
+			SegmentKey:     fl.key,
+			Position:       ch.Position,
+			Length:         ch.Length,
+			BatchCount:     ch.BatchCount,
+			MinTimestamp:   ch.MinTimestamp,
+			MaxTimestamp:   ch.MaxTimestamp,
+		}}, false)
 		// Within a chunk, batches follow in append order.
 		base := res.BaseOffsets[i]
 		for _, e := range es {
 			e.finish(base, nil)
-			base += e.hdr.OffsetCount()
-		}
-		if p != nil {
-			p.committed(metastore.IndexEntry{
-				TopicPartition: ch.TopicPartition,
-				BaseOffset:     res.BaseOffsets[i],
-				LastOffset:     res.BaseOffsets[i] + ch.OffsetCount - 1,
-				SegmentKey:     fl.key,
-				Position:       ch.Position,
-				Length:         ch.Length,
-				BatchCount:     ch.BatchCount,
-				MinTimestamp:   ch.MinTimestamp,
-				MaxTimestamp:   ch.MaxTimestamp,
-			})
+			base += e.Header.OffsetCount()
 		}
 	}
 	for tp := range dropped {
 		for _, e := range byTP[tp] {
-			e.finish(-1, errUnknownTopic)
+			e.finish(-1, metastore.ErrUnknownTopic)
 		}
 	}
 	f.buf.release(fl.reserved)
-	f.stats.observeFlushed(time.Since(fl.cut))
+	f.metrics.flushSeconds.Observe(time.Since(fl.cut).Seconds())
 }
 
 // producerBatches describes a chunk's batches for the store's sequence
@@ -302,7 +290,7 @@ func (c *Committer) commit(ctx context.Context, fl *flush) {
 func producerBatches(chunkPos int64, es []*entry) []metastore.ProducerBatch {
 	idempotent := false
 	for _, e := range es {
-		idempotent = idempotent || e.hdr.ProducerID >= 0
+		idempotent = idempotent || e.Header.ProducerID >= 0
 	}
 	if !idempotent {
 		return nil
@@ -310,48 +298,14 @@ func producerBatches(chunkPos int64, es []*entry) []metastore.ProducerBatch {
 	out := make([]metastore.ProducerBatch, len(es))
 	pos := chunkPos
 	for i, e := range es {
+		h := e.Header
 		out[i] = metastore.ProducerBatch{
-			Position: pos, Length: e.size, OffsetCount: e.hdr.OffsetCount(),
-			MinTimestamp: e.hdr.FirstTimestamp, MaxTimestamp: e.hdr.MaxTimestamp,
-			ProducerID: e.hdr.ProducerID, ProducerEpoch: e.hdr.ProducerEpoch, BaseSequence: e.hdr.BaseSequence,
-			IsTransactional: e.hdr.IsTransactional(), IsControl: e.hdr.IsControl(), Abort: e.abort,
+			Position: pos, Length: e.size, OffsetCount: h.OffsetCount(),
+			MinTimestamp: h.FirstTimestamp, MaxTimestamp: h.MaxTimestamp,
+			ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
+			IsTransactional: h.IsTransactional(), IsControl: h.IsControl(), Abort: e.Abort,
 		}
 		pos += e.size
 	}
 	return out
-}
-
-// retry calls fn until it succeeds or ctx ends, backing off exponentially
-// with jitter (50 ms doubling to 5 s). An outage of the bucket or the store
-// is logged and waited out, never fatal. The one error no retry can mend,
-// metastore.ErrUploadNotRecorded, is returned.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
-	backoff := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			if attempt > 1 {
-				log.Info("recovered", "op", what, "attempts", attempt)
-			}
-			return nil
-		}
-		var unknown *metastore.UnknownPartitionsError
-		if errors.As(err, &unknown) {
-			continue // fn dropped the unknown partitions; try the rest at once
-		}
-		if errors.Is(err, metastore.ErrUploadNotRecorded) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.Warn("retrying", "op", what, "attempt", attempt, "err", err)
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }

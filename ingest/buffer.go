@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -7,44 +7,23 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
-
-	"github.com/siltstream/silt/segment"
 )
 
-// appendResult is the outcome of one produced batch, filled in when its
-// flush commits (or fails).
-type appendResult struct {
-	baseOffset int64
-	err        error // nil, or an error mapped to a Kafka code by the caller
-}
-
-// pending is one produce request waiting for its batches to commit.
-type pending struct {
-	wg sync.WaitGroup
-}
-
-// entry is one validated batch waiting in the buffer.
+// entry is one submitted batch waiting in the buffer or in a flush.
 type entry struct {
-	p      *partition
-	topic  *topicState
-	data   []byte // nil once copied into a segment
-	size   int64  // len(data), kept for laying out the chunk
-	hdr    segment.BatchHeader
-	abort  bool // for a transaction marker (control batch): abort, not commit
-	res    *appendResult
-	waiter *pending
+	Batch
+	size    int64 // len(Data), kept for laying out the chunk after Data is released
+	pending *Pending
+	slot    int // index of this batch in its Submit
 }
 
-func (e *entry) finish(base int64, err error) {
-	e.res.baseOffset, e.res.err = base, err
-	e.waiter.wg.Done()
-}
+func (e *entry) finish(base int64, err error) { e.pending.finish(e.slot, base, err) }
 
-// Buffer is the write buffer shared by all partitions. Appends are cheap;
+// buffer is the write buffer shared by all partitions. Appends are cheap;
 // the flusher cuts the buffer into a flush when it is full or old enough.
 // Its memory is bounded: an append waits while buffered, uploading and
 // committing bytes exceed the budget.
-type Buffer struct {
+type buffer struct {
 	interval time.Duration
 	maxBytes int64
 	mem      *semaphore.Weighted
@@ -61,8 +40,8 @@ type Buffer struct {
 	kick chan struct{} // wakes the flusher; capacity 1
 }
 
-func newBuffer(interval time.Duration, flushBytes, memBytes int64) *Buffer {
-	return &Buffer{
+func newBuffer(interval time.Duration, flushBytes, memBytes int64) *buffer {
+	return &buffer{
 		interval: interval,
 		maxBytes: flushBytes,
 		mem:      semaphore.NewWeighted(memBytes),
@@ -73,7 +52,7 @@ func newBuffer(interval time.Duration, flushBytes, memBytes int64) *Buffer {
 
 // reserve waits until n more bytes fit in the memory budget. It reports how
 // long the caller was held back, which Produce returns as throttle_time_ms.
-func (b *Buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
+func (b *buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
 	if b.mem.TryAcquire(n) {
 		b.inUse.Add(n)
 		return 0, nil
@@ -87,14 +66,14 @@ func (b *Buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
 }
 
 // release returns n bytes to the memory budget.
-func (b *Buffer) release(n int64) {
+func (b *buffer) release(n int64) {
 	b.inUse.Add(-n)
 	b.mem.Release(n)
 }
 
 // append adds entries (already reserved) in order. It returns false if the
 // buffer is closed for shutdown.
-func (b *Buffer) append(es []*entry) bool {
+func (b *buffer) append(es []*entry) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -110,7 +89,7 @@ func (b *Buffer) append(es []*entry) bool {
 	}
 	for _, e := range es {
 		b.entries = append(b.entries, e)
-		b.bytes += int64(len(e.data))
+		b.bytes += int64(len(e.Data))
 	}
 	if b.bytes >= b.maxBytes {
 		b.signal()
@@ -118,7 +97,7 @@ func (b *Buffer) append(es []*entry) bool {
 	return true
 }
 
-func (b *Buffer) signal() {
+func (b *buffer) signal() {
 	select {
 	case b.kick <- struct{}{}:
 	default:
@@ -127,7 +106,7 @@ func (b *Buffer) signal() {
 
 // cut takes the buffered entries if the buffer is due (full or old enough)
 // or force is set.
-func (b *Buffer) cut(force bool) []*entry {
+func (b *buffer) cut(force bool) []*entry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.entries) == 0 {
@@ -144,9 +123,17 @@ func (b *Buffer) cut(force bool) []*entry {
 }
 
 // close stops further appends; what is buffered is still flushed.
-func (b *Buffer) close() {
+func (b *buffer) close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
 	b.signal()
+}
+
+// state reports whether the buffer is closed and whether it is empty, for
+// the flusher deciding when it is done.
+func (b *buffer) state() (closed, empty bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed, len(b.entries) == 0
 }

@@ -1,0 +1,172 @@
+package partition
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// tailCap bounds the index rows a partition keeps in memory. Rows are
+// immutable, so a tailing consumer is served from here without a query; at
+// 10 flushes a second 256 rows are about 25 s of history.
+const tailCap = 256
+
+// Partition is the agent's view of one partition: its offsets and the
+// newest index rows. The store is the source of truth; this is a cache that
+// the agent's own commits keep current.
+type Partition struct {
+	TP        metastore.TopicPartition // immutable
+	TopicName string                   // immutable
+	Index     int32                    // immutable
+
+	mu       sync.Mutex // guards everything below
+	loaded   bool
+	hw       int64
+	logStart int64
+	tail     []metastore.IndexEntry // contiguous rows, the last ending at hw-1
+	// window holds contiguous rows last read from the store for a reader
+	// behind the tail (a consumer catching up), so its next fetches need no
+	// query until it reads past them.
+	window  []metastore.IndexEntry
+	waiters map[chan struct{}]struct{}
+
+	// The last stable offset: -1 while no transaction is open (it is then
+	// the high watermark). lsoStale is set when a commit touched
+	// transactional data; the next read_committed reader re-reads it.
+	// lsoGen counts such commits, so a re-read racing one stays stale.
+	lso      int64
+	lsoStale bool
+	lsoGen   uint64
+}
+
+// LSOChanged notes that a commit involving transactions may have moved
+// the last stable offset.
+func (p *Partition) LSOChanged() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lsoStale = true
+	p.lsoGen++
+	p.wakeLocked()
+}
+
+// CachedLSO returns the last stable offset as known, without a query.
+func (p *Partition) CachedLSO() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lsoLocked()
+}
+
+func (p *Partition) lsoLocked() int64 {
+	if p.lso < 0 || p.lso > p.hw {
+		return p.hw
+	}
+	return p.lso
+}
+
+// setLSOLocked installs a last stable offset read from the store.
+func (p *Partition) setLSOLocked(s metastore.PartitionState) {
+	p.lso = -1
+	if s.LastStableOffset < s.HighWatermark {
+		p.lso = s.LastStableOffset
+	}
+}
+
+// Offsets returns the high watermark and log start offset.
+func (p *Partition) Offsets() (hw, logStart int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hw, p.logStart
+}
+
+// Committed records a committed chunk: it moves the high watermark, keeps
+// the row for readers and wakes long polls.
+func (p *Partition) Committed(e metastore.IndexEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.wakeLocked()
+	if !p.loaded {
+		// Not read from the store yet: remember how far we know the log goes,
+		// so a load racing with this commit cannot move the watermark back.
+		p.hw = max(p.hw, e.LastOffset+1)
+		return
+	}
+	if n := len(p.tail); n > 0 {
+		switch last := p.tail[n-1].LastOffset; {
+		case e.BaseOffset <= last:
+			return // already known (a late notification of an older commit)
+		case e.BaseOffset != last+1:
+			p.tail = p.tail[:0] // a gap: rows we did not see; keep the tail contiguous
+		}
+	}
+	if len(p.tail) == tailCap {
+		copy(p.tail, p.tail[1:])
+		p.tail = p.tail[:tailCap-1]
+	}
+	p.tail = append(p.tail, e)
+	if e.LastOffset+1 > p.hw {
+		p.hw = e.LastOffset + 1
+	}
+}
+
+// wakeLocked signals every long poll watching p.
+func (p *Partition) wakeLocked() {
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watch registers ch to be signalled when the high watermark moves.
+func (p *Partition) Watch(ch chan struct{}) {
+	p.mu.Lock()
+	if p.waiters == nil {
+		p.waiters = make(map[chan struct{}]struct{})
+	}
+	p.waiters[ch] = struct{}{}
+	p.mu.Unlock()
+}
+
+// Unwatch stops signalling ch.
+func (p *Partition) Unwatch(ch chan struct{}) {
+	p.mu.Lock()
+	delete(p.waiters, ch)
+	p.mu.Unlock()
+}
+
+// cachedIndex returns rows covering offset from memory — the tail the
+// agent's commits keep, or the window of rows last read from the store — or
+// ok=false if neither reaches it.
+func (p *Partition) cachedIndex(offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rows, ok := rowsFrom(p.tail, offset, maxBytes); ok {
+		return rows, true
+	}
+	return rowsFrom(p.window, offset, maxBytes)
+}
+
+// rowsFrom returns the rows of contiguous rows covering offset onwards, up to
+// maxBytes (at least one row).
+func rowsFrom(rows []metastore.IndexEntry, offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
+	if len(rows) == 0 || rows[0].BaseOffset > offset || rows[len(rows)-1].LastOffset < offset {
+		return nil, false
+	}
+	i := sort.Search(len(rows), func(i int) bool { return rows[i].LastOffset >= offset })
+	var out []metastore.IndexEntry
+	var n int64
+	for ; i < len(rows) && (n < maxBytes || len(out) == 0); i++ {
+		out = append(out, rows[i])
+		n += rows[i].Length
+	}
+	return out, true
+}
+
+// setWindow keeps rows read from the store for the next fetches.
+func (p *Partition) setWindow(rows []metastore.IndexEntry) {
+	p.mu.Lock()
+	p.window = rows
+	p.mu.Unlock()
+}

@@ -1,0 +1,114 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/segment"
+)
+
+// Getter reads byte ranges of objects: the block cache in an agent.
+type Getter interface {
+	Get(ctx context.Context, key string, off, length int64) ([]byte, error)
+}
+
+// ReadStats count where index lookups were served from.
+type ReadStats struct {
+	IndexQueries   atomic.Int64 // index lookups that went to the store
+	IndexCacheHits atomic.Int64 // index lookups served from memory
+}
+
+// The read window: rows worth up to 64 MiB of a partition, at most 256.
+const (
+	indexWindowBytes = 64 << 20
+	indexWindowRows  = 256
+)
+
+// Reader is the fetch read path: index rows from memory or the store, bytes
+// through the cache, base offsets patched into the returned copies.
+type Reader struct {
+	store  Store
+	bucket Getter
+	stats  *ReadStats
+}
+
+// NewReader returns a Reader counting into stats.
+func NewReader(store Store, bucket Getter, stats *ReadStats) *Reader {
+	return &Reader{store: store, bucket: bucket, stats: stats}
+}
+
+// Read returns whole batches of p starting with the one holding offset and
+// ending before end, up to limit bytes; if first is set, the first batch is
+// returned even when it alone exceeds limit (KIP-74), so a consumer can
+// always make progress. Batches carry their real base offsets and leader
+// epoch 0.
+func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int64, first bool) ([]byte, error) {
+	var out []byte
+	for offset < end {
+		before := offset
+		rows, err := r.index(ctx, p, offset, max(limit-int64(len(out)), 1))
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, row := range rows {
+			chunk, err := r.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
+			if err != nil {
+				return nil, fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
+			}
+			base := row.BaseOffset
+			it := segment.NewBatchIter(chunk)
+			for it.Next() {
+				h, b := it.Header(), it.Batch()
+				last := base + h.OffsetCount() - 1
+				if base >= end {
+					return out, nil // past the end asked for (the LSO for read_committed)
+				}
+				if last >= offset {
+					if int64(len(out)+len(b)) > limit && !(first && len(out) == 0) {
+						return out, nil
+					}
+					start := len(out)
+					out = append(out, b...)
+					segment.SetBaseOffset(out[start:], base)
+					segment.SetLeaderEpoch(out[start:], 0)
+					offset = last + 1
+				}
+				base = last + 1
+			}
+			if err := it.Err(); err != nil {
+				return nil, fmt.Errorf("walk %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
+			}
+			if int64(len(out)) >= limit {
+				return out, nil
+			}
+		}
+		if offset == before {
+			return out, nil // the index promised data it did not hold; do not spin
+		}
+	}
+	return out, nil
+}
+
+// index returns index rows of p from offset on, from memory when the tail
+// or the read window covers it, else from the store. A store query asks for
+// a generous window (indexWindowBytes) and keeps it, so a consumer catching
+// up costs one query per window, not one per fetch.
+func (r *Reader) index(ctx context.Context, p *Partition, offset, maxBytes int64) ([]metastore.IndexEntry, error) {
+	if rows, ok := p.cachedIndex(offset, maxBytes); ok {
+		r.stats.IndexCacheHits.Add(1)
+		return rows, nil
+	}
+	r.stats.IndexQueries.Add(1)
+	rows, err := r.store.Index(ctx, p.TP, offset, max(maxBytes, indexWindowBytes), indexWindowRows)
+	if err != nil {
+		return nil, err
+	}
+	p.setWindow(rows)
+	out, _ := rowsFrom(rows, offset, maxBytes)
+	return out, nil
+}
