@@ -15,6 +15,7 @@ import (
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/partition"
+	"github.com/siltstream/silt/txn"
 	"github.com/siltstream/silt/wire"
 )
 
@@ -31,7 +32,7 @@ type Agent struct {
 	ingest  *ingest.Pipeline    // the write path: produce and markers
 	members *cluster.Membership // live agents and placement
 	groups  *groupCoordinator   // consumer groups this agent coordinates
-	txns    *txnCoordinator     // transactional ids this agent coordinates
+	txns    *txn.Coordinator    // transactional ids this agent coordinates
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
 	server  *wire.Server
@@ -82,7 +83,10 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		return nil, err
 	}
 	a.groups = newGroupCoordinator(a)
-	a.txns = newTxnCoordinator(a)
+	a.txns = txn.New(txn.Config{
+		Store: store, Markers: a.ingest, Topics: topicResolver{a.topics},
+		IsCoordinator: a.isCoordinator, Logger: log,
+	})
 	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
 	a.janitor = &jobs.Janitor{AgentID: cfg.ID, Store: store, Bucket: bucket, Log: log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
 
@@ -119,7 +123,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 		a.topics.RefreshEvery(ctx, 5*a.cfg.Heartbeat, func(err error) { a.log.Warn("refresh topics failed", "err", err) })
 	})
 	a.goBackground(a.groups.run)
-	a.goBackground(a.txns.run)
+	a.goBackground(a.txns.Run)
 	a.goBackground(a.lag.Run)
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
@@ -191,4 +195,16 @@ func (a *Agent) GroupCount() int {
 // elected agent does periodically; admin tools and tests use it.
 func (a *Agent) ComputeConsumerLag(ctx context.Context) (map[string]int64, error) {
 	return a.lag.ComputeNow(ctx)
+}
+
+// topicResolver lets the transaction coordinator resolve topic names
+// through the agent's topic cache.
+type topicResolver struct{ topics *partition.Topics }
+
+func (r topicResolver) Resolve(ctx context.Context, name string) (metastore.TopicID, int32, error) {
+	t, err := r.topics.Get(ctx, name)
+	if err != nil {
+		return metastore.TopicID{}, 0, err
+	}
+	return t.ID, int32(len(t.Partitions)), nil
 }

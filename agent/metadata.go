@@ -13,6 +13,7 @@ package agent
 import (
 	"context"
 	"errors"
+
 	"github.com/siltstream/silt/cluster"
 
 	"github.com/twmb/franz-go/pkg/kerr"

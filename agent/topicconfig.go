@@ -2,9 +2,10 @@ package agent
 
 import (
 	"fmt"
-	"github.com/siltstream/silt/partition"
 	"sort"
 	"strconv"
+
+	"github.com/siltstream/silt/partition"
 )
 
 // topicConfigDef is one topic config Silt knows, with Kafka's name and

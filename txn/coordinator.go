@@ -1,22 +1,10 @@
-package agent
-
-// The transaction coordinator. Transactional ids are placed on live agents
-// like groups (coordinatorFor); every state change is a compare-and-set in
-// the metastore (metastore.TxnStore.PutTxn), so two agents that both
-// believe they coordinate an id cannot both move it. Ending a transaction
-// first saves PrepareCommit/PrepareAbort, then writes a marker to every
-// partition of the transaction through the normal buffer → flush → commit
-// path and waits for it, then applies pending group offsets (commit) and
-// saves CompleteCommit/CompleteAbort. A coordinator that dies between the
-// two saves leaves a Prepare* state, which the next coordinator finishes
-// (markers are idempotent: one for a partition with no open transaction
-// changes nothing). Ongoing transactions older than their timeout are
-// aborted with a bumped epoch, which fences the producer.
+package txn
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -36,20 +24,65 @@ const txnSweepInterval = time.Second
 // assumes its writer died and finishes it.
 const prepareGrace = 5 * time.Second
 
-type txnCoordinator struct {
-	a *Agent
+// Store is what the coordinator needs from the metastore.
+type Store interface {
+	metastore.TxnStore
+	// CommitOffsets applies a committed transaction's group offsets.
+	CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error
+	AllocateProducerID(ctx context.Context) (int64, error)
+}
+
+// Markers is the write pipeline: markers go the way of produced data.
+type Markers interface {
+	Submit(ctx context.Context, batches []ingest.Batch) (*ingest.Pending, time.Duration, error)
+}
+
+// Topics resolves topic names (from the agent's cache).
+type Topics interface {
+	// Resolve returns a topic's id and partition count, or an error
+	// wrapping metastore.ErrUnknownTopic.
+	Resolve(ctx context.Context, name string) (id metastore.TopicID, partitions int32, err error)
+}
+
+// Config is what a Coordinator is built from.
+type Config struct {
+	Store   Store
+	Markers Markers
+	Topics  Topics
+	// IsCoordinator reports whether this agent coordinates a transactional
+	// id (or a group, for TxnOffsetCommit) in its current view.
+	IsCoordinator func(key string) bool
+	Logger        *slog.Logger
+}
+
+// Coordinator is the transaction coordinator of one agent: it serves the
+// transactional ids placement gives this agent.
+type Coordinator struct {
+	store         Store
+	markers       Markers
+	topics        Topics
+	isCoordinator func(string) bool
+	log           *slog.Logger
 
 	mu       sync.Mutex
 	locks    map[string]*sync.Mutex // per transactional id, serializes this agent's work on it
 	dangling map[danglingKey]int    // dangling-write checks done per completed transaction
 }
 
-func newTxnCoordinator(a *Agent) *txnCoordinator {
-	return &txnCoordinator{a: a, locks: make(map[string]*sync.Mutex)}
+// New returns a Coordinator; Run starts its sweeps.
+func New(cfg Config) *Coordinator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Coordinator{
+		store: cfg.Store, markers: cfg.Markers, topics: cfg.Topics,
+		isCoordinator: cfg.IsCoordinator, log: cfg.Logger.With("component", "txn"),
+		locks: make(map[string]*sync.Mutex),
+	}
 }
 
 // lock serializes this agent's operations on one transactional id.
-func (c *txnCoordinator) lock(id string) func() {
+func (c *Coordinator) lock(id string) func() {
 	c.mu.Lock()
 	l, ok := c.locks[id]
 	if !ok {
@@ -63,23 +96,23 @@ func (c *txnCoordinator) lock(id string) func() {
 
 // put saves next over prev; a lost compare-and-set is the retriable
 // CONCURRENT_TRANSACTIONS.
-func (c *txnCoordinator) put(ctx context.Context, next metastore.Txn, prev *metastore.Txn) error {
-	err := c.a.store.PutTxn(ctx, next, prev)
+func (c *Coordinator) put(ctx context.Context, next metastore.Txn, prev *metastore.Txn) error {
+	err := c.store.PutTxn(ctx, next, prev)
 	if errors.Is(err, metastore.ErrTxnConflict) {
 		return kerr.ConcurrentTransactions
 	}
 	if err != nil {
-		c.a.log.Warn("save transaction", "transactional_id", next.TransactionalID, "err", err)
+		c.log.Warn("save transaction", "transactional_id", next.TransactionalID, "err", err)
 		return kerr.CoordinatorNotAvailable
 	}
 	return nil
 }
 
 // load reads a transaction; unknown ids give (zero, false, nil).
-func (c *txnCoordinator) load(ctx context.Context, id string) (metastore.Txn, bool, error) {
-	t, ok, err := c.a.store.Txn(ctx, id)
+func (c *Coordinator) load(ctx context.Context, id string) (metastore.Txn, bool, error) {
+	t, ok, err := c.store.Txn(ctx, id)
 	if err != nil {
-		c.a.log.Warn("load transaction", "transactional_id", id, "err", err)
+		c.log.Warn("load transaction", "transactional_id", id, "err", err)
 		return t, false, kerr.CoordinatorNotAvailable
 	}
 	return t, ok, nil
@@ -98,17 +131,17 @@ func checkProducer(t metastore.Txn, pid int64, epoch int16) error {
 	return nil
 }
 
-// initProducer answers InitProducerId for a transactional id: a producer
+// InitProducer answers InitProducerId for a transactional id: a producer
 // id is allocated once, and every call bumps the epoch, after completing
 // or aborting what the previous producer left.
-func (c *txnCoordinator) initProducer(ctx context.Context, id string, timeoutMs int32, pid int64, epoch int16) (metastore.Txn, error) {
+func (c *Coordinator) InitProducer(ctx context.Context, id string, timeoutMs int32, pid int64, epoch int16) (metastore.Txn, error) {
 	defer c.lock(id)()
 	t, ok, err := c.load(ctx, id)
 	if err != nil {
 		return t, err
 	}
 	if !ok {
-		npid, err := c.a.store.AllocateProducerID(ctx)
+		npid, err := c.store.AllocateProducerID(ctx)
 		if err != nil {
 			return t, kerr.CoordinatorNotAvailable
 		}
@@ -126,7 +159,7 @@ func (c *txnCoordinator) initProducer(ctx context.Context, id string, timeoutMs 
 	next.State, next.Partitions, next.Groups, next.Offsets, next.StartedAt = metastore.TxnEmpty, nil, nil, nil, time.Time{}
 	next.TimeoutMs = timeoutMs
 	if next.Epoch >= math.MaxInt16-1 {
-		npid, err := c.a.store.AllocateProducerID(ctx)
+		npid, err := c.store.AllocateProducerID(ctx)
 		if err != nil {
 			return t, kerr.CoordinatorNotAvailable
 		}
@@ -140,7 +173,7 @@ func (c *txnCoordinator) initProducer(ctx context.Context, id string, timeoutMs 
 // finish completes t if it is in the middle of a transaction: a Prepare*
 // state is completed; an Ongoing one is aborted with a bumped epoch if
 // abortOngoing is set. The caller holds the id's lock.
-func (c *txnCoordinator) finish(ctx context.Context, t metastore.Txn, abortOngoing bool) (metastore.Txn, error) {
+func (c *Coordinator) finish(ctx context.Context, t metastore.Txn, abortOngoing bool) (metastore.Txn, error) {
 	switch t.State {
 	case metastore.TxnOngoing:
 		if !abortOngoing {
@@ -163,10 +196,10 @@ func (c *txnCoordinator) finish(ctx context.Context, t metastore.Txn, abortOngoi
 
 // complete writes the markers of a Prepare* transaction, applies its
 // offsets if it commits, and saves its Complete* state.
-func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metastore.Txn, error) {
+func (c *Coordinator) complete(ctx context.Context, t metastore.Txn) (metastore.Txn, error) {
 	commit := t.State == metastore.TxnPrepareCommit
 	if err := c.writeMarkers(ctx, t, commit); err != nil {
-		c.a.log.Warn("write transaction markers", "transactional_id", t.TransactionalID, "err", err)
+		c.log.Warn("write transaction markers", "transactional_id", t.TransactionalID, "err", err)
 		return t, kerr.CoordinatorNotAvailable
 	}
 	if commit {
@@ -175,8 +208,8 @@ func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metasto
 			byGroup[o.Group] = append(byGroup[o.Group], o.CommittedOffset)
 		}
 		for g, offs := range byGroup {
-			if err := c.a.store.CommitOffsets(ctx, g, offs); err != nil {
-				c.a.log.Warn("commit transaction offsets", "transactional_id", t.TransactionalID, "group", g, "err", err)
+			if err := c.store.CommitOffsets(ctx, g, offs); err != nil {
+				c.log.Warn("commit transaction offsets", "transactional_id", t.TransactionalID, "group", g, "err", err)
 				return t, kerr.CoordinatorNotAvailable
 			}
 		}
@@ -194,7 +227,7 @@ func (c *txnCoordinator) complete(ctx context.Context, t metastore.Txn) (metasto
 
 // writeMarkers appends a control batch to every partition of t through the
 // write pipeline and waits until all are committed.
-func (c *txnCoordinator) writeMarkers(ctx context.Context, t metastore.Txn, commit bool) error {
+func (c *Coordinator) writeMarkers(ctx context.Context, t metastore.Txn, commit bool) error {
 	if len(t.Partitions) == 0 {
 		return nil
 	}
@@ -205,20 +238,20 @@ func (c *txnCoordinator) writeMarkers(ctx context.Context, t metastore.Txn, comm
 	}
 	var batches []ingest.Batch
 	for _, tp := range t.Partitions {
-		topic, err := c.a.topics.Get(ctx, tp.Topic)
-		if errors.Is(err, metastore.ErrUnknownTopic) || err == nil && topic.Partition(tp.Partition) == nil {
+		id, n, err := c.topics.Resolve(ctx, tp.Topic)
+		if errors.Is(err, metastore.ErrUnknownTopic) || err == nil && (tp.Partition < 0 || tp.Partition >= n) {
 			continue // deleted since: nothing to mark
 		}
 		if err != nil {
 			return err
 		}
 		data := append([]byte(nil), marker...)
-		batches = append(batches, ingest.Batch{TP: topic.Partition(tp.Partition).TP, TopicName: topic.Name, Data: data, Header: hdr, Abort: !commit})
+		batches = append(batches, ingest.Batch{TP: metastore.TopicPartition{Topic: id, Partition: tp.Partition}, TopicName: tp.Topic, Data: data, Header: hdr, Abort: !commit})
 	}
 	if len(batches) == 0 {
 		return nil
 	}
-	pending, _, err := c.a.ingest.Submit(ctx, batches)
+	pending, _, err := c.markers.Submit(ctx, batches)
 	if err != nil {
 		return err
 	}
@@ -233,9 +266,9 @@ func (c *txnCoordinator) writeMarkers(ctx context.Context, t metastore.Txn, comm
 	return nil
 }
 
-// run aborts expired transactions and finishes abandoned Prepare* states
+// Run aborts expired transactions and finishes abandoned Prepare* states
 // of the ids this agent coordinates, until ctx ends.
-func (c *txnCoordinator) run(ctx context.Context) {
+func (c *Coordinator) Run(ctx context.Context) {
 	tick := time.NewTicker(txnSweepInterval)
 	defer tick.Stop()
 	for {
@@ -248,17 +281,17 @@ func (c *txnCoordinator) run(ctx context.Context) {
 	}
 }
 
-func (c *txnCoordinator) sweep(ctx context.Context) {
-	all, err := c.a.store.Txns(ctx)
+func (c *Coordinator) sweep(ctx context.Context) {
+	all, err := c.store.Txns(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.a.log.Warn("list transactions", "err", err)
+			c.log.Warn("list transactions", "err", err)
 		}
 		return
 	}
 	now := time.Now()
 	for _, t := range all {
-		if !c.a.isCoordinator(t.TransactionalID) {
+		if !c.isCoordinator(t.TransactionalID) {
 			continue
 		}
 		c.checkDangling(ctx, t, now)
@@ -274,10 +307,10 @@ func (c *txnCoordinator) sweep(ctx context.Context) {
 				return // moved meanwhile
 			}
 			if _, err := c.finish(ctx, cur, true); err != nil && ctx.Err() == nil {
-				c.a.log.Warn("finish transaction", "transactional_id", t.TransactionalID, "state", t.State, "err", err)
+				c.log.Warn("finish transaction", "transactional_id", t.TransactionalID, "state", t.State, "err", err)
 				return
 			}
-			c.a.log.Info("finished transaction", "transactional_id", t.TransactionalID, "state", t.State, "expired", expired)
+			c.log.Info("finished transaction", "transactional_id", t.TransactionalID, "state", t.State, "expired", expired)
 		}()
 	}
 }

@@ -7,10 +7,10 @@ package agent
 // idempotent producer that asks again with its id and epoch (KIP-360, v3+,
 // after an OUT_OF_ORDER_SEQUENCE_NUMBER or a lost batch) gets the next epoch
 // of the same id, or a new id when the epoch would overflow; the new epoch
-// restarts its sequences, which the flush commit checks. Transactional ids
-// are refused until transactions exist, with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED so clients fail clearly instead of
-// hanging.
+// restarts its sequences, which the flush commit checks. With a
+// transactional id the request goes to that id's transaction coordinator
+// (package txn), which completes or aborts what the previous producer left
+// and bumps the epoch, fencing it.
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func (a *Agent) handleInitProducerID(ctx context.Context, _ *wire.Conn, kreq kms
 			resp.ErrorCode = kerr.NotCoordinator.Code
 			return wire.Respond(resp)
 		}
-		t, err := a.txns.initProducer(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch)
+		t, err := a.txns.InitProducer(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch)
 		if err != nil {
 			resp.ErrorCode = codeOf(err)
 			return wire.Respond(resp)

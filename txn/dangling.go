@@ -1,4 +1,4 @@
-package agent
+package txn
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type danglingKey struct {
 
 // checkDangling runs the dangling-write checks that are due for t, which
 // this agent coordinates. It is called from sweep.
-func (c *txnCoordinator) checkDangling(ctx context.Context, t metastore.Txn, now time.Time) {
+func (c *Coordinator) checkDangling(ctx context.Context, t metastore.Txn, now time.Time) {
 	if t.State != metastore.TxnCompleteCommit && t.State != metastore.TxnCompleteAbort {
 		return
 	}
@@ -66,13 +66,13 @@ func (c *txnCoordinator) checkDangling(ctx context.Context, t metastore.Txn, now
 	}
 	var open []metastore.TxnPartition
 	for _, tp := range cur.Partitions {
-		topic, err := c.a.topics.Get(ctx, tp.Topic)
-		if err != nil || int(tp.Partition) >= len(topic.Partitions) {
+		id, n, err := c.topics.Resolve(ctx, tp.Topic)
+		if err != nil || tp.Partition < 0 || tp.Partition >= n {
 			continue
 		}
-		ongoing, err := c.a.store.OngoingTxns(ctx, topic.Partitions[tp.Partition].TP)
+		ongoing, err := c.store.OngoingTxns(ctx, metastore.TopicPartition{Topic: id, Partition: tp.Partition})
 		if err != nil {
-			c.a.log.Warn("look for dangling transactional writes", "transactional_id", t.TransactionalID, "err", err)
+			c.log.Warn("look for dangling transactional writes", "transactional_id", t.TransactionalID, "err", err)
 			return
 		}
 		for _, o := range ongoing {
@@ -88,9 +88,9 @@ func (c *txnCoordinator) checkDangling(ctx context.Context, t metastore.Txn, now
 	late := cur
 	late.Partitions = open
 	if err := c.writeMarkers(ctx, late, false); err != nil {
-		c.a.log.Warn("abort dangling transactional writes", "transactional_id", t.TransactionalID, "err", err)
+		c.log.Warn("abort dangling transactional writes", "transactional_id", t.TransactionalID, "err", err)
 		return
 	}
-	c.a.log.Warn("aborted transactional writes that committed after their transaction ended",
+	c.log.Warn("aborted transactional writes that committed after their transaction ended",
 		"transactional_id", t.TransactionalID, "producer_id", cur.ProducerID, "partitions", len(open))
 }

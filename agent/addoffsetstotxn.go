@@ -1,0 +1,19 @@
+package agent
+
+// AddOffsetsToTxn, versions 0–3: adds a consumer group to the producer's
+// transaction, so TxnOffsetCommit may stage its offsets.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleAddOffsetsToTxn(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.AddOffsetsToTxnRequest)
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	resp.ErrorCode = codeOf(a.txns.AddOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group))
+	return wire.Respond(resp)
+}

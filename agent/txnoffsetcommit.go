@@ -1,0 +1,48 @@
+package agent
+
+// TxnOffsetCommit, versions 0–3: stages offsets in the producer's
+// transaction; EndTxn applies them to the group when the transaction
+// commits. The group's coordinator takes it; the transaction's
+// compare-and-set decides.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleTxnOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.TxnOffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	var err error
+	if !a.isCoordinator(req.Group) {
+		err = kerr.NotCoordinator
+	} else {
+		var offsets []metastore.CommittedOffset
+		for _, rt := range req.Topics {
+			for _, p := range rt.Partitions {
+				o := metastore.CommittedOffset{Topic: rt.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: p.LeaderEpoch}
+				if p.Metadata != nil {
+					o.Metadata = *p.Metadata
+				}
+				offsets = append(offsets, o)
+			}
+		}
+		err = a.txns.CommitOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, offsets)
+	}
+	for _, rt := range req.Topics {
+		t := kmsg.NewTxnOffsetCommitResponseTopic()
+		t.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, codeOf(err)
+			t.Partitions = append(t.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return wire.Respond(resp)
+}

@@ -1,0 +1,19 @@
+// Package txn is the transaction coordinator. Transactional ids are placed
+// on live agents like groups (cluster placement); every state change is a
+// compare-and-set in the metastore (metastore.TxnStore.PutTxn), so two
+// agents that both believe they coordinate an id cannot both move it.
+//
+// Ending a transaction first saves PrepareCommit/PrepareAbort, then writes a
+// marker to every partition of the transaction through the write pipeline
+// and waits for it, then applies pending group offsets (commit) and saves
+// CompleteCommit/CompleteAbort. A coordinator that dies between the two
+// saves leaves a Prepare* state, which the next coordinator finishes
+// (markers are idempotent: one for a partition with no open transaction
+// changes nothing). Ongoing transactions older than their timeout are
+// aborted with a bumped epoch, which fences the producer.
+//
+// The coordinator never touches partition data itself: markers go through
+// the write pipeline (Markers, an ingest.Pipeline), and topic names are
+// resolved by the agent's cache (Topics). It must not import agent,
+// partition or group; the agent's handlers decode requests and call it.
+package txn
