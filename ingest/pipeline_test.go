@@ -1,0 +1,348 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/sqlite"
+	"github.com/siltstream/silt/objectstore/mem"
+	"github.com/siltstream/silt/segment"
+)
+
+// recordBatch encodes a valid v2 batch of n records.
+func recordBatch(n int) []byte {
+	rb := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(n - 1),
+		FirstTimestamp: 1000, MaxTimestamp: 1000,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n),
+	}
+	for i := 0; i < n; i++ {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: []byte(fmt.Sprint("v", i))}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		rb.Records = r.AppendTo(rb.Records)
+	}
+	raw := rb.AppendTo(nil)
+	rb.Length = int32(len(raw) - 12)
+	raw = rb.AppendTo(nil)
+	rb.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return rb.AppendTo(nil)
+}
+
+// observer records what the pipeline reports, in order.
+type observer struct {
+	mu       sync.Mutex
+	rows     []metastore.IndexEntry
+	vanished []metastore.TopicID
+}
+
+func (o *observer) Committed(tp metastore.TopicPartition, rows []metastore.IndexEntry, _ bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rows = append(o.rows, rows...)
+}
+
+func (o *observer) Vanished(id metastore.TopicID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.vanished = append(o.vanished, id)
+}
+
+type fixture struct {
+	store  metastore.Store
+	bucket *mem.Bucket
+	obs    *observer
+	p      *ingest.Pipeline
+	topic  metastore.Topic
+	stop   func()
+}
+
+// start runs a pipeline over SQLite and an in-memory bucket, with a topic
+// of two partitions. store, if set, wraps the real store.
+func start(t *testing.T, cfg ingest.Config, wrap func(ingest.Store) ingest.Store) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, bucket: mem.New(), obs: &observer{}, topic: topic}
+	var s ingest.Store = st
+	if wrap != nil {
+		s = wrap(st)
+	}
+	if cfg.AgentID == "" {
+		cfg.AgentID = "test"
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = time.Millisecond
+	}
+	if cfg.FlushBytes == 0 {
+		cfg.FlushBytes = 1 << 20
+	}
+	if cfg.BufferBytes == 0 {
+		cfg.BufferBytes = 4 << 20
+	}
+	if cfg.MaxUploads == 0 {
+		cfg.MaxUploads = 4
+	}
+	f.p, err = ingest.New(cfg, f.bucket, s, f.obs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.p.Run(rctx) }()
+	f.stop = func() { f.p.Close(); <-done; cancel() }
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func (f *fixture) batches(partition int32, sizes ...int) []ingest.Batch {
+	var out []ingest.Batch
+	for _, n := range sizes {
+		data := recordBatch(n)
+		_, _, hdr, err := segment.NextBatch(data)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, ingest.Batch{TP: metastore.TopicPartition{Topic: f.topic.ID, Partition: partition}, TopicName: f.topic.Name, Data: data, Header: hdr})
+	}
+	return out
+}
+
+func wait(t *testing.T, p *ingest.Pending) []ingest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		t.Fatalf("batches never committed: %v", err)
+	}
+	return p.Results()
+}
+
+// Submits that follow each other without waiting commit in submit order:
+// offsets are contiguous and follow the order batches were handed in, even
+// when each lands in its own flush and uploads overlap.
+func TestCommitsFollowSubmitOrder(t *testing.T) {
+	f := start(t, ingest.Config{MaxUploads: 4}, nil)
+	ctx := context.Background()
+	var pendings []*ingest.Pending
+	for i := 0; i < 50; i++ {
+		p, _, err := f.p.Submit(ctx, f.batches(int32(i%2), 1+i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pendings = append(pendings, p)
+	}
+	next := [2]int64{}
+	for i, p := range pendings {
+		r := wait(t, p)[0]
+		part := i % 2
+		if r.Err != nil || r.BaseOffset != next[part] {
+			t.Fatalf("submit %d: %+v, want base offset %d", i, r, next[part])
+		}
+		next[part] += int64(1 + i%3)
+	}
+	states, err := f.store.Partitions(ctx, f.topic.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range states {
+		if s.HighWatermark != next[i] {
+			t.Fatalf("partition %d: high watermark %d, want %d", i, s.HighWatermark, next[i])
+		}
+	}
+	// The observer saw every committed row before its submitter was
+	// answered, each row's object is in the bucket, and per partition the
+	// rows are contiguous.
+	f.obs.mu.Lock()
+	defer f.obs.mu.Unlock()
+	seen := [2]int64{}
+	for _, row := range f.obs.rows {
+		if row.BaseOffset != seen[row.Partition] {
+			t.Fatalf("observer: row %+v after offset %d", row, seen[row.Partition])
+		}
+		seen[row.Partition] = row.LastOffset + 1
+		if _, err := f.bucket.Head(ctx, row.SegmentKey); err != nil {
+			t.Fatalf("row's segment %s: %v", row.SegmentKey, err)
+		}
+	}
+	if seen != next {
+		t.Fatalf("observer saw up to %v, want %v", seen, next)
+	}
+}
+
+// blockingStore holds every CommitFlush until released.
+type blockingStore struct {
+	ingest.Store
+	release chan struct{}
+}
+
+func (s *blockingStore) CommitFlush(ctx context.Context, fl metastore.Flush) (metastore.FlushResult, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return metastore.FlushResult{}, ctx.Err()
+	}
+	return s.Store.CommitFlush(ctx, fl)
+}
+
+// The buffer budget holds: while commits are stuck, a Submit that does not
+// fit waits and gives up with its context; one larger than the whole budget
+// is refused at once; when commits resume, everything already taken commits.
+func TestBackpressure(t *testing.T) {
+	bs := &blockingStore{release: make(chan struct{})}
+	one := len(recordBatch(1))
+	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(2 * one)}, func(s ingest.Store) ingest.Store {
+		bs.Store = s
+		return bs
+	})
+	ctx := context.Background()
+	first, _, err := f.p.Submit(ctx, f.batches(0, 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The budget is used up by batches whose commit is stuck.
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, _, err = f.p.Submit(wctx, f.batches(0, 1))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("submit over the budget: %v, want the context's deadline", err)
+	}
+	if _, _, err := f.p.Submit(ctx, f.batches(0, 1, 1, 1)); !errors.Is(err, ingest.ErrTooLarge) {
+		t.Fatalf("submit larger than the budget: %v, want ErrTooLarge", err)
+	}
+	if inUse, limit := f.p.BufferBytes(); inUse != int64(2*one) || limit != int64(2*one) {
+		t.Fatalf("buffer %d of %d in use, want all of %d", inUse, limit, 2*one)
+	}
+	close(bs.release)
+	for i, r := range wait(t, first) {
+		if r.Err != nil || r.BaseOffset != int64(i) {
+			t.Fatalf("batch %d: %+v", i, r)
+		}
+	}
+	// The budget came back: a new Submit fits without waiting.
+	p, throttled, err := f.p.Submit(ctx, f.batches(0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; r.Err != nil || r.BaseOffset != 2 {
+		t.Fatalf("after release: %+v, throttled %v", r, throttled)
+	}
+}
+
+// lostReplyStore commits the first flush and then reports an error, as a
+// connection that drops after the store committed would.
+type lostReplyStore struct {
+	ingest.Store
+	mu   sync.Mutex
+	lost bool
+}
+
+func (s *lostReplyStore) CommitFlush(ctx context.Context, fl metastore.Flush) (metastore.FlushResult, error) {
+	res, err := s.Store.CommitFlush(ctx, fl)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && !s.lost {
+		s.lost = true
+		return metastore.FlushResult{}, errors.New("connection reset after commit")
+	}
+	return res, err
+}
+
+// A commit whose reply is lost is retried; the retry is recognised by the
+// store and answered with the offsets of the first attempt, so nothing is
+// appended twice and the submitter learns the real offsets.
+func TestRetriedCommitAfterLostReply(t *testing.T) {
+	f := start(t, ingest.Config{}, func(s ingest.Store) ingest.Store { return &lostReplyStore{Store: s} })
+	ctx := context.Background()
+	p, _, err := f.p.Submit(ctx, f.batches(1, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("first batch: %+v", r)
+	}
+	p, _, err = f.p.Submit(ctx, f.batches(1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; r.Err != nil || r.BaseOffset != 3 {
+		t.Fatalf("second batch: %+v, want base offset 3 (the first was not appended twice)", r)
+	}
+	states, err := f.store.Partitions(ctx, f.topic.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hw := states[1].HighWatermark; hw != 5 {
+		t.Fatalf("high watermark %d, want 5", hw)
+	}
+}
+
+// Close stops new batches but flushes what is buffered; Run then returns.
+func TestCloseDrains(t *testing.T) {
+	f := start(t, ingest.Config{FlushInterval: time.Hour}, nil) // only Close flushes
+	ctx := context.Background()
+	p, _, err := f.p.Submit(ctx, f.batches(0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.stop()
+	if r := wait(t, p)[0]; r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("buffered batch after Close: %+v", r)
+	}
+	if _, _, err := f.p.Submit(ctx, f.batches(0, 1)); !errors.Is(err, ingest.ErrClosed) {
+		t.Fatalf("submit after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Batches of a topic deleted before their flush commits get
+// ErrUnknownTopic; the observer learns the topic vanished; the other
+// partitions' batches in the same flush commit.
+func TestDeletedTopicFailsOnlyItsBatches(t *testing.T) {
+	f := start(t, ingest.Config{FlushInterval: time.Hour}, nil)
+	ctx := context.Background()
+	other, err := f.store.CreateTopic(ctx, metastore.TopicSpec{Name: "other", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := f.batches(0, 1)
+	data := recordBatch(1)
+	_, _, hdr, _ := segment.NextBatch(data)
+	bs = append(bs, ingest.Batch{TP: metastore.TopicPartition{Topic: other.ID}, TopicName: other.Name, Data: data, Header: hdr})
+	p, _, err := f.p.Submit(ctx, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.DeleteTopic(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	f.stop()
+	rs := wait(t, p)
+	if rs[0].Err != nil || rs[0].BaseOffset != 0 {
+		t.Fatalf("surviving topic's batch: %+v", rs[0])
+	}
+	if !errors.Is(rs[1].Err, metastore.ErrUnknownTopic) {
+		t.Fatalf("deleted topic's batch: %+v, want ErrUnknownTopic", rs[1])
+	}
+	f.obs.mu.Lock()
+	defer f.obs.mu.Unlock()
+	if len(f.obs.vanished) != 1 || f.obs.vanished[0] != other.ID {
+		t.Fatalf("observer told of vanished topics %v, want [%x]", f.obs.vanished, other.ID)
+	}
+}
