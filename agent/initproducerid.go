@@ -1,6 +1,6 @@
 package agent
 
-// DescribeCluster (0–1) and InitProducerId (0–4).
+// InitProducerId, versions 0–4.
 //
 // InitProducerId hands out producer ids from the metastore so idempotent
 // producers (the default in franz-go and the Java client) can start. An
@@ -21,19 +21,6 @@ import (
 
 	"github.com/siltstream/silt/wire"
 )
-
-func (a *Agent) handleDescribeCluster(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.DescribeClusterRequest)
-	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.ClusterID = a.cfg.ClusterID
-	resp.ControllerID = a.coordinatorFor("controller").NodeID
-	for _, b := range brokersOf(a.members.View()) {
-		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
-		resp.Brokers = append(resp.Brokers, db)
-	}
-	return wire.Respond(resp)
-}
 
 func (a *Agent) handleInitProducerID(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.InitProducerIDRequest)
