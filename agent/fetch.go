@@ -122,6 +122,15 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			errored = true
 			continue
 		}
+		if hw, logStart := fp.p.Offsets(); fp.offset > hw || fp.offset < logStart {
+			// The cached offsets may lag the store (a missed notification):
+			// ask it before telling the client to reset.
+			if err := a.topics.Resync(ctx, fp.p); err != nil {
+				rp.ErrorCode = errorCode(err)
+				errored = true
+				continue
+			}
+		}
 		hw, logStart := fp.p.Offsets()
 		lso := fp.p.CachedLSO()
 		if readCommitted {

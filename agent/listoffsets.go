@@ -55,7 +55,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 // listOffset answers one partition. Offsets of records not found answer
 // (-1, -1), as Kafka does for a timestamp past the last record.
 func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target int64) (ts, offset int64, err error) {
-	if err := a.topics.Load(ctx, p); err != nil {
+	// Earliest and latest come from the store, not the cache: a stale
+	// value would let the end offset seen through two agents go backwards.
+	if err := a.topics.Resync(ctx, p); err != nil {
 		return -1, -1, err
 	}
 	hw, logStart := p.Offsets()

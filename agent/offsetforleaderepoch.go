@@ -38,7 +38,9 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, _ *wire.Conn, kr
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
 				p := topic.Partitions[rp.Partition]
-				if err := a.topics.Load(ctx, p); err != nil {
+				// The end offset comes from the store, not the cache: a
+				// stale one would make the client detect a false truncation.
+				if err := a.topics.Resync(ctx, p); err != nil {
 					sp.ErrorCode = errorCode(err)
 					break
 				}

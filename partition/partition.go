@@ -21,7 +21,8 @@ type Partition struct {
 	Index     int32                    // immutable
 
 	mu       sync.Mutex // guards everything below
-	loaded   bool
+	loaded   bool       // offsets read from the store and kept current since
+	seen     bool       // the store listed this partition at least once
 	hw       int64
 	logStart int64
 	tail     []metastore.IndexEntry // contiguous rows, the last ending at hw-1
@@ -31,45 +32,36 @@ type Partition struct {
 	window  []metastore.IndexEntry
 	waiters map[chan struct{}]struct{}
 
-	// The last stable offset: -1 while no transaction is open (it is then
-	// the high watermark). lsoStale is set when a commit touched
-	// transactional data; the next read_committed reader re-reads it.
+	// The last stable offset (LSO). lso is always safe: never above the
+	// true LSO, which only grows, so read_committed readers may read below
+	// it. open says a transaction was open at the last read from the store
+	// (lso is pinned below hw). lsoStale says a commit since may have moved
+	// the LSO in ways this view cannot tell (transactional data, or rows
+	// after a gap it did not see): read_committed readers re-read it first.
 	// lsoGen counts such commits, so a re-read racing one stays stale.
 	lso      int64
+	open     bool
 	lsoStale bool
 	lsoGen   uint64
 }
 
-// LSOChanged notes that a commit involving transactions may have moved
-// the last stable offset.
-func (p *Partition) LSOChanged() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lsoStale = true
-	p.lsoGen++
-	p.wakeLocked()
-}
-
-// CachedLSO returns the last stable offset as known, without a query.
+// CachedLSO returns the last stable offset as known, without a query. It
+// may be below the true one, never above.
 func (p *Partition) CachedLSO() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.lsoLocked()
-}
-
-func (p *Partition) lsoLocked() int64 {
-	if p.lso < 0 || p.lso > p.hw {
-		return p.hw
-	}
 	return p.lso
 }
 
-// setLSOLocked installs a last stable offset read from the store.
-func (p *Partition) setLSOLocked(s metastore.PartitionState) {
-	p.lso = -1
-	if s.LastStableOffset < s.HighWatermark {
-		p.lso = s.LastStableOffset
-	}
+// installLSOLocked takes the LSO from a store snapshot s, read after lsoGen
+// was gen. A transactional commit applied since (gen moved), or rows
+// beyond the snapshot, leave it stale: the snapshot's value is still safe,
+// but it may be low.
+func (p *Partition) installLSOLocked(s metastore.PartitionState, gen uint64) {
+	snap := min(s.LastStableOffset, s.HighWatermark)
+	p.lso = max(p.lso, snap)
+	p.open = s.LastStableOffset < s.HighWatermark
+	p.lsoStale = p.lsoGen != gen || p.hw > s.HighWatermark
 }
 
 // Offsets returns the high watermark and log start offset.
@@ -79,22 +71,25 @@ func (p *Partition) Offsets() (hw, logStart int64) {
 	return p.hw, p.logStart
 }
 
-// Committed records a committed chunk: it moves the high watermark, keeps
-// the row for readers and wakes long polls.
-func (p *Partition) Committed(e metastore.IndexEntry) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	defer p.wakeLocked()
+// commitLocked records a committed chunk: it moves the high watermark and
+// keeps the row for readers. It reports whether the row follows the known
+// end of the log directly (false after a gap of rows this view did not see,
+// or before the partition is loaded).
+func (p *Partition) commitLocked(e metastore.IndexEntry) (contiguous bool) {
 	if !p.loaded {
 		// Not read from the store yet: remember how far we know the log goes,
 		// so a load racing with this commit cannot move the watermark back.
 		p.hw = max(p.hw, e.LastOffset+1)
-		return
+		return false
 	}
+	if e.LastOffset < p.hw {
+		return true // already known (a late notification of an older commit)
+	}
+	contiguous = e.BaseOffset == p.hw
 	if n := len(p.tail); n > 0 {
 		switch last := p.tail[n-1].LastOffset; {
 		case e.BaseOffset <= last:
-			return // already known (a late notification of an older commit)
+			return true // already known (a late notification of an older commit)
 		case e.BaseOffset != last+1:
 			p.tail = p.tail[:0] // a gap: rows we did not see; keep the tail contiguous
 		}
@@ -104,9 +99,8 @@ func (p *Partition) Committed(e metastore.IndexEntry) {
 		p.tail = p.tail[:tailCap-1]
 	}
 	p.tail = append(p.tail, e)
-	if e.LastOffset+1 > p.hw {
-		p.hw = e.LastOffset + 1
-	}
+	p.hw = max(p.hw, e.LastOffset+1)
+	return contiguous
 }
 
 // wakeLocked signals every long poll watching p.

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -226,3 +228,5 @@ func TestStableOffsetFollowsTransactions(t *testing.T) {
 		t.Fatalf("after the commit marker: LSO %d (%v), want the high watermark 7", lso, err)
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

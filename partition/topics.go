@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/siltstream/silt/metastore"
@@ -47,6 +48,8 @@ type Topics struct {
 	byName map[string]*Topic
 	byID   map[metastore.TopicID]*Topic
 	parts  map[metastore.TopicPartition]*Partition // survive topic refreshes
+
+	epoch atomic.Uint64 // moved by Invalidate
 }
 
 // NewTopics returns an empty cache over store.
@@ -71,7 +74,7 @@ func (ts *Topics) Put(t metastore.Topic) *Topic {
 		tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
 		p, ok := ts.parts[tp]
 		if !ok {
-			p = &Partition{TP: tp, TopicName: t.Name, Index: i, lso: -1}
+			p = &Partition{TP: tp, TopicName: t.Name, Index: i}
 			ts.parts[tp] = p
 		}
 		st.Partitions = append(st.Partitions, p)
@@ -214,7 +217,9 @@ func (ts *Topics) PartitionOf(tp metastore.TopicPartition) *Partition {
 // Committed applies rows the agent committed for one partition (its own
 // flush, or another agent's learned by notification): the high watermark
 // moves and long polls wake. transactional says the rows may have moved the
-// last stable offset, so read_committed readers re-read it. Rows of
+// last stable offset. The rows and what they do to the LSO are applied in
+// one critical section, before anyone is woken, so no reader sees the new
+// end of the log with an LSO that does not account for it. Rows of
 // partitions the cache does not hold are ignored: they load from the store
 // on first use.
 func (ts *Topics) Committed(tp metastore.TopicPartition, rows []metastore.IndexEntry, transactional bool) {
@@ -222,18 +227,28 @@ func (ts *Topics) Committed(tp metastore.TopicPartition, rows []metastore.IndexE
 	if p == nil {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	contiguous := true
 	for _, row := range rows {
-		p.Committed(row)
+		contiguous = p.commitLocked(row) && contiguous
 	}
-	if transactional {
-		p.LSOChanged()
+	switch {
+	case transactional || !contiguous:
+		// The LSO may have moved in a way only the store knows.
+		p.lsoStale = true
+		p.lsoGen++
+	case !p.lsoStale && !p.open:
+		p.lso = p.hw // no transaction open, none added: the LSO is the end
 	}
+	p.wakeLocked()
 }
 
 // Vanished forgets a topic the store no longer has (deleted elsewhere).
 func (ts *Topics) Vanished(id metastore.TopicID) { ts.DropID(id) }
 
-// Load makes sure p's offsets have been read from the store.
+// Load makes sure p's offsets have been read from the store. It reads
+// every partition of p's topic in one query.
 func (ts *Topics) Load(ctx context.Context, p *Partition) error {
 	p.mu.Lock()
 	loaded := p.loaded
@@ -241,74 +256,104 @@ func (ts *Topics) Load(ctx context.Context, p *Partition) error {
 	if loaded {
 		return nil
 	}
-	states, err := ts.store.Partitions(ctx, p.TP.Topic)
+	if err := ts.reread(ctx, p.TP.Topic, false); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	loaded, seen := p.loaded, p.seen
+	p.mu.Unlock()
+	switch {
+	case !seen:
+		return fmt.Errorf("load partition %s/%d: not in the store", p.TopicName, p.Index)
+	case !loaded:
+		// An invalidation raced the read: its snapshot may predate commits
+		// we were never told of. Read again, once; a caller racing
+		// invalidations still gets offsets, just not cached ones.
+		return ts.reread(ctx, p.TP.Topic, false)
+	}
+	return nil
+}
+
+// Resync re-reads p's offsets from the store now, for a reader that must
+// not trust a cached value: before answering OFFSET_OUT_OF_RANGE above the
+// cached high watermark, or an end offset. Other partitions of the topic
+// are refreshed on the way.
+func (ts *Topics) Resync(ctx context.Context, p *Partition) error {
+	return ts.reread(ctx, p.TP.Topic, true)
+}
+
+// reread reads a topic's partitions from the store and installs their
+// offsets: in partitions not loaded yet, or in all of them if force is set.
+// Offsets only move forward. A partition is marked loaded only if no
+// invalidation happened during the read.
+func (ts *Topics) reread(ctx context.Context, topic metastore.TopicID, force bool) error {
+	ts.mu.RLock()
+	var qs []*Partition
+	for tp, q := range ts.parts {
+		if tp.Topic == topic {
+			qs = append(qs, q)
+		}
+	}
+	ts.mu.RUnlock()
+	epoch := ts.epoch.Load()
+	gens := make(map[int32]uint64, len(qs))
+	for _, q := range qs {
+		q.mu.Lock()
+		gens[q.Index] = q.lsoGen
+		q.mu.Unlock()
+	}
+	states, err := ts.store.Partitions(ctx, topic)
 	if err != nil {
 		if errors.Is(err, metastore.ErrUnknownTopic) {
 			return metastore.ErrUnknownTopic
 		}
-		return fmt.Errorf("load partitions of %s: %w", p.TopicName, err)
+		return fmt.Errorf("load partitions: %w", err)
 	}
 	for _, s := range states {
-		ts.mu.RLock()
-		q := ts.parts[metastore.TopicPartition{Topic: p.TP.Topic, Partition: s.Partition}]
-		ts.mu.RUnlock()
-		if q == nil {
-			continue
+		gen, ok := gens[s.Partition]
+		q := ts.PartitionOf(metastore.TopicPartition{Topic: topic, Partition: s.Partition})
+		if q == nil || !ok {
+			continue // added since we listed them: it loads on first use
 		}
 		q.mu.Lock()
-		if !q.loaded {
-			q.logStart = s.LogStartOffset
-			q.loaded = true
-			q.setLSOLocked(s)
-			q.lsoStale = false
+		if force || !q.loaded {
+			q.seen = true
+			q.logStart = max(q.logStart, s.LogStartOffset)
+			q.hw = max(q.hw, s.HighWatermark)
+			q.installLSOLocked(s, gen)
+			if ts.epoch.Load() == epoch {
+				q.loaded = true
+			}
+			q.wakeLocked()
 		}
-		q.hw = max(q.hw, s.HighWatermark)
 		q.mu.Unlock()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.loaded {
-		return fmt.Errorf("load partition %s/%d: not in the store", p.TopicName, p.Index)
 	}
 	return nil
 }
 
 // StableOffset returns p's last stable offset, reading it from the store if
-// a commit involving transactions may have moved it.
+// a commit may have moved it in a way this view cannot tell.
 func (ts *Topics) StableOffset(ctx context.Context, p *Partition) (int64, error) {
 	if err := ts.Load(ctx, p); err != nil {
 		return 0, err
 	}
 	p.mu.Lock()
-	stale, gen := p.lsoStale, p.lsoGen
-	lso := p.lsoLocked()
+	stale, lso := p.lsoStale, p.lso
 	p.mu.Unlock()
 	if !stale {
 		return lso, nil
 	}
-	states, err := ts.store.Partitions(ctx, p.TP.Topic)
-	if err != nil {
+	if err := ts.reread(ctx, p.TP.Topic, true); err != nil {
 		return 0, fmt.Errorf("load last stable offset of %s/%d: %w", p.TopicName, p.Index, err)
 	}
-	for _, s := range states {
-		if s.Partition != p.Index {
-			continue
-		}
-		p.mu.Lock()
-		p.hw = max(p.hw, s.HighWatermark)
-		p.setLSOLocked(s)
-		if p.lsoGen == gen {
-			p.lsoStale = false
-		}
-		lso = p.lsoLocked()
-		p.mu.Unlock()
-	}
-	return lso, nil
+	return p.CachedLSO(), nil
 }
 
 // Invalidate marks every partition to be reloaded from the store on next
-// use, after the agent may have missed commits by other agents.
+// use, after the agent may have missed commits by other agents. A load
+// that was reading while this ran does not count as a load.
 func (ts *Topics) Invalidate() {
+	ts.epoch.Add(1)
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
 	for _, p := range ts.parts {

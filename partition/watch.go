@@ -16,7 +16,14 @@ import (
 func (ts *Topics) WatchCommits(ctx context.Context, w metastore.CommitWatcher, selfID string, log *slog.Logger) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := w.WatchCommits(ctx, func() { backoff = 100 * time.Millisecond }, func(agentID, key string) {
+		ready := func() {
+			backoff = 100 * time.Millisecond
+			// Listening again: commits from now on are reported. Those made
+			// before — while we were not listening, or by a load that read
+			// during the outage — are only in the store: re-read on next use.
+			ts.Invalidate()
+		}
+		err := w.WatchCommits(ctx, ready, func(agentID, key string) {
 			if agentID == selfID {
 				return // our own commits are applied by the committer
 			}
@@ -36,8 +43,8 @@ func (ts *Topics) WatchCommits(ctx context.Context, w metastore.CommitWatcher, s
 		if ctx.Err() != nil {
 			return
 		}
-		// Commits made while we were not listening are unknown: reload
-		// offsets from the store on next use.
+		// Commits made while we are not listening are unknown: reads go to
+		// the store until we listen again (and ready invalidates once more).
 		ts.Invalidate()
 		log.Warn("commit notifications interrupted; retrying", "err", err, "backoff", backoff)
 		select {
