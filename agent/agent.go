@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/cache"
+	"github.com/siltstream/silt/group"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/wire"
@@ -33,7 +34,7 @@ type Agent struct {
 	port    int32
 	stats   Stats
 	members *membership
-	groups  *groupCoordinator
+	groups  *group.Coordinator
 	txns    *txnCoordinator
 	lag     *lagReporter
 
@@ -90,7 +91,7 @@ func New(cfg Config, bucket objectstore.Bucket, store metastore.Store) (*Agent, 
 		return nil, err
 	}
 	a.members = newMembership(a)
-	a.groups = newGroupCoordinator(a)
+	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, Partitions: a.partitionCount, Log: a.log})
 	a.txns = newTxnCoordinator(a)
 	a.lag = &lagReporter{a: a}
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
@@ -126,7 +127,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.members.run(a.runCtx) }()
 	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.groups.run(a.runCtx) }()
+	go func() { defer a.bg.Done(); a.groups.Run(a.runCtx) }()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.txns.run(a.runCtx) }()
 	a.bg.Add(1)
@@ -144,7 +145,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 func (a *Agent) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	a.members.leave(lctx) // stop being listed first, so clients move on
-	a.groups.close()      // answer parked joins: clients find the next coordinator
+	a.groups.Close()      // answer parked joins: clients find the next coordinator
 	cancel()
 	a.buf.close()
 	done := make(chan struct{})
@@ -171,7 +172,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 // Close stops at once. Buffered, unacknowledged produce requests fail.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
-		a.groups.close()
+		a.groups.Close()
 		a.buf.close()
 		a.runCancel()
 		a.server.Close()

@@ -109,9 +109,7 @@ func (l *lagReporter) Collect(ch chan<- prometheus.Metric) {
 // GroupCount returns how many consumer groups this agent coordinates
 // (exported as silt_groups).
 func (a *Agent) GroupCount() int {
-	a.groups.mu.Lock()
-	defer a.groups.mu.Unlock()
-	return len(a.groups.groups)
+	return a.groups.Count()
 }
 
 // ComputeConsumerLag computes consumer-group lag now and exports it, as the
