@@ -11,6 +11,7 @@ import (
 
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/cluster"
+	"github.com/siltstream/silt/group"
 	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
@@ -31,7 +32,7 @@ type Agent struct {
 	reader  *partition.Reader   // the fetch read path
 	ingest  *ingest.Pipeline    // the write path: produce and markers
 	members *cluster.Membership // live agents and placement
-	groups  *groupCoordinator   // consumer groups this agent coordinates
+	groups  *group.Coordinator  // consumer groups this agent coordinates
 	txns    *txn.Coordinator    // transactional ids this agent coordinates
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
@@ -82,7 +83,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
-	a.groups = newGroupCoordinator(a)
+	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, Partitions: a.partitionCount, Log: log})
 	a.txns = txn.New(txn.Config{
 		Store: store, Markers: a.ingest, Topics: topicResolver{a.topics},
 		IsCoordinator: a.isCoordinator, Logger: log,
@@ -122,7 +123,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 	a.goBackground(func(ctx context.Context) {
 		a.topics.RefreshEvery(ctx, 5*a.cfg.Heartbeat, func(err error) { a.log.Warn("refresh topics failed", "err", err) })
 	})
-	a.goBackground(a.groups.run)
+	a.goBackground(a.groups.Run)
 	a.goBackground(a.txns.Run)
 	a.goBackground(a.lag.Run)
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
@@ -137,7 +138,7 @@ func (a *Agent) Serve(ln net.Listener) error {
 func (a *Agent) Shutdown(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	a.members.Leave(lctx) // stop being listed first, so clients move on
-	a.groups.close()      // answer parked joins: clients find the next coordinator
+	a.groups.Close()      // answer parked joins: clients find the next coordinator
 	cancel()
 	a.ingest.Close()
 	done := make(chan struct{})
@@ -163,7 +164,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 // Close stops at once. Buffered, unacknowledged produce requests fail.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
-		a.groups.close()
+		a.groups.Close()
 		a.ingest.Close()
 		a.runCancel()
 		a.server.Close()
@@ -186,9 +187,7 @@ func (a *Agent) nodeID() int32 { return a.members.Self().NodeID }
 // GroupCount returns how many consumer groups this agent coordinates
 // (exported as silt_groups).
 func (a *Agent) GroupCount() int {
-	a.groups.mu.Lock()
-	defer a.groups.mu.Unlock()
-	return len(a.groups.groups)
+	return a.groups.Count()
 }
 
 // ComputeConsumerLag computes consumer-group lag now and exports it, as the

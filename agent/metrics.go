@@ -136,13 +136,6 @@ func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// groupCounter is what the group coordinator can implement on Agent to have
-// silt_groups exported.
-type groupCounter interface {
-	// GroupCount returns how many consumer groups this agent coordinates.
-	GroupCount() int
-}
-
 var (
 	descProduceBytes   = prometheus.NewDesc("silt_produce_bytes_total", "Bytes of record batches accepted into the write buffer.", nil, nil)
 	descProduceBatches = prometheus.NewDesc("silt_produce_batches_total", "Record batches accepted into the write buffer.", nil, nil)
@@ -170,12 +163,9 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descProduceBytes, descProduceBatches, descProduceRecords, descFetchBytes, descFlushes,
 		descIndexLookups, descCacheHits, descCacheMisses, descCacheEvictions, descCacheBytes,
-		descBufferBytes, descBufferLimit, descConnections, descTopics, descPartitions,
+		descBufferBytes, descBufferLimit, descConnections, descTopics, descPartitions, descGroups,
 	} {
 		ch <- d
-	}
-	if _, ok := any(c.a).(groupCounter); ok {
-		ch <- descGroups
 	}
 }
 
@@ -206,9 +196,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	topics, parts := a.topics.Counts()
 	gauge(descTopics, int64(topics))
 	gauge(descPartitions, int64(parts))
-	if g, ok := any(a).(groupCounter); ok {
-		gauge(descGroups, int64(g.GroupCount()))
-	}
+	gauge(descGroups, int64(a.GroupCount()))
 }
 
 // CacheStats returns the block cache's counters.

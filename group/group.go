@@ -1,33 +1,10 @@
-package agent
-
-// Consumer groups, classic protocol: the coordinator side of JoinGroup,
-// SyncGroup, Heartbeat and LeaveGroup.
-//
-// A group lives in memory on the agent that coordinates it (coordinatorFor),
-// guarded by its own mutex, with timers for member sessions and rebalances.
-// The store is the source of truth for everything that must survive a
-// failover, and fences it:
-//   - the group is saved at the end of every rebalance (the leader's
-//     SyncGroup, with assignments), when a static member is replaced, and
-//     when it becomes empty; every save is a compare-and-set from the
-//     generation this agent last saved or loaded. A failed save unloads the
-//     group, so the agent rereads the store before serving it again.
-//   - offset commits are checked against the stored generation and member
-//     list in the same transaction as the write (GroupStore).
-//
-// An agent that becomes coordinator loads the group as last saved: a stable
-// group stays stable (members keep heartbeating and committing with their
-// generation), a rebalance that was in flight is lost and members rejoin.
-//
-// Lock order: group.mu, then groupCoordinator.mu. Nothing takes group.mu
-// while holding groupCoordinator.mu.
+package group
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -37,69 +14,36 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/wire"
-)
-
-const (
-	// minSessionTimeout and maxSessionTimeout are Kafka's defaults for
-	// group.min.session.timeout.ms and group.max.session.timeout.ms.
-	minSessionTimeout = 6 * time.Second
-	maxSessionTimeout = 30 * time.Minute
-	// groupStoreTimeout bounds one store call made for a group.
-	groupStoreTimeout = 10 * time.Second
-	// groupSweepInterval is how often loaded groups are checked for
-	// coordination moving elsewhere.
-	groupSweepInterval = time.Second
 )
 
 type groupState int8
 
 const (
-	groupEmpty groupState = iota
-	groupPreparingRebalance
-	groupCompletingRebalance
-	groupStable
-	groupDead
+	stateEmpty groupState = iota
+	statePreparingRebalance
+	stateCompletingRebalance
+	stateStable
+	stateDead
 )
 
 func (s groupState) String() string {
 	switch s {
-	case groupEmpty:
+	case stateEmpty:
 		return "Empty"
-	case groupPreparingRebalance:
+	case statePreparingRebalance:
 		return "PreparingRebalance"
-	case groupCompletingRebalance:
+	case stateCompletingRebalance:
 		return "CompletingRebalance"
-	case groupStable:
+	case stateStable:
 		return "Stable"
 	default:
 		return "Dead"
 	}
 }
 
-// groupCoordinator holds the groups this agent coordinates.
-type groupCoordinator struct {
-	a   *Agent
-	log *slog.Logger
-
-	mu      sync.Mutex
-	groups  map[string]*group
-	loading map[string]struct{}
-	closed  bool
-}
-
-func newGroupCoordinator(a *Agent) *groupCoordinator {
-	return &groupCoordinator{
-		a:       a,
-		log:     a.log.With("component", "groups"),
-		groups:  make(map[string]*group),
-		loading: make(map[string]struct{}),
-	}
-}
-
 // group is one consumer group. Everything below mu is guarded by it.
 type group struct {
-	gc *groupCoordinator
+	c  *Coordinator
 	id string
 
 	mu           sync.Mutex
@@ -110,14 +54,14 @@ type group struct {
 	protocolType string
 	protocol     string
 	leader       string
-	members      map[string]*groupMember
+	members      map[string]*member
 	statics      map[string]string      // group.instance.id → member id
 	pending      map[string]*time.Timer // member ids given out with MEMBER_ID_REQUIRED
 	rebalance    *time.Timer
 	rebalanceSeq uint64
 }
 
-type groupMember struct {
+type member struct {
 	id         string
 	instanceID string
 	clientID   string
@@ -143,140 +87,14 @@ type syncWaiter struct {
 	ch  chan kmsg.Response // buffered 1
 }
 
-// awaitResponse is the deferred reply for a parked JoinGroup or SyncGroup.
-func awaitResponse(ch chan kmsg.Response) wire.Reply {
-	return wire.Defer(func(ctx context.Context) kmsg.Response {
-		select {
-		case r := <-ch:
-			return r
-		case <-ctx.Done():
-			return nil
-		}
-	})
-}
-
-// run unloads groups this agent no longer coordinates, and empty groups
-// nobody is using, until ctx ends.
-func (gc *groupCoordinator) run(ctx context.Context) {
-	t := time.NewTicker(groupSweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		gc.mu.Lock()
-		gs := make([]*group, 0, len(gc.groups))
-		for _, g := range gc.groups {
-			gs = append(gs, g)
-		}
-		gc.mu.Unlock()
-		for _, g := range gs {
-			g.mu.Lock()
-			switch {
-			case !gc.a.isCoordinator(g.id):
-				gc.log.Info("no longer coordinating group; unloading", "group", g.id)
-				g.unloadLocked()
-			case g.state == groupEmpty && len(g.members) == 0 && len(g.pending) == 0:
-				g.unloadLocked() // saved (or never mattered); reloads on demand
-			}
-			g.mu.Unlock()
-		}
-	}
-}
-
-// close unloads every group, answering parked requests with NOT_COORDINATOR
-// so clients move to the next coordinator. Later requests get
-// NOT_COORDINATOR too. Nothing needs saving: the store already holds every
-// state that matters.
-func (gc *groupCoordinator) close() {
-	gc.mu.Lock()
-	gc.closed = true
-	gs := make([]*group, 0, len(gc.groups))
-	for _, g := range gc.groups {
-		gs = append(gs, g)
-	}
-	gc.mu.Unlock()
-	for _, g := range gs {
-		g.mu.Lock()
-		g.unloadLocked()
-		g.mu.Unlock()
-	}
-}
-
-// acquire returns the group, loaded from the store if this agent does not
-// hold it yet, or a Kafka error code: NOT_COORDINATOR if another agent
-// coordinates it, COORDINATOR_LOAD_IN_PROGRESS while another request loads
-// it, COORDINATOR_NOT_AVAILABLE if the store fails.
-func (gc *groupCoordinator) acquire(ctx context.Context, id string) (*group, int16) {
-	if !gc.a.isCoordinator(id) {
-		return nil, kerr.NotCoordinator.Code
-	}
-	gc.mu.Lock()
-	if gc.closed {
-		gc.mu.Unlock()
-		return nil, kerr.NotCoordinator.Code
-	}
-	if g, ok := gc.groups[id]; ok {
-		gc.mu.Unlock()
-		return g, 0
-	}
-	if _, ok := gc.loading[id]; ok {
-		gc.mu.Unlock()
-		return nil, kerr.CoordinatorLoadInProgress.Code
-	}
-	gc.loading[id] = struct{}{}
-	gc.mu.Unlock()
-
-	lctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
-	stored, ok, err := gc.a.store.Group(lctx, id)
-	cancel()
-
-	gc.mu.Lock()
-	defer gc.mu.Unlock()
-	delete(gc.loading, id)
-	if err != nil {
-		gc.log.Warn("load group failed", "group", id, "err", err)
-		return nil, kerr.CoordinatorNotAvailable.Code
-	}
-	if gc.closed {
-		return nil, kerr.NotCoordinator.Code
-	}
-	g := gc.newGroup(id)
-	if ok {
-		g.restore(stored)
-		gc.log.Info("loaded group", "group", id, "generation", g.generation, "state", g.state, "members", len(g.members))
-	}
-	gc.groups[id] = g
-	return g, 0
-}
-
-// loaded returns the group if this agent holds it in memory.
-func (gc *groupCoordinator) loaded(id string) *group {
-	gc.mu.Lock()
-	defer gc.mu.Unlock()
-	return gc.groups[id]
-}
-
-func (gc *groupCoordinator) newGroup(id string) *group {
-	return &group{
-		gc:      gc,
-		id:      id,
-		members: make(map[string]*groupMember),
-		statics: make(map[string]string),
-		pending: make(map[string]*time.Timer),
-	}
-}
-
 // restore installs the stored state. Members get a full session to find
 // this coordinator and heartbeat.
 func (g *group) restore(s metastore.Group) {
 	g.generation, g.savedGen = s.Generation, s.Generation
 	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
-	g.state = groupEmpty
+	g.state = stateEmpty
 	for _, sm := range s.Members {
-		m := &groupMember{
+		m := &member{
 			id: sm.ID, instanceID: sm.InstanceID, clientID: sm.ClientID, clientHost: sm.ClientHost,
 			session:   time.Duration(sm.SessionTimeoutMs) * time.Millisecond,
 			rebalance: time.Duration(sm.RebalanceTimeoutMs) * time.Millisecond,
@@ -289,13 +107,13 @@ func (g *group) restore(s metastore.Group) {
 		g.heartbeatLocked(m)
 	}
 	if len(g.members) > 0 {
-		g.state = groupStable
+		g.state = stateStable
 	}
 }
 
 // exists reports whether the group is more than a name someone asked about.
 func (g *group) exists() bool {
-	return g.savedGen > 0 || len(g.members) > 0 || g.state != groupEmpty
+	return g.savedGen > 0 || len(g.members) > 0 || g.state != stateEmpty
 }
 
 // unloadLocked drops the group from memory: timers stop and parked requests
@@ -317,15 +135,15 @@ func (g *group) unloadLocked() {
 		}
 		g.failWaitersLocked(m, kerr.NotCoordinator.Code)
 	}
-	g.gc.mu.Lock()
-	if g.gc.groups[g.id] == g {
-		delete(g.gc.groups, g.id)
+	g.c.mu.Lock()
+	if g.c.groups[g.id] == g {
+		delete(g.c.groups, g.id)
 	}
-	g.gc.mu.Unlock()
+	g.c.mu.Unlock()
 }
 
 // failWaitersLocked answers m's parked requests with code.
-func (g *group) failWaitersLocked(m *groupMember, code int16) {
+func (g *group) failWaitersLocked(m *member, code int16) {
 	if m.join != nil {
 		m.join.ch <- joinError(m.join.req, m.id, code)
 		m.join = nil
@@ -366,13 +184,13 @@ func (g *group) saveLocked() bool {
 			Protocols: m.protocols, Assignment: m.assignment,
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupStoreTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := g.gc.a.store.SaveGroup(ctx, sg, g.savedGen); err != nil {
+	if err := g.c.store.SaveGroup(ctx, sg, g.savedGen); err != nil {
 		if errors.Is(err, metastore.ErrStaleGeneration) {
-			g.gc.log.Warn("group moved on in the store; another agent coordinates it", "group", g.id, "generation", g.generation, "err", err)
+			g.c.log.Warn("group moved on in the store; another agent coordinates it", "group", g.id, "generation", g.generation, "err", err)
 		} else {
-			g.gc.log.Warn("save group failed; unloading it", "group", g.id, "err", err)
+			g.c.log.Warn("save group failed; unloading it", "group", g.id, "err", err)
 		}
 		g.unloadLocked()
 		return false
@@ -398,7 +216,7 @@ func newMemberID(clientID string) string {
 }
 
 // heartbeatLocked extends m's session.
-func (g *group) heartbeatLocked(m *groupMember) {
+func (g *group) heartbeatLocked(m *member) {
 	m.deadline = time.Now().Add(m.session)
 	if m.timer == nil {
 		m.timer = time.AfterFunc(m.session, func() { g.expire(m) })
@@ -409,7 +227,7 @@ func (g *group) heartbeatLocked(m *groupMember) {
 
 // expire removes m if its session lapsed. Members with a parked JoinGroup or
 // SyncGroup are alive by definition.
-func (g *group) expire(m *groupMember) {
+func (g *group) expire(m *member) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.unloaded || g.members[m.id] != m {
@@ -423,7 +241,7 @@ func (g *group) expire(m *groupMember) {
 		m.timer.Reset(d)
 		return
 	}
-	g.gc.log.Info("group member session expired", "group", g.id, "member", m.id)
+	g.c.log.Info("group member session expired", "group", g.id, "member", m.id)
 	g.removeMemberLocked(m, kerr.UnknownMemberID.Code)
 }
 
@@ -445,7 +263,7 @@ func (g *group) addPendingLocked(id string, session time.Duration) {
 
 // removeMemberLocked drops m, answering its parked requests with code, and
 // rebalances the rest.
-func (g *group) removeMemberLocked(m *groupMember, code int16) {
+func (g *group) removeMemberLocked(m *member, code int16) {
 	if m.timer != nil {
 		m.timer.Stop()
 	}
@@ -455,9 +273,9 @@ func (g *group) removeMemberLocked(m *groupMember, code int16) {
 		delete(g.statics, m.instanceID)
 	}
 	switch g.state {
-	case groupStable, groupCompletingRebalance:
+	case stateStable, stateCompletingRebalance:
 		g.prepareRebalanceLocked()
-	case groupPreparingRebalance:
+	case statePreparingRebalance:
 		g.maybeCompleteJoinLocked()
 	}
 }
@@ -465,7 +283,7 @@ func (g *group) removeMemberLocked(m *groupMember, code int16) {
 // prepareRebalanceLocked starts a join phase: members have until the
 // longest rebalance timeout to rejoin.
 func (g *group) prepareRebalanceLocked() {
-	if g.state == groupCompletingRebalance {
+	if g.state == stateCompletingRebalance {
 		for _, m := range g.members {
 			m.assignment = nil
 			if m.sync != nil {
@@ -474,7 +292,7 @@ func (g *group) prepareRebalanceLocked() {
 			}
 		}
 	}
-	g.state = groupPreparingRebalance
+	g.state = statePreparingRebalance
 	g.rebalanceSeq++
 	seq := g.rebalanceSeq
 	var timeout time.Duration
@@ -487,7 +305,7 @@ func (g *group) prepareRebalanceLocked() {
 	g.rebalance = time.AfterFunc(timeout, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if !g.unloaded && g.rebalanceSeq == seq && g.state == groupPreparingRebalance {
+		if !g.unloaded && g.rebalanceSeq == seq && g.state == statePreparingRebalance {
 			g.completeJoinLocked()
 		}
 	})
@@ -497,7 +315,7 @@ func (g *group) prepareRebalanceLocked() {
 // maybeCompleteJoinLocked ends the join phase once every member has
 // rejoined and no member id handed out is still unclaimed.
 func (g *group) maybeCompleteJoinLocked() {
-	if g.state != groupPreparingRebalance || len(g.pending) > 0 {
+	if g.state != statePreparingRebalance || len(g.pending) > 0 {
 		return
 	}
 	for _, m := range g.members {
@@ -518,7 +336,7 @@ func (g *group) completeJoinLocked() {
 	g.rebalanceSeq++
 	for _, m := range g.members {
 		if m.join == nil {
-			g.gc.log.Info("group member did not rejoin in time", "group", g.id, "member", m.id)
+			g.c.log.Info("group member did not rejoin in time", "group", g.id, "member", m.id)
 			if m.timer != nil {
 				m.timer.Stop()
 			}
@@ -531,7 +349,7 @@ func (g *group) completeJoinLocked() {
 	}
 	g.generation++
 	if len(g.members) == 0 {
-		g.state, g.protocol, g.leader = groupEmpty, "", ""
+		g.state, g.protocol, g.leader = stateEmpty, "", ""
 		g.saveLocked()
 		return
 	}
@@ -540,7 +358,7 @@ func (g *group) completeJoinLocked() {
 	if _, ok := g.members[g.leader]; !ok {
 		g.leader = ids[0]
 	}
-	g.state = groupCompletingRebalance
+	g.state = stateCompletingRebalance
 	for _, id := range ids {
 		m := g.members[id]
 		m.join.ch <- g.joinResponseLocked(m, m.join.req)
@@ -551,7 +369,7 @@ func (g *group) completeJoinLocked() {
 
 // joinResponseLocked answers a member with the current generation; the
 // leader also gets every member's metadata for the chosen protocol.
-func (g *group) joinResponseLocked(m *groupMember, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
+func (g *group) joinResponseLocked(m *member, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	resp.Generation = g.generation
 	resp.ProtocolType = &g.protocolType
@@ -573,7 +391,7 @@ func (g *group) joinResponseLocked(m *groupMember, req *kmsg.JoinGroupRequest) *
 	return resp
 }
 
-func (m *groupMember) metadataFor(protocol string) []byte {
+func (m *member) metadataFor(protocol string) []byte {
 	for _, p := range m.protocols {
 		if p.Name == protocol {
 			return p.Metadata

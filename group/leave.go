@@ -1,4 +1,4 @@
-package agent
+package group
 
 // LeaveGroup, versions 0–5: one member (v0–2) or a batch identified by
 // member id and/or group.instance.id (v3+). Leaving rebalances the rest; the
@@ -9,27 +9,25 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleLeaveGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.LeaveGroupRequest)
+// LeaveGroup removes the members the request names.
+func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		resp.ErrorCode = code
-		return wire.Respond(resp)
+		return resp
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.unloaded {
 		resp.ErrorCode = kerr.NotCoordinator.Code
-		return wire.Respond(resp)
+		return resp
 	}
 	if req.Version < 3 {
 		resp.ErrorCode = g.leaveLocked(req.MemberID, "")
-		return wire.Respond(resp)
+		return resp
 	}
 	for _, rm := range req.Members {
 		instance := ""
@@ -41,7 +39,7 @@ func (a *Agent) handleLeaveGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Re
 		out.ErrorCode = g.leaveLocked(rm.MemberID, instance)
 		resp.Members = append(resp.Members, out)
 	}
-	return wire.Respond(resp)
+	return resp
 }
 
 // leaveLocked removes one member, returning a Kafka error code.
@@ -69,7 +67,7 @@ func (g *group) leaveLocked(memberID, instance string) int16 {
 	if !ok {
 		return kerr.UnknownMemberID.Code
 	}
-	g.gc.log.Info("group member left", "group", g.id, "member", memberID)
+	g.c.log.Info("group member left", "group", g.id, "member", memberID)
 	g.removeMemberLocked(m, kerr.UnknownMemberID.Code)
 	return 0
 }

@@ -1,32 +1,43 @@
-package agent
+package group
 
 // JoinGroup, versions 0–9. v4+ new dynamic members are first answered
 // MEMBER_ID_REQUIRED with their id (KIP-394); static members
 // (group.instance.id, v5+) that rejoin with an empty member id replace
 // their old incarnation, without a rebalance when the group is stable and
 // their protocols still select the same assignor. The request is parked
-// (a deferred reply) until the join phase ends.
+// until the join phase ends.
 
 import (
 	"context"
-	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.JoinGroupRequest)
-	fail := func(code int16) wire.Reply { return wire.Respond(joinError(req, req.MemberID, code)) }
+// Client is who sent a request: Kafka's client.id and the client's host
+// as DescribeGroups shows it ("/10.0.0.7").
+type Client struct {
+	ID   string
+	Host string
+}
+
+// JoinGroup answers a JoinGroup request now (resp) or, when the request is
+// parked until the join phase ends, later on parked, which delivers exactly
+// one response. Exactly one of resp and parked is non-nil. Parked requests
+// are answered NOT_COORDINATOR when the group is unloaded or the
+// Coordinator closes, so nobody waits on parked forever.
+func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest, client Client) (resp *kmsg.JoinGroupResponse, parked <-chan kmsg.Response) {
+	fail := func(code int16) (*kmsg.JoinGroupResponse, <-chan kmsg.Response) {
+		return joinError(req, req.MemberID, code), nil
+	}
 	if req.Group == "" {
 		return fail(kerr.InvalidGroupID.Code)
 	}
 	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
-	if session < minSessionTimeout || session > maxSessionTimeout {
+	if session < c.minSession || session > c.maxSession {
 		return fail(kerr.InvalidSessionTimeout.Code)
 	}
 	rebalance := session
@@ -44,17 +55,11 @@ func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Req
 	if req.InstanceID != nil {
 		instance = *req.InstanceID
 	}
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		return fail(code)
 	}
-	host := ""
-	if c != nil {
-		if h, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
-			host = "/" + h
-		}
-	}
-	clientID := c.ClientID()
+	clientID, host := client.ID, client.Host
 	w := &joinWaiter{req: req, ch: make(chan kmsg.Response, 1)}
 
 	g.mu.Lock()
@@ -65,7 +70,7 @@ func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Req
 	if !g.supportsLocked(req.ProtocolType, protos, req.MemberID) {
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
-	update := func(m *groupMember) {
+	update := func(m *member) {
 		m.protocols, m.session, m.rebalance = protos, session, rebalance
 		m.clientID, m.clientHost = clientID, host
 	}
@@ -78,22 +83,21 @@ func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Req
 			}
 		} else if req.Version >= 4 {
 			g.addPendingLocked(id, session)
-			resp := joinError(req, id, kerr.MemberIDRequired.Code)
-			return wire.Respond(resp)
+			return joinError(req, id, kerr.MemberIDRequired.Code), nil
 		}
-		m := &groupMember{id: id, instanceID: instance}
+		m := &member{id: id, instanceID: instance}
 		update(m)
 		g.addMemberLocked(m, req.ProtocolType, w)
-		return awaitResponse(w.ch)
+		return nil, w.ch
 	}
 
 	if t, ok := g.pending[req.MemberID]; ok {
 		t.Stop()
 		delete(g.pending, req.MemberID)
-		m := &groupMember{id: req.MemberID, instanceID: instance}
+		m := &member{id: req.MemberID, instanceID: instance}
 		update(m)
 		g.addMemberLocked(m, req.ProtocolType, w)
-		return awaitResponse(w.ch)
+		return nil, w.ch
 	}
 	if instance != "" {
 		if cur, ok := g.statics[instance]; ok && cur != req.MemberID {
@@ -111,23 +115,23 @@ func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Req
 		m.join = nil
 	}
 	switch g.state {
-	case groupPreparingRebalance:
+	case statePreparingRebalance:
 		update(m)
 		m.join = w
 		g.maybeCompleteJoinLocked()
-	case groupCompletingRebalance:
+	case stateCompletingRebalance:
 		if sameProtocols(m.protocols, protos) {
 			// The join response was lost: answer it again.
 			g.heartbeatLocked(m)
-			return wire.Respond(g.joinResponseLocked(m, req))
+			return g.joinResponseLocked(m, req), nil
 		}
 		update(m)
 		m.join = w
 		g.prepareRebalanceLocked()
-	case groupStable:
+	case stateStable:
 		if m.id != g.leader && sameProtocols(m.protocols, protos) {
 			g.heartbeatLocked(m)
-			return wire.Respond(g.joinResponseLocked(m, req))
+			return g.joinResponseLocked(m, req), nil
 		}
 		update(m)
 		m.join = w
@@ -135,12 +139,12 @@ func (a *Agent) handleJoinGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Req
 	default:
 		return fail(kerr.UnknownMemberID.Code)
 	}
-	return awaitResponse(w.ch)
+	return nil, w.ch
 }
 
 // addMemberLocked adds a member that is joining now and starts (or
 // continues) a rebalance.
-func (g *group) addMemberLocked(m *groupMember, protocolType string, w *joinWaiter) {
+func (g *group) addMemberLocked(m *member, protocolType string, w *joinWaiter) {
 	if len(g.members) == 0 {
 		g.protocolType = protocolType
 	}
@@ -150,7 +154,7 @@ func (g *group) addMemberLocked(m *groupMember, protocolType string, w *joinWait
 		g.statics[m.instanceID] = m.id
 	}
 	g.heartbeatLocked(m)
-	if g.state == groupPreparingRebalance {
+	if g.state == statePreparingRebalance {
 		g.maybeCompleteJoinLocked()
 		return
 	}
@@ -160,12 +164,12 @@ func (g *group) addMemberLocked(m *groupMember, protocolType string, w *joinWait
 // replaceStaticLocked gives a rejoining static member a new member id,
 // fencing the old one. A stable group whose protocol choice stays the same
 // keeps its generation and assignments: no rebalance.
-func (g *group) replaceStaticLocked(old *groupMember, newID string, w *joinWaiter, update func(*groupMember)) wire.Reply {
+func (g *group) replaceStaticLocked(old *member, newID string, w *joinWaiter, update func(*member)) (*kmsg.JoinGroupResponse, <-chan kmsg.Response) {
 	g.failWaitersLocked(old, kerr.FencedInstanceID.Code)
 	if old.timer != nil {
 		old.timer.Stop()
 	}
-	m := &groupMember{id: newID, instanceID: old.instanceID, assignment: old.assignment}
+	m := &member{id: newID, instanceID: old.instanceID, assignment: old.assignment}
 	update(m)
 	delete(g.members, old.id)
 	g.members[newID] = m
@@ -174,23 +178,23 @@ func (g *group) replaceStaticLocked(old *groupMember, newID string, w *joinWaite
 		g.leader = newID
 	}
 	g.heartbeatLocked(m)
-	g.gc.log.Info("static member rejoined", "group", g.id, "instance", m.instanceID, "member", newID)
+	g.c.log.Info("static member rejoined", "group", g.id, "instance", m.instanceID, "member", newID)
 	switch g.state {
-	case groupStable:
+	case stateStable:
 		if g.selectProtocolLocked() == g.protocol {
 			if !g.saveLocked() {
-				return wire.Respond(joinError(w.req, "", kerr.NotCoordinator.Code))
+				return joinError(w.req, "", kerr.NotCoordinator.Code), nil
 			}
-			return wire.Respond(g.joinResponseLocked(m, w.req))
+			return g.joinResponseLocked(m, w.req), nil
 		}
 		m.join = w
 		g.prepareRebalanceLocked()
-	case groupPreparingRebalance:
+	case statePreparingRebalance:
 		m.join = w
 		g.maybeCompleteJoinLocked()
 	default:
 		m.join = w
 		g.prepareRebalanceLocked()
 	}
-	return awaitResponse(w.ch)
+	return nil, w.ch
 }

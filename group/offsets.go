@@ -1,4 +1,4 @@
-package agent
+package group
 
 // OffsetCommit versions 0–9, OffsetFetch versions 0–9 (several groups per
 // request from v8) and OffsetDelete version 0.
@@ -20,16 +20,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/wire"
 )
 
 // maxOffsetMetadata is Kafka's offset.metadata.max.bytes default.
 const maxOffsetMetadata = 4096
 
-func (a *Agent) handleOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.OffsetCommitRequest)
+// OffsetCommit commits a group's offsets, fenced by the group's generation.
+func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	code := a.commitOffsets(ctx, req, resp)
+	code := c.commitOffsets(ctx, req, resp)
 	if code != 0 {
 		// Every partition gets the group-level error.
 		resp.Topics = resp.Topics[:0]
@@ -44,12 +43,12 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.
 			resp.Topics = append(resp.Topics, st)
 		}
 	}
-	return wire.Respond(resp)
+	return resp
 }
 
 // commitOffsets fills resp's per-partition results and returns a code that
 // applies to all partitions instead, or 0.
-func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) int16 {
+func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) int16 {
 	if req.Group == "" {
 		return kerr.InvalidGroupID.Code
 	}
@@ -57,7 +56,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 	if req.Version == 0 {
 		generation = -1
 	}
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		return code
 	}
@@ -74,7 +73,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 	for ti, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
-		ts, terr := a.topics.Get(ctx, rt.Topic)
+		nparts, terr := c.partitions(ctx, rt.Topic)
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -83,7 +82,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case terr != nil:
 				sp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			case rp.Partition < 0 || int(rp.Partition) >= len(ts.Partitions):
+			case rp.Partition < 0 || int(rp.Partition) >= nparts:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
@@ -105,9 +104,9 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 	if len(offsets) == 0 {
 		return 0
 	}
-	cctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	err := a.store.CommitGroupOffsets(cctx, req.Group, generation, req.MemberID, offsets)
+	err := c.store.CommitGroupOffsets(cctx, req.Group, generation, req.MemberID, offsets)
 	code = 0
 	switch {
 	case err == nil:
@@ -116,7 +115,7 @@ func (a *Agent) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitRequest
 	case errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
 		code = kerr.UnknownMemberID.Code
 	default:
-		a.log.Warn("commit offsets failed", "group", req.Group, "err", err)
+		c.log.Warn("commit offsets failed", "group", req.Group, "err", err)
 		code = kerr.CoordinatorNotAvailable.Code
 	}
 	if code != 0 {
@@ -145,14 +144,15 @@ func (g *group) checkCommitLocked(memberID string, instanceID *string, generatio
 		// Offsets of a managed group are the members' to commit.
 		return kerr.UnknownMemberID.Code
 	}
-	if g.state == groupCompletingRebalance {
+	if g.state == stateCompletingRebalance {
 		return kerr.RebalanceInProgress.Code
 	}
 	return 0
 }
 
-func (a *Agent) handleOffsetFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.OffsetFetchRequest)
+// OffsetFetch returns committed offsets: of one group (v0–7) or several
+// (v8+), for the requested partitions or all of them.
+func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
@@ -166,14 +166,14 @@ func (a *Agent) handleOffsetFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 			}
 			all := rg.Topics == nil
 			var code int16
-			sg.Topics, code = a.fetchOffsets(ctx, rg.Group, topics, all)
+			sg.Topics, code = c.fetchOffsets(ctx, rg.Group, topics, all)
 			sg.ErrorCode = code
 			resp.Groups = append(resp.Groups, sg)
 		}
-		return wire.Respond(resp)
+		return resp
 	}
 	// Before v8: one group. v0–1 report errors per partition only.
-	topics, code := a.fetchOffsets(ctx, req.Group, req.Topics, req.Version >= 2 && req.Topics == nil)
+	topics, code := c.fetchOffsets(ctx, req.Group, req.Topics, req.Version >= 2 && req.Topics == nil)
 	for _, t := range topics {
 		rt := kmsg.NewOffsetFetchResponseTopic()
 		rt.Topic = t.Topic
@@ -201,30 +201,30 @@ func (a *Agent) handleOffsetFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.R
 			}
 		}
 	}
-	return wire.Respond(resp)
+	return resp
 }
 
 // fetchOffsets answers one group's offset fetch: the requested partitions
 // (offset -1 where nothing is committed), or all committed ones.
-func (a *Agent) fetchOffsets(ctx context.Context, group string, topics []kmsg.OffsetFetchRequestTopic, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, int16) {
-	if !a.isCoordinator(group) {
+func (c *Coordinator) fetchOffsets(ctx context.Context, id string, topics []kmsg.OffsetFetchRequestTopic, all bool) ([]kmsg.OffsetFetchResponseGroupTopic, int16) {
+	if !c.isCoordinator(id) {
 		return nil, kerr.NotCoordinator.Code
 	}
-	a.groups.mu.Lock()
-	_, loading := a.groups.loading[group]
-	closed := a.groups.closed
-	a.groups.mu.Unlock()
+	c.mu.Lock()
+	_, loading := c.loading[id]
+	closed := c.closed
+	c.mu.Unlock()
 	switch {
 	case closed:
 		return nil, kerr.NotCoordinator.Code
 	case loading:
 		return nil, kerr.CoordinatorLoadInProgress.Code
 	}
-	fctx, cancel := context.WithTimeout(ctx, groupStoreTimeout)
+	fctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	committed, err := a.store.FetchOffsets(fctx, group)
+	committed, err := c.store.FetchOffsets(fctx, id)
 	if err != nil {
-		a.log.Warn("fetch offsets failed", "group", group, "err", err)
+		c.log.Warn("fetch offsets failed", "group", id, "err", err)
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
 	type key struct {
@@ -267,13 +267,14 @@ func (a *Agent) fetchOffsets(ctx context.Context, group string, topics []kmsg.Of
 	return out, 0
 }
 
-func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.OffsetDeleteRequest)
+// OffsetDelete deletes a group's offsets for partitions its members do not
+// subscribe to.
+func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		resp.ErrorCode = code
-		return wire.Respond(resp)
+		return resp
 	}
 	g.mu.Lock()
 	exists, members, ptype := g.exists(), len(g.members) > 0, g.protocolType
@@ -282,33 +283,33 @@ func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.
 	g.mu.Unlock()
 	if unloaded {
 		resp.ErrorCode = kerr.NotCoordinator.Code
-		return wire.Respond(resp)
+		return resp
 	}
 	if !exists {
-		committed, err := a.store.FetchOffsets(ctx, req.Group)
+		committed, err := c.store.FetchOffsets(ctx, req.Group)
 		if err != nil {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			return wire.Respond(resp)
+			return resp
 		}
 		if len(committed) == 0 {
 			resp.ErrorCode = kerr.GroupIDNotFound.Code
-			return wire.Respond(resp)
+			return resp
 		}
 	}
 	if members && ptype != "consumer" {
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
-		return wire.Respond(resp)
+		return resp
 	}
 	var del []metastore.GroupPartition
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
 		st.Topic = rt.Topic
-		ts, terr := a.topics.Get(ctx, rt.Topic)
+		nparts, terr := c.partitions(ctx, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
-			case terr != nil || rp.Partition < 0 || int(rp.Partition) >= len(ts.Partitions):
+			case terr != nil || rp.Partition < 0 || int(rp.Partition) >= nparts:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case subscribed[rt.Topic]:
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
@@ -319,12 +320,12 @@ func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if err := a.store.DeleteGroupOffsets(ctx, req.Group, del); err != nil {
-		a.log.Warn("delete offsets failed", "group", req.Group, "err", err)
+	if err := c.store.DeleteGroupOffsets(ctx, req.Group, del); err != nil {
+		c.log.Warn("delete offsets failed", "group", req.Group, "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		resp.Topics = nil
 	}
-	return wire.Respond(resp)
+	return resp
 }
 
 // subscribedTopicsLocked is the union of the topics the members of a

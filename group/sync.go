@@ -1,4 +1,4 @@
-package agent
+package group
 
 // SyncGroup, versions 0–5, and Heartbeat, versions 0–4. The leader's
 // SyncGroup carries the assignments; the group is saved (compare-and-set on
@@ -11,14 +11,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/siltstream/silt/wire"
 )
 
 // checkMemberLocked validates a member's identity and generation the way
 // SyncGroup, Heartbeat and OffsetCommit do. It returns the member or a
 // Kafka error code.
-func (g *group) checkMemberLocked(memberID string, instanceID *string, generation int32) (*groupMember, int16) {
+func (g *group) checkMemberLocked(memberID string, instanceID *string, generation int32) (*member, int16) {
 	if g.unloaded {
 		return nil, kerr.NotCoordinator.Code
 	}
@@ -37,13 +35,17 @@ func (g *group) checkMemberLocked(memberID string, instanceID *string, generatio
 	return m, 0
 }
 
-func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.SyncGroupRequest)
-	fail := func(code int16) wire.Reply { return wire.Respond(syncError(req, code)) }
+// SyncGroup answers a SyncGroup request now (resp) or, for a member of a
+// group completing its rebalance, later on parked, which delivers exactly
+// one response once the leader's assignment is saved. Exactly one of resp
+// and parked is non-nil; parked requests are answered NOT_COORDINATOR when
+// the group is unloaded.
+func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) (resp *kmsg.SyncGroupResponse, parked <-chan kmsg.Response) {
+	fail := func(code int16) (*kmsg.SyncGroupResponse, <-chan kmsg.Response) { return syncError(req, code), nil }
 	if req.Group == "" {
 		return fail(kerr.InvalidGroupID.Code)
 	}
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		return fail(code)
 	}
@@ -57,12 +59,12 @@ func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Req
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
 	switch g.state {
-	case groupPreparingRebalance:
+	case statePreparingRebalance:
 		return fail(kerr.RebalanceInProgress.Code)
-	case groupStable:
+	case stateStable:
 		g.heartbeatLocked(m)
-		return wire.Respond(g.syncResponseLocked(m, req))
-	case groupCompletingRebalance:
+		return g.syncResponseLocked(m, req), nil
+	case stateCompletingRebalance:
 	default:
 		return fail(kerr.UnknownMemberID.Code)
 	}
@@ -72,7 +74,7 @@ func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Req
 	w := &syncWaiter{req: req, ch: make(chan kmsg.Response, 1)}
 	m.sync = w
 	if m.id != g.leader {
-		return awaitResponse(w.ch)
+		return nil, w.ch
 	}
 	plan := make(map[string][]byte, len(req.GroupAssignment))
 	for _, as := range req.GroupAssignment {
@@ -84,9 +86,9 @@ func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Req
 			o.assignment = []byte{}
 		}
 	}
-	g.state = groupStable
+	g.state = stateStable
 	if !g.saveLocked() {
-		return awaitResponse(w.ch) // unloading answered it NOT_COORDINATOR
+		return nil, w.ch // unloading answered it NOT_COORDINATOR
 	}
 	for _, o := range g.members {
 		if o.sync != nil {
@@ -95,10 +97,10 @@ func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Req
 			g.heartbeatLocked(o)
 		}
 	}
-	return awaitResponse(w.ch)
+	return nil, w.ch
 }
 
-func (g *group) syncResponseLocked(m *groupMember, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
+func (g *group) syncResponseLocked(m *member, req *kmsg.SyncGroupRequest) *kmsg.SyncGroupResponse {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	resp.ProtocolType = &g.protocolType
 	resp.Protocol = &g.protocol
@@ -109,24 +111,25 @@ func (g *group) syncResponseLocked(m *groupMember, req *kmsg.SyncGroupRequest) *
 	return resp
 }
 
-func (a *Agent) handleHeartbeat(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.HeartbeatRequest)
+// Heartbeat extends a member's session, and tells it to rejoin while the
+// group rebalances.
+func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	g, code := a.groups.acquire(ctx, req.Group)
+	g, code := c.acquire(ctx, req.Group)
 	if code != 0 {
 		resp.ErrorCode = code
-		return wire.Respond(resp)
+		return resp
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
 		resp.ErrorCode = code
-		return wire.Respond(resp)
+		return resp
 	}
 	g.heartbeatLocked(m)
-	if g.state == groupPreparingRebalance {
+	if g.state == statePreparingRebalance {
 		resp.ErrorCode = kerr.RebalanceInProgress.Code
 	}
-	return wire.Respond(resp)
+	return resp
 }

@@ -1,0 +1,16 @@
+package agent
+
+// OffsetCommit, versions 0–9: fenced by the group's generation, in
+// the coordinator's memory and again in the store (package group).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(a.groups.OffsetCommit(ctx, kreq.(*kmsg.OffsetCommitRequest)))
+}

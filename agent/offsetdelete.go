@@ -1,0 +1,16 @@
+package agent
+
+// OffsetDelete, version 0: answered by the group coordinator
+// (package group).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(a.groups.OffsetDelete(ctx, kreq.(*kmsg.OffsetDeleteRequest)))
+}

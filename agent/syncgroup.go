@@ -1,0 +1,17 @@
+package agent
+
+// SyncGroup, versions 0–5: the group coordinator (package group) answers,
+// or parks a member's request until the leader's assignment is saved.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/wire"
+)
+
+func (a *Agent) handleSyncGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+	resp, parked := a.groups.SyncGroup(ctx, kreq.(*kmsg.SyncGroupRequest))
+	return groupReply(resp, parked)
+}

@@ -1,0 +1,219 @@
+package group
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+const (
+	// DefaultMinSessionTimeout and DefaultMaxSessionTimeout are Kafka's
+	// defaults for group.min.session.timeout.ms and
+	// group.max.session.timeout.ms.
+	DefaultMinSessionTimeout = 6 * time.Second
+	DefaultMaxSessionTimeout = 30 * time.Minute
+	// storeTimeout bounds one store call made for a group.
+	storeTimeout = 10 * time.Second
+	// sweepInterval is how often loaded groups are checked for coordination
+	// moving elsewhere.
+	sweepInterval = time.Second
+)
+
+// Store is what the coordinator keeps in the metadata store: groups, fenced
+// by generation, and their committed offsets.
+type Store interface {
+	metastore.GroupStore
+	metastore.OffsetStore
+}
+
+// Config is what a Coordinator is built from.
+type Config struct {
+	// Store holds groups and offsets. Required.
+	Store Store
+	// IsCoordinator reports whether this process coordinates the group
+	// with this id now. Requests for other groups get NOT_COORDINATOR, and
+	// loaded groups that move elsewhere are unloaded by Run. Required.
+	IsCoordinator func(group string) bool
+	// Partitions returns how many partitions a topic has, for OffsetCommit
+	// and OffsetDelete. A topic that does not exist is an error wrapping
+	// metastore.ErrUnknownTopic. Required.
+	Partitions func(ctx context.Context, topic string) (int, error)
+	// Log receives the coordinator's events; nil discards them.
+	Log *slog.Logger
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
+	// members may ask for; zero means Kafka's defaults.
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+}
+
+// Coordinator holds the groups this process coordinates.
+type Coordinator struct {
+	store         Store
+	isCoordinator func(string) bool
+	partitions    func(context.Context, string) (int, error)
+	log           *slog.Logger
+	minSession    time.Duration
+	maxSession    time.Duration
+
+	mu      sync.Mutex
+	groups  map[string]*group
+	loading map[string]struct{}
+	closed  bool
+}
+
+// NewCoordinator returns a Coordinator with no groups loaded. Groups load
+// from the store on their first request.
+func NewCoordinator(cfg Config) *Coordinator {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		store:         cfg.Store,
+		isCoordinator: cfg.IsCoordinator,
+		partitions:    cfg.Partitions,
+		log:           log.With("component", "groups"),
+		minSession:    cfg.MinSessionTimeout,
+		maxSession:    cfg.MaxSessionTimeout,
+		groups:        make(map[string]*group),
+		loading:       make(map[string]struct{}),
+	}
+	if c.minSession <= 0 {
+		c.minSession = DefaultMinSessionTimeout
+	}
+	if c.maxSession <= 0 {
+		c.maxSession = DefaultMaxSessionTimeout
+	}
+	return c
+}
+
+// Run unloads groups this process no longer coordinates, and empty groups
+// nobody is using, until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.sweep()
+	}
+}
+
+func (c *Coordinator) sweep() {
+	for _, g := range c.snapshot() {
+		g.mu.Lock()
+		switch {
+		case !c.isCoordinator(g.id):
+			c.log.Info("no longer coordinating group; unloading", "group", g.id)
+			g.unloadLocked()
+		case g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0:
+			g.unloadLocked() // saved (or never mattered); reloads on demand
+		}
+		g.mu.Unlock()
+	}
+}
+
+// Close unloads every group, answering parked requests with NOT_COORDINATOR
+// so clients move to the next coordinator. Later requests get
+// NOT_COORDINATOR too. Nothing needs saving: the store already holds every
+// state that matters.
+func (c *Coordinator) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	for _, g := range c.snapshot() {
+		g.mu.Lock()
+		g.unloadLocked()
+		g.mu.Unlock()
+	}
+}
+
+// Count returns how many groups are loaded: those this process coordinates
+// and has served since they were last unloaded.
+func (c *Coordinator) Count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.groups)
+}
+
+// snapshot lists the loaded groups.
+func (c *Coordinator) snapshot() []*group {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gs := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// acquire returns the group, loaded from the store if this process does
+// not hold it yet, or a Kafka error code: NOT_COORDINATOR if another
+// process coordinates it, COORDINATOR_LOAD_IN_PROGRESS while another
+// request loads it, COORDINATOR_NOT_AVAILABLE if the store fails.
+func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
+	if !c.isCoordinator(id) {
+		return nil, kerr.NotCoordinator.Code
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, kerr.NotCoordinator.Code
+	}
+	if g, ok := c.groups[id]; ok {
+		c.mu.Unlock()
+		return g, 0
+	}
+	if _, ok := c.loading[id]; ok {
+		c.mu.Unlock()
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
+	c.loading[id] = struct{}{}
+	c.mu.Unlock()
+
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	stored, ok, err := c.store.Group(lctx, id)
+	cancel()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.loading, id)
+	if err != nil {
+		c.log.Warn("load group failed", "group", id, "err", err)
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	if c.closed {
+		return nil, kerr.NotCoordinator.Code
+	}
+	g := c.newGroup(id)
+	if ok {
+		g.restore(stored)
+		c.log.Info("loaded group", "group", id, "generation", g.generation, "state", g.state, "members", len(g.members))
+	}
+	c.groups[id] = g
+	return g, 0
+}
+
+// loaded returns the group if this process holds it in memory.
+func (c *Coordinator) loaded(id string) *group {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.groups[id]
+}
+
+func (c *Coordinator) newGroup(id string) *group {
+	return &group{
+		c:       c,
+		id:      id,
+		members: make(map[string]*member),
+		statics: make(map[string]string),
+		pending: make(map[string]*time.Timer),
+	}
+}

@@ -1,0 +1,38 @@
+// Package group is the consumer-group coordinator for Kafka's classic
+// group protocol: the group state machine, member sessions and rebalance
+// timers, the semantics of JoinGroup, SyncGroup, Heartbeat and LeaveGroup,
+// the fencing of committed offsets (OffsetCommit, OffsetFetch,
+// OffsetDelete), and DescribeGroups, ListGroups and DeleteGroups.
+//
+// A Coordinator takes decoded kmsg requests and returns kmsg responses.
+// JoinGroup and SyncGroup may park a request until the rebalance gets
+// there; they then return a channel that delivers the response, and the
+// caller decides how to wait for it. Everything else answers at once.
+//
+// What it needs from outside is declared here, narrowly: a Store (the
+// metastore's GroupStore and OffsetStore roles), a placement function that
+// says whether this process coordinates a group, and a function that counts
+// a topic's partitions. It must not import wire or agent, and knows nothing
+// of the write pipeline or of partitions' read state: the Kafka handlers
+// that call it live in agent.
+//
+// A group lives in memory on the process that coordinates it, guarded by
+// its own mutex, with timers for member sessions and rebalances. The store
+// is the source of truth for everything that must survive a failover, and
+// fences it:
+//   - the group is saved at the end of every rebalance (the leader's
+//     SyncGroup, with assignments), when a static member is replaced, and
+//     when it becomes empty; every save is a compare-and-set from the
+//     generation this process last saved or loaded. A failed save unloads
+//     the group, so the coordinator rereads the store before serving it
+//     again.
+//   - offset commits are checked against the stored generation and member
+//     list in the same transaction as the write (GroupStore).
+//
+// A coordinator that takes over a group loads it as last saved: a stable
+// group stays stable (members keep heartbeating and committing with their
+// generation), a rebalance that was in flight is lost and members rejoin.
+//
+// Lock order: group.mu, then Coordinator.mu. Nothing takes a group.mu
+// while holding Coordinator.mu.
+package group
