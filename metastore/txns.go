@@ -2,9 +2,7 @@ package metastore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -124,62 +122,6 @@ func HasTxnBatches(f Flush) bool {
 		}
 	}
 	return false
-}
-
-// TxnColumns are the columns of the stores' transactions table, in the
-// order ScanTxn reads them.
-const TxnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
-
-// ScanTxn reads one row of TxnColumns (times in Unix milliseconds, lists as
-// TxnLists). Scan errors, such as "no rows", are returned as they are.
-func ScanTxn(sc interface{ Scan(...any) error }) (Txn, error) {
-	var (
-		t                Txn
-		l                TxnLists
-		state            string
-		started, updated int64
-	)
-	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
-		return t, err
-	}
-	t.State = TxnState(state)
-	if started > 0 {
-		t.StartedAt = time.UnixMilli(started)
-	}
-	t.UpdatedAt = time.UnixMilli(updated)
-	return t, l.Decode(&t)
-}
-
-// TxnLists is how stores keep a Txn's lists: JSON text columns.
-type TxnLists struct{ Partitions, Groups, Offsets string }
-
-// EncodeTxnLists encodes t's lists for a store.
-func EncodeTxnLists(t Txn) (TxnLists, error) {
-	var l TxnLists
-	for _, f := range []struct {
-		v   any
-		dst *string
-	}{{t.Partitions, &l.Partitions}, {t.Groups, &l.Groups}, {t.Offsets, &l.Offsets}} {
-		b, err := json.Marshal(f.v)
-		if err != nil {
-			return l, fmt.Errorf("encode transaction %s: %w", t.TransactionalID, err)
-		}
-		*f.dst = string(b)
-	}
-	return l, nil
-}
-
-// Decode fills t's lists.
-func (l TxnLists) Decode(t *Txn) error {
-	for _, f := range []struct {
-		src string
-		v   any
-	}{{l.Partitions, &t.Partitions}, {l.Groups, &t.Groups}, {l.Offsets, &t.Offsets}} {
-		if err := json.Unmarshal([]byte(f.src), f.v); err != nil {
-			return fmt.Errorf("decode transaction %s: %w", t.TransactionalID, err)
-		}
-	}
-	return nil
 }
 
 // TxnBookkeeping lists what CommitFlush records for one chunk's accepted

@@ -9,10 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
 
 func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
-	t, err := metastore.ScanTxn(s.pool.QueryRow(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions WHERE `+where, arg))
+	t, err := txnrow.Scan(s.pool.QueryRow(ctx, `SELECT `+txnrow.Columns+` FROM transactions WHERE `+where, arg))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}
@@ -34,11 +35,11 @@ func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bo
 
 // Txns implements metastore.TxnStore.
 func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions ORDER BY transactional_id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+txnrow.Columns+` FROM transactions ORDER BY transactional_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return metastore.ScanTxn(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return txnrow.Scan(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
@@ -47,7 +48,7 @@ func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
 
 // PutTxn implements metastore.TxnStore.
 func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
-	l, err := metastore.EncodeTxnLists(t)
+	l, err := txnrow.EncodeLists(t)
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	now := time.Now().UnixMilli()
 	var n int64
 	if prev == nil {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
 		if err != nil {
