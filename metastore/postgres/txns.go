@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
 	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
 
@@ -129,7 +130,7 @@ func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metas
 			continue
 		}
 		tid := uuidArg(c.Topic)
-		for _, st := range metastore.TxnBookkeepingOf(c.Batches, res.Batches[i]) {
+		for _, st := range flushcommit.TxnBookkeepingOf(c.Batches, res.Batches[i]) {
 			if !st.Control {
 				if _, err := tx.Exec(ctx, `INSERT INTO ongoing_txns (topic_id, partition, producer_id, first_offset)
 					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, st.Offset); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
 	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
 
@@ -125,7 +126,7 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 
 // txnBookkeeping records a chunk's transactional batches inside the commit
 // (see metastore.TxnStore).
-func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []metastore.TxnBookkeeping) error {
+func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []flushcommit.TxnBookkeeping) error {
 	tid := tp.Topic[:]
 	for _, st := range steps {
 		if !st.Control {
