@@ -2,9 +2,7 @@ package metastore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -111,97 +109,4 @@ type TxnStore interface {
 	// the middle of a transaction (Empty, CompleteCommit, CompleteAbort), as
 	// Kafka does after transactional.id.expiration.ms, and reports how many.
 	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
-}
-
-// HasTxnBatches reports whether a flush holds transactional batches, which
-// need the bookkeeping described at TxnStore.
-func HasTxnBatches(f Flush) bool {
-	for _, c := range f.Chunks {
-		for _, b := range c.Batches {
-			if b.IsTransactional {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// TxnColumns are the columns of the stores' transactions table, in the
-// order ScanTxn reads them.
-const TxnColumns = `transactional_id, producer_id, epoch, state, timeout_ms, partitions, groups, offsets, started_at, updated_at`
-
-// ScanTxn reads one row of TxnColumns (times in Unix milliseconds, lists as
-// TxnLists). Scan errors, such as "no rows", are returned as they are.
-func ScanTxn(sc interface{ Scan(...any) error }) (Txn, error) {
-	var (
-		t                Txn
-		l                TxnLists
-		state            string
-		started, updated int64
-	)
-	if err := sc.Scan(&t.TransactionalID, &t.ProducerID, &t.Epoch, &state, &t.TimeoutMs, &l.Partitions, &l.Groups, &l.Offsets, &started, &updated); err != nil {
-		return t, err
-	}
-	t.State = TxnState(state)
-	if started > 0 {
-		t.StartedAt = time.UnixMilli(started)
-	}
-	t.UpdatedAt = time.UnixMilli(updated)
-	return t, l.Decode(&t)
-}
-
-// TxnLists is how stores keep a Txn's lists: JSON text columns.
-type TxnLists struct{ Partitions, Groups, Offsets string }
-
-// EncodeTxnLists encodes t's lists for a store.
-func EncodeTxnLists(t Txn) (TxnLists, error) {
-	var l TxnLists
-	for _, f := range []struct {
-		v   any
-		dst *string
-	}{{t.Partitions, &l.Partitions}, {t.Groups, &l.Groups}, {t.Offsets, &l.Offsets}} {
-		b, err := json.Marshal(f.v)
-		if err != nil {
-			return l, fmt.Errorf("encode transaction %s: %w", t.TransactionalID, err)
-		}
-		*f.dst = string(b)
-	}
-	return l, nil
-}
-
-// Decode fills t's lists.
-func (l TxnLists) Decode(t *Txn) error {
-	for _, f := range []struct {
-		src string
-		v   any
-	}{{l.Partitions, &t.Partitions}, {l.Groups, &t.Groups}, {l.Offsets, &t.Offsets}} {
-		if err := json.Unmarshal([]byte(f.src), f.v); err != nil {
-			return fmt.Errorf("decode transaction %s: %w", t.TransactionalID, err)
-		}
-	}
-	return nil
-}
-
-// TxnBookkeeping lists what CommitFlush records for one chunk's accepted
-// transactional batches, in batch order (see TxnStore).
-type TxnBookkeeping struct {
-	ProducerID int64
-	Epoch      int16
-	Offset     int64 // the batch's base offset
-	Control    bool
-	Abort      bool
-}
-
-// TxnBookkeepingOf returns the bookkeeping steps for a chunk's batches and
-// their verdicts.
-func TxnBookkeepingOf(batches []ProducerBatch, results []BatchResult) []TxnBookkeeping {
-	var out []TxnBookkeeping
-	for i, b := range batches {
-		r := results[i]
-		if !b.IsTransactional || r.Err != nil || r.Duplicate {
-			continue
-		}
-		out = append(out, TxnBookkeeping{ProducerID: b.ProducerID, Epoch: b.ProducerEpoch, Offset: r.BaseOffset, Control: b.IsControl, Abort: b.Abort})
-	}
-	return out
 }

@@ -290,22 +290,73 @@ func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	cfg := Config{IdleTimeout: 100 * time.Millisecond}
-	h := &testHandlers{}
-	_, addr := startServer(t, cfg, newTestRegistry(h))
+	const idleTimeout = 100 * time.Millisecond
+	h := &testHandlers{release: make(chan struct{})}
+	_, addr := startServer(t, Config{IdleTimeout: idleTimeout}, newTestRegistry(h))
 
-	idle := dial(t, addr)
+	// A connection waiting on a deferred reply is not idle: hold its request
+	// in the handler until another connection has been closed as idle.
+	busy, reply := sendHeld(t, addr, h)
+
+	// The clock starts before Dial: the server arms its idle deadline after
+	// accepting, which cannot precede the start of Dial, so this lower bound
+	// holds however late either goroutine runs. Starting it after Dial does
+	// not (the server may have been counting already).
 	start := time.Now()
-	expectClosed(t, idle)
-	if d := time.Since(start); d < 100*time.Millisecond {
-		t.Fatalf("closed after %s, before the idle timeout", d)
+	idle := dial(t, addr)
+	expectClosed(t, idle) // fails after 10 s if idle connections are kept
+	if d := time.Since(start); d < idleTimeout {
+		t.Fatalf("idle connection closed %s after dialing, before the %s idle timeout", d, idleTimeout)
 	}
 
-	// A connection waiting on a deferred reply is not idle.
-	busy := dial(t, addr)
-	write(t, busy, encodeRequest(heartbeat("delay-300", 0), 4, 1, nil))
-	if corr, _ := mustReadResponse(t, busy); corr != 1 {
-		t.Fatalf("correlation id %d, want 1", corr)
+	// busy's request has now been in flight for longer than the idle
+	// timeout. The server must still be reading it, not just finishing its
+	// last reply: a request sent now is answered, after the held one.
+	write(t, busy, encodeRequest(heartbeat("", 0), 4, 2, nil))
+	close(h.release)
+	if r := <-reply; r.err != nil || r.corr != 1 {
+		t.Fatalf("held request: correlation id %d, err %v; want 1 and the connection kept open", r.corr, r.err)
+	}
+	if corr, _, err := readResponse(busy); err != nil || corr != 2 {
+		t.Fatalf("request sent while one was held: correlation id %d, err %v; want 2", corr, err)
+	}
+	// With nothing in flight any more, busy is idle and is closed in turn.
+	expectClosed(t, busy)
+}
+
+type response struct {
+	corr int32
+	err  error
+}
+
+// sendHeld dials addr and sends a Heartbeat "block" request, which h holds
+// until h.release is closed, and returns once the handler holds it, with a
+// channel that yields the response. The server may rightly close a
+// connection that sends nothing for the idle timeout after accept, which a
+// test goroutine stalled between Dial and Write on a busy machine can
+// cause; then it dials again.
+func sendHeld(t *testing.T, addr string, h *testHandlers) (*net.TCPConn, <-chan response) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		handled := h.handled.Load()
+		nc := dial(t, addr)
+		write(t, nc, encodeRequest(heartbeat("block", 0), 4, 1, nil))
+		reply := make(chan response, 1)
+		go func() {
+			corr, _, err := readResponse(nc)
+			reply <- response{corr, err}
+		}()
+		waitFor(t, "held request or closed connection", func() bool {
+			return h.handled.Load() > handled || len(reply) > 0
+		})
+		if h.handled.Load() > handled {
+			return nc, reply
+		}
+		r := <-reply
+		t.Logf("attempt %d: connection closed before its request was handled (corr %d, err %v)", attempt, r.corr, r.err)
+		if attempt == 5 {
+			t.Fatal("the server closed every connection before reading its first request")
+		}
 	}
 }
 

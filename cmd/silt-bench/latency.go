@@ -2,8 +2,9 @@ package main
 
 // Latency at a fixed, moderate rate: one paced producer stamps each record
 // with its send time; produce latency is send → ack, end-to-end latency is
-// send → receipt by a consumer tailing the same topic through the same
-// agent. Both clients live in this process, so one clock serves both.
+// send → receipt by each tail consumer of the same topic, one pinned to the
+// writing agent's zone and one to another agent's. All clients live in this
+// process, so one clock serves them all.
 
 import (
 	"context"

@@ -135,6 +135,10 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		return fmt.Errorf("open metastore %s: %w", metaURL, err)
 	}
 	defer store.Close()
+	wantSchema, err := metastoreurl.LatestVersion(s.MetastoreURL)
+	if err != nil {
+		return fmt.Errorf("metastore %s: %w", metaURL, err)
+	}
 
 	bucketURL := redactURL(s.BucketURL)
 	bucket, err := bucketurl.Open(ctx, s.BucketURL)
@@ -197,7 +201,7 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	if status != nil {
 		// Probes go to the store and the driver directly, not through
 		// the instrumented wrappers, so they do not show up as traffic.
-		status.checks.Store(newBackendChecks(store, bucket, s.MetastoreURL))
+		status.checks.Store(newBackendChecks(store, bucket, wantSchema))
 		status.setServing(a, statusInfo{
 			Version: versionString(), AgentID: cfg.ID, ClusterID: cfg.ClusterID,
 			Listen: cfg.Listen, Advertise: cfg.Advertise, Zone: cfg.Zone,

@@ -3,13 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/siltstream/silt/metastore/metastoreurl"
-	"github.com/siltstream/silt/metastore/postgres"
-	"github.com/siltstream/silt/metastore/sqlite"
 )
 
 func newMigrateCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -41,25 +38,12 @@ to run while agents start (they migrate on start too).`,
 		if err := metastoreurl.Migrate(cmd.Context(), metaURL); err != nil {
 			return fmt.Errorf("migrate metastore %s: %w", redactURL(metaURL), err)
 		}
-		if v, ok := schemaVersion(metaURL); ok {
-			_, err = fmt.Fprintf(stdout, "metastore %s: schema version %d\n", redactURL(metaURL), v)
-		} else {
-			_, err = fmt.Fprintf(stdout, "metastore %s: migrated\n", redactURL(metaURL))
+		v, err := metastoreurl.LatestVersion(metaURL)
+		if err != nil {
+			return err
 		}
+		_, err = fmt.Fprintf(stdout, "metastore %s: schema version %d\n", redactURL(metaURL), v)
 		return err
 	}
 	return cmd
-}
-
-// schemaVersion is the version a migrated store is at: the newest migration
-// embedded for its kind.
-func schemaVersion(metaURL string) (int, bool) {
-	scheme, _, _ := strings.Cut(metaURL, ":")
-	switch strings.ToLower(scheme) {
-	case "postgres", "postgresql":
-		return postgres.LatestVersion(), true
-	case "sqlite", "sqlite3":
-		return sqlite.LatestVersion(), true
-	}
-	return 0, false
 }

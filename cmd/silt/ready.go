@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/metastore/postgres"
-	"github.com/siltstream/silt/metastore/sqlite"
 	"github.com/siltstream/silt/objectstore"
 )
 
@@ -61,23 +59,16 @@ func (r checkResult) failures() []string {
 	return out
 }
 
-func newBackendChecks(store metastore.Store, bucket objectstore.Bucket, metastoreURL string) *backendChecks {
+// newBackendChecks checks store against wantSchema, the version this build
+// migrates it to (metastoreurl.LatestVersion).
+func newBackendChecks(store metastore.Store, bucket objectstore.Bucket, wantSchema int) *backendChecks {
 	return &backendChecks{
 		store:      store,
 		bucket:     bucket,
-		wantSchema: wantSchemaVersion(metastoreURL),
+		wantSchema: wantSchema,
 		ttl:        time.Second,
 		timeout:    2 * time.Second,
 	}
-}
-
-// wantSchemaVersion is the schema version this build migrates the store
-// named by url to.
-func wantSchemaVersion(url string) int {
-	if scheme, _, _ := strings.Cut(url, ":"); strings.HasPrefix(strings.ToLower(scheme), "postgres") {
-		return postgres.LatestVersion()
-	}
-	return sqlite.LatestVersion()
 }
 
 // check returns the latest results, checking again if they are older than

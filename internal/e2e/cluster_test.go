@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/siltstream/silt/internal/testenv"
@@ -110,66 +111,97 @@ func produceText(ctx context.Context, addr string, producer, n int, topic string
 	wg.Wait()
 }
 
-// TestCrossAgentEndToEndLatency: a consumer attached to agent B (its zone)
-// reads what a producer writes through agent A (its zone) at 5 MB/s; the
-// end-to-end p50/p99 are reported (the target is flush.interval + 200 ms;
-// tests report timings, they never assert on them).
-func TestCrossAgentEndToEndLatency(t *testing.T) {
+// TestTailOnAnotherAgentReadsEverything: a consumer attached to agent B
+// (its zone) tails a topic that a producer writes through agent A (its
+// zone), and receives every acknowledged record: B learns of A's commits
+// across processes. The end-to-end latency of this path is a figure, not a
+// test: `make bench` (cmd/silt-bench, "other agent" tail consumer) reports
+// it.
+func TestTailOnAnotherAgentReadsEverything(t *testing.T) {
 	c := startSiltCluster(t, 2)
-	createTopic(t, c.addrs[0], "latency", 4)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.addrs[0]), kgo.ClientID("bench,silt_az=z0"), kgo.DefaultProduceTopic("latency"),
+	const topic = "tail"
+	createTopic(t, c.addrs[0], topic, 4)
+	for zone, want := range []int{0, 1} {
+		clientID := fmt.Sprintf("tail,silt_az=z%d", zone)
+		waitFor(t, fmt.Sprintf("every partition led by agent-%d for %s", want, clientID), 30*time.Second, func() bool {
+			return slices.Equal(slices.Compact(leaderIndexes(t, c.addrs, clientID, topic)), []int{want})
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// The topic is new, so consuming from the start is tailing: the consumer
+	// long-polls at offset 0 on B before anything is produced.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.addrs[1]), kgo.ClientID("tail,silt_az=z1"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var received ackSet
+	consumed := make(chan struct{})
+	const n = 2000
+	go func() {
+		defer close(consumed)
+		for received.len() < n && ctx.Err() == nil {
+			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { received.add(string(r.Value)) })
+		}
+	}()
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.addrs[0]), kgo.ClientID("tail,silt_az=z0"), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(c.addrs[1]), kgo.ClientID("bench,silt_az=z1"), kgo.ConsumeTopics("latency"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(time.Second))
+	var acked ackSet
+	for i := 0; i < n; i++ {
+		v := textValue(0, i)
+		prod.Produce(ctx, &kgo.Record{Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce through agent A: %v", err)
+				return
+			}
+			acked.add(v)
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatalf("flush producer: %v", err)
+	}
+	<-consumed
+	if acked.len() != n {
+		t.Fatalf("%d of %d records acknowledged", acked.len(), n)
+	}
+	if k, example := acked.missing(&received); k > 0 {
+		t.Fatalf("consumer on agent B missed %d of %d acknowledged records (e.g. %s)", k, n, example)
+	}
+}
+
+// leaderIndexes returns, per partition of topic in order, the index in addrs
+// of its leader as seen by a client with clientID (-1 if not in addrs).
+func leaderIndexes(t *testing.T, addrs []string, clientID, topic string) []int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID(clientID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cons.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Let the consumer find the partitions' ends before producing.
-	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
-	cons.PollFetches(wctx)
-	wcancel()
-
-	const rate = 5 << 20 // bytes per second
-	const seconds = 8
-	n := rate / valueSize * seconds
-	interval := time.Second / time.Duration(rate/valueSize)
-	var lats []time.Duration
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for got := 0; got < n && ctx.Err() == nil; {
-			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-				mu.Lock()
-				lats = append(lats, time.Since(r.Timestamp))
-				mu.Unlock()
-				got++
-			})
-		}
-	}()
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		prod.Produce(ctx, &kgo.Record{Value: []byte(textValue(0, i)), Timestamp: time.Now()}, nil)
-		if d := time.Until(start.Add(time.Duration(i+1) * interval)); d > 0 {
-			time.Sleep(d)
-		}
+	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	if err != nil {
+		return nil
 	}
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lats) < n {
-		t.Fatalf("consumer on agent B read %d of %d records", len(lats), n)
+	var out []int
+	for _, p := range md.Topics[topic].Partitions.Sorted() {
+		i := slices.IndexFunc(md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == p.Leader })
+		if i < 0 {
+			out = append(out, -1)
+			continue
+		}
+		out = append(out, agentIndex(addrs, md.Brokers[i].Host, md.Brokers[i].Port))
 	}
-	slices.Sort(lats)
-	t.Logf("produce via agent A, consume via agent B at 5 MiB/s: %d records, end-to-end p50 %v, p99 %v (flush.interval 100ms)",
-		len(lats), lats[len(lats)/2], lats[len(lats)*99/100])
+	return out
 }
 
 // waitFor polls cond until it holds or timeout passes.

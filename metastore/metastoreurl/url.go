@@ -41,6 +41,21 @@ func Migrate(ctx context.Context, url string) error {
 	}
 }
 
+// LatestVersion is the schema version Migrate brings the store url names
+// to: the newest migration this build embeds for that kind of store.
+func LatestVersion(url string) (int, error) {
+	kind, _, err := parse(url)
+	if err != nil {
+		return 0, err
+	}
+	switch kind {
+	case "postgres":
+		return postgres.LatestVersion(), nil
+	default:
+		return sqlite.LatestVersion(), nil
+	}
+}
+
 // parse splits a metastore URL into a store kind and what that store's Open
 // takes: the URL itself for postgres, a file path for sqlite.
 func parse(url string) (kind, target string, err error) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/siltstream/silt/internal/testenv"
+	"github.com/siltstream/silt/metastore/postgres"
+	"github.com/siltstream/silt/metastore/sqlite"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -36,6 +38,26 @@ func TestParse(t *testing.T) {
 	_, _, err := parse("mysql://u:hunter2@h/db")
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error for a url with a password = %v; want it without the password", err)
+	}
+}
+
+func TestLatestVersion(t *testing.T) {
+	cases := []struct {
+		url  string
+		want int
+	}{
+		{"postgres://silt@db:5432/silt", postgres.LatestVersion()},
+		{"POSTGRESQL://silt@db/silt", postgres.LatestVersion()},
+		{"sqlite:///var/lib/silt/meta.db", sqlite.LatestVersion()},
+		{"sqlite3:meta.db", sqlite.LatestVersion()},
+	}
+	for _, c := range cases {
+		if got, err := LatestVersion(c.url); err != nil || got != c.want {
+			t.Errorf("LatestVersion(%q) = %d, %v; want %d", c.url, got, err, c.want)
+		}
+	}
+	if _, err := LatestVersion("mysql://x/y"); err == nil {
+		t.Error("LatestVersion of an unsupported scheme succeeded, want an error")
 	}
 }
 

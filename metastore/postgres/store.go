@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
 )
 
 // Store is the Postgres metastore.Store.
@@ -325,7 +326,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		QueryRow(context.Context, string, ...any) pgx.Row
 	} = s.pool
 	var tx pgx.Tx
-	if metastore.HasTxnBatches(f) {
+	if flushcommit.HasTxnBatches(f) {
 		var err error
 		if tx, err = s.pool.Begin(ctx); err != nil {
 			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
@@ -367,7 +368,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		}
 		rs := make([]metastore.BatchResult, len(c.Batches))
 		for j := range c.Batches {
-			rs[j] = metastore.BatchResultOf(verdicts[k], bBases[k])
+			rs[j] = flushcommit.ResultOf(verdicts[k], bBases[k])
 			k++
 		}
 		res.Batches[i] = rs
@@ -420,7 +421,7 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush) (metast
 	for i, c := range f.Chunks {
 		rs := byTP[c.TopicPartition]
 		if c.Batches != nil {
-			res.Batches[i], res.BaseOffsets[i] = metastore.RetriedResults(c.Batches, rs)
+			res.Batches[i], res.BaseOffsets[i] = flushcommit.RetriedResults(c.Batches, rs)
 			continue
 		}
 		if len(rs) == 0 {

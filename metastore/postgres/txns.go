@@ -9,10 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
+	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
 
 func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
-	t, err := metastore.ScanTxn(s.pool.QueryRow(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions WHERE `+where, arg))
+	t, err := txnrow.Scan(s.pool.QueryRow(ctx, `SELECT `+txnrow.Columns+` FROM transactions WHERE `+where, arg))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, false, nil
 	}
@@ -34,11 +36,11 @@ func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bo
 
 // Txns implements metastore.TxnStore.
 func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions ORDER BY transactional_id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+txnrow.Columns+` FROM transactions ORDER BY transactional_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return metastore.ScanTxn(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Txn, error) { return txnrow.Scan(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
@@ -47,7 +49,7 @@ func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
 
 // PutTxn implements metastore.TxnStore.
 func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
-	l, err := metastore.EncodeTxnLists(t)
+	l, err := txnrow.EncodeLists(t)
 	if err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	now := time.Now().UnixMilli()
 	var n int64
 	if prev == nil {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
 		if err != nil {
@@ -128,7 +130,7 @@ func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metas
 			continue
 		}
 		tid := uuidArg(c.Topic)
-		for _, st := range metastore.TxnBookkeepingOf(c.Batches, res.Batches[i]) {
+		for _, st := range flushcommit.TxnBookkeepingOf(c.Batches, res.Batches[i]) {
 			if !st.Control {
 				if _, err := tx.Exec(ctx, `INSERT INTO ongoing_txns (topic_id, partition, producer_id, first_offset)
 					VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, st.Offset); err != nil {

@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
 )
 
 // Store is the SQLite metastore.Store.
@@ -453,7 +454,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 }
 
 // commitBatches commits one chunk batch by batch, checking idempotent
-// producers' sequences (metastore.ProducerState.Check). It reports false if
+// producers' sequences (flushcommit.ProducerState.Check). It reports false if
 // the partition does not exist.
 func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c metastore.Chunk, res *metastore.FlushResult, i int, addRow func(metastore.IndexEntry)) (bool, error) {
 	tid := c.Topic[:]
@@ -464,9 +465,9 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 	case err != nil:
 		return false, err
 	}
-	states := make(map[int64]*metastore.ProducerState)
+	states := make(map[int64]*flushcommit.ProducerState)
 	dirty := make(map[int64]bool)
-	load := func(pid int64) (*metastore.ProducerState, error) {
+	load := func(pid int64) (*flushcommit.ProducerState, error) {
 		if st, ok := states[pid]; ok {
 			return st, nil
 		}
@@ -483,7 +484,7 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 		if err != nil {
 			return nil, err
 		}
-		st := &metastore.ProducerState{Epoch: epoch}
+		st := &flushcommit.ProducerState{Epoch: epoch}
 		if err := json.Unmarshal([]byte(recent), &st.Recent); err != nil {
 			return nil, fmt.Errorf("producer %d state: %w", pid, err)
 		}
@@ -493,7 +494,7 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 	results := make([]metastore.BatchResult, len(c.Batches))
 	res.BaseOffsets[i] = -1
 	for j, b := range c.Batches {
-		var st *metastore.ProducerState
+		var st *flushcommit.ProducerState
 		if b.ProducerID >= 0 {
 			var err error
 			if st, err = load(b.ProducerID); err != nil {
@@ -502,7 +503,7 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 		}
 		verdict, dupBase := st.Check(b)
 		if verdict != 0 {
-			results[j] = metastore.BatchResultOf(verdict, dupBase)
+			results[j] = flushcommit.ResultOf(verdict, dupBase)
 			continue
 		}
 		results[j] = metastore.BatchResult{BaseOffset: hw}
@@ -535,7 +536,7 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 		}
 	}
 	// After the producer states: a marker may raise their epoch.
-	if err := txnBookkeeping(ctx, tx, c.TopicPartition, metastore.TxnBookkeepingOf(c.Batches, results)); err != nil {
+	if err := txnBookkeeping(ctx, tx, c.TopicPartition, flushcommit.TxnBookkeepingOf(c.Batches, results)); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -555,7 +556,7 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush, res *me
 	for i, c := range f.Chunks {
 		rs := byTP[c.TopicPartition]
 		if c.Batches != nil {
-			res.Batches[i], res.BaseOffsets[i] = metastore.RetriedResults(c.Batches, rs)
+			res.Batches[i], res.BaseOffsets[i] = flushcommit.RetriedResults(c.Batches, rs)
 			continue
 		}
 		if len(rs) == 0 {

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/flushcommit"
+	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
 
 func (s *Store) txnWhere(ctx context.Context, what, where string, arg any) (metastore.Txn, bool, error) {
-	t, err := metastore.ScanTxn(s.read.QueryRowContext(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions WHERE `+where, arg))
+	t, err := txnrow.Scan(s.read.QueryRowContext(ctx, `SELECT `+txnrow.Columns+` FROM transactions WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, false, nil
 	}
@@ -33,14 +35,14 @@ func (s *Store) TxnByProducer(ctx context.Context, pid int64) (metastore.Txn, bo
 
 // Txns implements metastore.TxnStore.
 func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+metastore.TxnColumns+` FROM transactions ORDER BY transactional_id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+txnrow.Columns+` FROM transactions ORDER BY transactional_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
 	defer rows.Close()
 	var out []metastore.Txn
 	for rows.Next() {
-		t, err := metastore.ScanTxn(rows)
+		t, err := txnrow.Scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list transactions: %w", err)
 		}
@@ -54,7 +56,7 @@ func (s *Store) Txns(ctx context.Context) ([]metastore.Txn, error) {
 
 // PutTxn implements metastore.TxnStore.
 func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
-	l, err := metastore.EncodeTxnLists(t)
+	l, err := txnrow.EncodeLists(t)
 	if err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	}
 	var res sql.Result
 	if prev == nil {
-		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
 	} else {
@@ -124,7 +126,7 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 
 // txnBookkeeping records a chunk's transactional batches inside the commit
 // (see metastore.TxnStore).
-func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []metastore.TxnBookkeeping) error {
+func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []flushcommit.TxnBookkeeping) error {
 	tid := tp.Topic[:]
 	for _, st := range steps {
 		if !st.Control {
