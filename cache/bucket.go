@@ -148,7 +148,7 @@ func (b *Bucket) Fill(key string, data []byte) {
 		end := min((i+1)*bs, int64(len(data)))
 		blk := make([]byte, end-i*bs)
 		copy(blk, data[i*bs:end])
-		b.toDisk(b.mem.put(blockID{key, i}, blk, false))
+		b.toDisk(b.mem.put(blockID{key, i}, blk, nil))
 	}
 }
 
@@ -222,7 +222,8 @@ func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte
 type loadResult struct {
 	data     []byte
 	from     tier
-	prefetch bool // loaded by read-ahead
+	prefetch bool       // loaded by read-ahead
+	ahead    *aheadMark // set if read-ahead fetched the block
 }
 
 type tier int
@@ -237,9 +238,9 @@ const (
 // readers (and read-ahead) from disk or the bucket.
 func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, error) {
 	id := blockID{key, idx}
-	if data, wasPrefetched, ok := b.mem.get(id); ok {
+	if data, ahead, ok := b.mem.get(id); ok {
 		b.c.hits.Add(1)
-		if wasPrefetched {
+		if ahead.claim() {
 			b.c.raUsed.Add(1)
 		}
 		return data, nil
@@ -254,7 +255,7 @@ func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, erro
 			} else {
 				go func() {
 					defer b.wg.Done()
-					res, err := b.load(ctx, id, false)
+					res, err := b.load(ctx, id)
 					b.fl.finish(id, c, res, err)
 				}()
 			}
@@ -282,9 +283,8 @@ func (b *Bucket) block(ctx context.Context, key string, idx int64) ([]byte, erro
 				b.c.diskMisses.Add(1)
 			}
 		}
-		if res.prefetch {
+		if res.ahead.claim() {
 			b.c.raUsed.Add(1)
-			b.mem.claimPrefetched(id)
 		}
 		return res.data, nil
 	}
@@ -305,14 +305,31 @@ func (b *Bucket) track() bool {
 // It runs once per block for all waiters, so it does not stop when the
 // reader that started it gives up: it keeps that reader's context values
 // but is cancelled only by Stop.
-func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResult, error) {
-	if data, _, ok := b.mem.get(id); ok {
-		return loadResult{data: data, from: fromMemory}, nil
+func (b *Bucket) load(ctx context.Context, id blockID) (loadResult, error) {
+	res, err := b.fetch(ctx, id, false)
+	if err != nil {
+		return res, err
+	}
+	b.keep(id, res)
+	return res, nil
+}
+
+// fetch finds a block in memory, on disk or in the bucket, without caching
+// it (see keep). A read-ahead fetch makes no GET for a block known to lie
+// past the end of the object.
+func (b *Bucket) fetch(ctx context.Context, id blockID, prefetch bool) (loadResult, error) {
+	if data, ahead, ok := b.mem.get(id); ok {
+		// The block may have arrived since the caller looked: if read-ahead
+		// brought it in, pass its mark on so its first use still counts.
+		return loadResult{data: data, from: fromMemory, ahead: ahead}, nil
+	}
+	var ahead *aheadMark
+	if prefetch {
+		ahead = new(aheadMark)
 	}
 	if b.disk != nil {
 		if data, ok := b.disk.read(id); ok {
-			b.toDisk(b.mem.put(id, data, prefetch))
-			return loadResult{data: data, from: fromDisk, prefetch: prefetch}, nil
+			return loadResult{data: data, from: fromDisk, prefetch: prefetch, ahead: ahead}, nil
 		}
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -321,28 +338,52 @@ func (b *Bucket) load(ctx context.Context, id blockID, prefetch bool) (loadResul
 	if fctx.Err() != nil { // stopping
 		return loadResult{prefetch: prefetch}, fmt.Errorf("get %s: %w", id.key, ErrClosed)
 	}
+	off := id.index * b.cfg.BlockSize
+	// Read-ahead may have picked this block before a GET past the end
+	// failed and taught it where the object ends. That load recorded the
+	// end before it finished, and this one started after it, so asking here
+	// rather than when picking makes each GET past the end at most once.
+	if prefetch && b.ra.pastEnd(id.key, id.index) {
+		return loadResult{prefetch: prefetch}, fmt.Errorf("get %s at %d: past the end: %w", id.key, off, objectstore.ErrInvalidRange)
+	}
 	b.c.bucketGets.Add(1)
 	if prefetch {
 		b.c.raIssued.Add(1)
 	}
-	data, err := b.next.Get(fctx, id.key, id.index*b.cfg.BlockSize, b.cfg.BlockSize)
+	data, err := b.next.Get(fctx, id.key, off, b.cfg.BlockSize)
 	if err != nil {
+		if b.ra != nil && objectstore.IsInvalidRange(err) {
+			b.ra.endsBefore(id.key, id.index)
+		}
 		return loadResult{prefetch: prefetch}, err
 	}
 	if b.ra != nil && int64(len(data)) < b.cfg.BlockSize {
 		b.ra.setFinal(id.key, id.index)
 	}
-	b.toDisk(b.mem.put(id, data, prefetch))
-	if b.disk != nil {
-		b.disk.enqueue(id, data)
+	return loadResult{data: data, from: fromBucket, prefetch: prefetch, ahead: ahead}, nil
+}
+
+// keep caches a block that fetch read from disk or the bucket.
+func (b *Bucket) keep(id blockID, res loadResult) {
+	switch res.from {
+	case fromDisk:
+		b.toDisk(b.mem.put(id, res.data, res.ahead))
+	case fromBucket:
+		b.toDisk(b.mem.put(id, res.data, res.ahead))
+		if b.disk != nil {
+			b.disk.enqueue(id, res.data)
+		}
 	}
-	return loadResult{data: data, from: fromBucket, prefetch: prefetch}, nil
 }
 
 // readAhead starts background loads of blocks from..to of key that no tier
 // holds, as far as free slots allow. Each load is registered before
 // readAhead returns, so a reader that reaches the block while it is loading
-// waits for that load instead of fetching the block again.
+// waits for that load instead of fetching the block again. A load gives its
+// slot back before its block can be seen (in memory or by its waiters), so
+// a reader never finds the slots taken by blocks it has already read: a
+// single sequential reader always has ReadAheadBlocks slots for the blocks
+// ahead of it.
 func (b *Bucket) readAhead(key string, from, to int64) {
 	for idx := from; idx <= to; idx++ {
 		id := blockID{key, idx}
@@ -364,8 +405,11 @@ func (b *Bucket) readAhead(key string, from, to int64) {
 		}
 		go func() {
 			defer b.wg.Done()
-			defer b.ra.release()
-			res, err := b.load(b.ctx, id, true)
+			res, err := b.fetch(b.ctx, id, true)
+			b.ra.release()
+			if err == nil {
+				b.keep(id, res)
+			}
 			b.fl.finish(id, c, res, err)
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,16 +87,25 @@ type readerKey struct{}
 
 func readerCtx() context.Context { return context.WithValue(context.Background(), readerKey{}, true) }
 
-// countingBucket counts Gets, in all and on readers' behalf, and can hold
-// background Gets until released.
+// countingBucket counts Gets, in all, on readers' behalf and per offset,
+// and can hold background Gets until released.
 type countingBucket struct {
 	objectstore.Bucket
 	gets, readerGets, cancelled atomic.Int64
 	hold                        chan struct{} // if set, background Gets wait for it to close
+
+	mu    sync.Mutex
+	atOff map[int64]int // Gets per offset
 }
 
 func (c *countingBucket) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	c.gets.Add(1)
+	c.mu.Lock()
+	if c.atOff == nil {
+		c.atOff = make(map[int64]int)
+	}
+	c.atOff[off]++
+	c.mu.Unlock()
 	if ctx.Value(readerKey{}) != nil {
 		c.readerGets.Add(1)
 	} else if c.hold != nil {
@@ -107,6 +117,20 @@ func (c *countingBucket) Get(ctx context.Context, key string, off, length int64)
 		}
 	}
 	return c.Bucket.Get(ctx, key, off, length)
+}
+
+// repeatedOffsets lists the offsets read more than once, in order.
+func (c *countingBucket) repeatedOffsets() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var offs []int64
+	for off, n := range c.atOff {
+		if n > 1 {
+			offs = append(offs, off)
+		}
+	}
+	slices.Sort(offs)
+	return offs
 }
 
 func TestWriteThroughServesWithoutGets(t *testing.T) {

@@ -28,9 +28,9 @@ type memTier struct {
 type memBlock struct {
 	id   blockID
 	data []byte // len < BlockSize only for an object's last block
-	// prefetched marks a block that read-ahead fetched and no reader has
-	// used yet, so the first use can be counted.
-	prefetched bool
+	// ahead is set on a block that read-ahead fetched, so its first use
+	// can be counted.
+	ahead *aheadMark
 }
 
 func newMemTier(budget int64, evictions *atomic.Int64) *memTier {
@@ -43,19 +43,18 @@ func newMemTier(budget int64, evictions *atomic.Int64) *memTier {
 	}
 }
 
-// get returns a block and makes it the most recent. wasPrefetched reports
-// whether this is the first use of a block that read-ahead brought in.
-func (m *memTier) get(id blockID) (data []byte, wasPrefetched, ok bool) {
+// get returns a block, and its read-ahead mark if read-ahead brought it
+// in, and makes it the most recent.
+func (m *memTier) get(id blockID) (data []byte, ahead *aheadMark, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	el, ok := m.blocks[id]
 	if !ok {
-		return nil, false, false
+		return nil, nil, false
 	}
 	m.lru.MoveToFront(el)
 	blk := el.Value.(*memBlock)
-	wasPrefetched, blk.prefetched = blk.prefetched, false
-	return blk.data, wasPrefetched, true
+	return blk.data, blk.ahead, true
 }
 
 // contains reports whether the block is held, without touching the LRU.
@@ -66,21 +65,11 @@ func (m *memTier) contains(id blockID) bool {
 	return ok
 }
 
-// claimPrefetched clears the prefetched mark of a block whose first use was
-// already counted.
-func (m *memTier) claimPrefetched(id blockID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if el, ok := m.blocks[id]; ok {
-		el.Value.(*memBlock).prefetched = false
-	}
-}
-
 // put inserts a block, evicting the least recent ones to stay within the
 // budget, and returns what left the tier (including the block itself if it
 // does not fit at all) so the caller can hand it to the disk tier outside
 // the lock.
-func (m *memTier) put(id blockID, data []byte, prefetched bool) (evicted []*memBlock) {
+func (m *memTier) put(id blockID, data []byte, ahead *aheadMark) (evicted []*memBlock) {
 	size := int64(len(data))
 	if size > m.budget {
 		return []*memBlock{{id: id, data: data}}
@@ -95,7 +84,7 @@ func (m *memTier) put(id blockID, data []byte, prefetched bool) (evicted []*memB
 		evicted = append(evicted, m.removeLocked(m.lru.Back()))
 		m.evictions.Add(1)
 	}
-	m.blocks[id] = m.lru.PushFront(&memBlock{id: id, data: data, prefetched: prefetched})
+	m.blocks[id] = m.lru.PushFront(&memBlock{id: id, data: data, ahead: ahead})
 	if m.keys[id.key] == nil {
 		m.keys[id.key] = make(map[int64]struct{})
 	}

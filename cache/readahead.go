@@ -1,13 +1,16 @@
 package cache
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // maxTrackedKeys bounds the per-key read positions kept for spotting
 // sequential readers.
 const maxTrackedKeys = 4096
 
 // readAhead spots sequential readers and picks the blocks to fetch ahead of
-// them. The fetches themselves run through Bucket.prefetch.
+// them. The fetches themselves run through Bucket.readAhead.
 type readAhead struct {
 	blocks int           // how far ahead
 	slots  chan struct{} // one per running read-ahead fetch
@@ -15,8 +18,10 @@ type readAhead struct {
 	mu   sync.Mutex       // guards last and final
 	last map[string]int64 // per key, the last block a reader read
 	// final is, per key, the object's last block index where known (from a
-	// Fill or a short block), so read-ahead stops at the end of an object:
-	// a GET past it would be a wasted request.
+	// Fill or a short block), or an upper bound on it (from a GET that
+	// started past the end), so read-ahead stops at the end of an object:
+	// a GET past it would be a wasted request, and one is made at most
+	// once per block.
 	final map[string]int64
 }
 
@@ -62,6 +67,29 @@ func (ra *readAhead) setFinal(key string, idx int64) {
 	ra.final[key] = idx
 }
 
+// endsBefore records that key has no block idx: a GET of it started past
+// the end of the object.
+func (ra *readAhead) endsBefore(key string, idx int64) {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	final, ok := ra.final[key]
+	if !ok {
+		dropOne(ra.final)
+	} else if final < idx {
+		return
+	}
+	ra.final[key] = idx - 1
+}
+
+// pastEnd reports whether block idx of key is known to lie past the end of
+// the object.
+func (ra *readAhead) pastEnd(key string, idx int64) bool {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	final, ok := ra.final[key]
+	return ok && idx > final
+}
+
 // forget drops what is known of key, which is being rewritten or deleted.
 func (ra *readAhead) forget(key string) {
 	ra.mu.Lock()
@@ -91,3 +119,15 @@ func (ra *readAhead) tryAcquire() bool {
 }
 
 func (ra *readAhead) release() { <-ra.slots }
+
+// aheadMark goes with a block that read-ahead fetched, wherever the block
+// is found: in memory, or in the result of the load that the readers
+// waiting for it share. The first lookup to claim it counts the block as
+// used, so ReadAheadUsed counts each block once however it is reached.
+type aheadMark struct{ claimed atomic.Bool }
+
+// claim reports whether this is the first use of a block read-ahead
+// fetched; false for a block read-ahead did not fetch (m is nil).
+func (m *aheadMark) claim() bool {
+	return m != nil && m.claimed.CompareAndSwap(false, true)
+}
