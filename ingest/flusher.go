@@ -228,9 +228,18 @@ func (f *flusher) commit(ctx context.Context, fl *flush) {
 		return err
 	})
 	if err != nil {
-		// The upload record is gone (the janitor took it for an orphan, so
-		// the object may be deleted): this flush can never commit.
+		// Nothing was committed, and retrying cannot change that. The
+		// producers get an error (their clients retry), and later flushes
+		// go on: one bad flush must not wedge the ordered pipeline.
 		f.log.Error("flush cannot be committed; producers get an error", "segment", fl.key, "err", err)
+		if errors.Is(err, metastore.ErrUploadNotRecorded) {
+			// The janitor forgot the upload record (it took a reserved key
+			// for an orphan): nothing will ever find this object again, and
+			// no index row references it. Delete it now, best effort.
+			if derr := f.bucket.Delete(ctx, fl.key); derr != nil {
+				f.log.Warn("delete segment that can never commit", "segment", fl.key, "err", derr)
+			}
+		}
 		f.fail(fl, err)
 		return
 	}

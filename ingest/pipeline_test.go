@@ -15,6 +15,7 @@ import (
 	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/sqlite"
+	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/objectstore/mem"
 	"github.com/siltstream/silt/segment"
 )
@@ -344,5 +345,75 @@ func TestDeletedTopicFailsOnlyItsBatches(t *testing.T) {
 	defer f.obs.mu.Unlock()
 	if len(f.obs.vanished) != 1 || f.obs.vanished[0] != other.ID {
 		t.Fatalf("observer told of vanished topics %v, want [%x]", f.obs.vanished, other.ID)
+	}
+}
+
+// failingStore fails every commit of the first flush's segment with err,
+// as a store would for a flush that can never commit.
+type failingStore struct {
+	ingest.Store
+	mu  sync.Mutex
+	err error
+	bad string // the segment that fails
+}
+
+func (s *failingStore) CommitFlush(ctx context.Context, fl metastore.Flush) (metastore.FlushResult, error) {
+	s.mu.Lock()
+	if s.bad == "" {
+		s.bad = fl.SegmentKey
+	}
+	fail := s.bad == fl.SegmentKey
+	s.mu.Unlock()
+	if fail {
+		return metastore.FlushResult{}, s.err
+	}
+	return s.Store.CommitFlush(ctx, fl)
+}
+
+// Issue 11, item 8: a commit that fails for good fails its own flush's
+// batches and nothing else; the flushes after it commit.
+func TestPermanentCommitErrorDoesNotWedge(t *testing.T) {
+	fs := &failingStore{err: &metastore.PermanentError{Err: errors.New("integrity violation")}}
+	f := start(t, ingest.Config{}, func(s ingest.Store) ingest.Store { fs.Store = s; return fs })
+	ctx := context.Background()
+	p, _, err := f.p.Submit(ctx, f.batches(0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; !metastore.IsPermanent(r.Err) {
+		t.Fatalf("batch of the failed flush: %+v, want the permanent error", r)
+	}
+	p, _, err = f.p.Submit(ctx, f.batches(0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("next flush: %+v, want it committed at offset 0", r)
+	}
+	if inUse, _ := f.p.BufferBytes(); inUse != 0 {
+		t.Fatalf("%d buffer bytes still reserved", inUse)
+	}
+}
+
+// Issue 11, item 10: an upload whose record the janitor forgot can never
+// commit; its object is deleted rather than leaked (no record points at
+// it any more, so nothing else would).
+func TestUploadNotRecordedIsDeleted(t *testing.T) {
+	fs := &failingStore{err: fmt.Errorf("commit: %w", metastore.ErrUploadNotRecorded)}
+	f := start(t, ingest.Config{}, func(s ingest.Store) ingest.Store { fs.Store = s; return fs })
+	ctx := context.Background()
+	p, _, err := f.p.Submit(ctx, f.batches(0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, p)[0]; !errors.Is(r.Err, metastore.ErrUploadNotRecorded) {
+		t.Fatalf("batch: %+v, want ErrUploadNotRecorded", r)
+	}
+	var left []string
+	if err := f.bucket.List(ctx, "", func(a objectstore.Attrs) error { left = append(left, a.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("objects left in the bucket: %v", left)
 	}
 }

@@ -12,8 +12,8 @@ import (
 
 // retry calls fn until it succeeds or ctx ends, backing off exponentially
 // with jitter (50 ms doubling to 5 s). An outage of the bucket or the store
-// is logged and waited out, never fatal. The one error no retry can mend,
-// metastore.ErrUploadNotRecorded, is returned.
+// is logged and waited out, never fatal. Errors no retry can mend
+// (metastore.IsPermanent) are returned at once.
 func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -28,7 +28,7 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func() error) 
 		if errors.As(err, &unknown) {
 			continue // fn dropped the unknown partitions; try the rest at once
 		}
-		if errors.Is(err, metastore.ErrUploadNotRecorded) {
+		if metastore.IsPermanent(err) {
 			return err
 		}
 		if ctx.Err() != nil {

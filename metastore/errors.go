@@ -32,3 +32,19 @@ func (e *UnknownPartitionsError) Error() string {
 	}
 	return "commit flush: unknown partitions: " + strings.Join(parts, ", ")
 }
+
+// PermanentError wraps a store error that no retry can mend — a constraint
+// violation, a schema that does not match this build — as opposed to an
+// outage, which callers wait out. Stores wrap such errors; test with
+// IsPermanent.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is one retrying cannot mend:
+// ErrUploadNotRecorded, or a *PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.Is(err, ErrUploadNotRecorded) || errors.As(err, &pe)
+}
