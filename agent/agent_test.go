@@ -3,9 +3,11 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -281,4 +283,23 @@ func listEnds(t *testing.T, cl *kgo.Client, topic string) map[int32]int64 {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// testParallel is how many tests and subtests run at once unless
+// -test.parallel says otherwise. The default, GOMAXPROCS, fits tests that
+// compute; these mostly wait on flush timers, heartbeats and the network, so
+// a 2-core machine would run them nearly one by one. It is a constant, not a
+// multiple of the cores, to bound the Postgres connections of the agents
+// running at once on a large machine.
+const testParallel = 8
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		if err := flag.Set("test.parallel", strconv.Itoa(testParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, "set -test.parallel:", err)
+			os.Exit(2)
+		}
+	}
+	os.Exit(testenv.Main(m))
+}
