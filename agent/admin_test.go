@@ -15,7 +15,11 @@ import (
 )
 
 func TestTopicAdmin(t *testing.T) {
-	ta := startAgent(t, func(c *agent.Config) { c.AutoCreateTopics = false })
+	forEachBackend(t, testTopicAdmin)
+}
+
+func testTopicAdmin(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, func(c *agent.Config) { c.AutoCreateTopics = false })
 	cl := ta.client(t)
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -168,7 +172,11 @@ func partitionCount(t *testing.T, adm *kadm.Client, topic string) int {
 }
 
 func TestAutoCreateOnMetadata(t *testing.T) {
-	ta := startAgent(t, func(c *agent.Config) { c.AutoCreateTopics = true; c.DefaultPartitions = 3 })
+	forEachBackend(t, testAutoCreateOnMetadata)
+}
+
+func testAutoCreateOnMetadata(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, func(c *agent.Config) { c.AutoCreateTopics = true; c.DefaultPartitions = 3 })
 	cl := ta.client(t, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("auto"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

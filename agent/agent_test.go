@@ -3,9 +3,11 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -19,14 +21,12 @@ import (
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/metastore/postgres"
 	"github.com/siltstream/silt/objectstore"
-	"github.com/siltstream/silt/objectstore/mem"
 )
 
-// testAgent is an agent served on a loopback port, over an in-memory bucket
-// and a SQLite store in a temp dir: the real agent code with embedded
-// backends, driven by real Kafka clients over TCP.
+// testAgent is an agent served on a loopback port, over the metadata store
+// and bucket of a backend: the real agent code driven by real Kafka clients
+// over TCP.
 type testAgent struct {
 	*agent.Agent
 	addr     string
@@ -35,34 +35,27 @@ type testAgent struct {
 	stopOnce sync.Once
 }
 
-func startAgent(t *testing.T, mutate func(*agent.Config)) *testAgent {
+// startAgent starts an agent on fresh storage of backend bk.
+func startAgent(t *testing.T, bk backend, mutate func(*agent.Config)) *testAgent {
 	t.Helper()
-	return startAgentWith(t, mutate, nil)
+	return startAgentWith(t, bk, mutate, nil)
 }
 
 // startAgentWith lets a test wrap the bucket (fault injection, counting).
-func startAgentWith(t *testing.T, mutate func(*agent.Config), wrap func(objectstore.Bucket) objectstore.Bucket) *testAgent {
+func startAgentWith(t *testing.T, bk backend, mutate func(*agent.Config), wrap func(objectstore.Bucket) objectstore.Bucket) *testAgent {
 	t.Helper()
-	dbURL := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(context.Background(), dbURL); err != nil {
-		t.Fatal(err)
-	}
-	var bucket objectstore.Bucket = mem.New()
+	s := bk.newStorage(t)
+	bucket := s.bucket
 	if wrap != nil {
 		bucket = wrap(bucket)
 	}
-	return startAgentOn(t, dbURL, bucket, mutate)
+	return startAgentOn(t, s.openStore(t), bucket, mutate)
 }
 
-// startAgentOn starts an agent on an existing database and bucket, so
-// several agents can form one cluster.
-func startAgentOn(t *testing.T, dbURL string, bucket objectstore.Bucket, mutate func(*agent.Config)) *testAgent {
+// startAgentOn starts an agent on an open store and a bucket, so several
+// agents can form one cluster.
+func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config)) *testAgent {
 	t.Helper()
-	store, err := postgres.Open(context.Background(), dbURL)
-	if err != nil {
-		t.Fatalf("open postgres store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +116,11 @@ func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, co
 }
 
 func TestProduceConsumeInOrder(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testProduceConsumeInOrder)
+}
+
+func testProduceConsumeInOrder(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "orders", 4, nil)
 
@@ -217,7 +214,11 @@ func batch(values ...string) []byte {
 }
 
 func TestProduceRejectsBadInputAndStoresNothing(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testProduceRejectsBadInputAndStoresNothing)
+}
+
+func testProduceRejectsBadInputAndStoresNothing(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "strict", 1, map[string]*string{"max.message.bytes": ptr("1000")})
 
@@ -282,4 +283,23 @@ func listEnds(t *testing.T, cl *kgo.Client, topic string) map[int32]int64 {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// testParallel is how many tests and subtests run at once unless
+// -test.parallel says otherwise. The default, GOMAXPROCS, fits tests that
+// compute; these mostly wait on flush timers, heartbeats and the network, so
+// a 2-core machine would run them nearly one by one. It is a constant, not a
+// multiple of the cores, to bound the Postgres connections of the agents
+// running at once on a large machine.
+const testParallel = 8
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		if err := flag.Set("test.parallel", strconv.Itoa(testParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, "set -test.parallel:", err)
+			os.Exit(2)
+		}
+	}
+	os.Exit(testenv.Main(m))
+}

@@ -12,23 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/agent"
-	"github.com/siltstream/silt/internal/testenv"
-	"github.com/siltstream/silt/metastore/postgres"
-	"github.com/siltstream/silt/objectstore/mem"
 )
 
 // startCluster starts agents named after zones on one database and one
-// bucket, with fast heartbeats.
+// bucket, with fast heartbeats. Clusters run on postgres-minio only: agents
+// sharing a store learn of each other's commits from Postgres
+// notifications, which SQLite has no equivalent of.
 func startCluster(t *testing.T, zones ...string) []*testAgent {
 	t.Helper()
-	dbURL := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(context.Background(), dbURL); err != nil {
-		t.Fatal(err)
-	}
-	bucket := mem.New()
+	s := postgresMinIO.newStorage(t)
 	var out []*testAgent
 	for i, z := range zones {
-		out = append(out, startAgentOn(t, dbURL, bucket, func(c *agent.Config) {
+		out = append(out, startAgentOn(t, s.openStore(t), s.bucket, func(c *agent.Config) {
 			c.ID = "agent-" + string(rune('a'+i))
 			c.Zone = z
 			c.Heartbeat = 50 * time.Millisecond
@@ -86,6 +81,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // in that zone; an agent that leaves is no longer listed, its partitions
 // move, and leader epochs move forward.
 func TestClusterMembershipAndLeadership(t *testing.T) {
+	t.Parallel()
 	agents := startCluster(t, "z1", "z2", "z2")
 	a, b := agents[0], agents[1]
 	cl := a.client(t)
@@ -202,6 +198,7 @@ func mapsEqual(a, b map[int32]int32) bool {
 // TestConsumerOnAnotherAgentWakes: a long poll on agent B wakes when agent
 // A commits to that partition, without B polling the store per fetch.
 func TestConsumerOnAnotherAgentWakes(t *testing.T) {
+	t.Parallel()
 	agents := startCluster(t, "", "")
 	a, b := agents[0], agents[1]
 	clA, clB := a.client(t), b.client(t)
@@ -236,6 +233,7 @@ func TestConsumerOnAnotherAgentWakes(t *testing.T) {
 // did not write the data reads many fetches' worth with one index query
 // per window, not one per fetch.
 func TestCatchUpReadUsesIndexWindow(t *testing.T) {
+	t.Parallel()
 	agents := startCluster(t, "", "")
 	a, b := agents[0], agents[1]
 	clA, clB := a.client(t), b.client(t)

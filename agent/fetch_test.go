@@ -42,7 +42,11 @@ func rawFetch(t *testing.T, cl *kgo.Client, topic string, offset int64, maxWait,
 }
 
 func TestFetchOffsetsAndLimits(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testFetchOffsetsAndLimits)
+}
+
+func testFetchOffsetsAndLimits(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "f", 1, nil)
 	for i := 0; i < 3; i++ { // three batches: offsets 0-1, 2-3, 4-5
@@ -103,7 +107,11 @@ func batchBaseOffsets(t *testing.T, b []byte) []int64 {
 }
 
 func TestLongPollWakesOnCommit(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testLongPollWakesOnCommit)
+}
+
+func testLongPollWakesOnCommit(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "lp", 1, nil)
 	got := make(chan *kmsg.FetchResponseTopicPartition, 1)
@@ -125,7 +133,11 @@ func TestLongPollWakesOnCommit(t *testing.T) {
 }
 
 func TestListOffsetsByTimestamp(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testListOffsetsByTimestamp)
+}
+
+func testListOffsetsByTimestamp(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.DefaultProduceTopic("ts"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "ts", 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -196,8 +208,12 @@ func (f *flakyBucket) Put(ctx context.Context, key string, data []byte) error {
 // requests wait (the agent retries) and nothing crashes; when it returns,
 // the waiting records commit and are readable.
 func TestBucketOutageIsWaitedOut(t *testing.T) {
+	forEachBackend(t, testBucketOutageIsWaitedOut)
+}
+
+func testBucketOutageIsWaitedOut(t *testing.T, bk backend) {
 	fb := &flakyBucket{}
-	ta := startAgentWith(t, nil, func(b objectstore.Bucket) objectstore.Bucket { fb.Bucket = b; return fb })
+	ta := startAgentWith(t, bk, nil, func(inner objectstore.Bucket) objectstore.Bucket { fb.Bucket = inner; return fb })
 	cl := ta.client(t)
 	createTopic(t, cl, "outage", 1, nil)
 	fb.down.Store(true)

@@ -124,7 +124,11 @@ func (gc *groupConsumer) count() int {
 }
 
 func TestGroupRebalanceSplitsAndLeaves(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testGroupRebalanceSplitsAndLeaves)
+}
+
+func testGroupRebalanceSplitsAndLeaves(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "gt", 6, nil)
 	produceN(t, cl, "gt", 6, 50, "")
@@ -172,7 +176,11 @@ func TestGroupRebalanceSplitsAndLeaves(t *testing.T) {
 }
 
 func TestGroupResumesFromCommittedOffsets(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testGroupResumesFromCommittedOffsets)
+}
+
+func testGroupResumesFromCommittedOffsets(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "resume", 3, nil)
 	produceN(t, cl, "resume", 3, 20, "")
@@ -201,7 +209,11 @@ func TestGroupResumesFromCommittedOffsets(t *testing.T) {
 }
 
 func TestGroupStaticMemberRejoinsWithoutRebalance(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testGroupStaticMemberRejoinsWithoutRebalance)
+}
+
+func testGroupStaticMemberRejoinsWithoutRebalance(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "static", 4, nil)
 
@@ -244,7 +256,11 @@ func TestGroupStaticMemberRejoinsWithoutRebalance(t *testing.T) {
 }
 
 func TestGroupAdmin(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testGroupAdmin)
+}
+
+func testGroupAdmin(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
@@ -396,7 +412,11 @@ func (m *rawMember) commit(id string, gen int32, offset int64) int16 {
 }
 
 func TestGroupErrorCodes(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testGroupErrorCodes)
+}
+
+func testGroupErrorCodes(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "raw", 1, nil)
 	m := &rawMember{t: t, cl: cl, group: "eg"}

@@ -52,7 +52,11 @@ func rawProduceOffset(t *testing.T, cl *kgo.Client, topic string, records []byte
 // offset and not appended again; a gap and a stale epoch are refused; an
 // epoch bump (KIP-360) restarts sequences.
 func TestIdempotentProduce(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testIdempotentProduce)
+}
+
+func testIdempotentProduce(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "idem", 1, nil)
 	init := kmsg.NewPtrInitProducerIDRequest()
@@ -105,7 +109,11 @@ func TestIdempotentProduce(t *testing.T) {
 // TestIdempotentFranzGoProducer: franz-go's default (idempotent) producer
 // writes through an agent whose commits are the sequence check.
 func TestIdempotentFranzGoProducer(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testIdempotentFranzGoProducer)
+}
+
+func testIdempotentFranzGoProducer(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t, kgo.DefaultProduceTopic("fg"))
 	createTopic(t, cl, "fg", 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

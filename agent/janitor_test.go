@@ -15,7 +15,11 @@ import (
 // committed segments are untouched; and the forgotten upload can no longer
 // be committed, so no index row can point at the deleted object.
 func TestJanitorDeletesOnlyOrphans(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testJanitorDeletesOnlyOrphans)
+}
+
+func testJanitorDeletesOnlyOrphans(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "keep", 1, nil)
 	if code := rawProduce(t, cl, "keep", 0, batch("acknowledged")); code != 0 {

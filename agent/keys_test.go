@@ -10,7 +10,11 @@ import (
 // ahead of use, so steady flushing costs one store transaction per flush
 // (the commit) plus one per keyBatch flushes.
 func TestOneStoreTransactionPerFlush(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testOneStoreTransactionPerFlush)
+}
+
+func testOneStoreTransactionPerFlush(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "keys", 1, nil)
 	const flushes = 40

@@ -11,7 +11,11 @@ import (
 // TestConsumerGroupLag: lag is high watermark minus committed offset,
 // summed over the group's partitions, and exported per group.
 func TestConsumerGroupLag(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testConsumerGroupLag)
+}
+
+func testConsumerGroupLag(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	cl := ta.client(t)
 	createTopic(t, cl, "lagged", 2, nil)
 	for i := 0; i < 10; i++ {

@@ -15,7 +15,11 @@ import (
 // The agent's metrics move with produce and fetch, and a request answered
 // with an error is counted under that error.
 func TestMetricsMoveWithTraffic(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testMetricsMoveWithTraffic)
+}
+
+func testMetricsMoveWithTraffic(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	reg := prometheus.NewPedanticRegistry()
 	if err := ta.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // from another, which learns the last stable offset and aborted
 // transactions from the store after the other agents' commits.
 func TestTransactionsAcrossAgents(t *testing.T) {
+	t.Parallel()
 	agents := startCluster(t, "", "", "")
 	createTopic(t, agents[0].client(t), "xtxn", 3, nil)
 	var committed []string

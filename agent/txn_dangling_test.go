@@ -15,7 +15,11 @@ import (
 // gave up) would hold the last stable offset forever; the coordinator finds
 // it and aborts it, and the LSO reaches the high watermark.
 func TestDanglingTransactionalWriteIsAborted(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testDanglingTransactionalWriteIsAborted)
+}
+
+func testDanglingTransactionalWriteIsAborted(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	admin := ta.client(t)
 	createTopic(t, admin, "dangle", 1, nil)
 	prod := ta.client(t, kgo.TransactionalID("td"), kgo.DefaultProduceTopic("dangle"))

@@ -13,6 +13,7 @@ import (
 // franz-go's GroupTransactSession copies a topic through a three-agent
 // cluster; the output read with read_committed is exactly the input.
 func TestGroupTransactSessionCopy(t *testing.T) {
+	t.Parallel()
 	agents := startCluster(t, "", "", "")
 	admin := agents[0].client(t)
 	createTopic(t, admin, "copy-in", 3, nil)

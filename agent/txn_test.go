@@ -85,7 +85,11 @@ func transact(t *testing.T, cl *kgo.Client, commit bool, values ...string) {
 // the same transactional id fences the first; a transaction whose producer
 // goes silent is aborted by timeout and the LSO advances.
 func TestTransactions(t *testing.T) {
-	ta := startAgent(t, func(c *agent.Config) { c.AutoCreateTopics = false })
+	forEachBackend(t, testTransactions)
+}
+
+func testTransactions(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, func(c *agent.Config) { c.AutoCreateTopics = false })
 	admin := ta.client(t)
 	createTopic(t, admin, "txn", 1, nil)
 

@@ -17,7 +17,11 @@ import (
 // (v4+): several transactions per request, and VerifyOnly checks that
 // partitions are in the ongoing transaction without adding them.
 func TestAddPartitionsToTxnVerify(t *testing.T) {
-	ta := startAgent(t, nil)
+	forEachBackend(t, testAddPartitionsToTxnVerify)
+}
+
+func testAddPartitionsToTxnVerify(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
 	admin := ta.client(t)
 	createTopic(t, admin, "verify", 2, nil)
 	prod := ta.client(t, kgo.TransactionalID("tv"), kgo.DefaultProduceTopic("verify"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
