@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/siltstream/silt/agent"
 	"github.com/siltstream/silt/metastore"
@@ -60,5 +61,61 @@ func TestJanitorDeletesOnlyOrphans(t *testing.T) {
 	}}})
 	if err == nil {
 		t.Fatal("a forgotten (deleted) upload was committed")
+	}
+}
+
+// commitLandsAfterListing is the store as the janitor sees it when a slow
+// flush's commit lands between the janitor listing orphans and acting on
+// them: Orphans lists, then the commit happens.
+type commitLandsAfterListing struct {
+	metastore.Store
+	land func(ctx context.Context) error
+}
+
+func (s *commitLandsAfterListing) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {
+	orphans, err := s.Store.Orphans(ctx, olderThan)
+	if err != nil {
+		return nil, err
+	}
+	return orphans, s.land(ctx)
+}
+
+// TestJanitorKeepsUploadCommittedAfterListing: a flush whose commit kept
+// retrying past orphan.min.age is listed as an orphan; the commit then
+// lands (its producers are acknowledged); the janitor must not delete the
+// object, which the index now points at.
+func TestJanitorKeepsUploadCommittedAfterListing(t *testing.T) {
+	ta := startAgent(t, nil)
+	createTopic(t, ta.client(t), "slow", 1, nil)
+	ctx := context.Background()
+	topic, err := ta.store.Topic(ctx, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "segments/slow-commit.seg"
+	if err := ta.store.RecordUpload(ctx, key, "slow-agent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.bucket.Put(ctx, key, []byte("acknowledged after a long retry")); err != nil {
+		t.Fatal(err)
+	}
+	store := &commitLandsAfterListing{Store: ta.store, land: func(ctx context.Context) error {
+		_, err := ta.store.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "slow-agent", Size: 31, Chunks: []metastore.Chunk{{
+			TopicPartition: metastore.TopicPartition{Topic: topic.ID, Partition: 0},
+			Length:         31, OffsetCount: 1, BatchCount: 1,
+		}}})
+		return err
+	}}
+
+	j := &agent.Janitor{AgentID: "test", Store: store, Bucket: ta.bucket, Log: slog.Default(), MinAge: 0}
+	if _, err := j.CollectOnce(ctx); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	rows, err := ta.store.IndexBySegment(ctx, key)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("index rows of the committed segment: %+v, %v; want 1", rows, err)
+	}
+	if _, err := ta.bucket.Head(ctx, key); err != nil {
+		t.Fatalf("the janitor deleted a committed segment the index points at: %v", err)
 	}
 }

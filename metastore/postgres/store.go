@@ -459,11 +459,12 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 }
 
 // ForgetUpload implements metastore.Store.
-func (s *Store) ForgetUpload(ctx context.Context, key string) error {
-	if _, err := s.pool.Exec(ctx, "DELETE FROM segments WHERE key = $1 AND state = 'uploading'", key); err != nil {
-		return fmt.Errorf("forget upload %s: %w", key, err)
+func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM segments WHERE key = $1 AND state = 'uploading'", key)
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
-	return nil
+	return tag.RowsAffected() == 1, nil
 }
 
 const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"

@@ -595,11 +595,16 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 }
 
 // ForgetUpload implements metastore.Store.
-func (s *Store) ForgetUpload(ctx context.Context, key string) error {
-	if _, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key); err != nil {
-		return fmt.Errorf("forget upload %s: %w", key, err)
+func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key)
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
+	}
+	return n == 1, nil
 }
 
 const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"
