@@ -132,6 +132,21 @@ func (st *ProducerState) Accept(b ProducerBatch, base int64) *ProducerState {
 	return st
 }
 
+// Mark records an accepted transaction marker (a control batch) of b's
+// producer and returns the state. A marker leaves a fence: the producer's
+// epoch on the partition becomes at least the marker's, even where the
+// producer has no state yet, so a batch of an older epoch that commits
+// later (a zombie that waited in a buffer while its transaction was
+// aborted with a bumped epoch) is refused by Check. A marker of a newer
+// epoch forgets the older epoch's batches; one of the same or an older
+// epoch changes nothing. The postgres function implements the same rule.
+func (st *ProducerState) Mark(b ProducerBatch) *ProducerState {
+	if st == nil || st.Epoch < b.ProducerEpoch {
+		return &ProducerState{Epoch: b.ProducerEpoch, Recent: []RecentBatch{}}
+	}
+	return st
+}
+
 // IndexRuns turns a chunk's per-batch verdicts into its index rows: one row
 // per maximal run of accepted batches that are contiguous in the object.
 // Duplicates and rejected batches stay in the object but are never indexed,

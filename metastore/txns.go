@@ -87,7 +87,9 @@ var ErrTxnConflict = errors.New("transaction state changed concurrently")
 // an abort marker records an aborted transaction up to the marker. A
 // marker with no ongoing transaction (a duplicate) changes nothing. A
 // marker also raises the producer's epoch on the partition to its own, so
-// batches of older epochs are fenced. The last stable offset is the first
+// batches of older epochs are fenced, committed later in the same flush or
+// in a later one, and even where the producer had no state on the
+// partition (see ProducerState.Mark). The last stable offset is the first
 // offset of the partition's oldest ongoing transaction, or the high
 // watermark.
 type TxnStore interface {

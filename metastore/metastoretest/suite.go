@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Groups", testGroups},
 		{"TxnState", testTxnState},
 		{"TxnBookkeeping", testTxnBookkeeping},
+		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
 		{"TxnExpiry", testTxnExpiry},
 		{"SchemaVersion", testSchemaVersion},
 	}

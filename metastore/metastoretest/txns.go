@@ -129,6 +129,56 @@ func testTxnBookkeeping(t *testing.T, s metastore.Store) {
 	}
 }
 
+// testTxnMarkerFencesZombie: a marker leaves a fence on its partition even
+// where its producer never wrote. A first transactional batch that passed
+// the produce-time check, then waited in a buffer while its transaction was
+// aborted with a bumped epoch, must be refused when it finally commits: not
+// stored, not an ongoing transaction pinning the last stable offset.
+func testTxnMarkerFencesZombie(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "zombie", 2)
+	tp := metastore.TopicPartition{Topic: top.ID, Partition: 0}
+	check := func(what string, hw int64, rows int) {
+		t.Helper()
+		ps := partitionStates(t, s, top.ID)
+		if ps[0].HighWatermark != hw || ps[0].LastStableOffset != ps[0].HighWatermark {
+			t.Fatalf("%s: HW/LSO = %d/%d, want %d/%d (no open transaction)", what, ps[0].HighWatermark, ps[0].LastStableOffset, hw, hw)
+		}
+		if on, err := s.OngoingTxns(ctx, tp); err != nil || len(on) != 0 {
+			t.Fatalf("%s: OngoingTxns = %+v, %v; want none", what, on, err)
+		}
+		if got := index(t, s, tp, 0); len(got) != rows {
+			t.Fatalf("%s: %d index rows, want %d: %+v", what, len(got), rows, got)
+		}
+	}
+	res := commitBatches(t, s, "z-1", batchChunk(tp, marker(9, 1, true))) // 0
+	wantResults(t, "abort marker of a producer new to the partition", res.Batches[0], at(0))
+	check("after the marker", 1, 1)
+	res = commitBatches(t, s, "z-2", batchChunk(tp, txnBatch(1, 9, 0, 0)))
+	wantResults(t, "zombie batch of the aborted epoch", res.Batches[0], fenced)
+	check("after the zombie batch", 1, 1)
+	// Idempotent batches of the old epoch are fenced too.
+	res = commitBatches(t, s, "z-3", batchChunk(tp, pbatch(0, 1, 9, 0, 0)))
+	wantResults(t, "idempotent batch of the aborted epoch", res.Batches[0], fenced)
+	check("after the idempotent batch", 1, 1)
+
+	// The same within one flush: the marker is committed before the zombie.
+	tp1 := metastore.TopicPartition{Topic: top.ID, Partition: 1}
+	res = commitBatches(t, s, "z-4", batchChunk(tp1, marker(9, 1, true), txnBatch(1, 9, 0, 0)))
+	wantResults(t, "marker then zombie in one chunk", res.Batches[0], at(0), fenced)
+	if on, err := s.OngoingTxns(ctx, tp1); err != nil || len(on) != 0 {
+		t.Fatalf("OngoingTxns after marker then zombie = %+v, %v; want none", on, err)
+	}
+	if ps := partitionStates(t, s, top.ID); ps[1].HighWatermark != 1 || ps[1].LastStableOffset != 1 {
+		t.Fatalf("partition 1 HW/LSO = %d/%d, want 1/1", ps[1].HighWatermark, ps[1].LastStableOffset)
+	}
+
+	// The producer's new epoch writes normally.
+	res = commitBatches(t, s, "z-5", batchChunk(tp, txnBatch(2, 9, 1, 0), marker(9, 1, false))) // 1-2, 3
+	wantResults(t, "the new epoch", res.Batches[0], at(1), at(3))
+	check("after the new epoch's transaction", 4, 2)
+}
+
 // testTxnExpiry: idle transactional ids not mid-transaction are forgotten.
 func testTxnExpiry(t *testing.T, s metastore.Store) {
 	ctx := ctxFor(t)

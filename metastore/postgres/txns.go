@@ -121,7 +121,9 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 
 // txnBookkeeping records a flush's transactional batches in the commit's
 // transaction, after commit_flush assigned offsets and while it still holds
-// the partition row locks (see metastore.TxnStore).
+// the partition row locks (see metastore.TxnStore). The fence a marker
+// leaves is set by commit_flush itself, so that it also holds for batches
+// later in the same flush.
 func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metastore.FlushResult) error {
 	for i, c := range f.Chunks {
 		if c.Batches == nil {
@@ -148,11 +150,6 @@ func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metas
 					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, first, st.Offset); err != nil {
 					return fmt.Errorf("record aborted transaction: %w", err)
 				}
-			}
-			if _, err := tx.Exec(ctx, `UPDATE producer_state SET epoch = $1, recent_first = '{}', recent_last = '{}', recent_base = '{}'
-				WHERE producer_id = $2 AND topic_id = $3 AND partition = $4 AND epoch < $1`,
-				st.Epoch, st.ProducerID, tid, c.Partition); err != nil {
-				return fmt.Errorf("fence older producer epochs: %w", err)
 			}
 		}
 	}

@@ -509,7 +509,13 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 		if res.BaseOffsets[i] < 0 {
 			res.BaseOffsets[i] = hw
 		}
-		if b.ProducerID >= 0 && !b.IsControl {
+		switch {
+		case b.ProducerID >= 0 && b.IsControl:
+			if next := st.Mark(b); next != st {
+				states[b.ProducerID] = next
+				dirty[b.ProducerID] = true
+			}
+		case b.ProducerID >= 0:
 			states[b.ProducerID] = st.Accept(b, hw)
 			dirty[b.ProducerID] = true
 		}
@@ -534,7 +540,6 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 			return false, err
 		}
 	}
-	// After the producer states: a marker may raise their epoch.
 	if err := txnBookkeeping(ctx, tx, c.TopicPartition, metastore.TxnBookkeepingOf(c.Batches, results)); err != nil {
 		return false, err
 	}

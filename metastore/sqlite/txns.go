@@ -123,7 +123,8 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 }
 
 // txnBookkeeping records a chunk's transactional batches inside the commit
-// (see metastore.TxnStore).
+// (see metastore.TxnStore). The fence a marker leaves is the producer state
+// commitBatches saved (metastore.ProducerState.Mark).
 func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []metastore.TxnBookkeeping) error {
 	tid := tp.Topic[:]
 	for _, st := range steps {
@@ -146,11 +147,6 @@ func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tid, tp.Partition, st.ProducerID, first, st.Offset); err != nil {
 				return fmt.Errorf("record aborted transaction: %w", err)
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE producer_state SET epoch = ?, recent = '[]'
-			WHERE producer_id = ? AND topic_id = ? AND partition = ? AND epoch < ?`,
-			st.Epoch, st.ProducerID, tid, tp.Partition, st.Epoch); err != nil {
-			return fmt.Errorf("fence older producer epochs: %w", err)
 		}
 	}
 	return nil
