@@ -39,7 +39,8 @@ type BatchResult struct {
 	// Duplicate: the batch repeats one of the producer's last
 	// ProducerStateWindow batches and was not appended again.
 	Duplicate bool
-	// Err is nil, ErrOutOfOrderSequence or ErrProducerFenced.
+	// Err is nil, ErrOutOfOrderSequence or ErrProducerFenced; for a
+	// marker, nil or ErrStaleMarker.
 	Err error
 }
 
@@ -54,6 +55,9 @@ var (
 	// ErrProducerFenced: the batch's producer epoch is older than the
 	// partition has seen from that producer id.
 	ErrProducerFenced = errors.New("producer epoch is stale (fenced)")
+	// ErrStaleMarker: a transaction marker for a transaction that is not
+	// ending (see MarkerStates); it was not appended and changed nothing.
+	ErrStaleMarker = errors.New("transaction marker for a transaction that is not ending (stale coordinator)")
 )
 
 // Verdict codes shared by the stores' SQL and Go.
@@ -62,6 +66,7 @@ const (
 	verdictFenced    = 1
 	verdictDuplicate = 2
 	verdictOutOfSeq  = 3
+	verdictStale     = 4
 )
 
 // BatchResultOf turns a store's verdict code into a BatchResult.
@@ -73,6 +78,8 @@ func BatchResultOf(verdict int32, base int64) BatchResult {
 		return BatchResult{BaseOffset: base, Duplicate: true}
 	case verdictFenced:
 		return BatchResult{BaseOffset: -1, Err: ErrProducerFenced}
+	case verdictStale:
+		return BatchResult{BaseOffset: -1, Err: ErrStaleMarker}
 	default:
 		return BatchResult{BaseOffset: -1, Err: ErrOutOfOrderSequence}
 	}

@@ -92,6 +92,14 @@ var ErrTxnConflict = errors.New("transaction state changed concurrently")
 // partition (see ProducerState.Mark). The last stable offset is the first
 // offset of the partition's oldest ongoing transaction, or the high
 // watermark.
+//
+// A marker is tied to the transaction it ends through the coordinator's
+// state, which PutTxn fences: CommitFlush accepts a marker only if the
+// transaction of its producer id is, at that moment, at the marker's epoch
+// and in one of MarkerStates(marker is an abort). Any other marker is
+// stale (a deposed coordinator's, or one delayed past the end of its
+// transaction and the start of the next, same producer id and epoch): it
+// is answered ErrStaleMarker, not appended, and changes nothing.
 type TxnStore interface {
 	// Txn returns the transaction of a transactional id, ok=false if none.
 	Txn(ctx context.Context, id string) (t Txn, ok bool, err error)
@@ -113,6 +121,21 @@ type TxnStore interface {
 	// the middle of a transaction (Empty, CompleteCommit, CompleteAbort), as
 	// Kafka does after transactional.id.expiration.ms, and reports how many.
 	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
+}
+
+// MarkerStates are the states in which a transaction accepts markers of
+// its producer id and epoch. A commit marker ends a transaction only in
+// PrepareCommit. An abort marker ends one in PrepareAbort, and in a
+// Complete* state aborts a dangling write (data that committed after its
+// transaction ended): with no transaction open, every ongoing entry of
+// the producer is one. Coordinators therefore save Prepare* before writing
+// a transaction's markers and Complete* only after they are committed, and
+// write dangling-write aborts only while the transaction is Complete*.
+func MarkerStates(abort bool) []TxnState {
+	if abort {
+		return []TxnState{TxnPrepareAbort, TxnCompleteCommit, TxnCompleteAbort}
+	}
+	return []TxnState{TxnPrepareCommit}
 }
 
 // HasTxnBatches reports whether a flush holds transactional batches, which

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnState", testTxnState},
 		{"TxnBookkeeping", testTxnBookkeeping},
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
+		{"TxnStaleMarker", testTxnStaleMarker},
 		{"TxnExpiry", testTxnExpiry},
 		{"SchemaVersion", testSchemaVersion},
 	}

@@ -334,9 +334,9 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		q = tx
 	}
 	err := q.QueryRow(ctx, `SELECT base_offsets, missing, b_verdicts, b_bases, already
-		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		f.SegmentKey, f.AgentID, f.Size, topicIDs, partitions, positions, lengths, counts, batches, minTS, maxTS,
-		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq, b.control,
+		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq, b.control, b.abort,
 	).Scan(&bases, &missing, &verdicts, &bBases, &already)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "P0002" {
@@ -387,7 +387,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 type batchArrays struct {
 	chunk, seq, epoch                []int32
 	pos, len, cnt, minTS, maxTS, pid []int64
-	control                          []bool
+	control, abort                   []bool
 }
 
 func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
@@ -399,6 +399,7 @@ func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
 	b.maxTS = append(b.maxTS, pb.MaxTimestamp)
 	b.pid = append(b.pid, pb.ProducerID)
 	b.control = append(b.control, pb.IsControl) // no sequence to check; leaves a fence
+	b.abort = append(b.abort, pb.Abort)
 	b.epoch = append(b.epoch, int32(pb.ProducerEpoch))
 	b.seq = append(b.seq, pb.BaseSequence)
 }

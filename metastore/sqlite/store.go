@@ -505,6 +505,16 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 			results[j] = metastore.BatchResultOf(verdict, dupBase)
 			continue
 		}
+		if b.IsControl && b.ProducerID >= 0 {
+			current, err := markerIsCurrent(ctx, tx, b)
+			if err != nil {
+				return false, err
+			}
+			if !current {
+				results[j] = metastore.BatchResult{BaseOffset: -1, Err: metastore.ErrStaleMarker}
+				continue
+			}
+		}
 		results[j] = metastore.BatchResult{BaseOffset: hw}
 		if res.BaseOffsets[i] < 0 {
 			res.BaseOffsets[i] = hw

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -120,6 +121,22 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// markerIsCurrent reports whether marker b ends a transaction that is
+// ending now (see metastore.TxnStore and metastore.MarkerStates).
+func markerIsCurrent(ctx context.Context, tx *sql.Tx, b metastore.ProducerBatch) (bool, error) {
+	states, err := json.Marshal(metastore.MarkerStates(b.Abort))
+	if err != nil {
+		return false, err
+	}
+	var current bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM transactions
+			WHERE producer_id = ? AND epoch = ? AND state IN (SELECT value FROM json_each(?)))`,
+		b.ProducerID, b.ProducerEpoch, string(states)).Scan(&current); err != nil {
+		return false, fmt.Errorf("check marker of producer %d: %w", b.ProducerID, err)
+	}
+	return current, nil
 }
 
 // txnBookkeeping records a chunk's transactional batches inside the commit
