@@ -49,6 +49,15 @@ type TxnOffset struct {
 	CommittedOffset
 }
 
+// StartMillis is StartedAt as the stores keep it: Unix milliseconds, 0 for
+// none.
+func (t *Txn) StartMillis() int64 {
+	if t.StartedAt.IsZero() {
+		return 0
+	}
+	return t.StartedAt.UnixMilli()
+}
+
 // HasPartition reports whether the transaction holds the partition.
 func (t *Txn) HasPartition(topic string, partition int32) bool {
 	for _, p := range t.Partitions {
@@ -108,9 +117,13 @@ type TxnStore interface {
 	// Txns lists all transactions, ordered by transactional id.
 	Txns(ctx context.Context) ([]Txn, error)
 	// PutTxn stores t if the stored transaction still has prev's producer
-	// id, epoch and state (prev nil: only if none is stored). Otherwise it
-	// changes nothing and returns ErrTxnConflict. This is the fence between
-	// two agents that both believe they coordinate a transactional id.
+	// id, epoch, state and start (StartMillis) (prev nil: only if none is
+	// stored). Otherwise it changes nothing and returns ErrTxnConflict. This
+	// is the fence between two agents that both believe they coordinate a
+	// transactional id. The start tells two transactions of one producer id
+	// and epoch apart, so a coordinator paused in PrepareCommit of one
+	// cannot complete the next one, also in PrepareCommit, over the
+	// coordinator that runs it.
 	PutTxn(ctx context.Context, t Txn, prev *Txn) error
 	// AbortedTxns lists tp's aborted transactions overlapping offsets
 	// [from, to), ordered by first offset.

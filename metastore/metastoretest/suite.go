@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
 		{"TxnState", testTxnState},
+		{"TxnStateABA", testTxnStateABA},
 		{"TxnBookkeeping", testTxnBookkeeping},
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
 		{"TxnStaleMarker", testTxnStaleMarker},

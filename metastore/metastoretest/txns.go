@@ -60,6 +60,47 @@ func testTxnState(t *testing.T, s metastore.Store) {
 	}
 }
 
+// testTxnStateABA: a coordinator that read a transaction in PrepareCommit
+// and was paused must not complete the producer's next transaction, which
+// is in PrepareCommit again with the same producer id and epoch: the
+// compare-and-set tells transactions apart, not only states.
+func testTxnStateABA(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	empty := metastore.Txn{TransactionalID: "aba", ProducerID: 5, State: metastore.TxnEmpty, TimeoutMs: 60000}
+	if err := s.PutTxn(ctx, empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	step := func(prev metastore.Txn, state metastore.TxnState, started time.Time, parts ...metastore.TxnPartition) metastore.Txn {
+		t.Helper()
+		next := prev
+		next.State, next.StartedAt, next.Partitions = state, started, parts
+		if err := s.PutTxn(ctx, next, &prev); err != nil {
+			t.Fatalf("PutTxn %s: %v", state, err)
+		}
+		return next
+	}
+	start1 := time.UnixMilli(1_700_000_000_000)
+	first := step(empty, metastore.TxnOngoing, start1, metastore.TxnPartition{Topic: "a", Partition: 0})
+	first = step(first, metastore.TxnPrepareCommit, start1, first.Partitions...)
+	paused := first // coordinator B read this, then paused
+
+	done := step(first, metastore.TxnCompleteCommit, time.Time{}, first.Partitions...)
+	start2 := start1.Add(time.Second)
+	second := step(done, metastore.TxnOngoing, start2, metastore.TxnPartition{Topic: "b", Partition: 0})
+	second = step(second, metastore.TxnPrepareCommit, start2, second.Partitions...)
+
+	late := paused
+	late.State, late.StartedAt = metastore.TxnCompleteCommit, time.Time{}
+	if err := s.PutTxn(ctx, late, &paused); !errors.Is(err, metastore.ErrTxnConflict) {
+		t.Fatalf("completing the first transaction over the second: %v, want ErrTxnConflict", err)
+	}
+	got, ok, err := s.Txn(ctx, "aba")
+	if err != nil || !ok || got.State != metastore.TxnPrepareCommit || !got.HasPartition("b", 0) || got.StartedAt.UnixMilli() != start2.UnixMilli() {
+		t.Fatalf("Txn after the stale CAS = %+v, %v, %v; want the second transaction in PrepareCommit", got, ok, err)
+	}
+	step(second, metastore.TxnCompleteCommit, time.Time{}, second.Partitions...)
+}
+
 func txnBatch(cnt int64, pid int64, epoch int16, seq int32) metastore.ProducerBatch {
 	b := pbatch(0, cnt, pid, epoch, seq)
 	b.IsTransactional = true

@@ -51,10 +51,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
-	var started int64
-	if !t.StartedAt.IsZero() {
-		started = t.StartedAt.UnixMilli()
-	}
+	started := t.StartMillis()
 	now := time.Now().UnixMilli()
 	var n int64
 	if prev == nil {
@@ -68,9 +65,9 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	} else {
 		tag, err := s.pool.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
 				partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
-			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13`,
+			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
 		if err != nil {
 			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
 		}

@@ -59,10 +59,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
-	var started int64
-	if !t.StartedAt.IsZero() {
-		started = t.StartedAt.UnixMilli()
-	}
+	started := t.StartMillis()
 	var res sql.Result
 	if prev == nil {
 		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+metastore.TxnColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -71,9 +68,9 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	} else {
 		res, err = s.write.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
 				partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
-			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ?`,
+			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
 	}
 	if err != nil {
 		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
