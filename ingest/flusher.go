@@ -151,12 +151,12 @@ func (f *flusher) upload(ctx context.Context, fl *flush) {
 	f.metrics.uploadSeconds.Observe(d.Seconds())
 }
 
-// fail answers every entry of fl with err and frees its budget.
+// fail frees fl's budget and answers every entry with err.
 func (f *flusher) fail(fl *flush, err error) {
+	f.buf.release(fl.reserved)
 	for _, e := range fl.entries {
 		e.finish(-1, err)
 	}
-	f.buf.release(fl.reserved)
 }
 
 // commitLoop commits every flush the flusher hands over, in order, until
@@ -247,6 +247,9 @@ func (f *flusher) commit(ctx context.Context, fl *flush) {
 		f.fail(fl, ctx.Err())
 		return
 	}
+	// The budget is free before anyone is answered: a producer that sends
+	// its next request on the ack finds room.
+	f.buf.release(fl.reserved)
 	d := time.Since(start)
 	f.stats.Commits.Add(1)
 	f.stats.CommitNanos.Add(int64(d))
@@ -289,7 +292,6 @@ func (f *flusher) commit(ctx context.Context, fl *flush) {
 			e.finish(-1, metastore.ErrUnknownTopic)
 		}
 	}
-	f.buf.release(fl.reserved)
 	f.metrics.flushSeconds.Observe(time.Since(fl.cut).Seconds())
 }
 

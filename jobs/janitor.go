@@ -81,7 +81,8 @@ func (j *Janitor) Run(ctx context.Context) {
 // CollectOnce deletes the orphans older than MinAge and reports how many.
 // The record is forgotten before the object is deleted: once forgotten, a
 // late commit of that upload is refused, so no index row can point at a
-// deleted object.
+// deleted object. An orphan whose commit landed after it was listed is not
+// forgotten, and its object stays.
 func (j *Janitor) CollectOnce(ctx context.Context) (int, error) {
 	orphans, err := j.Store.Orphans(ctx, time.Now().Add(-j.MinAge))
 	if err != nil {
@@ -89,8 +90,12 @@ func (j *Janitor) CollectOnce(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, o := range orphans {
-		if err := j.Store.ForgetUpload(ctx, o.Key); err != nil {
+		forgotten, err := j.Store.ForgetUpload(ctx, o.Key)
+		if err != nil {
 			return n, err
+		}
+		if !forgotten {
+			continue // committed since it was listed: acknowledged data
 		}
 		if err := j.Bucket.Delete(ctx, o.Key); err != nil {
 			return n, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
@@ -105,5 +106,59 @@ func TestLagFromTheStore(t *testing.T) {
 	}
 	if lag["g"] != 3 {
 		t.Fatalf("lag %v, want g: 3", lag)
+	}
+}
+
+// commitLandsAfterListing is the store as the janitor sees it when a slow
+// flush's commit lands between the janitor listing orphans and acting on
+// them: Orphans lists, then the commit happens.
+type commitLandsAfterListing struct {
+	jobs.JanitorStore
+	land func(ctx context.Context) error
+}
+
+func (s *commitLandsAfterListing) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {
+	orphans, err := s.JanitorStore.Orphans(ctx, olderThan)
+	if err != nil {
+		return nil, err
+	}
+	return orphans, s.land(ctx)
+}
+
+// Issue 11, item 1: a flush whose commit kept retrying past
+// orphan.min.age is listed as an orphan; the commit then lands (its
+// producers are acknowledged); the janitor must not delete the object,
+// which the index now points at.
+func TestJanitorKeepsUploadCommittedAfterListing(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "slow", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "segments/slow-commit.seg"
+	if err := st.RecordUpload(ctx, key, "slow-agent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, key, []byte("acknowledged after a long retry")); err != nil {
+		t.Fatal(err)
+	}
+	store := &commitLandsAfterListing{JanitorStore: st, land: func(ctx context.Context) error {
+		_, err := st.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "slow-agent", Size: 31, Chunks: []metastore.Chunk{{
+			TopicPartition: metastore.TopicPartition{Topic: topic.ID},
+			Length:         31, OffsetCount: 1, BatchCount: 1,
+		}}})
+		return err
+	}}
+	j := &jobs.Janitor{AgentID: "test", Store: store, Bucket: b, Log: discard(), MinAge: 0}
+	if _, err := j.CollectOnce(ctx); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	rows, err := st.IndexBySegment(ctx, key)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("index rows of the committed segment: %+v, %v; want 1", rows, err)
+	}
+	if _, err := b.Head(ctx, key); err != nil {
+		t.Fatalf("the janitor deleted a committed segment the index points at: %v", err)
 	}
 }

@@ -39,7 +39,8 @@ type BatchResult struct {
 	// Duplicate: the batch repeats one of the producer's last
 	// ProducerStateWindow batches and was not appended again.
 	Duplicate bool
-	// Err is nil, ErrOutOfOrderSequence or ErrProducerFenced.
+	// Err is nil, ErrOutOfOrderSequence or ErrProducerFenced; for a
+	// marker, nil or ErrStaleMarker.
 	Err error
 }
 
@@ -54,6 +55,9 @@ var (
 	// ErrProducerFenced: the batch's producer epoch is older than the
 	// partition has seen from that producer id.
 	ErrProducerFenced = errors.New("producer epoch is stale (fenced)")
+	// ErrStaleMarker: a transaction marker for a transaction that is not
+	// ending (see MarkerStates); it was not appended and changed nothing.
+	ErrStaleMarker = errors.New("transaction marker for a transaction that is not ending (stale coordinator)")
 )
 
 // IndexRuns turns a chunk's per-batch verdicts into its index rows: one row

@@ -118,9 +118,14 @@ type UploadStore interface {
 	// Orphans lists uploads recorded before olderThan that were never
 	// committed.
 	Orphans(ctx context.Context, olderThan time.Time) ([]Upload, error)
-	// ForgetUpload removes the record of an uncommitted upload once its
-	// object has been deleted.
-	ForgetUpload(ctx context.Context, key string) error
+	// ForgetUpload removes the record of an uncommitted upload, so that a
+	// later CommitFlush of it is refused, and reports whether it did. A
+	// committed upload is never forgotten: then, or if key is not recorded
+	// at all, it changes nothing and returns false. Only after a forget
+	// that returned true may the caller delete the object; an upload listed
+	// by Orphans may have committed since (a slow commit that kept
+	// retrying), and its object is then referenced by the index.
+	ForgetUpload(ctx context.Context, key string) (forgotten bool, err error)
 }
 
 // ProducerStore hands out producer ids and expires idempotent producers'

@@ -47,6 +47,15 @@ type TxnOffset struct {
 	CommittedOffset
 }
 
+// StartMillis is StartedAt as the stores keep it: Unix milliseconds, 0 for
+// none.
+func (t *Txn) StartMillis() int64 {
+	if t.StartedAt.IsZero() {
+		return 0
+	}
+	return t.StartedAt.UnixMilli()
+}
+
 // HasPartition reports whether the transaction holds the partition.
 func (t *Txn) HasPartition(topic string, partition int32) bool {
 	for _, p := range t.Partitions {
@@ -85,9 +94,19 @@ var ErrTxnConflict = errors.New("transaction state changed concurrently")
 // an abort marker records an aborted transaction up to the marker. A
 // marker with no ongoing transaction (a duplicate) changes nothing. A
 // marker also raises the producer's epoch on the partition to its own, so
-// batches of older epochs are fenced. The last stable offset is the first
+// batches of older epochs are fenced, committed later in the same flush or
+// in a later one, and even where the producer had no state on the
+// partition (see ProducerState.Mark). The last stable offset is the first
 // offset of the partition's oldest ongoing transaction, or the high
 // watermark.
+//
+// A marker is tied to the transaction it ends through the coordinator's
+// state, which PutTxn fences: CommitFlush accepts a marker only if the
+// transaction of its producer id is, at that moment, at the marker's epoch
+// and in one of MarkerStates(marker is an abort). Any other marker is
+// stale (a deposed coordinator's, or one delayed past the end of its
+// transaction and the start of the next, same producer id and epoch): it
+// is answered ErrStaleMarker, not appended, and changes nothing.
 type TxnStore interface {
 	// Txn returns the transaction of a transactional id, ok=false if none.
 	Txn(ctx context.Context, id string) (t Txn, ok bool, err error)
@@ -96,9 +115,13 @@ type TxnStore interface {
 	// Txns lists all transactions, ordered by transactional id.
 	Txns(ctx context.Context) ([]Txn, error)
 	// PutTxn stores t if the stored transaction still has prev's producer
-	// id, epoch and state (prev nil: only if none is stored). Otherwise it
-	// changes nothing and returns ErrTxnConflict. This is the fence between
-	// two agents that both believe they coordinate a transactional id.
+	// id, epoch, state and start (StartMillis) (prev nil: only if none is
+	// stored). Otherwise it changes nothing and returns ErrTxnConflict. This
+	// is the fence between two agents that both believe they coordinate a
+	// transactional id. The start tells two transactions of one producer id
+	// and epoch apart, so a coordinator paused in PrepareCommit of one
+	// cannot complete the next one, also in PrepareCommit, over the
+	// coordinator that runs it.
 	PutTxn(ctx context.Context, t Txn, prev *Txn) error
 	// AbortedTxns lists tp's aborted transactions overlapping offsets
 	// [from, to), ordered by first offset.
@@ -109,4 +132,19 @@ type TxnStore interface {
 	// the middle of a transaction (Empty, CompleteCommit, CompleteAbort), as
 	// Kafka does after transactional.id.expiration.ms, and reports how many.
 	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
+}
+
+// MarkerStates are the states in which a transaction accepts markers of
+// its producer id and epoch. A commit marker ends a transaction only in
+// PrepareCommit. An abort marker ends one in PrepareAbort, and in a
+// Complete* state aborts a dangling write (data that committed after its
+// transaction ended): with no transaction open, every ongoing entry of
+// the producer is one. Coordinators therefore save Prepare* before writing
+// a transaction's markers and Complete* only after they are committed, and
+// write dangling-write aborts only while the transaction is Complete*.
+func MarkerStates(abort bool) []TxnState {
+	if abort {
+		return []TxnState{TxnPrepareAbort, TxnCompleteCommit, TxnCompleteAbort}
+	}
+	return []TxnState{TxnPrepareCommit}
 }

@@ -222,6 +222,11 @@ func TestStableOffsetFollowsTransactions(t *testing.T) {
 	if got := p.CachedLSO(); got != first {
 		t.Fatalf("cached LSO %d after a non-transactional commit, want it to stay %d", got, first)
 	}
+	// The coordinator saves PrepareCommit before it writes the marker; the
+	// store refuses markers of transactions that are not ending.
+	if err := e.store.PutTxn(ctx, metastore.Txn{TransactionalID: "tx", ProducerID: 42, State: metastore.TxnPrepareCommit, TimeoutMs: 60000}, nil); err != nil {
+		t.Fatal(err)
+	}
 	marker := segment.ControlBatch(42, 0, true, 0, 1000)
 	e.produce(t, marker)
 	if lso, err := e.topics.StableOffset(ctx, p); err != nil || lso != 7 {

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Index", testIndex},
 		{"IndexTimestamps", testIndexTimestamps},
 		{"Orphans", testOrphans},
+		{"OrphanCommittedAfterListing", testOrphanCommittedAfterListing},
 		{"ProducerIDs", testProducerIDs},
 		{"ConsumerOffsets", testConsumerOffsets},
 		{"Leases", testLeases},
@@ -43,7 +44,10 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
 		{"TxnState", testTxnState},
+		{"TxnStateABA", testTxnStateABA},
 		{"TxnBookkeeping", testTxnBookkeeping},
+		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
+		{"TxnStaleMarker", testTxnStaleMarker},
 		{"TxnExpiry", testTxnExpiry},
 		{"SchemaVersion", testSchemaVersion},
 	}
@@ -632,12 +636,15 @@ func testOrphans(t *testing.T, s metastore.Store) {
 			t.Fatalf("orphan %s recorded at %v, want between %v and %v", u.Key, u.RecordedAt, before, later)
 		}
 	}
-	if err := s.ForgetUpload(ctx, "seg-a"); err != nil {
-		t.Fatal(err)
+	if forgotten, err := s.ForgetUpload(ctx, "seg-a"); err != nil || !forgotten {
+		t.Fatalf("ForgetUpload(seg-a) = %v, %v; want true", forgotten, err)
+	}
+	if forgotten, err := s.ForgetUpload(ctx, "seg-a"); err != nil || forgotten {
+		t.Fatalf("second ForgetUpload(seg-a) = %v, %v; want false", forgotten, err)
 	}
 	// Forgetting a committed segment does nothing.
-	if err := s.ForgetUpload(ctx, "seg-c"); err != nil {
-		t.Fatal(err)
+	if forgotten, err := s.ForgetUpload(ctx, "seg-c"); err != nil || forgotten {
+		t.Fatalf("ForgetUpload(committed seg-c) = %v, %v; want false", forgotten, err)
 	}
 	got, err = s.Orphans(ctx, later)
 	if err != nil || len(got) != 1 || got[0].Key != "seg-b" {
@@ -650,6 +657,47 @@ func testOrphans(t *testing.T, s metastore.Store) {
 	got, err = s.Orphans(ctx, later)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Orphans after re-recording a committed segment = %+v, %v; want only seg-b", got, err)
+	}
+}
+
+// testOrphanCommittedAfterListing: a flush whose commit kept retrying past
+// the orphan age is listed as an orphan, then commits (its producers are
+// acknowledged). The janitor's forget must then lose, and say so, so that
+// it leaves the object alone; the commit and its index rows stay.
+func testOrphanCommittedAfterListing(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	top := createTopic(t, s, "slow", 1)
+	tp := metastore.TopicPartition{Topic: top.ID, Partition: 0}
+	if err := s.RecordUpload(ctx, "seg-slow", "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	orphans, err := s.Orphans(ctx, time.Now().Add(time.Minute))
+	if err != nil || len(orphans) != 1 || orphans[0].Key != "seg-slow" {
+		t.Fatalf("Orphans = %+v, %v; want seg-slow", orphans, err)
+	}
+	first := commit(t, s, "seg-slow", chunk(top.ID, 0, 3))
+	forgotten, err := s.ForgetUpload(ctx, "seg-slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forgotten {
+		t.Fatal("ForgetUpload of a committed upload reported true: the janitor would delete acknowledged data")
+	}
+	rows := index(t, s, tp, 0)
+	if len(rows) != 1 || rows[0].SegmentKey != "seg-slow" || rows[0].BaseOffset != first.BaseOffsets[0] || rows[0].LastOffset != 2 {
+		t.Fatalf("index after the forget = %+v; want seg-slow's row [0, 2]", rows)
+	}
+	if hw := highWatermarks(t, s, top.ID); hw[0] != 3 {
+		t.Fatalf("high watermark %d after the forget, want 3", hw[0])
+	}
+	// Still committed: a retried commit returns the first offsets and
+	// appends nothing, and it is no orphan.
+	again, err := s.CommitFlush(ctx, metastore.Flush{SegmentKey: "seg-slow", AgentID: "agent-1", Size: 100, Chunks: []metastore.Chunk{chunk(top.ID, 0, 3)}})
+	if err != nil || again.BaseOffsets[0] != first.BaseOffsets[0] {
+		t.Fatalf("retried commit after the forget = %+v, %v; want base %d", again, err, first.BaseOffsets[0])
+	}
+	if orphans, err := s.Orphans(ctx, time.Now().Add(time.Minute)); err != nil || len(orphans) != 0 {
+		t.Fatalf("Orphans after the commit = %+v, %v; want none", orphans, err)
 	}
 }
 
@@ -861,8 +909,8 @@ func testCommitFlushGuards(t *testing.T, s metastore.Store) {
 	if err := s.RecordUpload(ctx, "forgotten", "agent-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ForgetUpload(ctx, "forgotten"); err != nil {
-		t.Fatal(err)
+	if forgotten, err := s.ForgetUpload(ctx, "forgotten"); err != nil || !forgotten {
+		t.Fatalf("ForgetUpload = %v, %v; want true", forgotten, err)
 	}
 	if _, err := s.CommitFlush(ctx, flush("forgotten")); !errors.Is(err, metastore.ErrUploadNotRecorded) {
 		t.Fatalf("commit of a forgotten upload: %v, want ErrUploadNotRecorded", err)

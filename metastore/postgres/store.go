@@ -335,9 +335,9 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		q = tx
 	}
 	err := q.QueryRow(ctx, `SELECT base_offsets, missing, b_verdicts, b_bases, already
-		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		FROM commit_flush($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		f.SegmentKey, f.AgentID, f.Size, topicIDs, partitions, positions, lengths, counts, batches, minTS, maxTS,
-		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq,
+		b.chunk, b.pos, b.len, b.cnt, b.minTS, b.maxTS, b.pid, b.epoch, b.seq, b.control, b.abort,
 	).Scan(&bases, &missing, &verdicts, &bBases, &already)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "P0002" {
@@ -388,6 +388,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 type batchArrays struct {
 	chunk, seq, epoch                []int32
 	pos, len, cnt, minTS, maxTS, pid []int64
+	control, abort                   []bool
 }
 
 func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
@@ -397,11 +398,9 @@ func (b *batchArrays) add(chunk int32, pb metastore.ProducerBatch) {
 	b.cnt = append(b.cnt, pb.OffsetCount)
 	b.minTS = append(b.minTS, pb.MinTimestamp)
 	b.maxTS = append(b.maxTS, pb.MaxTimestamp)
-	pid := pb.ProducerID
-	if pb.IsControl {
-		pid = -1 // markers carry no sequence to check
-	}
-	b.pid = append(b.pid, pid)
+	b.pid = append(b.pid, pb.ProducerID)
+	b.control = append(b.control, pb.IsControl) // no sequence to check; leaves a fence
+	b.abort = append(b.abort, pb.Abort)
 	b.epoch = append(b.epoch, int32(pb.ProducerEpoch))
 	b.seq = append(b.seq, pb.BaseSequence)
 }
@@ -460,11 +459,12 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 }
 
 // ForgetUpload implements metastore.Store.
-func (s *Store) ForgetUpload(ctx context.Context, key string) error {
-	if _, err := s.pool.Exec(ctx, "DELETE FROM segments WHERE key = $1 AND state = 'uploading'", key); err != nil {
-		return fmt.Errorf("forget upload %s: %w", key, err)
+func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM segments WHERE key = $1 AND state = 'uploading'", key)
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
-	return nil
+	return tag.RowsAffected() == 1, nil
 }
 
 const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"

@@ -53,10 +53,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
-	var started int64
-	if !t.StartedAt.IsZero() {
-		started = t.StartedAt.UnixMilli()
-	}
+	started := t.StartMillis()
 	now := time.Now().UnixMilli()
 	var n int64
 	if prev == nil {
@@ -70,9 +67,9 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	} else {
 		tag, err := s.pool.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
 				partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
-			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13`,
+			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
 		if err != nil {
 			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
 		}
@@ -123,7 +120,9 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 
 // txnBookkeeping records a flush's transactional batches in the commit's
 // transaction, after commit_flush assigned offsets and while it still holds
-// the partition row locks (see metastore.TxnStore).
+// the partition row locks (see metastore.TxnStore). The fence a marker
+// leaves is set by commit_flush itself, so that it also holds for batches
+// later in the same flush.
 func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metastore.FlushResult) error {
 	for i, c := range f.Chunks {
 		if c.Batches == nil {
@@ -150,11 +149,6 @@ func txnBookkeeping(ctx context.Context, tx pgx.Tx, f metastore.Flush, res metas
 					VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, tid, c.Partition, st.ProducerID, first, st.Offset); err != nil {
 					return fmt.Errorf("record aborted transaction: %w", err)
 				}
-			}
-			if _, err := tx.Exec(ctx, `UPDATE producer_state SET epoch = $1, recent_first = '{}', recent_last = '{}', recent_base = '{}'
-				WHERE producer_id = $2 AND topic_id = $3 AND partition = $4 AND epoch < $1`,
-				st.Epoch, st.ProducerID, tid, c.Partition); err != nil {
-				return fmt.Errorf("fence older producer epochs: %w", err)
 			}
 		}
 	}

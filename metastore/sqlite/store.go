@@ -506,11 +506,27 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 			results[j] = flushcommit.ResultOf(verdict, dupBase)
 			continue
 		}
+		if b.IsControl && b.ProducerID >= 0 {
+			current, err := markerIsCurrent(ctx, tx, b)
+			if err != nil {
+				return false, err
+			}
+			if !current {
+				results[j] = metastore.BatchResult{BaseOffset: -1, Err: metastore.ErrStaleMarker}
+				continue
+			}
+		}
 		results[j] = metastore.BatchResult{BaseOffset: hw}
 		if res.BaseOffsets[i] < 0 {
 			res.BaseOffsets[i] = hw
 		}
-		if b.ProducerID >= 0 && !b.IsControl {
+		switch {
+		case b.ProducerID >= 0 && b.IsControl:
+			if next := st.Mark(b); next != st {
+				states[b.ProducerID] = next
+				dirty[b.ProducerID] = true
+			}
+		case b.ProducerID >= 0:
 			states[b.ProducerID] = st.Accept(b, hw)
 			dirty[b.ProducerID] = true
 		}
@@ -535,7 +551,6 @@ func (s *Store) commitBatches(ctx context.Context, tx *sql.Tx, key string, c met
 			return false, err
 		}
 	}
-	// After the producer states: a marker may raise their epoch.
 	if err := txnBookkeeping(ctx, tx, c.TopicPartition, flushcommit.TxnBookkeepingOf(c.Batches, results)); err != nil {
 		return false, err
 	}
@@ -596,11 +611,16 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 }
 
 // ForgetUpload implements metastore.Store.
-func (s *Store) ForgetUpload(ctx context.Context, key string) error {
-	if _, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key); err != nil {
-		return fmt.Errorf("forget upload %s: %w", key, err)
+func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key)
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("forget upload %s: %w", key, err)
+	}
+	return n == 1, nil
 }
 
 const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -60,10 +61,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
-	var started int64
-	if !t.StartedAt.IsZero() {
-		started = t.StartedAt.UnixMilli()
-	}
+	started := t.StartMillis()
 	var res sql.Result
 	if prev == nil {
 		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -72,9 +70,9 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	} else {
 		res, err = s.write.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
 				partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
-			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ?`,
+			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State))
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
 	}
 	if err != nil {
 		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
@@ -124,8 +122,25 @@ func (s *Store) OngoingTxns(ctx context.Context, tp metastore.TopicPartition) ([
 	return out, rows.Err()
 }
 
+// markerIsCurrent reports whether marker b ends a transaction that is
+// ending now (see metastore.TxnStore and metastore.MarkerStates).
+func markerIsCurrent(ctx context.Context, tx *sql.Tx, b metastore.ProducerBatch) (bool, error) {
+	states, err := json.Marshal(metastore.MarkerStates(b.Abort))
+	if err != nil {
+		return false, err
+	}
+	var current bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM transactions
+			WHERE producer_id = ? AND epoch = ? AND state IN (SELECT value FROM json_each(?)))`,
+		b.ProducerID, b.ProducerEpoch, string(states)).Scan(&current); err != nil {
+		return false, fmt.Errorf("check marker of producer %d: %w", b.ProducerID, err)
+	}
+	return current, nil
+}
+
 // txnBookkeeping records a chunk's transactional batches inside the commit
-// (see metastore.TxnStore).
+// (see metastore.TxnStore). The fence a marker leaves is the producer state
+// commitBatches saved (flushcommit.ProducerState.Mark).
 func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition, steps []flushcommit.TxnBookkeeping) error {
 	tid := tp.Topic[:]
 	for _, st := range steps {
@@ -148,11 +163,6 @@ func txnBookkeeping(ctx context.Context, tx *sql.Tx, tp metastore.TopicPartition
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, tid, tp.Partition, st.ProducerID, first, st.Offset); err != nil {
 				return fmt.Errorf("record aborted transaction: %w", err)
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE producer_state SET epoch = ?, recent = '[]'
-			WHERE producer_id = ? AND topic_id = ? AND partition = ? AND epoch < ?`,
-			st.Epoch, st.ProducerID, tid, tp.Partition, st.Epoch); err != nil {
-			return fmt.Errorf("fence older producer epochs: %w", err)
 		}
 	}
 	return nil

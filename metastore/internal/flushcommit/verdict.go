@@ -8,6 +8,7 @@ const (
 	verdictFenced    = 1
 	verdictDuplicate = 2
 	verdictOutOfSeq  = 3
+	verdictStale     = 4
 )
 
 // ResultOf turns a store's verdict code into a BatchResult.
@@ -19,6 +20,8 @@ func ResultOf(verdict int32, base int64) metastore.BatchResult {
 		return metastore.BatchResult{BaseOffset: base, Duplicate: true}
 	case verdictFenced:
 		return metastore.BatchResult{BaseOffset: -1, Err: metastore.ErrProducerFenced}
+	case verdictStale:
+		return metastore.BatchResult{BaseOffset: -1, Err: metastore.ErrStaleMarker}
 	default:
 		return metastore.BatchResult{BaseOffset: -1, Err: metastore.ErrOutOfOrderSequence}
 	}
@@ -104,4 +107,19 @@ func RetriedResults(batches []metastore.ProducerBatch, rows []metastore.IndexEnt
 		}
 	}
 	return out, first
+}
+
+// Mark records an accepted transaction marker (a control batch) of b's
+// producer and returns the state. A marker leaves a fence: the producer's
+// epoch on the partition becomes at least the marker's, even where the
+// producer has no state yet, so a batch of an older epoch that commits
+// later (a zombie that waited in a buffer while its transaction was
+// aborted with a bumped epoch) is refused by Check. A marker of a newer
+// epoch forgets the older epoch's batches; one of the same or an older
+// epoch changes nothing. The postgres function implements the same rule.
+func (st *ProducerState) Mark(b metastore.ProducerBatch) *ProducerState {
+	if st == nil || st.Epoch < b.ProducerEpoch {
+		return &ProducerState{Epoch: b.ProducerEpoch, Recent: []RecentBatch{}}
+	}
+	return st
 }

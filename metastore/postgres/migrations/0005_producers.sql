@@ -38,8 +38,19 @@ CREATE INDEX producer_state_by_age ON producer_state (updated_at);
 -- refused as out of sequence, or refused as fenced; only accepted batches
 -- get offsets, and each run of accepted, contiguous batches becomes one
 -- index row. b_verdicts/b_bases answer every listed batch
--- (0 accepted, 1 fenced, 2 duplicate, 3 out of sequence). If the segment
+-- (0 accepted, 1 fenced, 2 duplicate, 3 out of sequence, 4 stale marker). If the segment
 -- was already committed, "already" is true and nothing else is returned.
+-- A transaction marker (p_b_control; p_b_abort tells an abort from a
+-- commit) is accepted only if its producer's transaction is at the
+-- marker's epoch and in a state that takes it (metastore.MarkerStates:
+-- PrepareCommit for a commit; PrepareAbort, CompleteCommit or
+-- CompleteAbort for an abort); otherwise it is stale (4) and changes
+-- nothing. An accepted marker leaves a fence (metastore.ProducerState.Mark):
+-- its producer's epoch on the partition becomes at least the marker's,
+-- inserting a state row if the producer has none there, so a zombie batch
+-- of an older epoch committed afterwards, in this flush or a later one, is
+-- refused as fenced. (The transactions table is created in 0006; plpgsql
+-- resolves it when the function runs.)
 CREATE FUNCTION commit_flush(
     p_segment_key text,
     p_agent       text,
@@ -61,6 +72,8 @@ CREATE FUNCTION commit_flush(
     p_b_pid       bigint[],
     p_b_epoch     integer[],
     p_b_seq       integer[],
+    p_b_control   boolean[],
+    p_b_abort     boolean[],
     OUT base_offsets bigint[],
     OUT missing      integer[],
     OUT b_verdicts   integer[],
@@ -189,7 +202,16 @@ BEGIN
             FROM producer_state s
             WHERE s.producer_id = p_b_pid[k] AND s.topic_id = v_tid AND s.partition = v_part;
             v_found := FOUND;
-            IF v_found THEN
+            IF p_b_control[k] THEN
+                IF NOT EXISTS (
+                    SELECT 1 FROM transactions t
+                    WHERE t.producer_id = p_b_pid[k] AND t.epoch = p_b_epoch[k]
+                      AND t.state = ANY (CASE WHEN p_b_abort[k]
+                                              THEN ARRAY['PrepareAbort', 'CompleteCommit', 'CompleteAbort']
+                                              ELSE ARRAY['PrepareCommit'] END)) THEN
+                    v_verdict := 4;
+                END IF;
+            ELSIF v_found THEN
                 IF p_b_epoch[k] < st.epoch THEN
                     v_verdict := 1;
                 ELSIF p_b_epoch[k] > st.epoch THEN
@@ -238,7 +260,16 @@ BEGIN
                 r_min := p_b_min_ts[k];
                 r_max := p_b_max_ts[k];
             END IF;
-            IF p_b_pid[k] >= 0 THEN
+            IF p_b_pid[k] >= 0 AND p_b_control[k] THEN
+                IF NOT v_found OR st.epoch < p_b_epoch[k] THEN
+                    INSERT INTO producer_state (producer_id, topic_id, partition, epoch, recent_first, recent_last, recent_base, updated_at)
+                    VALUES (p_b_pid[k], v_tid, v_part, p_b_epoch[k], '{}', '{}', '{}', now())
+                    ON CONFLICT (producer_id, topic_id, partition) DO UPDATE
+                        SET epoch = excluded.epoch, recent_first = excluded.recent_first,
+                            recent_last = excluded.recent_last, recent_base = excluded.recent_base,
+                            updated_at = excluded.updated_at;
+                END IF;
+            ELSIF p_b_pid[k] >= 0 THEN
                 IF v_found AND st.epoch = p_b_epoch[k] THEN
                     rf := st.recent_first || p_b_seq[k];
                     rl := st.recent_last || v_last_seq;
