@@ -417,3 +417,58 @@ func TestUploadNotRecordedIsDeleted(t *testing.T) {
 		t.Fatalf("objects left in the bucket: %v", left)
 	}
 }
+
+// deleteAfterCommitStore commits the first flush, deletes topic "other"
+// and then reports an error, as a lost reply followed by a DeleteTopic
+// before the retry would look.
+type deleteAfterCommitStore struct {
+	ingest.Store
+	del  func() error
+	mu   sync.Mutex
+	done bool
+}
+
+func (s *deleteAfterCommitStore) CommitFlush(ctx context.Context, fl metastore.Flush) (metastore.FlushResult, error) {
+	res, err := s.Store.CommitFlush(ctx, fl)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && !s.done {
+		s.done = true
+		if err := s.del(); err != nil {
+			return res, err
+		}
+		return metastore.FlushResult{}, errors.New("connection reset after commit")
+	}
+	return res, err
+}
+
+// Issue 11, item 8: a commit whose reply is lost, then a DeleteTopic
+// before the retry. The retry must not fail forever (every later flush
+// would wait behind it): the deleted topic's batches get ErrUnknownTopic,
+// the others their offsets, and later flushes commit.
+func TestLostReplyThenDeleteTopic(t *testing.T) {
+	ds := &deleteAfterCommitStore{}
+	f := start(t, ingest.Config{FlushInterval: time.Hour}, func(s ingest.Store) ingest.Store { ds.Store = s; return ds })
+	ctx := context.Background()
+	other, err := f.store.CreateTopic(ctx, metastore.TopicSpec{Name: "other", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.del = func() error { return f.store.DeleteTopic(context.Background(), "other") }
+	bs := f.batches(0, 2)
+	data := recordBatch(1)
+	_, _, hdr, _ := segment.NextBatch(data)
+	bs = append(bs, ingest.Batch{TP: metastore.TopicPartition{Topic: other.ID}, TopicName: other.Name, Data: data, Header: hdr})
+	p, _, err := f.p.Submit(ctx, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p.Close() // flush now
+	rs := wait(t, p)
+	if rs[0].Err != nil || rs[0].BaseOffset != 0 {
+		t.Fatalf("surviving topic's batch: %+v", rs[0])
+	}
+	if !errors.Is(rs[1].Err, metastore.ErrUnknownTopic) {
+		t.Fatalf("deleted topic's batch: %+v, want ErrUnknownTopic", rs[1])
+	}
+}

@@ -1,6 +1,7 @@
 package metastore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,4 +48,32 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 func IsPermanent(err error) bool {
 	var pe *PermanentError
 	return errors.Is(err, ErrUploadNotRecorded) || errors.As(err, &pe)
+}
+
+// MissingAfterCommit is for stores answering a retried CommitFlush of a
+// segment that is already committed, when chunks of it have no index rows
+// any more. A partition that no longer exists (its topic was deleted after
+// the commit whose reply was lost) is reported as an
+// *UnknownPartitionsError, so the caller drops those chunks and retries
+// the rest, as for a first commit; rows missing from a partition that
+// exists are a *PermanentError. Nil if missing is empty.
+func MissingAfterCommit(ctx context.Context, s interface {
+	Partitions(ctx context.Context, topicID TopicID) ([]PartitionState, error)
+}, segmentKey string, missing []TopicPartition) error {
+	var unknown []TopicPartition
+	for _, tp := range missing {
+		states, err := s.Partitions(ctx, tp.Topic)
+		switch {
+		case errors.Is(err, ErrUnknownTopic), err == nil && int(tp.Partition) >= len(states):
+			unknown = append(unknown, tp)
+		case err != nil:
+			return fmt.Errorf("commit flush %s: %w", segmentKey, err)
+		default:
+			return &PermanentError{Err: fmt.Errorf("commit flush %s: committed, but partition %x/%d has no index rows of it", segmentKey, tp.Topic[:], tp.Partition)}
+		}
+	}
+	if len(unknown) > 0 {
+		return &UnknownPartitionsError{Partitions: unknown}
+	}
+	return nil
 }

@@ -9,8 +9,12 @@
 // CompleteCommit/CompleteAbort. A coordinator that dies between the two
 // saves leaves a Prepare* state, which the next coordinator finishes
 // (markers are idempotent: one for a partition with no open transaction
-// changes nothing). Ongoing transactions older than their timeout are
-// aborted with a bumped epoch, which fences the producer.
+// changes nothing). The store ties each marker to the transaction it ends:
+// it takes one only while that transaction is in a state that writes it
+// (metastore.MarkerStates), so a deposed coordinator's late marker is
+// refused (metastore.ErrStaleMarker) and changes nothing. Ongoing
+// transactions older than their timeout are aborted with a bumped epoch,
+// which fences the producer.
 //
 // The coordinator never touches partition data itself: markers go through
 // the write pipeline (Markers, an ingest.Pipeline), and topic names are

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},
+		{"RetriedCommitAfterDelete", testRetriedCommitAfterDelete},
 		{"CommitFlushGuards", testCommitFlushGuards},
 		{"RecordUploads", testRecordUploads},
 		{"IdempotentProducers", testIdempotentProducers},
@@ -492,6 +493,39 @@ func testCommitFlushUnknownPartitions(t *testing.T, s metastore.Store) {
 	}
 	if want := []int64{3, 4}; !reflect.DeepEqual(res.BaseOffsets, want) {
 		t.Fatalf("retried flush base offsets = %v, want %v", res.BaseOffsets, want)
+	}
+}
+
+// testRetriedCommitAfterDelete: a commit whose reply was lost is retried
+// after one of its topics was deleted. The retry must not fail for good
+// (that would wedge the writer's ordered commits): the deleted topic's
+// chunks are reported as unknown partitions, and without them the retry
+// answers the first commit's offsets. (Issue 11, item 8.)
+func testRetriedCommitAfterDelete(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	keep := createTopic(t, s, "keep", 1)
+	gone := createTopic(t, s, "gone", 1)
+	chunks := []metastore.Chunk{chunk(keep.ID, 0, 2), chunk(gone.ID, 0, 3)}
+	first := commit(t, s, "seg-lost-reply", chunks...)
+	if err := s.DeleteTopic(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	f := metastore.Flush{SegmentKey: "seg-lost-reply", AgentID: "agent-1", Size: 500, Chunks: chunks}
+	_, err := s.CommitFlush(ctx, f)
+	var uerr *metastore.UnknownPartitionsError
+	if !errors.As(err, &uerr) || len(uerr.Partitions) != 1 || uerr.Partitions[0] != (metastore.TopicPartition{Topic: gone.ID}) {
+		t.Fatalf("retry after the topic was deleted: %v, want *UnknownPartitionsError for %x/0", err, gone.ID[:])
+	}
+	f.Chunks = f.Chunks[:1]
+	res, err := s.CommitFlush(ctx, f)
+	if err != nil {
+		t.Fatalf("retry without the deleted topic's chunk: %v", err)
+	}
+	if res.BaseOffsets[0] != first.BaseOffsets[0] {
+		t.Fatalf("retry answered base offset %d, the commit assigned %d", res.BaseOffsets[0], first.BaseOffsets[0])
+	}
+	if got := highWatermarks(t, s, keep.ID); !reflect.DeepEqual(got, []int64{2}) {
+		t.Fatalf("high watermark after the retry = %v, want [2] (nothing appended twice)", got)
 	}
 }
 

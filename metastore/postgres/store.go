@@ -344,7 +344,7 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, metastore.ErrUploadNotRecorded)
 	}
 	if err != nil {
-		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, err)
+		return metastore.FlushResult{}, permanentIfRejected(fmt.Errorf("commit flush %s: %w", f.SegmentKey, err))
 	}
 	if already {
 		return s.committedResults(ctx, f)
@@ -417,6 +417,7 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush) (metast
 		byTP[r.TopicPartition] = append(byTP[r.TopicPartition], r)
 	}
 	res := metastore.FlushResult{BaseOffsets: make([]int64, len(f.Chunks)), Batches: make([][]metastore.BatchResult, len(f.Chunks))}
+	var missing []metastore.TopicPartition
 	for i, c := range f.Chunks {
 		rs := byTP[c.TopicPartition]
 		if c.Batches != nil {
@@ -424,9 +425,13 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush) (metast
 			continue
 		}
 		if len(rs) == 0 {
-			return metastore.FlushResult{}, fmt.Errorf("commit flush %s: committed without partition %x/%d", f.SegmentKey, c.Topic[:], c.Partition)
+			missing = append(missing, c.TopicPartition)
+			continue
 		}
 		res.BaseOffsets[i] = rs[0].BaseOffset
+	}
+	if err := metastore.MissingAfterCommit(ctx, s, f.SegmentKey, missing); err != nil {
+		return metastore.FlushResult{}, err
 	}
 	return res, nil
 }
@@ -661,4 +666,21 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return int(v), nil
+}
+
+// permanentIfRejected marks an error no retry can mend as a
+// *metastore.PermanentError: the server rejected the statement itself — a
+// data exception (SQLSTATE class 22), an integrity violation (23), or a
+// syntax error or undefined object (42: a schema that does not match this
+// build). Connection failures, serialization failures, deadlocks and
+// shutdowns stay transient.
+func permanentIfRejected(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
+		switch pgErr.Code[:2] {
+		case "22", "23", "42":
+			return &metastore.PermanentError{Err: err}
+		}
+	}
+	return err
 }

@@ -568,6 +568,7 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush, res *me
 	for _, r := range rows {
 		byTP[r.TopicPartition] = append(byTP[r.TopicPartition], r)
 	}
+	var missing []metastore.TopicPartition
 	for i, c := range f.Chunks {
 		rs := byTP[c.TopicPartition]
 		if c.Batches != nil {
@@ -575,11 +576,12 @@ func (s *Store) committedResults(ctx context.Context, f metastore.Flush, res *me
 			continue
 		}
 		if len(rs) == 0 {
-			return fmt.Errorf("segment is committed without partition %x/%d", c.Topic[:], c.Partition)
+			missing = append(missing, c.TopicPartition)
+			continue
 		}
 		res.BaseOffsets[i] = rs[0].BaseOffset
 	}
-	return nil
+	return metastore.MissingAfterCommit(ctx, s, f.SegmentKey, missing)
 }
 
 var errUnknown = errors.New("unknown partitions")
