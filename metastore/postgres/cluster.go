@@ -141,3 +141,49 @@ func (s *Store) WatchCommits(ctx context.Context, ready func(), fn func(agentID,
 		}
 	}
 }
+
+// AcquireLease implements metastore.Store.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	rows, err := s.pool.Query(ctx, `INSERT INTO leases (name, holder, expires_at)
+		VALUES ($1, $2, clock_timestamp() + $3 * interval '1 microsecond')
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= clock_timestamp()
+		RETURNING holder`, name, holder, ttl.Microseconds())
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	return len(got) == 1, nil
+}
+
+// ReleaseLease implements metastore.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// Agents implements metastore.Store.
+func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at FROM agents
+		WHERE expires_at > clock_timestamp() ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
+		var a metastore.Agent
+		err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	if as == nil {
+		as = []metastore.Agent{}
+	}
+	return as, nil
+}

@@ -128,3 +128,55 @@ func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metast
 	}
 	return out, rows.Err()
 }
+
+// AcquireLease implements metastore.Store.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	t := now()
+	rows, err := s.write.QueryContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4
+		RETURNING holder`, name, holder, t+int64(ttl), t)
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	defer rows.Close()
+	got := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	return got, nil
+}
+
+// ReleaseLease implements metastore.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM leases WHERE name = ? AND holder = ?", name, holder); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// Agents implements metastore.Store.
+func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at FROM agents WHERE expires_at > ? ORDER BY id", now())
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	defer rows.Close()
+	out := []metastore.Agent{}
+	for rows.Next() {
+		var (
+			a   metastore.Agent
+			exp int64
+		)
+		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp); err != nil {
+			return nil, fmt.Errorf("list agents: %w", err)
+		}
+		a.Expires = time.Unix(0, exp)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,92 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"
+
+func scanIndexEntry(r pgx.Row) (metastore.IndexEntry, error) {
+	var (
+		e  metastore.IndexEntry
+		id pgtype.UUID
+	)
+	err := r.Scan(&id, &e.Partition, &e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
+		&e.BatchCount, &e.MinTimestamp, &e.MaxTimestamp)
+	e.Topic = id.Bytes
+	return e, err
+}
+
+// Index implements metastore.Store. A limit <= 0 means no row limit.
+//
+// The inner query starts at the chunk holding offset by primary key (chunks
+// of a partition are contiguous and do not overlap), so a tailing read costs
+// an index seek, not a scan of the partition's history.
+func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64, limit int) ([]metastore.IndexEntry, error) {
+	var lim *int64
+	if limit > 0 {
+		l := int64(limit)
+		lim = &l
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM (
+			SELECT `+indexColumns+`, sum(length) OVER (ORDER BY base_offset) - length AS before
+			FROM (
+				SELECT `+indexColumns+` FROM index_entries
+				WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
+				  AND base_offset >= coalesce((
+					SELECT base_offset FROM index_entries
+					WHERE topic_id = $1 AND partition = $2 AND base_offset <= $3
+					ORDER BY base_offset DESC LIMIT 1), $3)
+				ORDER BY base_offset
+				LIMIT $5
+			) candidates
+		) budgeted
+		WHERE before < greatest($4::bigint, 1)
+		ORDER BY base_offset`,
+		uuidArg(tp.Topic), tp.Partition, offset, maxBytes, lim)
+	if err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) { return scanIndexEntry(r) })
+	if err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	return es, nil
+}
+
+func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPartition, query string, args ...any) (metastore.IndexEntry, bool, error) {
+	e, err := scanIndexEntry(s.pool.QueryRow(ctx, query, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return metastore.IndexEntry{}, false, nil
+	}
+	if err != nil {
+		return metastore.IndexEntry{}, false, fmt.Errorf("%s of %x/%d: %w", what, tp.Topic[:], tp.Partition, err)
+	}
+	return e, true, nil
+}
+
+// IndexByTimestamp implements metastore.Store. The inner query uses the
+// (topic_id, partition, max_ts, base_offset) index, which only visits rows
+// at or after ts: few, for the usual recent-timestamp lookups.
+func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = $1 AND partition = $2 AND base_offset = (
+			SELECT min(base_offset) FROM index_entries
+			WHERE topic_id = $1 AND partition = $2 AND max_ts >= $3)`,
+		uuidArg(tp.Topic), tp.Partition, ts)
+}
+
+// IndexMaxTimestamp implements metastore.Store.
+func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index max timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = $1 AND partition = $2
+		ORDER BY max_ts DESC, base_offset LIMIT 1`,
+		uuidArg(tp.Topic), tp.Partition)
+}

@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/siltstream/silt/metastore"
+)
+
+const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"
+
+func scanIndexEntry(r scanner) (metastore.IndexEntry, error) {
+	var (
+		e  metastore.IndexEntry
+		id []byte
+	)
+	if err := r.Scan(&id, &e.Partition, &e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
+		&e.BatchCount, &e.MinTimestamp, &e.MaxTimestamp); err != nil {
+		return e, err
+	}
+	var err error
+	e.Topic, err = topicID(id)
+	return e, err
+}
+
+// Index implements metastore.Store. A limit <= 0 means no row limit.
+func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64, limit int) ([]metastore.IndexEntry, error) {
+	lim := int64(limit)
+	if limit <= 0 {
+		lim = -1
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+indexColumns+` FROM (
+			SELECT `+indexColumns+`, sum(length) OVER (ORDER BY base_offset) - length AS before
+			FROM (
+				SELECT `+indexColumns+` FROM index_entries
+				WHERE topic_id = ?1 AND partition = ?2 AND last_offset >= ?3
+				  AND base_offset >= coalesce((
+					SELECT base_offset FROM index_entries
+					WHERE topic_id = ?1 AND partition = ?2 AND base_offset <= ?3
+					ORDER BY base_offset DESC LIMIT 1), ?3)
+				ORDER BY base_offset
+				LIMIT ?5
+			)
+		)
+		WHERE before < max(?4, 1)
+		ORDER BY base_offset`,
+		tp.Topic[:], tp.Partition, offset, maxBytes, lim)
+	if err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	defer rows.Close()
+	es := []metastore.IndexEntry{}
+	for rows.Next() {
+		e, err := scanIndexEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+		}
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
+	}
+	return es, nil
+}
+
+func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPartition, query string, args ...any) (metastore.IndexEntry, bool, error) {
+	e, err := scanIndexEntry(s.read.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return metastore.IndexEntry{}, false, nil
+	}
+	if err != nil {
+		return metastore.IndexEntry{}, false, fmt.Errorf("%s of %x/%d: %w", what, tp.Topic[:], tp.Partition, err)
+	}
+	return e, true, nil
+}
+
+// IndexByTimestamp implements metastore.Store.
+func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = ?1 AND partition = ?2 AND base_offset = (
+			SELECT min(base_offset) FROM index_entries
+			WHERE topic_id = ?1 AND partition = ?2 AND max_ts >= ?3)`,
+		tp.Topic[:], tp.Partition, ts)
+}
+
+// IndexMaxTimestamp implements metastore.Store.
+func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (metastore.IndexEntry, bool, error) {
+	return s.indexRow(ctx, "index max timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
+		WHERE topic_id = ? AND partition = ?
+		ORDER BY max_ts DESC, base_offset LIMIT 1`,
+		tp.Topic[:], tp.Partition)
+}
