@@ -166,3 +166,41 @@ func testGroups(t *testing.T, s metastore.Store) {
 		t.Fatalf("Groups after deletes = %+v", gs)
 	}
 }
+
+func testConsumerOffsets(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	got, err := s.FetchOffsets(ctx, "g")
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("FetchOffsets of an unknown group = %#v, %v; want an empty slice", got, err)
+	}
+	if err := s.CommitOffsets(ctx, "g", []metastore.CommittedOffset{
+		{Topic: "b", Partition: 1, Offset: 10, LeaderEpoch: 1, Metadata: "m1"},
+		{Topic: "a", Partition: 2, Offset: 20, LeaderEpoch: -1},
+		{Topic: "b", Partition: 0, Offset: 5, LeaderEpoch: 1, Metadata: "m0"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOffsets(ctx, "other", []metastore.CommittedOffset{{Topic: "a", Partition: 2, Offset: 99}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOffsets(ctx, "g", []metastore.CommittedOffset{
+		{Topic: "b", Partition: 1, Offset: 11, LeaderEpoch: 2, Metadata: "new"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOffsets(ctx, "g", nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []metastore.CommittedOffset{
+		{Topic: "a", Partition: 2, Offset: 20, LeaderEpoch: -1},
+		{Topic: "b", Partition: 0, Offset: 5, LeaderEpoch: 1, Metadata: "m0"},
+		{Topic: "b", Partition: 1, Offset: 11, LeaderEpoch: 2, Metadata: "new"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("FetchOffsets = %+v, want %+v", got, want)
+	}
+}

@@ -171,3 +171,41 @@ func testIdempotentConcurrent(t *testing.T, s metastore.Store) {
 		t.Fatalf("hw = %d after 10 rounds, want 10", st[0].HighWatermark)
 	}
 }
+
+func testProducerIDs(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	const workers, each = 8, 25
+	ids := make(chan int64, workers*each)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				id, err := s.AllocateProducerID(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids <- id
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for id := range ids {
+		if id < 0 {
+			t.Fatalf("negative producer id %d", id)
+		}
+		if seen[id] {
+			t.Fatalf("producer id %d returned twice", id)
+		}
+		seen[id] = true
+	}
+}
