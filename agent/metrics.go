@@ -153,6 +153,7 @@ var (
 	descTopics         = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
 	descPartitions     = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
 	descGroups         = prometheus.NewDesc("silt_groups", "Consumer groups this agent coordinates.", nil, nil)
+	descProduceWaiting = prometheus.NewDesc("silt_produce_waiting", "Produce requests and marker writes waiting for room in the write buffer.", nil, nil)
 )
 
 // statsCollector exports the agent's cumulative Stats and its gauges at
@@ -163,7 +164,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descProduceBytes, descProduceBatches, descProduceRecords, descFetchBytes, descFlushes,
 		descIndexLookups, descCacheHits, descCacheMisses, descCacheEvictions, descCacheBytes,
-		descBufferBytes, descBufferLimit, descConnections, descTopics, descPartitions, descGroups,
+		descBufferBytes, descBufferLimit, descConnections, descTopics, descPartitions, descGroups, descProduceWaiting,
 	} {
 		ch <- d
 	}
@@ -197,10 +198,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTopics, int64(topics))
 	gauge(descPartitions, int64(parts))
 	gauge(descGroups, int64(a.GroupCount()))
+	gauge(descProduceWaiting, a.ProducesWaiting())
 }
 
 // CacheStats returns the block cache's counters.
 func (a *Agent) CacheStats() cache.Stats { return a.bucket.Stats() }
+
+// ProducesWaiting returns how many produce requests (and marker writes)
+// wait for room in the write buffer.
+func (a *Agent) ProducesWaiting() int64 { return a.ingest.Waiting() }
 
 // BufferBytes returns the write-buffer budget in use and its limit.
 func (a *Agent) BufferBytes() (inUse, limit int64) { return a.ingest.BufferBytes() }

@@ -100,7 +100,13 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 		var err error
 		pending, throttled, err = a.ingest.Submit(rctx, batches)
 		cancel()
-		resp.ThrottleMillis = int32(throttled / time.Millisecond)
+		if req.Version < 6 {
+			// Before KIP-219 the broker delays the response and reports the
+			// delay. From v6 clients back off by throttle_time_ms themselves
+			// after the response; the request already waited here, so
+			// reporting it would make them wait twice.
+			resp.ThrottleMillis = int32(throttled / time.Millisecond)
+		}
 		if err != nil {
 			code := kerr.RequestTimedOut.Code // no room in the buffer in time
 			switch {

@@ -29,6 +29,7 @@ type buffer struct {
 	mem      *semaphore.Weighted
 	memMax   int64
 	inUse    atomic.Int64 // bytes reserved now, for metrics
+	waiting  atomic.Int64 // reservations waiting for room now
 
 	mu      sync.Mutex // guards the fields below
 	entries []*entry
@@ -58,7 +59,9 @@ func (b *buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
 		return 0, nil
 	}
 	start := time.Now()
+	b.waiting.Add(1)
 	err := b.mem.Acquire(ctx, n)
+	b.waiting.Add(-1)
 	if err == nil {
 		b.inUse.Add(n)
 	}

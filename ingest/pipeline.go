@@ -177,6 +177,9 @@ func (p *Pipeline) Close() { p.buf.close() }
 // BufferBytes returns the buffer budget in use and its limit.
 func (p *Pipeline) BufferBytes() (inUse, limit int64) { return p.buf.inUse.Load(), p.buf.memMax }
 
+// Waiting returns how many Submits are waiting for room in the buffer.
+func (p *Pipeline) Waiting() int64 { return p.buf.waiting.Load() }
+
 // Submit reserves room for batches (waiting while the buffer budget is used
 // up, until ctx ends), then buffers them in order. It returns how long it
 // was held back (for throttle_time_ms) and a Pending that completes when
