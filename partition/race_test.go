@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/siltstream/silt/metastore"
@@ -213,5 +214,43 @@ func TestResyncRaisesAStaleHighWatermark(t *testing.T) {
 	}
 	if hw, _ := p.Offsets(); hw != 3 {
 		t.Fatalf("high watermark %d after Resync; the store has 3", hw)
+	}
+}
+
+// countingStore counts full topic listings.
+type countingStore struct {
+	partition.Store
+	lists atomic.Int64
+}
+
+func (s *countingStore) Topics(ctx context.Context) ([]metastore.Topic, error) {
+	s.lists.Add(1)
+	return s.Store.Topics(ctx)
+}
+
+// Issue 11, item 10: fetches by unknown topic ids (Fetch v13+) must not
+// each scan every topic in the store.
+func TestUnknownTopicIDsDoNotScanPerLookup(t *testing.T) {
+	e := newEnv(t)
+	cs := &countingStore{Store: e.store}
+	ts := partition.NewTopics(cs)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := ts.GetByID(context.Background(), metastore.TopicID{0xee, byte(i)}); !errors.Is(err, metastore.ErrUnknownTopic) {
+				t.Errorf("unknown id: %v, want ErrUnknownTopic", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := cs.lists.Load(); n > 2 {
+		t.Fatalf("%d topic listings for 50 lookups of unknown ids", n)
+	}
+	// A known id is still found after a miss-driven refresh.
+	topic, err := ts.GetByID(context.Background(), e.topic.ID)
+	if err != nil || topic.Name != "t" {
+		t.Fatalf("known id: %v %v", topic, err)
 	}
 }

@@ -50,6 +50,9 @@ type Topics struct {
 	parts  map[metastore.TopicPartition]*Partition // survive topic refreshes
 
 	epoch atomic.Uint64 // moved by Invalidate
+
+	missMu          sync.Mutex // serializes refreshes for unknown ids
+	lastMissRefresh time.Time
 }
 
 // NewTopics returns an empty cache over store.
@@ -135,7 +138,7 @@ func (ts *Topics) GetByID(ctx context.Context, id metastore.TopicID) (*Topic, er
 	if ok {
 		return st, nil
 	}
-	if err := ts.Refresh(ctx); err != nil {
+	if err := ts.refreshForMiss(ctx); err != nil {
 		return nil, err
 	}
 	ts.mu.RLock()
@@ -145,6 +148,24 @@ func (ts *Topics) GetByID(ctx context.Context, id metastore.TopicID) (*Topic, er
 		return nil, metastore.ErrUnknownTopic
 	}
 	return st, nil
+}
+
+// missRefreshEvery bounds how often lookups of unknown topic ids reload
+// every topic: a client fetching an id that does not exist (a deleted
+// topic, a typo, a hostile client) must not cost a full topic scan per
+// request.
+const missRefreshEvery = time.Second
+
+// refreshForMiss reloads every topic unless another miss did within
+// missRefreshEvery; concurrent misses wait for one reload.
+func (ts *Topics) refreshForMiss(ctx context.Context) error {
+	ts.missMu.Lock()
+	defer ts.missMu.Unlock()
+	if !ts.lastMissRefresh.IsZero() && time.Since(ts.lastMissRefresh) < missRefreshEvery {
+		return nil
+	}
+	ts.lastMissRefresh = time.Now()
+	return ts.Refresh(ctx)
 }
 
 // Refresh reloads every topic from the store.
