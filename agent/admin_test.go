@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,5 +186,50 @@ func testAutoCreateOnMetadata(t *testing.T, bk backend) {
 	}
 	if n := partitionCount(t, kadm.NewClient(cl), "auto"); n != 3 {
 		t.Fatalf("auto-created topic has %d partitions, want num.partitions=3", n)
+	}
+}
+
+// Issue 11, item 10: IncrementalAlterConfigs is a read-modify-write;
+// concurrent ones on different keys of one topic must all take effect.
+func TestConcurrentIncrementalAlterConfigs(t *testing.T) {
+	forEachBackend(t, testConcurrentIncrementalAlterConfigs)
+}
+
+func testConcurrentIncrementalAlterConfigs(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, nil)
+	cl := ta.client(t)
+	createTopic(t, cl, "cfg", 1, nil)
+	adm := kadm.NewClient(cl)
+	keys := map[string]string{
+		"retention.ms": "1000", "retention.bytes": "2000", "segment.bytes": "1048576", "segment.ms": "4000",
+		"min.compaction.lag.ms": "5000", "delete.retention.ms": "6000", "max.compaction.lag.ms": "7000",
+		"segment.index.bytes": "8192", "segment.jitter.ms": "9000", "index.interval.bytes": "10000",
+		"flush.messages": "11000", "flush.ms": "12000", "file.delete.delay.ms": "13000",
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for k, v := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: k, Value: &v}}, "cfg")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r, _ := resp.On("cfg", nil); r.Err != nil {
+				t.Errorf("set %s: %v", k, r.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	topic, err := ta.store.Topic(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range keys {
+		if topic.Config[k] != v {
+			t.Errorf("%s = %q after concurrent alters, want %q (a change was lost)", k, topic.Config[k], v)
+		}
 	}
 }

@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
@@ -218,26 +220,35 @@ func (a *Agent) alterTopicConfig(ctx context.Context, rt kmsg.ConfigResourceType
 	default:
 		return kerr.InvalidRequest.Code, "Silt alters topic configs only"
 	}
-	t, err := a.store.Topic(ctx, name)
-	if err != nil {
-		return errorCode(err), err.Error()
-	}
-	next, err := edit(t.Config)
-	if err != nil {
-		return kerr.InvalidConfig.Code, err.Error()
-	}
-	for k, v := range next {
-		if err := validateTopicConfig(k, v); err != nil {
+	// Read, edit, compare-and-set: a concurrent change to the same topic
+	// (through this agent or another) makes the write fail, and the edit is
+	// applied again to what is stored now, so no change is lost.
+	for attempt := 0; ; attempt++ {
+		t, err := a.store.Topic(ctx, name)
+		if err != nil {
+			return errorCode(err), err.Error()
+		}
+		next, err := edit(t.Config) // edit builds a new map
+		if err != nil {
 			return kerr.InvalidConfig.Code, err.Error()
 		}
-	}
-	if validateOnly {
+		for k, v := range next {
+			if err := validateTopicConfig(k, v); err != nil {
+				return kerr.InvalidConfig.Code, err.Error()
+			}
+		}
+		if validateOnly {
+			return 0, ""
+		}
+		err = a.store.SetTopicConfig(ctx, name, next, t.Config)
+		if errors.Is(err, metastore.ErrConfigChanged) && attempt < 16 {
+			continue
+		}
+		if err != nil {
+			return errorCode(err), err.Error()
+		}
+		t.Config = next
+		a.topics.Put(t)
 		return 0, ""
 	}
-	if err := a.store.SetTopicConfig(ctx, name, next); err != nil {
-		return errorCode(err), err.Error()
-	}
-	t.Config = next
-	a.topics.Put(t)
-	return 0, ""
 }

@@ -18,6 +18,9 @@ var (
 	// recorded, or was forgotten as an orphan (its object may be deleted).
 	// Nothing was committed; the flush must not be acknowledged.
 	ErrUploadNotRecorded = errors.New("upload not recorded or forgotten")
+	// ErrConfigChanged: SetTopicConfig found the stored config changed since
+	// it was read; read it again and retry the edit.
+	ErrConfigChanged = errors.New("topic config changed concurrently")
 )
 
 // UnknownPartitionsError is returned by CommitFlush when chunks name

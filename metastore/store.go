@@ -55,8 +55,11 @@ type TopicStore interface {
 	// Topics lists all topics, ordered by name.
 	Topics(ctx context.Context) ([]Topic, error)
 	// SetTopicConfig replaces the topic's whole config map (the keys set
-	// explicitly on the topic; absent keys take broker defaults).
-	SetTopicConfig(ctx context.Context, name string, config map[string]string) error
+	// explicitly on the topic; absent keys take broker defaults) if it is
+	// still prev (nil and empty are the same), a compare-and-set, so two
+	// read-modify-writes racing cannot lose one's change. Otherwise nothing
+	// changes and the error wraps ErrConfigChanged.
+	SetTopicConfig(ctx context.Context, name string, config, prev map[string]string) error
 	// CreatePartitions grows a topic to count partitions. Shrinking or
 	// staying equal gives ErrInvalidPartitions.
 	CreatePartitions(ctx context.Context, name string, count int32) error

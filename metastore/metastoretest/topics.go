@@ -67,10 +67,10 @@ func testTopics(t *testing.T, s metastore.Store) {
 func testTopicConfig(t *testing.T, s metastore.Store) {
 	ctx := ctxFor(t)
 	createTopic(t, s, "t", 1)
-	if err := s.SetTopicConfig(ctx, "t", map[string]string{"a": "1", "b": "2"}); err != nil {
+	if err := s.SetTopicConfig(ctx, "t", map[string]string{"a": "1", "b": "2"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetTopicConfig(ctx, "t", map[string]string{"c": "3", "cleanup.policy": "compact,delete"}); err != nil {
+	if err := s.SetTopicConfig(ctx, "t", map[string]string{"c": "3", "cleanup.policy": "compact,delete"}, map[string]string{"b": "2", "a": "1"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Topic(ctx, "t")
@@ -80,13 +80,21 @@ func testTopicConfig(t *testing.T, s metastore.Store) {
 	if want := map[string]string{"c": "3", "cleanup.policy": "compact,delete"}; !reflect.DeepEqual(got.Config, want) {
 		t.Fatalf("config after replace = %v, want %v", got.Config, want)
 	}
-	if err := s.SetTopicConfig(ctx, "t", nil); err != nil {
+	// A writer that read {a:1 b:2} before the change above lost the race:
+	// its write is refused and changes nothing.
+	if err := s.SetTopicConfig(ctx, "t", map[string]string{"a": "1", "b": "2", "d": "4"}, map[string]string{"a": "1", "b": "2"}); !errors.Is(err, metastore.ErrConfigChanged) {
+		t.Fatalf("SetTopicConfig from a stale config: error = %v, want ErrConfigChanged", err)
+	}
+	if got, _ := s.Topic(ctx, "t"); !reflect.DeepEqual(got.Config, map[string]string{"c": "3", "cleanup.policy": "compact,delete"}) {
+		t.Fatalf("config after a refused write = %v", got.Config)
+	}
+	if err := s.SetTopicConfig(ctx, "t", nil, got.Config); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Topic(ctx, "t"); len(got.Config) != 0 {
 		t.Fatalf("config after clearing = %v, want empty", got.Config)
 	}
-	if err := s.SetTopicConfig(ctx, "nope", map[string]string{"a": "1"}); !errors.Is(err, metastore.ErrUnknownTopic) {
+	if err := s.SetTopicConfig(ctx, "nope", map[string]string{"a": "1"}, nil); !errors.Is(err, metastore.ErrUnknownTopic) {
 		t.Fatalf("SetTopicConfig(unknown) error = %v, want ErrUnknownTopic", err)
 	}
 }

@@ -139,16 +139,22 @@ func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
 }
 
 // SetTopicConfig implements metastore.Store.
-func (s *Store) SetTopicConfig(ctx context.Context, name string, config map[string]string) error {
+func (s *Store) SetTopicConfig(ctx context.Context, name string, config, prev map[string]string) error {
 	if config == nil {
 		config = map[string]string{}
 	}
-	tag, err := s.pool.Exec(ctx, "UPDATE topics SET config = $2 WHERE name = $1", name, config)
+	if prev == nil {
+		prev = map[string]string{}
+	}
+	tag, err := s.pool.Exec(ctx, "UPDATE topics SET config = $2 WHERE name = $1 AND config = $3::jsonb", name, config, prev)
 	if err != nil {
 		return fmt.Errorf("set config of topic %s: %w", name, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("set config of topic %s: %w", name, metastore.ErrUnknownTopic)
+		if _, err := s.Topic(ctx, name); err != nil {
+			return fmt.Errorf("set config of topic %s: %w", name, err)
+		}
+		return fmt.Errorf("set config of topic %s: %w", name, metastore.ErrConfigChanged)
 	}
 	return nil
 }

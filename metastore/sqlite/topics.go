@@ -160,17 +160,27 @@ func (s *Store) Topics(ctx context.Context) ([]metastore.Topic, error) {
 }
 
 // SetTopicConfig implements metastore.Store.
-func (s *Store) SetTopicConfig(ctx context.Context, name string, config map[string]string) error {
+func (s *Store) SetTopicConfig(ctx context.Context, name string, config, prev map[string]string) error {
 	enc, err := encodeConfig(config)
 	if err != nil {
 		return fmt.Errorf("set config of topic %s: %w", name, err)
 	}
-	res, err := s.write.ExecContext(ctx, "UPDATE topics SET config = ? WHERE name = ?", enc, name)
+	// encodeConfig is canonical (keys sorted), so equal maps are equal text.
+	encPrev, err := encodeConfig(prev)
 	if err != nil {
 		return fmt.Errorf("set config of topic %s: %w", name, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("set config of topic %s: %w", name, metastore.ErrUnknownTopic)
+	res, err := s.write.ExecContext(ctx, "UPDATE topics SET config = ? WHERE name = ? AND config = ?", enc, name, encPrev)
+	if err != nil {
+		return fmt.Errorf("set config of topic %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("set config of topic %s: %w", name, err)
+	} else if n == 0 {
+		if _, err := s.Topic(ctx, name); err != nil {
+			return fmt.Errorf("set config of topic %s: %w", name, err)
+		}
+		return fmt.Errorf("set config of topic %s: %w", name, metastore.ErrConfigChanged)
 	}
 	return nil
 }
