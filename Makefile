@@ -7,7 +7,7 @@ GO ?= go
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 FUZZTIME ?= 15s
 
-.PHONY: all build test vet fuzz bench clean
+.PHONY: all build test vet fuzz bench kgo-compat clean
 
 all: vet build test
 
@@ -42,3 +42,11 @@ bench: .bin/minio
 
 clean:
 	rm -rf .bin/silt silt-data
+
+# franz-go's own integration tests (TestGroupETL, TestTxnEtl) against a
+# fresh 3-agent cluster on Postgres + MinIO, 10 runs on a steady cluster and
+# 10 while an agent is stopped and another started during each run.
+kgo-compat: .bin/minio
+	$(GO) test -c -o .bin/kgo.test github.com/twmb/franz-go/pkg/kgo
+	$(GO) run ./cmd/silt-bench --agents 3 --kgo-test .bin/kgo.test --kgo-runs 10
+	$(GO) run ./cmd/silt-bench --agents 3 --kgo-test .bin/kgo.test --kgo-runs 10 --kgo-churn

@@ -45,6 +45,8 @@ type benchEnv struct {
 	mio    *testenv.MinIOServer
 	pg     *testenv.PostgresServer
 	bucket string
+	// The cluster's bucket and database, for agents started later.
+	bucketURL, dbURL string
 
 	// writerZone and readerZone pin clients (client.id silt_az=<zone>):
 	// producers to the writing agent, the second tail consumer and the
@@ -173,8 +175,9 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 		return env, err
 	}
 	env.bin = bin
+	env.bucketURL, env.dbURL = mio.BucketURL(bucket, "bench"), dbURL
 	for i := 0; i < o.agents; i++ {
-		args := env.agentArgs(o, mio.BucketURL(bucket, "bench"), dbURL)
+		args := env.agentArgs(o, env.bucketURL, env.dbURL)
 		a, err := env.startAgent(ctx, i, fmt.Sprintf("z%d", i), args, logf)
 		if err != nil {
 			return env, err

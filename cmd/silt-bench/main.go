@@ -67,6 +67,14 @@ type options struct {
 	overloadPartitions int
 	overloadProducers  int
 	overloadMaxUploads int
+
+	// Compatibility mode: run franz-go's own kgo tests against the agents.
+	kgoTest       string
+	kgoRun        string
+	kgoRuns       int
+	kgoRecords    int
+	kgoChurn      bool
+	kgoChurnAfter time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -103,6 +111,12 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.overloadPartitions, "overload-partitions", 256, "partitions of the overload topic")
 	fs.IntVar(&o.overloadProducers, "overload-producers", 8, "producer clients in the overload phase")
 	fs.IntVar(&o.overloadMaxUploads, "overload-max-uploads", 1, "the overload agent's --flush-max-uploads")
+	fs.StringVar(&o.kgoTest, "kgo-test", "", "compatibility mode instead of benchmarks: run this franz-go kgo test binary (go test -c -o kgo.test github.com/twmb/franz-go/pkg/kgo) against the agents, --kgo-runs times")
+	fs.StringVar(&o.kgoRun, "kgo-run", "TestGroupETL|TestTxnEtl", "with --kgo-test: the -test.run pattern")
+	fs.IntVar(&o.kgoRuns, "kgo-runs", 10, "with --kgo-test: how many runs")
+	fs.IntVar(&o.kgoRecords, "kgo-records", 0, "with --kgo-test: KGO_TEST_RECORDS (0: the tests' default)")
+	fs.BoolVar(&o.kgoChurn, "kgo-churn", false, "with --kgo-test: during each run, stop the oldest agent (SIGTERM) and start a new one")
+	fs.DurationVar(&o.kgoChurnAfter, "kgo-churn-after", 5*time.Second, "with --kgo-churn: how long into each run the agent is stopped")
 	fs.StringVar(&o.siltBin, "silt-bin", "", "use this silt binary instead of building ./cmd/silt")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the agent's log file and print its path")
 	if err := fs.Parse(args); err != nil {
@@ -200,6 +214,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rep.setup = env.describe()
+	if o.kgoTest != "" {
+		return runCompat(ctx, o, env, progress)
+	}
 
 	if o.brokers != "" {
 		rep.skipped = append(rep.skipped, "--brokers: per-agent counters (S3 requests, metastore calls per GiB and per fetch) need the agents' /metrics and are not shown")
