@@ -156,9 +156,10 @@ func testTransactions(t *testing.T, bk backend) {
 	if err := p3.ProduceSync(ctx, &kgo.Record{Value: []byte("dead")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if hw, lso := endOffsets(t, admin, "txn", false), endOffsets(t, admin, "txn", true); lso >= hw {
-		t.Fatalf("open transaction: LSO %d, HW %d", lso, hw)
-	}
+	// No check that the LSO is held back here: with a one-second timeout
+	// the coordinator may already have aborted it on a busy machine (an
+	// open transaction holding the LSO is checked above). What matters is
+	// that it ends, aborted: the LSO catches up and "dead" is never read.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		hw, lso := endOffsets(t, admin, "txn", false), endOffsets(t, admin, "txn", true)
