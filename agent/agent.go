@@ -140,6 +140,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.members.Leave(lctx) // stop being listed first, so clients move on
 	a.groups.Close()      // answer parked joins: clients find the next coordinator
 	cancel()
+	// Keep serving until the peers have seen us leave: until then they
+	// still send clients here, who must find an agent (and at most
+	// NOT_COORDINATOR), not a refused connection.
+	a.members.AwaitPeersSeeLeave(ctx)
 	a.ingest.Close()
 	done := make(chan struct{})
 	go func() { a.pipeline.Wait(); close(done) }()

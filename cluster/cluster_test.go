@@ -148,3 +148,37 @@ func TestNewMembershipRejectsBadAdvertise(t *testing.T) {
 		t.Fatal("an advertised address without a port was accepted")
 	}
 }
+
+// A leaving agent waits until its peers have heartbeated (and so re-read
+// the membership) before it stops serving: then no peer routes clients to
+// it any more.
+func TestLeaveWaitsUntilPeersNotice(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := openStore(t)
+	mk := func(id string) *cluster.Membership {
+		m, err := cluster.NewMembership(cluster.Config{AgentID: id, Advertise: "127.0.0.1:9092", Heartbeat: 20 * time.Millisecond, TTL: time.Minute}, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Join(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := mk("a"), mk("b")
+	if err := a.Join(ctx); err != nil { // a sees b
+		t.Fatal(err)
+	}
+	if len(a.View().Brokers) != 2 {
+		t.Fatalf("a sees %d agents", len(a.View().Brokers))
+	}
+	go a.Run(ctx) // a heartbeats on its own
+	b.Leave(ctx)
+	b.AwaitPeersSeeLeave(context.Background())
+	for _, br := range a.View().Brokers {
+		if br.ID == "b" {
+			t.Fatal("b stopped waiting while a still lists it")
+		}
+	}
+}
