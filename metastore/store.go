@@ -45,7 +45,10 @@ type TopicStore interface {
 	// high watermark and log start offset 0. A zero spec.ID is replaced by a
 	// random one. An existing name gives ErrTopicExists.
 	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
-	// DeleteTopic removes a topic, its partitions and its index rows. The
+	// DeleteTopic removes, in one transaction, a topic, its partitions, its
+	// index rows, consumer groups' committed offsets for it, its ongoing
+	// and aborted transactions and its producers' state, so that a topic
+	// later created under the same name starts from nothing. The
 	// segment objects stay in the bucket (other topics' chunks share them);
 	// a later garbage collection deletes objects no index row points at.
 	// Unknown names give ErrUnknownTopic.

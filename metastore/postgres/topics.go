@@ -70,10 +70,20 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY topic_id, partition FOR UPDATE", id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM producer_state WHERE topic_id = $1", id); err != nil {
-			return err
+		// Everything keyed by the topic goes with it, or a topic re-created
+		// under the name would inherit it: groups' committed offsets are
+		// keyed by name; transactions and producer state by id.
+		for _, q := range []string{
+			"DELETE FROM producer_state WHERE topic_id = $1",
+			"DELETE FROM ongoing_txns WHERE topic_id = $1",
+			"DELETE FROM aborted_txns WHERE topic_id = $1",
+			"DELETE FROM index_entries WHERE topic_id = $1",
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM index_entries WHERE topic_id = $1", id); err != nil {
+		if _, err := tx.Exec(ctx, "DELETE FROM consumer_offsets WHERE topic = $1", name); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM partitions WHERE topic_id = $1", id); err != nil {
