@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -37,8 +39,24 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 			return fmt.Errorf("watch commits: %w", err)
 		}
 	}
+	every, timeout := s.keepalive()
 	for {
-		n, err := raw.WaitForNotification(ctx)
+		// Wait a bounded time; when the connection has been idle that long,
+		// make sure it still answers. A half-open connection (the server or
+		// the path to it gone silent) would otherwise hold this wait, and
+		// the agent's view, until TCP gives up, minutes later.
+		wctx, cancel := context.WithTimeout(ctx, every)
+		n, err := raw.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && !raw.IsClosed() {
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			_, err = raw.Exec(pctx, "SELECT 1")
+			cancel()
+			if err != nil {
+				return fmt.Errorf("watch commits: keepalive: %w", err)
+			}
+			continue // notifications that came with the answer are buffered
+		}
 		if err != nil {
 			return fmt.Errorf("watch commits: %w", err)
 		}
@@ -66,6 +84,35 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 			}
 		}
 	}
+}
+
+// Keepalive defaults: a LISTEN connection idle this long is pinged, and
+// one whose ping is not answered within the timeout is given up.
+const (
+	defaultWatchPingEvery   = 5 * time.Second
+	defaultWatchPingTimeout = 5 * time.Second
+)
+
+// SetWatchKeepalive sets how long WatchCommits lets its connection sit
+// idle before pinging it, and how long it waits for the answer, for
+// watches started afterwards. Non-positive values keep the defaults.
+func (s *Store) SetWatchKeepalive(every, timeout time.Duration) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.pingEvery, s.pingTimeout = every, timeout
+}
+
+func (s *Store) keepalive() (every, timeout time.Duration) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	every, timeout = defaultWatchPingEvery, defaultWatchPingTimeout
+	if s.pingEvery > 0 {
+		every = s.pingEvery
+	}
+	if s.pingTimeout > 0 {
+		timeout = s.pingTimeout
+	}
+	return every, timeout
 }
 
 // AckTopicDeletions implements metastore.CommitWatcher.
