@@ -11,13 +11,40 @@ type Membership struct {
 }
 
 // CommitWatcher is implemented by stores that can tell an agent about
-// flushes other agents commit (postgres, through LISTEN/NOTIFY). A
-// single-node store does not need it.
+// what other agents change (postgres, through LISTEN/NOTIFY): flushes
+// committed and topics deleted. A single-node store does not need it.
+//
+// A store with a CommitWatcher serves several agents, so a topic deletion
+// is not complete until every live agent has acknowledged it
+// (AckTopicDeletions): until then CreateTopic refuses the name with
+// ErrTopicDeletionPending, and no agent can answer for a re-created topic
+// with the old one's data.
 type CommitWatcher interface {
-	// WatchCommits calls fn(agentID, segmentKey) for every flush committed
-	// from now on, by any agent, until ctx ends or the connection fails. It
-	// calls ready once it is listening. Commits made while it was not
-	// listening are not reported: after it returns, the caller must assume
-	// it missed some.
-	WatchCommits(ctx context.Context, ready func(), fn func(agentID, segmentKey string)) error
+	// WatchCommits reports, in the order the store committed them, every
+	// flush committed and every topic deleted from now on, by any agent,
+	// until ctx ends or the connection fails; it then returns an error.
+	// Changes made while it was not listening are not reported: after it
+	// returns, the caller must assume it missed some. It also returns an
+	// error, rather than wait for TCP to notice, when the connection stops
+	// answering while idle.
+	WatchCommits(ctx context.Context, h CommitHandler) error
+	// AckTopicDeletions records that agentID's view of the topics reflects
+	// every topic deletion numbered up to seq. Acknowledgements only move
+	// forward.
+	AckTopicDeletions(ctx context.Context, agentID string, seq int64) error
+}
+
+// CommitHandler receives a CommitWatcher's reports, one at a time. An
+// error returned by Ready or TopicDeleted ends WatchCommits with it.
+type CommitHandler struct {
+	// Ready is called once listening, with the number of the latest topic
+	// deletion committed: deletions up to it happened before listening
+	// started, later ones will be reported.
+	Ready func(deletionSeq int64) error
+	// Commit is called for every flush committed, with the committing
+	// agent and the segment key.
+	Commit func(agentID, segmentKey string)
+	// TopicDeleted is called for every topic deleted, with its id and the
+	// deletion's number; numbers grow in the order deletions are reported.
+	TopicDeleted func(id TopicID, seq int64) error
 }

@@ -10,6 +10,11 @@ import (
 var (
 	// ErrTopicExists: CreateTopic with a name that is taken.
 	ErrTopicExists = errors.New("topic already exists")
+	// ErrTopicDeletionPending: CreateTopic with the name of a deleted topic
+	// whose deletion some live agent has not acknowledged yet (see
+	// CommitWatcher). It wraps ErrTopicExists: to a client the name is
+	// still taken (Kafka: "marked for deletion"); retry later.
+	ErrTopicDeletionPending = fmt.Errorf("%w: the deletion of the previous topic of that name is not yet seen by every agent", ErrTopicExists)
 	// ErrUnknownTopic: a topic name or id that does not exist.
 	ErrUnknownTopic = errors.New("unknown topic")
 	// ErrInvalidPartitions: a partition count that is not allowed.

@@ -43,9 +43,15 @@ type Store interface {
 type TopicStore interface {
 	// CreateTopic creates a topic with spec.Partitions partitions, all with
 	// high watermark and log start offset 0. A zero spec.ID is replaced by a
-	// random one. An existing name gives ErrTopicExists.
+	// random one. An existing name gives ErrTopicExists; the name of a
+	// deleted topic whose deletion some live agent has not acknowledged
+	// yet gives ErrTopicDeletionPending (after waiting a few seconds for
+	// the acknowledgements; see CommitWatcher).
 	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
-	// DeleteTopic removes a topic, its partitions and its index rows. The
+	// DeleteTopic removes, in one transaction, a topic, its partitions, its
+	// index rows, consumer groups' committed offsets for it, its ongoing
+	// and aborted transactions and its producers' state, so that a topic
+	// later created under the same name starts from nothing. The
 	// segment objects stay in the bucket (other topics' chunks share them);
 	// a later garbage collection deletes objects no index row points at.
 	// Unknown names give ErrUnknownTopic.

@@ -10,6 +10,40 @@
 // pipeline) and other agents' notifications keep current. A cached value
 // may lag the store, never contradict it.
 //
+// Deleted topics. A topic's name can mean a new topic (a new id) after a
+// delete and a re-create; an agent must never answer for the new one with
+// the old one's cached offsets or index rows, which a client fetching by
+// name (Fetch < v13), ListOffsets or Metadata could not tell apart.
+//   - The store announces every deletion through the same notification
+//     path as commits (metastore.CommitWatcher; in postgres a NOTIFY in
+//     DeleteTopic's transaction, on the commits' connection, so in commit
+//     order), numbered in commit order. WatchCommits drops the topic at
+//     once (its partitions are marked gone, so readers still holding one
+//     answer "unknown topic" and waiting long polls wake) and then
+//     acknowledges the number to the store.
+//   - The store refuses to create a topic under a deleted topic's name
+//     (ErrTopicDeletionPending, "marked for deletion" to the client) until
+//     every live agent has acknowledged that deletion. So by the time a
+//     re-created topic can be produced to or read, every live agent has
+//     dropped the old one, and a lookup by name finds the new id.
+//   - A notification that never arrives (LISTEN down, or half-open until
+//     the keepalive notices) is covered by the reconnect: Ready invalidates
+//     every partition, lists the topics again — dropping those deleted
+//     meanwhile — and only then acknowledges everything up to the latest
+//     deletion. An agent not listening does not acknowledge, so creates of
+//     those names wait for it (a few seconds, then the client retries) or
+//     for its lease to lapse.
+//   - The read path checks ids too: a load or resync that finds the topic
+//     id gone from the store drops the topic (Topics.reread), so after an
+//     invalidation nothing of a deleted topic is served from memory.
+//
+// What is left: an agent paused (SIGSTOP) for longer than its membership
+// lease stops counting, so a re-create can go ahead without it; when it
+// wakes, its own queued notification drops the topic, but a request it
+// handles in the instant before that can still be answered from the old
+// cache. Closing that needs agents to stop trusting their caches once
+// their own lease lapsed.
+//
 // Lock order: Topics.mu, then Partition.mu. Nothing takes Topics.mu while
 // holding a Partition's mu.
 //

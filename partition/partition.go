@@ -23,6 +23,7 @@ type Partition struct {
 	mu       sync.Mutex // guards everything below
 	loaded   bool       // offsets read from the store and kept current since
 	seen     bool       // the store listed this partition at least once
+	gone     bool       // its topic was deleted: serve nothing from here
 	hw       int64
 	logStart int64
 	tail     []metastore.IndexEntry // contiguous rows, the last ending at hw-1
@@ -136,6 +137,9 @@ func (p *Partition) Unwatch(ch chan struct{}) {
 func (p *Partition) cachedIndex(offset, maxBytes int64) ([]metastore.IndexEntry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gone {
+		return nil, false
+	}
 	if rows, ok := rowsFrom(p.tail, offset, maxBytes); ok {
 		return rows, true
 	}

@@ -136,14 +136,20 @@ type fakeWatcher struct {
 	steps chan func(ready func()) error
 }
 
-func (w *fakeWatcher) WatchCommits(ctx context.Context, ready func(), fn func(agentID, key string)) error {
+func (w *fakeWatcher) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
 	select {
 	case step := <-w.steps:
-		return step(ready)
+		return step(func() {
+			if err := h.Ready(0); err != nil {
+				panic(err)
+			}
+		})
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
+
+func (w *fakeWatcher) AckTopicDeletions(context.Context, string, int64) error { return nil }
 
 // Issue 11, item 6: after the notification connection comes back, commits
 // other agents made while it was down must be seen, even if a fetch loaded

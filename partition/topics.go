@@ -105,11 +105,20 @@ func (ts *Topics) DropID(id metastore.TopicID) {
 	}
 }
 
+// dropLocked forgets a deleted topic. Its partitions are marked gone, so
+// a reader still holding one (a long poll, a fetch between lookup and
+// read) answers "unknown topic" instead of the old topic's rows, and
+// waiting long polls wake to say so.
 func (ts *Topics) dropLocked(st *Topic) {
 	delete(ts.byName, st.Name)
 	delete(ts.byID, st.ID)
 	for _, p := range st.Partitions {
 		delete(ts.parts, p.TP)
+		p.mu.Lock()
+		p.gone = true
+		p.tail, p.window = nil, nil
+		p.wakeLocked()
+		p.mu.Unlock()
 	}
 }
 
@@ -168,20 +177,29 @@ func (ts *Topics) refreshForMiss(ctx context.Context) error {
 	return ts.Refresh(ctx)
 }
 
-// Refresh reloads every topic from the store.
+// Refresh reloads every topic from the store, dropping those it no longer
+// has.
 func (ts *Topics) Refresh(ctx context.Context) error {
+	// Only topics cached before the listing was read can be judged by it;
+	// one cached since may have been created after it.
+	ts.mu.RLock()
+	before := make(map[metastore.TopicID]bool, len(ts.byID))
+	for id := range ts.byID {
+		before[id] = true
+	}
+	ts.mu.RUnlock()
 	all, err := ts.store.Topics(ctx)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
-	seen := make(map[string]bool, len(all))
+	seen := make(map[metastore.TopicID]bool, len(all))
 	for _, t := range all {
 		ts.Put(t)
-		seen[t.Name] = true
+		seen[t.ID] = true
 	}
 	ts.mu.Lock()
-	for name, st := range ts.byName {
-		if !seen[name] {
+	for id, st := range ts.byID {
+		if before[id] && !seen[id] {
 			ts.dropLocked(st)
 		}
 	}
@@ -272,9 +290,12 @@ func (ts *Topics) Vanished(id metastore.TopicID) { ts.DropID(id) }
 // every partition of p's topic in one query.
 func (ts *Topics) Load(ctx context.Context, p *Partition) error {
 	p.mu.Lock()
-	loaded := p.loaded
+	loaded, gone := p.loaded, p.gone
 	p.mu.Unlock()
-	if loaded {
+	switch {
+	case gone:
+		return fmt.Errorf("partition %s/%d: %w", p.TopicName, p.Index, metastore.ErrUnknownTopic)
+	case loaded:
 		return nil
 	}
 	if err := ts.reread(ctx, p.TP.Topic, false); err != nil {
@@ -326,6 +347,9 @@ func (ts *Topics) reread(ctx context.Context, topic metastore.TopicID, force boo
 	states, err := ts.store.Partitions(ctx, topic)
 	if err != nil {
 		if errors.Is(err, metastore.ErrUnknownTopic) {
+			// Deleted, and we were not told (yet): whatever this agent
+			// still holds of it must not be served, nor found by name.
+			ts.DropID(topic)
 			return metastore.ErrUnknownTopic
 		}
 		return fmt.Errorf("load partitions: %w", err)

@@ -61,8 +61,13 @@ type watchingStore struct {
 
 // WatchCommits implements metastore.CommitWatcher. It is not timed: it
 // runs for as long as the connection lives.
-func (s watchingStore) WatchCommits(ctx context.Context, ready func(), fn func(agentID, segmentKey string)) error {
-	return s.w.WatchCommits(ctx, ready, fn)
+func (s watchingStore) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
+	return s.w.WatchCommits(ctx, h)
+}
+
+// AckTopicDeletions implements metastore.CommitWatcher.
+func (s watchingStore) AckTopicDeletions(ctx context.Context, agentID string, seq int64) error {
+	return s.w.AckTopicDeletions(ctx, agentID, seq)
 }
 
 // Wrap returns next, instrumented with m. The result implements

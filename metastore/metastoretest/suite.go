@@ -19,6 +19,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TopicConfig", testTopicConfig},
 		{"CreatePartitions", testCreatePartitions},
 		{"DeleteTopic", testDeleteTopic},
+		{"DeleteTopicForgetsItsState", testDeleteTopicForgetsItsState},
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -160,5 +161,62 @@ func testDeleteTopic(t *testing.T, s metastore.Store) {
 	}
 	if got := highWatermarks(t, s, again.ID); !reflect.DeepEqual(got, []int64{0}) {
 		t.Fatalf("recreated topic high watermarks = %v, want [0]", got)
+	}
+}
+
+// testDeleteTopicForgetsItsState (issue 11, item 5): a deleted topic takes
+// everything keyed by it along — consumer groups' committed offsets (keyed
+// by name, so a re-created topic of that name would inherit them), its
+// ongoing and aborted transactions and its producers' sequence state — and
+// leaves other topics' alone.
+func testDeleteTopicForgetsItsState(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	old := createTopic(t, s, "t", 1)
+	keep := createTopic(t, s, "keep", 1)
+	tp, keepTP := metastore.TopicPartition{Topic: old.ID}, metastore.TopicPartition{Topic: keep.ID}
+	// Producer 7 aborts a transaction on t, producer 8 leaves one open on
+	// t, producer 9 is idempotent on t; keep gets an open transaction too.
+	commitBatches(t, s, "seg-1", batchChunk(tp, txnBatch(2, 7, 0, 0), txnBatch(1, 8, 0, 0), pbatch(0, 1, 9, 0, 0)),
+		batchChunk(keepTP, txnBatch(1, 8, 0, 1)))
+	setTxn(t, s, "p7", 7, 0, metastore.TxnPrepareAbort)
+	commitBatches(t, s, "seg-2", batchChunk(tp, marker(7, 0, true)))
+	if ab, err := s.AbortedTxns(ctx, tp, 0, 100); err != nil || len(ab) != 1 {
+		t.Fatalf("before delete: AbortedTxns = %+v, %v", ab, err)
+	}
+	for _, g := range []string{"g1", "g2"} {
+		if err := s.CommitOffsets(ctx, g, []metastore.CommittedOffset{
+			{Topic: "t", Partition: 0, Offset: 500, LeaderEpoch: -1},
+			{Topic: "keep", Partition: 0, Offset: 1, LeaderEpoch: -1},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"g1", "g2"} {
+		got, err := s.FetchOffsets(ctx, g)
+		want := []metastore.CommittedOffset{{Topic: "keep", Partition: 0, Offset: 1, LeaderEpoch: -1}}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("group %s offsets after deleting t = %+v, %v; want only keep's %+v", g, got, err, want)
+		}
+	}
+	if ab, err := s.AbortedTxns(ctx, tp, 0, 100); err != nil || len(ab) != 0 {
+		t.Fatalf("aborted transactions of a deleted topic remain: %+v, %v", ab, err)
+	}
+	if on, err := s.OngoingTxns(ctx, tp); err != nil || len(on) != 0 {
+		t.Fatalf("ongoing transactions of a deleted topic remain: %+v, %v", on, err)
+	}
+	if on, err := s.OngoingTxns(ctx, keepTP); err != nil || len(on) != 1 {
+		t.Fatalf("ongoing transactions of another topic = %+v, %v; want its one", on, err)
+	}
+	// Only keep's producer state is left: producer 8 on keep.
+	if n, err := s.ExpireProducers(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("producer state rows left after delete = %d, %v; want keep's 1", n, err)
+	}
+	// The re-created topic starts from nothing.
+	again := createTopic(t, s, "t", 1)
+	if ps := partitionStates(t, s, again.ID); ps[0].HighWatermark != 0 || ps[0].LastStableOffset != 0 {
+		t.Fatalf("re-created topic: %+v", ps[0])
 	}
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,8 +30,9 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 			return err
 		}
 		var inserted bool
-		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at)
-			VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond')
+		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at, deletions_seen)
+			VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond',
+				(SELECT seq FROM topic_deletion_counter WHERE id = 1))
 			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at
 			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds()).Scan(&inserted)
 		if err != nil {
@@ -112,34 +112,6 @@ func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metast
 		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
 	}
 	return es, nil
-}
-
-var _ metastore.CommitWatcher = (*Store)(nil)
-
-// WatchCommits implements metastore.CommitWatcher with LISTEN on a
-// connection of its own; commit_flush NOTIFYs "agent\tsegment key".
-func (s *Store) WatchCommits(ctx context.Context, ready func(), fn func(agentID, segmentKey string)) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("watch commits: %w", err)
-	}
-	// The connection carries LISTEN state; never hand it back to the pool.
-	raw := conn.Hijack()
-	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits"); err != nil {
-		return fmt.Errorf("watch commits: listen: %w", err)
-	}
-	ready()
-	for {
-		n, err := raw.WaitForNotification(ctx)
-		if err != nil {
-			return fmt.Errorf("watch commits: %w", err)
-		}
-		agentID, key, ok := strings.Cut(n.Payload, "\t")
-		if ok {
-			fn(agentID, key)
-		}
-	}
 }
 
 // AcquireLease implements metastore.Store.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -15,6 +18,10 @@ import (
 // Store is the Postgres metastore.Store.
 type Store struct {
 	pool *pgxpool.Pool
+
+	watchMu     sync.Mutex // guards the keepalive settings
+	pingEvery   time.Duration
+	pingTimeout time.Duration
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -31,6 +38,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres url: %w", err)
 	}
+	// TCP keepalive, so the kernel gives up on a dead peer in about half a
+	// minute rather than the default two hours; WatchCommits also pings
+	// its idle connection itself (a middlebox can keep TCP alive for a
+	// server that no longer answers).
+	dialer := &net.Dialer{
+		Timeout:         cfg.ConnConfig.ConnectTimeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
+	cfg.ConnConfig.DialFunc = dialer.DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)

@@ -5,12 +5,17 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/siltstream/silt/metastore"
 )
+
+// deletionAckWait is how long CreateTopic waits for every live agent to
+// acknowledge the deletion of a topic of the same name.
+const deletionAckWait = 5 * time.Second
 
 // CreateTopic implements metastore.Store.
 func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
@@ -28,7 +33,20 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	if config == nil {
 		config = map[string]string{}
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	create := func(tx pgx.Tx) error {
+		// Wait out a deletion committing now (it updates the counter row),
+		// so its tombstone is seen below.
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM topic_deletion_counter WHERE id = 1 FOR SHARE"); err != nil {
+			return err
+		}
+		var pending bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM topic_deletions d JOIN agents a ON a.deletions_seen < d.seq
+			WHERE d.name = $1 AND a.expires_at > clock_timestamp())`, spec.Name).Scan(&pending); err != nil {
+			return err
+		}
+		if pending {
+			return metastore.ErrTopicDeletionPending
+		}
 		if _, err := tx.Exec(ctx, "INSERT INTO topics (id, name, partitions, config) VALUES ($1, $2, $3, $4)",
 			uuidArg(spec.ID), spec.Name, spec.Partitions, config); err != nil {
 			return err
@@ -36,7 +54,25 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 		_, err := tx.Exec(ctx, `INSERT INTO partitions (topic_id, partition)
 			SELECT $1, generate_series(0, $2 - 1)`, uuidArg(spec.ID), spec.Partitions)
 		return err
-	})
+	}
+	// Agents acknowledge a deletion as soon as its notification reaches
+	// them: wait for that a little before refusing the name.
+	wait := time.NewTimer(deletionAckWait)
+	defer wait.Stop()
+	var err error
+	for {
+		err = pgx.BeginFunc(ctx, s.pool, create)
+		if !errors.Is(err, metastore.ErrTopicDeletionPending) {
+			break
+		}
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
 	if isUniqueViolation(err, "topics_name_key") {
 		return metastore.Topic{}, fmt.Errorf("create topic %s: %w", spec.Name, metastore.ErrTopicExists)
 	}
@@ -70,10 +106,37 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY topic_id, partition FOR UPDATE", id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM producer_state WHERE topic_id = $1", id); err != nil {
+		// Everything keyed by the topic goes with it, or a topic re-created
+		// under the name would inherit it: groups' committed offsets are
+		// keyed by name; transactions and producer state by id.
+		for _, q := range []string{
+			"DELETE FROM producer_state WHERE topic_id = $1",
+			"DELETE FROM ongoing_txns WHERE topic_id = $1",
+			"DELETE FROM aborted_txns WHERE topic_id = $1",
+			"DELETE FROM index_entries WHERE topic_id = $1",
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM consumer_offsets WHERE topic = $1", name); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM index_entries WHERE topic_id = $1", id); err != nil {
+		// Announce the deletion to every agent, numbered in commit order (the
+		// counter row is locked until we commit), and keep a tombstone until
+		// every live agent has acknowledged it; forget the acknowledged ones.
+		var seq int64
+		if err := tx.QueryRow(ctx, "UPDATE topic_deletion_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq").Scan(&seq); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM topic_deletions WHERE seq <= (SELECT min(deletions_seen) FROM agents
+			WHERE expires_at > clock_timestamp())`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO topic_deletions (seq, topic_id, name) VALUES ($1, $2, $3)", seq, id, name); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_notify('silt_topics', $1::bigint || E'\t' || encode(uuid_send($2), 'hex'))", seq, id); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM partitions WHERE topic_id = $1", id); err != nil {

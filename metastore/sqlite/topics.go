@@ -91,10 +91,20 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM producer_state WHERE topic_id = ?", id); err != nil {
-			return err
+		// Everything keyed by the topic goes with it, or a topic re-created
+		// under the name would inherit it: groups' committed offsets are
+		// keyed by name; transactions and producer state by id.
+		for _, q := range []string{
+			"DELETE FROM producer_state WHERE topic_id = ?",
+			"DELETE FROM ongoing_txns WHERE topic_id = ?",
+			"DELETE FROM aborted_txns WHERE topic_id = ?",
+			"DELETE FROM index_entries WHERE topic_id = ?",
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM index_entries WHERE topic_id = ?", id); err != nil {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM consumer_offsets WHERE topic = ?", name); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM partitions WHERE topic_id = ?", id); err != nil {
