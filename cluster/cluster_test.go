@@ -182,3 +182,34 @@ func TestLeaveWaitsUntilPeersNotice(t *testing.T) {
 		}
 	}
 }
+
+// A leaving agent lists only the others and coordinates nothing, so the
+// clients it still serves are sent away, and coordinator requests get
+// NOT_COORDINATOR while it can still answer them.
+func TestLeavingAgentSendsClientsAway(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	a := member(t, store, "agent-a", "10.0.0.1:9092")
+	b := member(t, store, "agent-b", "10.0.0.2:9092")
+	for _, m := range []*cluster.Membership{a, b, a} {
+		if err := m.Join(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mine := ""
+	for i := 0; mine == ""; i++ {
+		if k := fmt.Sprint("g-", i); a.IsCoordinator(k) {
+			mine = k
+		}
+	}
+	a.Leave(ctx)
+	if a.IsCoordinator(mine) {
+		t.Fatal("a leaving agent still coordinates")
+	}
+	if v := a.View(); len(v.Brokers) != 1 || v.Brokers[0].ID != "agent-b" {
+		t.Fatalf("leaving agent's view: %+v, want only agent-b", v.Brokers)
+	}
+	if got := a.CoordinatorFor(mine); got.ID != "agent-b" {
+		t.Fatalf("leaving agent names %s as coordinator, want agent-b", got.ID)
+	}
+}

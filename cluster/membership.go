@@ -60,9 +60,11 @@ func (m *Membership) View() *View { return m.cur.Load() }
 // CoordinatorFor returns the agent coordinating key in the current view.
 func (m *Membership) CoordinatorFor(key string) Broker { return m.View().CoordinatorFor(key) }
 
-// IsCoordinator reports whether this agent coordinates key.
+// IsCoordinator reports whether this agent coordinates key. A leaving
+// agent coordinates nothing: its clients get NOT_COORDINATOR and find the
+// next coordinator while it is still there to answer them.
 func (m *Membership) IsCoordinator(key string) bool {
-	return m.CoordinatorFor(key).NodeID == m.self.NodeID
+	return !m.leaving.Load() && m.CoordinatorFor(key).NodeID == m.self.NodeID
 }
 
 // Join registers this agent and reads the membership once.
@@ -90,7 +92,7 @@ func (m *Membership) refresh(ctx context.Context) error {
 		self = self || ag.ID == m.cfg.AgentID
 		v.Brokers = append(v.Brokers, b)
 	}
-	if !self {
+	if !self && !m.leaving.Load() {
 		// Our lease lapsed (a long pause, a store outage): we still serve,
 		// so we still list ourselves; the next heartbeat re-registers us.
 		v.Brokers = append(v.Brokers, m.self)
@@ -134,10 +136,19 @@ func (m *Membership) Run(ctx context.Context) {
 	}
 }
 
-// Leave deregisters this agent, so clients stop being sent here.
+// Leave deregisters this agent, so clients stop being sent here. From
+// then on its own view lists only the others: its Metadata answers send
+// clients to them, and it coordinates nothing.
 func (m *Membership) Leave(ctx context.Context) {
 	m.leaving.Store(true)
 	if err := m.store.DeregisterAgent(ctx, m.cfg.AgentID); err != nil {
 		m.log.Warn("deregister failed; the lease will lapse instead", "err", err)
+	}
+	if err := m.refresh(ctx); err != nil {
+		m.log.Warn("read membership after leaving", "err", err)
+	}
+	if v := m.View(); len(v.Brokers) == 0 {
+		// The last agent: nobody else to send clients to.
+		m.cur.Store(&View{Brokers: []Broker{m.self}, Epoch: v.Epoch})
 	}
 }
