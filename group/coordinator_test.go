@@ -68,6 +68,7 @@ func (f *fixture) coordinator(tweak func(*Config)) *Coordinator {
 type joiner struct {
 	c          *Coordinator
 	id         string
+	instance   string // group.instance.id; empty for a dynamic member
 	session    time.Duration
 	rebalance  time.Duration
 	generation int32
@@ -84,6 +85,9 @@ func (j *joiner) joinRequest() *kmsg.JoinGroupRequest {
 	req.Version = 9
 	req.Group = groupID
 	req.MemberID = j.id
+	if j.instance != "" {
+		req.InstanceID = &j.instance
+	}
 	req.SessionTimeoutMillis = int32(j.session / time.Millisecond)
 	req.RebalanceTimeoutMillis = int32(j.rebalance / time.Millisecond)
 	req.ProtocolType = "consumer"
@@ -124,7 +128,7 @@ func (j *joiner) joined(t *testing.T, r kmsg.Response) {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		t.Fatalf("member %s join: %v", j.id, err)
 	}
-	j.generation, j.leader = resp.Generation, resp.LeaderID
+	j.id, j.generation, j.leader = resp.MemberID, resp.Generation, resp.LeaderID
 	j.members = j.members[:0]
 	for _, m := range resp.Members {
 		j.members = append(j.members, m.MemberID)

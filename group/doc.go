@@ -28,6 +28,12 @@
 //     again.
 //   - offset commits are checked against the stored generation and member
 //     list in the same transaction as the write (GroupStore).
+//   - transactional offset commits (TxnOffsetCommit v3+, KIP-447) are
+//     checked as Kafka checks them when they are staged in the
+//     transaction, in memory and then against the stored group, holding
+//     the group so no local rebalance falls in between
+//     (Coordinator.TxnOffsetCommit). They are not checked again when the
+//     transaction commits: that commit is already decided.
 //
 // A coordinator that takes over a group loads it as last saved: a stable
 // group stays stable (members keep heartbeating and committing with their

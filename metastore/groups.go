@@ -40,7 +40,8 @@ type GroupStore interface {
 	//     ErrUnknownMember.
 	//   - generation < 0 (a "simple" commit by a client outside the group):
 	//     the stored group must have no members, else ErrGroupNotEmpty.
-	// Nothing is written when the check fails.
+	// Nothing is written when the check fails. With no offsets it only
+	// checks (TxnOffsetCommit fences its committer this way).
 	CommitGroupOffsets(ctx context.Context, group string, generation int32, memberID string, offsets []CommittedOffset) error
 	// DeleteGroupOffsets removes the group's offsets for the given
 	// partitions; absent ones are ignored.

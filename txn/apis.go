@@ -126,9 +126,12 @@ func (c *Coordinator) AddOffsets(ctx context.Context, id string, pid int64, epoc
 }
 
 // CommitOffsets stores offsets in transaction id (TxnOffsetCommit); End
-// applies them to the group when the transaction commits. The caller checks
-// that this agent coordinates the group; the transaction's compare-and-set
-// decides the rest.
+// applies them to the group when the transaction commits. The caller is
+// the group's coordinator and has fenced the committer (generation, member
+// id, group.instance.id: group.Coordinator.TxnOffsetCommit); the
+// transaction's compare-and-set decides the rest. Offsets are not fenced
+// again when the transaction commits: the commit is decided by then, and
+// Kafka applies them too.
 func (c *Coordinator) CommitOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, offsets []metastore.CommittedOffset) error {
 	for attempt := 0; ; attempt++ {
 		prev, ok, err := c.load(ctx, id)

@@ -91,6 +91,16 @@ func testGroups(t *testing.T, s metastore.Store) {
 	if err := s.CommitGroupOffsets(ctx, "g", -1, "", offs); !errors.Is(err, metastore.ErrGroupNotEmpty) {
 		t.Fatalf("simple commit to a group with members: %v, want ErrGroupNotEmpty", err)
 	}
+	// With no offsets, a commit only checks the committer.
+	if err := s.CommitGroupOffsets(ctx, "g", 1, "m1", nil); !errors.Is(err, metastore.ErrStaleGeneration) {
+		t.Fatalf("check of a stale generation: %v, want ErrStaleGeneration", err)
+	}
+	if err := s.CommitGroupOffsets(ctx, "g", 2, "m1", nil); !errors.Is(err, metastore.ErrUnknownMember) {
+		t.Fatalf("check of a member the generation does not list: %v, want ErrUnknownMember", err)
+	}
+	if err := s.CommitGroupOffsets(ctx, "g", 2, winner, nil); err != nil {
+		t.Fatalf("check of the current member: %v", err)
+	}
 	if fo, _ := s.FetchOffsets(ctx, "g"); len(fo) != 0 {
 		t.Fatalf("rejected commits wrote offsets: %+v", fo)
 	}
