@@ -39,6 +39,11 @@ type Config struct {
 	// with this id now. Requests for other groups get NOT_COORDINATOR, and
 	// loaded groups that move elsewhere are unloaded by Run. Required.
 	IsCoordinator func(group string) bool
+	// RefreshPlacement rereads the cluster's membership from the store, so
+	// that IsCoordinator answers for the store's current epoch rather than
+	// a cached view. It is called before a group is loaded (taken over).
+	// nil: placement is never stale (a single node).
+	RefreshPlacement func(ctx context.Context) error
 	// Partitions returns how many partitions a topic has, for OffsetCommit
 	// and OffsetDelete. A topic that does not exist is an error wrapping
 	// metastore.ErrUnknownTopic. Required.

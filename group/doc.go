@@ -20,12 +20,15 @@
 // its own mutex, with timers for member sessions and rebalances. The store
 // is the source of truth for everything that must survive a failover, and
 // fences it:
-//   - the group is saved at the end of every rebalance (the leader's
-//     SyncGroup, with assignments), when a static member is replaced, and
-//     when it becomes empty; every save is a compare-and-set from the
-//     generation this process last saved or loaded. A failed save unloads
-//     the group, so the coordinator rereads the store before serving it
-//     again.
+//   - the group is saved whenever a client is about to learn a generation
+//     or a member id that matters: at the end of every join phase (the
+//     new generation, its members and leader, state CompletingRebalance)
+//     before any JoinGroup response goes out; at the leader's SyncGroup
+//     (with assignments) before any member gets its assignment; when a
+//     static member is replaced; and when the group becomes empty. Every
+//     save is a compare-and-set from the generation this process last
+//     saved or loaded. A failed save unloads the group, so the
+//     coordinator rereads the store before serving it again.
 //   - offset commits are checked against the stored generation and member
 //     list in the same transaction as the write (GroupStore).
 //   - transactional offset commits (TxnOffsetCommit v3+, KIP-447) are
@@ -37,7 +40,9 @@
 //
 // A coordinator that takes over a group loads it as last saved: a stable
 // group stays stable (members keep heartbeating and committing with their
-// generation), a rebalance that was in flight is lost and members rejoin.
+// generation); a group whose join phase had ended resumes completing that
+// rebalance (the leader sends its SyncGroup here); a join phase that was
+// still open is lost and its members rejoin.
 //
 // Lock order: group.mu, then Coordinator.mu. Nothing takes a group.mu
 // while holding Coordinator.mu.

@@ -88,7 +88,9 @@ type syncWaiter struct {
 }
 
 // restore installs the stored state. Members get a full session to find
-// this coordinator and heartbeat.
+// this coordinator and heartbeat. A group saved at the end of a join phase
+// resumes completing that rebalance: its members hold the generation and
+// wait for the leader's SyncGroup, which they now send here.
 func (g *group) restore(s metastore.Group) {
 	g.generation, g.savedGen = s.Generation, s.Generation
 	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
@@ -106,7 +108,11 @@ func (g *group) restore(s metastore.Group) {
 		}
 		g.heartbeatLocked(m)
 	}
-	if len(g.members) > 0 {
+	switch {
+	case len(g.members) == 0:
+	case s.State == stateCompletingRebalance.String():
+		g.state = stateCompletingRebalance
+	default:
 		g.state = stateStable
 	}
 }
@@ -359,6 +365,16 @@ func (g *group) completeJoinLocked() {
 		g.leader = ids[0]
 	}
 	g.state = stateCompletingRebalance
+	for _, m := range g.members {
+		m.assignment = nil
+	}
+	// Saved before any member hears of the generation, so whichever agent
+	// coordinates the group next knows every member and generation a
+	// client holds. A failed save unloads the group, answering the joins
+	// NOT_COORDINATOR.
+	if !g.saveLocked() {
+		return
+	}
 	for _, id := range ids {
 		m := g.members[id]
 		m.join.ch <- g.joinResponseLocked(m, m.join.req)

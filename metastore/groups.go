@@ -63,7 +63,8 @@ var (
 )
 
 // Group is a consumer group as last saved by its coordinator: at the end of
-// each rebalance (with assignments) and whenever it becomes empty.
+// each join phase (State "CompletingRebalance", no assignments), at the end
+// of each rebalance (with assignments) and whenever it becomes empty.
 type Group struct {
 	ID           string
 	Generation   int32

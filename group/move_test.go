@@ -1,0 +1,101 @@
+package group
+
+import (
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// These tests move a group between two coordinators over one store, as a
+// membership change moves it between agents (issue 11, item 9). A member
+// that did nothing wrong may be told NOT_COORDINATOR (it finds the next
+// coordinator) or REBALANCE_IN_PROGRESS (it rejoins), never
+// UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION.
+
+// placed returns a coordinator over the fixture's store that coordinates
+// while on is set.
+func (f *fixture) placed(on *atomic.Bool) *Coordinator {
+	return f.coordinator(func(cfg *Config) { cfg.IsCoordinator = func(string) bool { return on.Load() } })
+}
+
+// two returns coordinators a and b; a coordinates the group.
+func (f *fixture) two() (a, b *Coordinator, onA, onB *atomic.Bool) {
+	onA, onB = new(atomic.Bool), new(atomic.Bool)
+	onA.Store(true)
+	return f.placed(onA), f.placed(onB), onA, onB
+}
+
+// move hands the group from one coordinator to the other: placement
+// changes and the old one's sweep unloads it.
+func move(from *Coordinator, fromOn, toOn *atomic.Bool) {
+	fromOn.Store(false)
+	toOn.Store(true)
+	from.sweep()
+}
+
+// on returns a copy of j talking to c.
+func (j *joiner) on(c *Coordinator) *joiner {
+	k := *j
+	k.c = c
+	return &k
+}
+
+// allowed fails t if code is an error a member that did nothing wrong
+// must not see.
+func allowed(t *testing.T, what string, code int16) {
+	t.Helper()
+	switch code {
+	case 0, kerr.NotCoordinator.Code, kerr.RebalanceInProgress.Code:
+	default:
+		t.Fatalf("%s: %v; a member that did nothing wrong may only be told NOT_COORDINATOR or REBALANCE_IN_PROGRESS", what, kerr.ErrorForCode(code))
+	}
+}
+
+// TestMoveBetweenJoinAndSync: the old coordinator completed a join phase
+// (every member holds generation 2, a new member among them) and the
+// group moves before the leader's SyncGroup. The new coordinator knows
+// generation 2 and all three members: the leader's assignment completes
+// the rebalance there.
+func TestMoveBetweenJoinAndSync(t *testing.T) {
+	f := newFixture(t)
+	a, b, onA, onB := f.two()
+	leader, follower := stableGroup(t, a)
+
+	n := newJoiner(a)
+	n.getID(t)
+	jn := n.join(t)
+	if code := leader.heartbeat(1); code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat while a member joins: %v", kerr.ErrorForCode(code))
+	}
+	jl, jf := leader.join(t), follower.join(t)
+	leader.joined(t, recv(t, jl))
+	follower.joined(t, recv(t, jf))
+	n.joined(t, recv(t, jn))
+	if leader.generation != 2 || n.generation != 2 {
+		t.Fatalf("after the join phase: generations %d, %d; want 2", leader.generation, n.generation)
+	}
+
+	move(a, onA, onB)
+	l, fo, nb := leader.on(b), follower.on(b), n.on(b)
+	sf, sn := fo.sync(t, nil), nb.sync(t, nil)
+	sl := l.sync(t, map[string]string{l.id: "L", fo.id: "F", nb.id: "N"})
+	for _, s := range []struct {
+		j    *joiner
+		ch   <-chan kmsg.Response
+		want string
+	}{{l, sl, "L"}, {fo, sf, "F"}, {nb, sn, "N"}} {
+		resp := recv(t, s.ch).(*kmsg.SyncGroupResponse)
+		allowed(t, "sync on the new coordinator", resp.ErrorCode)
+		if resp.ErrorCode == 0 && string(resp.MemberAssignment) != s.want {
+			t.Fatalf("member %s got assignment %q, want %q", s.j.id, resp.MemberAssignment, s.want)
+		}
+	}
+	for _, j := range []*joiner{l, fo, nb} {
+		allowed(t, "heartbeat on the new coordinator", j.heartbeat(2))
+		if codes := j.commit(2, topic, 5, 0); codes[0] != 0 {
+			allowed(t, "commit on the new coordinator", codes[0])
+		}
+	}
+}
