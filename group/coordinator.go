@@ -215,10 +215,11 @@ func (c *Coordinator) loaded(id string) *group {
 
 func (c *Coordinator) newGroup(id string) *group {
 	return &group{
-		c:       c,
-		id:      id,
-		members: make(map[string]*member),
-		statics: make(map[string]string),
-		pending: make(map[string]*time.Timer),
+		c:        c,
+		id:       id,
+		loadedAt: time.Now(),
+		members:  make(map[string]*member),
+		statics:  make(map[string]string),
+		pending:  make(map[string]*time.Timer),
 	}
 }

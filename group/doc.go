@@ -42,7 +42,11 @@
 // group stays stable (members keep heartbeating and committing with their
 // generation); a group whose join phase had ended resumes completing that
 // rebalance (the leader sends its SyncGroup here); a join phase that was
-// still open is lost and its members rejoin.
+// still open is lost and its members rejoin. Member ids handed out with
+// MEMBER_ID_REQUIRED are not saved; for one session timeout after loading
+// a group, a JoinGroup with a member id the coordinator does not know
+// takes that member in as new, since the previous coordinator may have
+// handed the id out.
 //
 // Lock order: group.mu, then Coordinator.mu. Nothing takes a group.mu
 // while holding Coordinator.mu.

@@ -46,6 +46,8 @@ type group struct {
 	c  *Coordinator
 	id string
 
+	loadedAt time.Time // when this process loaded the group from the store
+
 	mu           sync.Mutex
 	unloaded     bool // dropped from the coordinator: callers answer NOT_COORDINATOR
 	state        groupState

@@ -5,7 +5,10 @@ package group
 // (group.instance.id, v5+) that rejoin with an empty member id replace
 // their old incarnation, without a rebalance when the group is stable and
 // their protocols still select the same assignor. The request is parked
-// until the join phase ends.
+// until the join phase ends. For one session timeout after this process
+// loaded the group, a member id it does not know is taken in as a new
+// member rather than answered UNKNOWN_MEMBER_ID: the previous coordinator
+// may have handed it out.
 
 import (
 	"context"
@@ -105,6 +108,15 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 		}
 	}
 	m, ok := g.members[req.MemberID]
+	if !ok && time.Since(g.loadedAt) < session {
+		// The agent that coordinated the group before this one may have
+		// handed out the id (MEMBER_ID_REQUIRED; pending ids are not
+		// saved) for as long as the member's session: take the member in.
+		m := &member{id: req.MemberID, instanceID: instance}
+		update(m)
+		g.addMemberLocked(m, req.ProtocolType, w)
+		return nil, w.ch
+	}
 	if !ok {
 		return fail(kerr.UnknownMemberID.Code)
 	}

@@ -99,3 +99,37 @@ func TestMoveBetweenJoinAndSync(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveAfterMemberIDHandedOut: the old coordinator handed a new member
+// its id (MEMBER_ID_REQUIRED) and the group moved before the member came
+// back with it. The new coordinator takes the member in.
+func TestMoveAfterMemberIDHandedOut(t *testing.T) {
+	f := newFixture(t)
+	a, b, onA, onB := f.two()
+	leader, follower := stableGroup(t, a)
+	n := newJoiner(a)
+	n.getID(t)
+
+	move(a, onA, onB)
+	l, fo, nb := leader.on(b), follower.on(b), n.on(b)
+	jn := nb.join(t)
+	select {
+	case r := <-jn:
+		code := r.(*kmsg.JoinGroupResponse).ErrorCode
+		allowed(t, "join with the member id the old coordinator gave", code)
+		t.Fatalf("join answered %v before the others rejoined", kerr.ErrorForCode(code))
+	default:
+	}
+	for _, j := range []*joiner{l, fo} {
+		if code := j.heartbeat(1); code != kerr.RebalanceInProgress.Code {
+			t.Fatalf("heartbeat while a member joins: %v, want REBALANCE_IN_PROGRESS", kerr.ErrorForCode(code))
+		}
+	}
+	jl, jf := l.join(t), fo.join(t)
+	l.joined(t, recv(t, jl))
+	fo.joined(t, recv(t, jf))
+	nb.joined(t, recv(t, jn))
+	if l.generation != 2 || len(l.members) != 3 {
+		t.Fatalf("rebalance on the new coordinator: generation %d, leader saw %d members; want 2 and 3", l.generation, len(l.members))
+	}
+}
