@@ -456,10 +456,33 @@ func TestStoreFencesStaleCoordinator(t *testing.T) {
 	syncedAssignment(t, &nl, recv(t, nl.sync(t, map[string]string{nl.id: "L2", nf.id: "F2"})))
 	syncedAssignment(t, &nf, recv(t, sf))
 
-	// The old coordinator still holds generation 1 in memory.
-	codes := follower.commit(1, topic, 99, 0)
-	if codes[0] != kerr.IllegalGeneration.Code {
-		t.Fatalf("commit through the stale coordinator: %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(codes[0]))
+	// The old coordinator still holds generation 1 in memory. A rebalance
+	// there cannot be saved over generation 2: the group is unloaded and
+	// both members are sent elsewhere before they hear of a generation the
+	// store does not have.
+	jl, jf = leader.join(t), follower.join(t)
+	for _, ch := range []<-chan kmsg.Response{jl, jf} {
+		if code := recv(t, ch).(*kmsg.JoinGroupResponse).ErrorCode; code != kerr.NotCoordinator.Code {
+			t.Fatalf("join on the stale coordinator: %v, want NOT_COORDINATOR", kerr.ErrorForCode(code))
+		}
+	}
+	// Loaded again on the next request: the store's generation 2.
+	if codes := follower.commit(1, topic, 99, 0); codes[0] != kerr.IllegalGeneration.Code {
+		t.Fatalf("commit at generation 1: %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(codes[0]))
+	}
+
+	// Here the old coordinator still holds generation 2 in memory, and
+	// the new one moves the group to 3.
+	jl, jf = nl.join(t), nf.join(t)
+	nl.joined(t, recv(t, jl))
+	nf.joined(t, recv(t, jf))
+	sf = nf.sync(t, nil)
+	syncedAssignment(t, &nl, recv(t, nl.sync(t, map[string]string{nl.id: "L3", nf.id: "F3"})))
+	syncedAssignment(t, &nf, recv(t, sf))
+	// A commit the old coordinator's memory accepts is refused by the
+	// store; the member is sent to find the coordinator.
+	if codes := follower.commit(2, topic, 99, 0); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("commit through the stale coordinator: %v, want NOT_COORDINATOR", kerr.ErrorForCode(codes[0]))
 	}
 	committed, err := f.store.FetchOffsets(context.Background(), groupID)
 	if err != nil {
@@ -468,25 +491,15 @@ func TestStoreFencesStaleCoordinator(t *testing.T) {
 	if len(committed) != 0 {
 		t.Fatalf("store holds %v after a fenced commit", committed)
 	}
-	if codes := nf.commit(2, topic, 5, 0); codes[0] != 0 {
+	if codes := nf.commit(3, topic, 5, 0); codes[0] != 0 {
 		t.Fatalf("commit through the current coordinator: %v", kerr.ErrorForCode(codes[0]))
 	}
-
-	// A rebalance on the old coordinator cannot be saved over generation
-	// 2: the group is unloaded and both members are sent elsewhere before
-	// they hear of a generation the store does not have.
-	jl, jf = leader.join(t), follower.join(t)
-	for _, ch := range []<-chan kmsg.Response{jl, jf} {
-		if code := recv(t, ch).(*kmsg.JoinGroupResponse).ErrorCode; code != kerr.NotCoordinator.Code {
-			t.Fatalf("join on the stale coordinator: %v, want NOT_COORDINATOR", kerr.ErrorForCode(code))
-		}
-	}
 	stored, _, err := f.store.Group(context.Background(), groupID)
-	if err != nil || stored.Generation != 2 {
+	if err != nil || stored.Generation != 3 {
 		t.Fatalf("stored group after the stale save: generation %d, err %v", stored.Generation, err)
 	}
 	for _, m := range stored.Members {
-		if a := string(m.Assignment); a != "L2" && a != "F2" {
+		if a := string(m.Assignment); a != "L3" && a != "F3" {
 			t.Fatalf("stored assignment %q, want the current coordinator's", a)
 		}
 	}

@@ -31,6 +31,14 @@
 //     coordinator rereads the store before serving it again.
 //   - offset commits are checked against the stored generation and member
 //     list in the same transaction as the write (GroupStore).
+//   - memory may lag the store, never contradict it: before a member is
+//     told UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION or FENCED_INSTANCE_ID,
+//     and when the store refuses a commit the memory accepted, the
+//     coordinator compares the stored generation with the one it last
+//     saved or loaded. If another agent moved the group on meanwhile, it
+//     unloads the group and answers NOT_COORDINATOR; the client's retry
+//     meets the group as stored. So two agents that briefly both
+//     coordinate a group give its members at most NOT_COORDINATOR.
 //   - transactional offset commits (TxnOffsetCommit v3+, KIP-447) are
 //     checked as Kafka checks them when they are staged in the
 //     transaction, in memory and then against the stored group, holding

@@ -207,6 +207,40 @@ func (g *group) saveLocked() bool {
 	return true
 }
 
+// confirmLocked vets code before a member is told it: UNKNOWN_MEMBER_ID,
+// ILLEGAL_GENERATION and FENCED_INSTANCE_ID are only as good as this
+// process's memory of the group. If the store holds another generation
+// than the one this process last saved or loaded, another agent
+// coordinated the group meanwhile (placement moved and came back, or two
+// agents briefly disagreed): the group is unloaded and the member told
+// NOT_COORDINATOR, so its retry meets the group as stored. Other codes
+// pass unchanged.
+func (g *group) confirmLocked(code int16) int16 {
+	switch code {
+	case kerr.UnknownMemberID.Code, kerr.IllegalGeneration.Code, kerr.FencedInstanceID.Code:
+	default:
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	stored, ok, err := g.c.store.Group(ctx, g.id)
+	switch {
+	case err != nil:
+		g.c.log.Warn("load group to confirm an answer", "group", g.id, "err", err)
+		return kerr.CoordinatorNotAvailable.Code
+	case ok && stored.Generation != g.savedGen, !ok && g.savedGen != 0:
+		g.movedOnLocked()
+		return kerr.NotCoordinator.Code
+	}
+	return code
+}
+
+// movedOnLocked unloads a group the store shows another agent moved on.
+func (g *group) movedOnLocked() {
+	g.c.log.Warn("group moved on in the store; another agent coordinated it", "group", g.id, "generation", g.generation)
+	g.unloadLocked()
+}
+
 func (g *group) memberIDsLocked() []string {
 	ids := make([]string, 0, len(g.members))
 	for id := range g.members {

@@ -104,7 +104,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	}
 	if instance != "" {
 		if cur, ok := g.statics[instance]; ok && cur != req.MemberID {
-			return fail(kerr.FencedInstanceID.Code)
+			return fail(g.confirmLocked(kerr.FencedInstanceID.Code))
 		}
 	}
 	m, ok := g.members[req.MemberID]
@@ -118,7 +118,7 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 		return nil, w.ch
 	}
 	if !ok {
-		return fail(kerr.UnknownMemberID.Code)
+		return fail(g.confirmLocked(kerr.UnknownMemberID.Code))
 	}
 	if m.join != nil {
 		// A retried join replaces the parked one, which is answered as

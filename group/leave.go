@@ -26,7 +26,7 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		return resp
 	}
 	if req.Version < 3 {
-		resp.ErrorCode = g.leaveLocked(req.MemberID, "")
+		resp.ErrorCode = g.confirmLocked(g.leaveLocked(req.MemberID, ""))
 		return resp
 	}
 	for _, rm := range req.Members {
@@ -36,7 +36,7 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		}
 		out := kmsg.NewLeaveGroupResponseMember()
 		out.MemberID, out.InstanceID = rm.MemberID, rm.InstanceID
-		out.ErrorCode = g.leaveLocked(rm.MemberID, instance)
+		out.ErrorCode = g.confirmLocked(g.leaveLocked(rm.MemberID, instance))
 		resp.Members = append(resp.Members, out)
 	}
 	return resp

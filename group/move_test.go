@@ -133,3 +133,45 @@ func TestMoveAfterMemberIDHandedOut(t *testing.T) {
 		t.Fatalf("rebalance on the new coordinator: generation %d, leader saw %d members; want 2 and 3", l.generation, len(l.members))
 	}
 }
+
+// TestMoveBackToStaleCoordinator: placement flaps A → B → A faster than
+// A's sweep: A still holds generation 1 in memory while B moved the group
+// to generation 2. A must not tell generation-2 members their generation
+// is illegal: it finds its memory behind the store, unloads, and serves
+// the group as stored.
+func TestMoveBackToStaleCoordinator(t *testing.T) {
+	f := newFixture(t)
+	a, b, onA, onB := f.two()
+	leader, follower := stableGroup(t, a)
+
+	onA.Store(false)
+	onB.Store(true) // A's sweep does not run
+	l, fo := leader.on(b), follower.on(b)
+	jl := l.join(t)
+	jf := fo.join(t)
+	l.joined(t, recv(t, jl))
+	fo.joined(t, recv(t, jf))
+	sf := fo.sync(t, nil)
+	syncedAssignment(t, l, recv(t, l.sync(t, map[string]string{l.id: "L2", fo.id: "F2"})))
+	syncedAssignment(t, fo, recv(t, sf))
+
+	onB.Store(false)
+	onA.Store(true)
+	b.sweep()
+	la, fa := l.on(a), fo.on(a)
+	code := fa.heartbeat(2)
+	allowed(t, "heartbeat on the stale coordinator", code)
+	if code == kerr.NotCoordinator.Code {
+		code = fa.heartbeat(2) // the client re-finds the coordinator: A again
+	}
+	if code != 0 {
+		t.Fatalf("heartbeat after the retry: %v", kerr.ErrorForCode(code))
+	}
+	if codes := la.commit(2, topic, 9, 0); codes[0] != 0 {
+		t.Fatalf("commit at generation 2: %v", kerr.ErrorForCode(codes[0]))
+	}
+	// A member really at an old generation is still told so.
+	if code := fa.heartbeat(1); code != kerr.IllegalGeneration.Code {
+		t.Fatalf("heartbeat at generation 1: %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(code))
+	}
+}

@@ -61,7 +61,7 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 		return code
 	}
 	g.mu.Lock()
-	code = g.checkCommitLocked(req.MemberID, req.InstanceID, generation)
+	code = g.confirmLocked(g.checkCommitLocked(req.MemberID, req.InstanceID, generation))
 	g.mu.Unlock()
 	if code != 0 {
 		return code
@@ -110,10 +110,8 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	code = 0
 	switch {
 	case err == nil:
-	case errors.Is(err, metastore.ErrStaleGeneration):
-		code = kerr.IllegalGeneration.Code
-	case errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
-		code = kerr.UnknownMemberID.Code
+	case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
+		code = g.refusedByStore(generation, err)
 	default:
 		c.log.Warn("commit offsets failed", "group", req.Group, "err", err)
 		code = kerr.CoordinatorNotAvailable.Code
@@ -124,6 +122,26 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 		}
 	}
 	return 0
+}
+
+// refusedByStore answers a commit the store refused after the group in
+// memory accepted it. If this process moved the group to another
+// generation meanwhile, the committer is behind: ILLEGAL_GENERATION.
+// Otherwise the memory is behind the store (another agent coordinated
+// the group): the group is unloaded and the committer told
+// NOT_COORDINATOR, so its retry meets the group as stored.
+func (g *group) refusedByStore(generation int32, err error) int16 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.unloaded:
+		return kerr.NotCoordinator.Code
+	case generation >= 0 && g.generation != generation:
+		return kerr.IllegalGeneration.Code
+	}
+	g.c.log.Warn("store refused a commit the group accepted", "group", g.id, "err", err)
+	g.movedOnLocked()
+	return kerr.NotCoordinator.Code
 }
 
 // checkCommitLocked is Kafka's offset commit validation against the

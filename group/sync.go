@@ -53,7 +53,7 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 	defer g.mu.Unlock()
 	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
-		return fail(code)
+		return fail(g.confirmLocked(code))
 	}
 	if (req.ProtocolType != nil && *req.ProtocolType != g.protocolType) || (req.Protocol != nil && *req.Protocol != g.protocol) {
 		return fail(kerr.InconsistentGroupProtocol.Code)
@@ -124,7 +124,7 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 	defer g.mu.Unlock()
 	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
-		resp.ErrorCode = code
+		resp.ErrorCode = g.confirmLocked(code)
 		return resp
 	}
 	g.heartbeatLocked(m)

@@ -54,7 +54,7 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 	defer g.mu.Unlock()
 	member, code := g.checkTxnCommitLocked(who)
 	if code != 0 {
-		return kerr.ErrorForCode(code)
+		return kerr.ErrorForCode(g.confirmLocked(code))
 	}
 	if member && g.savedGen == g.generation {
 		// (A generation not saved yet is one the store cannot confirm.)
@@ -64,8 +64,7 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 		cancel()
 		switch {
 		case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember):
-			c.log.Warn("group moved on in the store; another agent coordinates it", "group", g.id, "generation", g.generation, "err", err)
-			g.unloadLocked()
+			g.movedOnLocked()
 			return kerr.NotCoordinator
 		case err != nil:
 			c.log.Warn("check transactional committer", "group", g.id, "err", err)
