@@ -83,7 +83,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
-	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, Partitions: a.partitionCount, Log: log})
+	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
 	a.txns = txn.New(txn.Config{
 		Store: store, Markers: a.ingest, Topics: topicResolver{a.topics},
 		IsCoordinator: a.isCoordinator, Logger: log,

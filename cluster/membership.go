@@ -75,7 +75,13 @@ func (m *Membership) Join(ctx context.Context) error {
 	return m.refresh(ctx)
 }
 
-// refresh rereads the live agents.
+// Refresh rereads the live agents now, rather than at the next heartbeat.
+// Coordinators call it before taking a group over, so that they act on the
+// store's current epoch and not on a view other agents have moved past.
+func (m *Membership) Refresh(ctx context.Context) error { return m.refresh(ctx) }
+
+// refresh rereads the live agents. Views only move forward: a read that
+// an overlapping one overtook does not replace the newer view.
 func (m *Membership) refresh(ctx context.Context) error {
 	ms, err := m.store.Membership(ctx)
 	if err != nil {
@@ -98,11 +104,18 @@ func (m *Membership) refresh(ctx context.Context) error {
 		v.Brokers = append(v.Brokers, m.self)
 		slices.SortFunc(v.Brokers, func(x, y Broker) int { return strings.Compare(x.ID, y.ID) })
 	}
-	old := m.cur.Swap(v)
-	if old.Epoch != v.Epoch {
-		m.log.Info("cluster membership changed", "epoch", v.Epoch, "agents", len(v.Brokers))
+	for {
+		old := m.cur.Load()
+		if v.Epoch < old.Epoch {
+			return nil
+		}
+		if m.cur.CompareAndSwap(old, v) {
+			if old.Epoch != v.Epoch {
+				m.log.Info("cluster membership changed", "epoch", v.Epoch, "agents", len(v.Brokers))
+			}
+			return nil
+		}
 	}
-	return nil
 }
 
 func brokerOf(ag metastore.Agent) (Broker, bool) {

@@ -59,6 +59,7 @@ type Config struct {
 type Coordinator struct {
 	store         Store
 	isCoordinator func(string) bool
+	refresh       func(context.Context) error
 	partitions    func(context.Context, string) (int, error)
 	log           *slog.Logger
 	minSession    time.Duration
@@ -80,6 +81,7 @@ func NewCoordinator(cfg Config) *Coordinator {
 	c := &Coordinator{
 		store:         cfg.Store,
 		isCoordinator: cfg.IsCoordinator,
+		refresh:       cfg.RefreshPlacement,
 		partitions:    cfg.Partitions,
 		log:           log.With("component", "groups"),
 		minSession:    cfg.MinSessionTimeout,
@@ -162,7 +164,10 @@ func (c *Coordinator) snapshot() []*group {
 // acquire returns the group, loaded from the store if this process does
 // not hold it yet, or a Kafka error code: NOT_COORDINATOR if another
 // process coordinates it, COORDINATOR_LOAD_IN_PROGRESS while another
-// request loads it, COORDINATOR_NOT_AVAILABLE if the store fails.
+// request loads it, COORDINATOR_NOT_AVAILABLE if the store fails. Before
+// loading, placement is reread from the store: a process takes a group
+// over only on a view of the cluster as current as the store's, not on a
+// cached one another agent may not share.
 func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
 	if !c.isCoordinator(id) {
 		return nil, kerr.NotCoordinator.Code
@@ -184,7 +189,17 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
 	c.mu.Unlock()
 
 	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	stored, ok, err := c.store.Group(lctx, id)
+	var err error
+	if c.refresh != nil {
+		err = c.refresh(lctx)
+	}
+	var stored metastore.Group
+	var ok, placed bool
+	if err == nil {
+		if placed = c.isCoordinator(id); placed {
+			stored, ok, err = c.store.Group(lctx, id)
+		}
+	}
 	cancel()
 
 	c.mu.Lock()
@@ -194,7 +209,7 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
 		c.log.Warn("load group failed", "group", id, "err", err)
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
-	if c.closed {
+	if c.closed || !placed {
 		return nil, kerr.NotCoordinator.Code
 	}
 	g := c.newGroup(id)

@@ -46,6 +46,13 @@
 //     (Coordinator.TxnOffsetCommit). They are not checked again when the
 //     transaction commits: that commit is already decided.
 //
+// Placement: IsCoordinator answers from the agent's cached view of the
+// cluster; before loading a group (taking it over) the coordinator rereads
+// placement from the store (RefreshPlacement), so it never takes a group
+// on a view other agents have moved past. An agent that lost a group keeps
+// it until its own view catches up (a heartbeat) or the store shows it the
+// group moved on (see above); either way its members get NOT_COORDINATOR.
+//
 // A coordinator that takes over a group loads it as last saved: a stable
 // group stays stable (members keep heartbeating and committing with their
 // generation); a group whose join phase had ended resumes completing that

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 
@@ -173,5 +174,39 @@ func TestMoveBackToStaleCoordinator(t *testing.T) {
 	// A member really at an old generation is still told so.
 	if code := fa.heartbeat(1); code != kerr.IllegalGeneration.Code {
 		t.Fatalf("heartbeat at generation 1: %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(code))
+	}
+}
+
+// TestLoadRereadsPlacement: a coordinator whose view of the cluster is
+// behind the store's does not take a group over on that view: it rereads
+// placement before loading the group, and answers NOT_COORDINATOR if the
+// group is placed elsewhere.
+func TestLoadRereadsPlacement(t *testing.T) {
+	f := newFixture(t)
+	var view, store atomic.Bool // this coordinator coordinates the group
+	view.Store(true)            // in its cached view
+	refreshed := 0
+	c := f.coordinator(func(cfg *Config) {
+		cfg.IsCoordinator = func(string) bool { return view.Load() }
+		cfg.RefreshPlacement = func(context.Context) error {
+			refreshed++
+			view.Store(store.Load())
+			return nil
+		}
+	})
+	j := newJoiner(c)
+	resp, parked := c.JoinGroup(context.Background(), j.joinRequest(), Client{})
+	if parked != nil || resp.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("join on a coordinator whose view is stale: %+v, want NOT_COORDINATOR", resp)
+	}
+	store.Store(true)
+	view.Store(true)
+	j.getID(t)
+	if refreshed != 2 || c.Count() != 1 {
+		t.Fatalf("placement reread %d times, %d groups loaded; want 2 and 1", refreshed, c.Count())
+	}
+	j.joined(t, recv(t, j.join(t))) // loaded: no reread
+	if refreshed != 2 {
+		t.Fatalf("placement reread %d times, want 2", refreshed)
 	}
 }
