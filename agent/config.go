@@ -34,6 +34,13 @@ type Config struct {
 	// set by the agent.
 	Wire wire.Config
 
+	// FetchMaxBytes caps the record bytes of one Fetch response and of
+	// each partition in it, whatever the client asks for (fetch.max.bytes,
+	// Kafka's default 55 MiB). The first batch of the first partition with
+	// data is returned whole even if larger (KIP-74); batches are bounded
+	// by max.message.bytes at produce time.
+	FetchMaxBytes int32
+
 	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
 	// CreateTopics with -1 partitions.
@@ -68,6 +75,7 @@ func DefaultConfig() Config {
 		BufferBytes:       128 << 20,
 		MaxUploads:        4,
 		Wire:              wire.DefaultConfig(),
+		FetchMaxBytes:     55 << 20,
 		DefaultPartitions: 1,
 		Heartbeat:         2 * time.Second,
 		MembershipTTL:     10 * time.Second,
@@ -111,6 +119,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Wire.MaxRequestBytes < 1024:
 		return fmt.Errorf("max.request.bytes: must be at least 1024, got %d", c.Wire.MaxRequestBytes)
+	case c.FetchMaxBytes < 1024:
+		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
 	case c.Heartbeat <= 0:
