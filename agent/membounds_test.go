@@ -8,10 +8,14 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -85,3 +89,82 @@ func TestFetchMaxBytesCapsResponses(t *testing.T) {
 		n += fs.NumRecords()
 	}
 }
+
+// TestListOffsetsSurvivesZstdBomb produces a batch of a few hundred
+// kilobytes whose zstd records expand to 1 GiB, then asks ListOffsets for a
+// timestamp, which makes the agent search that batch's records. The answer
+// comes back (the batch's first offset) and the agent allocates a small
+// fraction of the bomb. Not parallel: it measures the process's allocations.
+func TestListOffsetsSurvivesZstdBomb(t *testing.T) {
+	ta := startAgent(t, sqliteMem, nil)
+	cl := ta.client(t)
+	createTopic(t, cl, "bomb", 1, nil)
+	if code := rawProduce(t, cl, "bomb", 0, batch("before")); code != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+	}
+	const expands = 1 << 30
+	bombTS := time.Now().Add(time.Hour).UnixMilli()
+	b := zstdBomb(t, expands, bombTS)
+	if code := rawProduce(t, cl, "bomb", 0, b); code != 0 {
+		t.Fatalf("produce the bomb (%d bytes): %v", len(b), kerr.ErrorForCode(code))
+	}
+
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "bomb"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = bombTS // only the bomb's header claims it
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	resp, err := req.RequestWith(ctx, cl)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatalf("list offsets: %v", err)
+	}
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 1 {
+		t.Fatalf("list offsets by timestamp: offset %d error %v, want the bomb's offset 1", p.Offset, kerr.ErrorForCode(p.ErrorCode))
+	}
+	got := after.TotalAlloc - before.TotalAlloc
+	if got > 128<<20 {
+		t.Fatalf("answering one ListOffsets over a %d-byte batch allocated %d MiB", len(b), got>>20)
+	}
+	t.Logf("one ListOffsets over a %d-byte zstd bomb of %d MiB allocated %.1f MiB", len(b), expands>>20, float64(got)/(1<<20))
+	if code := rawProduce(t, cl, "bomb", 0, batch("after")); code != 0 {
+		t.Fatalf("produce after the bomb: %v", kerr.ErrorForCode(code))
+	}
+}
+
+// zstdBomb is a valid v2 batch, one record claimed, dated ts, whose
+// zstd-compressed records are n zero bytes.
+func zstdBomb(t *testing.T, n, ts int64) []byte {
+	t.Helper()
+	var comp bytes.Buffer
+	zw, err := zstd.NewWriter(&comp, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(zw, zeroReader{}, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := append(batch("x")[:61], comp.Bytes()...)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12)) // batch length
+	binary.BigEndian.PutUint16(b[21:], 4)                // attributes: zstd
+	binary.BigEndian.PutUint64(b[27:], uint64(ts))       // first timestamp
+	binary.BigEndian.PutUint64(b[35:], uint64(ts))       // max timestamp
+	binary.BigEndian.PutUint32(b[17:], crc32c(b[21:]))
+	return b
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
