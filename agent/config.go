@@ -30,8 +30,9 @@ type Config struct {
 	MaxUploads int
 
 	// Wire is the Kafka listener's framing and connection settings;
-	// Wire.MaxRequestBytes is max.request.bytes. Logger and Observe are
-	// set by the agent.
+	// Wire.MaxRequestBytes is max.request.bytes and
+	// Wire.MaxInflightRequestBytes is queued.max.request.bytes. Logger and
+	// Observe are set by the agent.
 	Wire wire.Config
 
 	// FetchMaxBytes caps the record bytes of one Fetch response and of
@@ -119,6 +120,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Wire.MaxRequestBytes < 1024:
 		return fmt.Errorf("max.request.bytes: must be at least 1024, got %d", c.Wire.MaxRequestBytes)
+	case c.Wire.MaxInflightRequestBytes < 1024:
+		return fmt.Errorf("queued.max.request.bytes: must be at least 1024, got %d", c.Wire.MaxInflightRequestBytes)
 	case c.FetchMaxBytes < 1024:
 		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
 	case c.DefaultPartitions < 1:

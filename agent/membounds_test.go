@@ -12,6 +12,8 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,3 +170,47 @@ func zstdBomb(t *testing.T, n, ts int64) []byte {
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestProduceUnderBothBudgets: a produce holds its frame's share of
+// queued.max.request.bytes while it waits for room in buffer.bytes, and
+// until it is committed. Both budgets far smaller than what producers send
+// at once must still let every record through: the buffer drains by
+// committing, which needs no request budget.
+func TestProduceUnderBothBudgets(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, func(c *agent.Config) {
+		c.FlushBytes = 64 << 10
+		c.BufferBytes = 128 << 10
+		c.Wire.MaxInflightRequestBytes = 160 << 10
+	})
+	createTopic(t, ta.client(t), "both", 2, nil)
+	const producers, perProducer = 4, 30
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range producers {
+		cl := ta.client(t, kgo.DefaultProduceTopic("both"), kgo.ProducerBatchMaxBytes(60<<10))
+		for j := range perProducer {
+			wg.Add(1)
+			r := &kgo.Record{Value: bytes.Repeat([]byte{byte(i)}, 40<<10), Key: []byte{byte(j)}}
+			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				if err != nil && failed.Add(1) == 1 {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.FailNow()
+	}
+	var total int64
+	for _, end := range listEnds(t, ta.client(t), "both") {
+		total += end
+	}
+	if total != producers*perProducer {
+		t.Fatalf("%d records stored, want %d", total, producers*perProducer)
+	}
+}

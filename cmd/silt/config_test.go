@@ -154,6 +154,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"--flush-bytes", "8XB"}, `flush.bytes: invalid size "8XB"`},
 		{[]string{"--buffer-bytes", "lots"}, `buffer.bytes: invalid size "lots"`},
 		{[]string{"--max-request-bytes", "4GiB"}, `max.request.bytes: 4GiB is more than the maximum`},
+		{[]string{"--queued-max-request-bytes", "1000"}, `queued.max.request.bytes: must be at least 1024`},
 		{[]string{"--fetch-max-bytes", "3GiB"}, `fetch.max.bytes: 3GiB is more than the maximum`},
 		{[]string{"--fetch-max-bytes", "100"}, `fetch.max.bytes: must be at least 1024`},
 		{[]string{"--num-partitions", "x"}, `num.partitions: invalid integer "x"`},
