@@ -9,8 +9,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math"
+	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -213,4 +216,75 @@ func TestProduceUnderBothBudgets(t *testing.T) {
 	if total != producers*perProducer {
 		t.Fatalf("%d records stored, want %d", total, producers*perProducer)
 	}
+}
+
+// TestHugeArrayClaimsRefused sends 100 MiB requests (max.request.bytes)
+// over TCP whose arrays claim a struct per byte: a Fetch whose topic and
+// partition arrays claim every byte left, and a Produce of 17 million empty
+// topics. kmsg would allocate gigabytes decoding them; the agent closes
+// each connection having allocated little beyond the frame it read, and
+// keeps serving. Not parallel: it measures the process's allocations.
+func TestHugeArrayClaimsRefused(t *testing.T) {
+	ta := startAgent(t, sqliteMem, nil)
+	cl := ta.client(t)
+	createTopic(t, cl, "claims", 1, nil)
+	const size = 100 << 20
+
+	header := func(key, version int16) []byte {
+		b := binary.BigEndian.AppendUint32(nil, size)
+		b = binary.BigEndian.AppendUint16(b, uint16(key))
+		b = binary.BigEndian.AppendUint16(b, uint16(version))
+		b = binary.BigEndian.AppendUint32(b, 1) // correlation id
+		return binary.BigEndian.AppendUint16(b, 0)
+	}
+	fetch := header(int16(kmsg.Fetch), 11)
+	fetch = append(fetch, make([]byte, 25)...)                                // replica … session epoch
+	fetch = binary.BigEndian.AppendUint32(fetch, uint32(size+4-len(fetch)-4)) // topics: every byte left
+	fetch = binary.BigEndian.AppendUint16(fetch, 0)
+	fetch = binary.BigEndian.AppendUint32(fetch, uint32(size+4-len(fetch)-4)) // partitions: every byte left
+	fetch = append(fetch, make([]byte, size+4-len(fetch))...)
+
+	produce := header(int16(kmsg.Produce), 7)
+	produce = append(produce, 0xff, 0xff, 0, 1, 0, 0, 0x27, 0x10) // null txn id, acks, timeout
+	n := (size + 4 - len(produce) - 4) / 6
+	produce = binary.BigEndian.AppendUint32(produce, uint32(n))
+	produce = append(produce, make([]byte, size+4-len(produce))...) // n × (empty name, no partitions), padding
+
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		limit uint64
+	}{
+		{"fetch", fetch, 16 << 20},            // refused before its body is read
+		{"produce", produce, 3*size + 16<<20}, // its body is read (growing), then refused
+	} {
+		nc, err := net.Dial("tcp", ta.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allocated := measureAlloc(func() {
+			_, _ = nc.Write(c.frame) // the agent may close before reading it all
+			_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if k, err := nc.Read(make([]byte, 1)); k != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("%s: read %d bytes, err %v; want the connection closed", c.name, k, err)
+			}
+		})
+		nc.Close()
+		t.Logf("a %d MiB %s claiming huge arrays: the agent allocated %d MiB", size>>20, c.name, allocated>>20)
+		if allocated > c.limit {
+			t.Errorf("a %d MiB %s claiming huge arrays: the agent allocated %d MiB", size>>20, c.name, allocated>>20)
+		}
+	}
+	if code := rawProduce(t, cl, "claims", 0, batch("still up")); code != 0 {
+		t.Fatalf("produce after hostile requests: %v", kerr.ErrorForCode(code))
+	}
+}
+
+func measureAlloc(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

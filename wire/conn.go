@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,13 @@ func (c *Conn) handle(frame []byte, reserved int64) pending {
 	if err != nil {
 		p.reply = CloseConn(err)
 		return p
+	}
+	if r.req != nil && h.key != int16(kmsg.Produce) {
+		// The worst case is behind us: keep the frame and what it
+		// decoded into.
+		keep := min(reserved, int64(len(frame))+decodedBytes(reflect.ValueOf(r.req)))
+		c.srv.budget.release(reserved - keep)
+		p.reserved = keep
 	}
 	if h.clientID != nil {
 		if cur := c.clientID.Load(); cur == nil || *cur != *h.clientID {

@@ -20,9 +20,9 @@ type Config struct {
 	// Default 100 MiB.
 	MaxRequestBytes int32
 	// MaxInflightRequestBytes is the memory budget, shared by all
-	// connections, of request frames read but not yet answered (see
-	// budget.go). A connection stops reading while its next frame does not
-	// fit. Kafka's queued.max.request.bytes.
+	// connections, of requests read but not yet answered: frames and what
+	// they decode into (see budget.go). A connection stops reading while
+	// its next frame does not fit. Kafka's queued.max.request.bytes.
 	// Default 100 MiB.
 	MaxInflightRequestBytes int64
 	// MaxInflight is how many pipelined requests per connection may await
@@ -63,7 +63,8 @@ type Server struct {
 	log     *slog.Logger
 	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
 
-	budget *budget // in-flight request memory, shared by all connections
+	budget    *budget         // in-flight request memory, shared by all connections
+	decodeAmp map[int16]int64 // per registered API key; see budget.go
 
 	ctx    context.Context // cancelled by Close: stops every connection's work
 	cancel context.CancelFunc
@@ -114,11 +115,16 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	reg.freeze()
+	amp := make(map[int16]int64, len(reg.entries))
+	for key := range reg.entries {
+		amp[key] = decodeAmp(key)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg:       cfg,
 		reg:       reg,
 		budget:    newBudget(cfg.MaxInflightRequestBytes),
+		decodeAmp: amp,
 		log:       log,
 		apiKeys:   reg.Versions(),
 		ctx:       ctx,
