@@ -144,3 +144,14 @@ func measureAlloc(f func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// TestLargeEncodeBufferNotKept: a connection reuses its encode buffer for
+// small responses only.
+func TestLargeEncodeBufferNotKept(t *testing.T) {
+	if b := reusable(make([]byte, 10, 4096)); cap(b) != 4096 {
+		t.Fatalf("a small buffer was dropped")
+	}
+	if b := reusable(make([]byte, 0, 55<<20)); b != nil {
+		t.Fatalf("a %d MiB buffer was kept", cap(b)>>20)
+	}
+}

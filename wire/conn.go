@@ -322,6 +322,7 @@ func (c *Conn) writeLoop() {
 				c.writeFailed(err)
 				return
 			}
+			buf = reusable(buf)
 		}
 		c.srv.budget.release(p.reserved)
 		<-c.slots
@@ -333,6 +334,19 @@ func (c *Conn) writeLoop() {
 		}
 	}
 	_ = c.flush(bw)
+}
+
+// maxKeptEncodeBuffer is the largest encode buffer a connection keeps
+// between responses. One large Fetch response must not stay allocated for
+// the life of every connection that once received one.
+const maxKeptEncodeBuffer = 1 << 20
+
+// reusable returns buf if it is small enough to keep for the next response.
+func reusable(buf []byte) []byte {
+	if cap(buf) > maxKeptEncodeBuffer {
+		return nil
+	}
+	return buf
 }
 
 // await resolves a reply into a response to write (nil for none). ok is false
