@@ -30,9 +30,17 @@ type Config struct {
 	MaxUploads int
 
 	// Wire is the Kafka listener's framing and connection settings;
-	// Wire.MaxRequestBytes is max.request.bytes. Logger and Observe are
-	// set by the agent.
+	// Wire.MaxRequestBytes is max.request.bytes and
+	// Wire.MaxInflightRequestBytes is queued.max.request.bytes. Logger and
+	// Observe are set by the agent.
 	Wire wire.Config
+
+	// FetchMaxBytes caps the record bytes of one Fetch response and of
+	// each partition in it, whatever the client asks for (fetch.max.bytes,
+	// Kafka's default 55 MiB). The first batch of the first partition with
+	// data is returned whole even if larger (KIP-74); batches are bounded
+	// by max.message.bytes at produce time.
+	FetchMaxBytes int32
 
 	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
@@ -68,6 +76,7 @@ func DefaultConfig() Config {
 		BufferBytes:       128 << 20,
 		MaxUploads:        4,
 		Wire:              wire.DefaultConfig(),
+		FetchMaxBytes:     55 << 20,
 		DefaultPartitions: 1,
 		Heartbeat:         2 * time.Second,
 		MembershipTTL:     10 * time.Second,
@@ -111,6 +120,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Wire.MaxRequestBytes < 1024:
 		return fmt.Errorf("max.request.bytes: must be at least 1024, got %d", c.Wire.MaxRequestBytes)
+	case c.Wire.MaxInflightRequestBytes < 1024:
+		return fmt.Errorf("queued.max.request.bytes: must be at least 1024, got %d", c.Wire.MaxInflightRequestBytes)
+	case c.FetchMaxBytes < 1024:
+		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
 	case c.Heartbeat <= 0:

@@ -7,11 +7,13 @@ package agent
 // an existing session (epoch > 0) gets FETCH_SESSION_ID_NOT_FOUND. Reads go
 // through the index (in-memory tail, then the store) and the block cache;
 // base offsets are patched into the returned copies; whole batches only.
-// Long polls wait up to MaxWaitMs for MinBytes, woken by commits.
+// Long polls wait up to MaxWaitMs for MinBytes, woken by commits. A response
+// holds at most fetch.max.bytes of batches, whatever MaxBytes and
+// PartitionMaxBytes ask for, except that the first batch found is returned
+// whole (KIP-74).
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -89,9 +91,11 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 		fp.p.Watch(wake)
 		defer fp.p.Unwatch(wake)
 	}
-	maxBytes := int64(req.MaxBytes)
-	if maxBytes <= 0 {
-		maxBytes = math.MaxInt32
+	// The response is built in memory: whatever the client asks for, it
+	// holds at most fetch.max.bytes (plus the one batch KIP-74 allows).
+	maxBytes := int64(a.cfg.FetchMaxBytes)
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, int64(req.MaxBytes))
 	}
 	for {
 		total, errored := a.fetchOnce(ctx, parts, maxBytes, req.IsolationLevel == 1)
@@ -155,7 +159,7 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		if fp.offset >= end || total >= maxBytes {
 			continue
 		}
-		limit := min(fp.maxBytes, maxBytes-total)
+		limit := min(fp.maxBytes, maxBytes-total) // maxBytes also caps each partition
 		data, err := a.reader.Read(ctx, fp.p, fp.offset, end, limit, total == 0)
 		if err != nil {
 			a.log.Warn("fetch read failed", "topic", fp.p.TopicName, "partition", fp.p.Index, "offset", fp.offset, "err", err)

@@ -2,13 +2,14 @@ package agent
 
 // ListOffsets, versions 1–8: latest (-1), earliest (-2), max timestamp (-3,
 // v7+) and by timestamp. By-timestamp finds the chunk through the store's
-// timestamp index and then the exact record by decoding that batch.
+// timestamp index and then the exact record by decoding that batch, with
+// decompression bounded by maxDecompressedBatch.
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
@@ -71,7 +72,7 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 		if err != nil || !ok {
 			return -1, -1, err
 		}
-		return a.findRecord(ctx, row, func(ts int64) bool { return ts == row.MaxTimestamp })
+		return a.findRecord(ctx, row, row.MaxTimestamp) // the first record at the maximum
 	}
 	if target < 0 {
 		return -1, -1, kerr.InvalidRequest
@@ -80,12 +81,19 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 	if err != nil || !ok {
 		return -1, -1, err
 	}
-	return a.findRecord(ctx, row, func(ts int64) bool { return ts >= target })
+	return a.findRecord(ctx, row, target)
 }
 
+// maxDecompressedBatch bounds the records of one batch decompressed to find
+// a timestamp. Producers choose what they compress: without a bound, a batch
+// of a few kilobytes can expand to gigabytes. A batch over it answers its
+// first offset, as Kafka answers for a batch whose records it cannot tell
+// apart: the client reads a few records early rather than missing any.
+const maxDecompressedBatch = 8 << 20
+
 // findRecord returns the timestamp and offset of the first record in row's
-// chunk whose timestamp satisfies match.
-func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, match func(int64) bool) (int64, int64, error) {
+// chunk whose timestamp is at least target.
+func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target int64) (int64, int64, error) {
 	chunk, err := a.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
 	if err != nil {
 		return -1, -1, err
@@ -94,72 +102,17 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, match 
 	it := segment.NewBatchIter(chunk)
 	for it.Next() {
 		h := it.Header()
-		if match(h.MaxTimestamp) {
-			if ts, off, ok := recordMatching(it.Batch(), base, match); ok {
-				return ts, off, nil
+		if h.MaxTimestamp >= target {
+			delta, ts, err := segment.FirstRecordAtOrAfter(it.Batch(), target, maxDecompressedBatch)
+			if err != nil {
+				if !errors.Is(err, segment.ErrNoRecord) {
+					a.log.Warn("list offsets: records of a batch not searched", "segment", row.SegmentKey, "offset", base, "err", err)
+				}
+				return h.MaxTimestamp, base, nil
 			}
-			return h.MaxTimestamp, base + h.OffsetCount() - 1, nil
+			return ts, base + int64(delta), nil
 		}
 		base += h.OffsetCount()
 	}
 	return -1, -1, it.Err()
-}
-
-// recordMatching decodes a batch's records (decompressing if needed) and
-// returns the first whose timestamp matches.
-func recordMatching(batch []byte, base int64, match func(int64) bool) (int64, int64, bool) {
-	var rb kmsg.RecordBatch
-	if err := rb.ReadFrom(batch); err != nil {
-		return 0, 0, false
-	}
-	raw := rb.Records
-	if codec := rb.Attributes & 7; codec != 0 {
-		var err error
-		raw, err = decompressor.Decompress(raw, kgo.CompressionCodecType(codec))
-		if err != nil {
-			return 0, 0, false
-		}
-	}
-	for i := int32(0); i < rb.NumRecords && len(raw) > 0; i++ {
-		var r kmsg.Record
-		// Each record is prefixed by its varint length.
-		length, n := varint(raw)
-		if n <= 0 || length < 0 || int64(len(raw)-n) < length {
-			return 0, 0, false
-		}
-		if err := r.ReadFrom(raw[:n+int(length)]); err != nil {
-			return 0, 0, false
-		}
-		raw = raw[n+int(length):]
-		ts := rb.FirstTimestamp + r.TimestampDelta64
-		if match(ts) {
-			return ts, base + int64(r.OffsetDelta), true
-		}
-	}
-	return 0, 0, false
-}
-
-// decompressor is shared: building one per call would rebuild its pools.
-var decompressor = kgo.DefaultDecompressor()
-
-// varint decodes a zig-zag varint as Kafka records use.
-func varint(b []byte) (int64, int) {
-	var ux uint64
-	var s uint
-	for i, c := range b {
-		if i == 10 {
-			return 0, -1
-		}
-		if c < 0x80 {
-			ux |= uint64(c) << s
-			x := int64(ux >> 1)
-			if ux&1 != 0 {
-				x = ^x
-			}
-			return x, i + 1
-		}
-		ux |= uint64(c&0x7f) << s
-		s += 7
-	}
-	return 0, 0
 }

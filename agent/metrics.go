@@ -149,6 +149,8 @@ var (
 	descCacheBytes     = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
 	descBufferBytes    = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
 	descBufferLimit    = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget (buffer.bytes); produce requests wait when it is used up.", nil, nil)
+	descRequestBytes   = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
+	descRequestLimit   = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
 	descConnections    = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)
 	descTopics         = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
 	descPartitions     = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
@@ -164,7 +166,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descProduceBytes, descProduceBatches, descProduceRecords, descFetchBytes, descFlushes,
 		descIndexLookups, descCacheHits, descCacheMisses, descCacheEvictions, descCacheBytes,
-		descBufferBytes, descBufferLimit, descConnections, descTopics, descPartitions, descGroups, descProduceWaiting,
+		descBufferBytes, descBufferLimit, descRequestBytes, descRequestLimit, descConnections, descTopics, descPartitions, descGroups, descProduceWaiting,
 	} {
 		ch <- d
 	}
@@ -193,6 +195,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	inUse, limit := a.BufferBytes()
 	gauge(descBufferBytes, inUse)
 	gauge(descBufferLimit, limit)
+	inUse, limit = a.server.InflightRequestBytes()
+	gauge(descRequestBytes, inUse)
+	gauge(descRequestLimit, limit)
 	gauge(descConnections, int64(a.ConnCount()))
 	topics, parts := a.topics.Counts()
 	gauge(descTopics, int64(topics))

@@ -70,7 +70,7 @@ func testMetricsMoveWithTraffic(t *testing.T, bk backend) {
 		`silt_kafka_requests_total{api="Metadata",error="UNKNOWN_TOPIC_OR_PARTITION"}`,
 		`silt_kafka_request_duration_seconds_count{api="Produce"}`,
 		`silt_kafka_request_duration_seconds_count{api="ApiVersions"}`,
-		"silt_connections", "silt_buffer_limit_bytes",
+		"silt_connections", "silt_buffer_limit_bytes", "silt_request_limit_bytes",
 	} {
 		if got[s] <= 0 {
 			t.Errorf("%s = %v, want > 0", s, got[s])

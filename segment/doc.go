@@ -10,5 +10,6 @@
 // and give its batches the offsets the metastore assigned at commit. The
 // byte-level format, version 1, is specified in FORMAT.md for readers in
 // other languages; every input this package decodes may be hostile, so it
-// bounds every length by the bytes present and never panics.
+// bounds every length by the bytes present (decompressed sizes by the
+// caller's bound) and never panics.
 package segment

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,10 @@ type Conn struct {
 	log    *slog.Logger
 	ctx    context.Context // cancelled when the connection or the Server closes
 	cancel context.CancelFunc
+	// readCtx is ctx, also cancelled by drain: it stops a reader waiting
+	// for room in the request budget.
+	readCtx   context.Context
+	stopReads context.CancelFunc
 
 	clientID atomic.Pointer[string]
 	software atomic.Pointer[[2]string]
@@ -50,6 +56,7 @@ type pending struct {
 	correlationID int32
 	reply         Reply
 	start         time.Time // when the request was read, for Config.Observe
+	reserved      int64     // request budget held until the reply is written
 }
 
 // ClientID returns the client id of the latest request ("" if null).
@@ -77,15 +84,18 @@ func (c *Conn) ClientSoftware() (name, version string) {
 
 func newConn(s *Server, nc net.Conn) *Conn {
 	ctx, cancel := context.WithCancel(s.ctx)
+	readCtx, stopReads := context.WithCancel(ctx)
 	return &Conn{
-		srv:    s,
-		nc:     nc,
-		log:    s.log.With("remote", nc.RemoteAddr().String()),
-		ctx:    ctx,
-		cancel: cancel,
-		slots:  make(chan struct{}, s.cfg.MaxInflight),
-		queue:  make(chan pending, s.cfg.MaxInflight),
-		done:   make(chan struct{}),
+		srv:       s,
+		nc:        nc,
+		log:       s.log.With("remote", nc.RemoteAddr().String()),
+		ctx:       ctx,
+		cancel:    cancel,
+		readCtx:   readCtx,
+		stopReads: stopReads,
+		slots:     make(chan struct{}, s.cfg.MaxInflight),
+		queue:     make(chan pending, s.cfg.MaxInflight),
+		done:      make(chan struct{}),
 	}
 }
 
@@ -103,6 +113,11 @@ func (c *Conn) run() {
 	c.readLoop()
 	wg.Wait()
 	c.close()
+	// Replies the writer never got to (it stopped on a write error or a
+	// CloseConn) still hold request budget.
+	for p := range c.queue {
+		c.srv.budget.release(p.reserved)
+	}
 }
 
 // close closes the socket and cancels handlers' and deferred replies' work.
@@ -117,6 +132,7 @@ func (c *Conn) close() {
 // queued and then closes the connection.
 func (c *Conn) drain() {
 	c.draining.Store(true)
+	c.stopReads()
 	_ = c.nc.SetReadDeadline(time.Now()) // wake a blocked read
 }
 
@@ -131,7 +147,7 @@ func (c *Conn) readLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		frame, err := c.readFrame(br)
+		frame, reserved, err := c.readFrame(br)
 		if err != nil {
 			if reason := c.readError(err); reason != nil {
 				c.queue <- pending{noHeader: true, reply: CloseConn(reason)}
@@ -139,7 +155,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		start := time.Now()
-		p := c.handle(frame)
+		p := c.handle(frame, reserved)
 		p.start = start
 		c.queue <- p
 		if p.reply.kind == replyClose {
@@ -148,17 +164,18 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// readFrame reads one frame. While requests are in flight or responses were
-// written recently the connection is not idle, so a timeout between frames
-// just re-arms the deadline.
-func (c *Conn) readFrame(br *bufio.Reader) ([]byte, error) {
+// readFrame reads one frame after reserving its cost in the request budget
+// (see budget.go), and returns the reservation. While requests are in flight
+// or responses were written recently the connection is not idle, so a
+// timeout between frames just re-arms the deadline.
+func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, error) {
 	idle := c.srv.cfg.IdleTimeout
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if c.draining.Load() { // after arming the deadline, so drain's wake-up is not lost
-			return nil, errDraining
+			return nil, 0, errDraining
 		}
 		size, n, err := readFrameSize(br, c.srv.cfg.MaxRequestBytes)
 		if err != nil {
@@ -167,12 +184,34 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, error) {
 				if len(c.slots) > 1 || sinceWrite < idle {
 					continue
 				}
-				return nil, errIdle
+				return nil, 0, errIdle
 			}
-			return nil, err
+			return nil, 0, err
 		}
-		return readFrameBody(br, size)
+		return c.readAdmitted(br, size)
 	}
+}
+
+// readAdmitted reserves what a frame of size bytes costs, waiting while the
+// budget is used up (reading nothing meanwhile), then reads its body.
+func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, error) {
+	key, err := br.Peek(2) // the API key prices the decode
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := c.srv.admission(int16(binary.BigEndian.Uint16(key)), size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.srv.budget.acquire(c.readCtx, n); err != nil {
+		return nil, 0, errDraining // the connection is closing or draining
+	}
+	frame, err := readFrameBody(br, size)
+	if err != nil {
+		c.srv.budget.release(n)
+		return nil, 0, err
+	}
+	return frame, n, nil
 }
 
 var (
@@ -205,14 +244,22 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// handle decodes a frame and runs its handler.
-func (c *Conn) handle(frame []byte) pending {
+// handle decodes a frame and runs its handler. reserved is the frame's
+// request budget, which the pending reply carries to the writer.
+func (c *Conn) handle(frame []byte, reserved int64) pending {
 	r, err := parseRequest(c.srv.reg, frame)
 	h := r.hdr
-	p := pending{key: h.key, version: h.version, correlationID: h.correlationID}
+	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved}
 	if err != nil {
 		p.reply = CloseConn(err)
 		return p
+	}
+	if r.req != nil && h.key != int16(kmsg.Produce) {
+		// The worst case is behind us: keep the frame and what it
+		// decoded into.
+		keep := min(reserved, int64(len(frame))+decodedBytes(reflect.ValueOf(r.req)))
+		c.srv.budget.release(reserved - keep)
+		p.reserved = keep
 	}
 	if h.clientID != nil {
 		if cur := c.clientID.Load(); cur == nil || *cur != *h.clientID {
@@ -254,12 +301,14 @@ func (c *Conn) writeLoop() {
 	for p := range c.queue {
 		resp, ok := c.await(p, bw)
 		if !ok {
+			c.srv.budget.release(p.reserved)
 			_ = c.flush(bw)
 			return
 		}
 		if resp != nil {
 			var err error
 			if buf, err = c.encode(buf[:0], p, resp); err != nil {
+				c.srv.budget.release(p.reserved)
 				c.log.Error("closing connection", "api", kmsg.NameForKey(p.key), "version", p.version, "err", err)
 				_ = c.flush(bw)
 				return
@@ -269,10 +318,13 @@ func (c *Conn) writeLoop() {
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 			if _, err := bw.Write(buf); err != nil {
+				c.srv.budget.release(p.reserved)
 				c.writeFailed(err)
 				return
 			}
+			buf = reusable(buf)
 		}
+		c.srv.budget.release(p.reserved)
 		<-c.slots
 		if len(c.queue) == 0 {
 			if err := c.flush(bw); err != nil {
@@ -282,6 +334,19 @@ func (c *Conn) writeLoop() {
 		}
 	}
 	_ = c.flush(bw)
+}
+
+// maxKeptEncodeBuffer is the largest encode buffer a connection keeps
+// between responses. One large Fetch response must not stay allocated for
+// the life of every connection that once received one.
+const maxKeptEncodeBuffer = 1 << 20
+
+// reusable returns buf if it is small enough to keep for the next response.
+func reusable(buf []byte) []byte {
+	if cap(buf) > maxKeptEncodeBuffer {
+		return nil
+	}
+	return buf
 }
 
 // await resolves a reply into a response to write (nil for none). ok is false

@@ -12,7 +12,11 @@
 // reader pipeline later requests up to Config.MaxInflight.
 //
 // Client input never panics the process and never makes the server allocate
-// more than Config.MaxRequestBytes: a malformed, oversized or unknown request
+// beyond its bounds: a frame is at most Config.MaxRequestBytes, and every
+// frame reserves its size and what it will decode into in one budget shared
+// by all connections (Config.MaxInflightRequestBytes, budget.go) before it
+// is read, until its reply is written. A malformed, oversized, unknown or
+// hostile request (one whose arrays could decode into more than the budget)
 // is logged and its connection closed, as Kafka brokers do. Kafka protocol
 // errors are error codes that handlers set on their responses; a Go error at
 // this layer means "close this connection".

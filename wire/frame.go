@@ -142,6 +142,13 @@ func parseRequest(reg *Registry, frame []byte) (request, error) {
 			return r, err
 		}
 	}
+	if h.key == int16(kmsg.Produce) {
+		// Produce frames may be as large as MaxRequestBytes: check what
+		// they would decode into before kmsg allocates it (budget.go).
+		if err := checkProduceDecode(h.version, rest); err != nil {
+			return r, err
+		}
+	}
 	if err := decodeBody(req, rest); err != nil {
 		return r, err
 	}

@@ -19,6 +19,12 @@ type Config struct {
 	// closes the connection, as Kafka's socket.request.max.bytes does.
 	// Default 100 MiB.
 	MaxRequestBytes int32
+	// MaxInflightRequestBytes is the memory budget, shared by all
+	// connections, of requests read but not yet answered: frames and what
+	// they decode into (see budget.go). A connection stops reading while
+	// its next frame does not fit. Kafka's queued.max.request.bytes.
+	// Default 100 MiB.
+	MaxInflightRequestBytes int64
 	// MaxInflight is how many pipelined requests per connection may await
 	// their response before the server stops reading from it. Default 64.
 	MaxInflight int
@@ -40,9 +46,10 @@ type Config struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		MaxRequestBytes: 100 << 20,
-		MaxInflight:     64,
-		IdleTimeout:     10 * time.Minute,
+		MaxRequestBytes:         100 << 20,
+		MaxInflightRequestBytes: 100 << 20,
+		MaxInflight:             64,
+		IdleTimeout:             10 * time.Minute,
 	}
 }
 
@@ -55,6 +62,9 @@ type Server struct {
 	reg     *Registry
 	log     *slog.Logger
 	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
+
+	budget    *budget         // in-flight request memory, shared by all connections
+	decodeAmp map[int16]int64 // per registered API key; see budget.go
 
 	ctx    context.Context // cancelled by Close: stops every connection's work
 	cancel context.CancelFunc
@@ -78,6 +88,11 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 	case cfg.MaxRequestBytes > 0 && cfg.MaxRequestBytes < minRequestHeaderLen:
 		return nil, fmt.Errorf("wire: Config.MaxRequestBytes %d is smaller than a request header (%d bytes)",
 			cfg.MaxRequestBytes, minRequestHeaderLen)
+	case cfg.MaxInflightRequestBytes < 0:
+		return nil, fmt.Errorf("wire: Config.MaxInflightRequestBytes must be positive, got %d", cfg.MaxInflightRequestBytes)
+	case cfg.MaxInflightRequestBytes > 0 && cfg.MaxInflightRequestBytes < minRequestHeaderLen:
+		return nil, fmt.Errorf("wire: Config.MaxInflightRequestBytes %d is smaller than a request header (%d bytes)",
+			cfg.MaxInflightRequestBytes, minRequestHeaderLen)
 	case cfg.MaxInflight < 0:
 		return nil, fmt.Errorf("wire: Config.MaxInflight must be positive, got %d", cfg.MaxInflight)
 	case cfg.IdleTimeout < 0:
@@ -85,6 +100,9 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = def.MaxRequestBytes
+	}
+	if cfg.MaxInflightRequestBytes == 0 {
+		cfg.MaxInflightRequestBytes = def.MaxInflightRequestBytes
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = def.MaxInflight
@@ -97,10 +115,16 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	reg.freeze()
+	amp := make(map[int16]int64, len(reg.entries))
+	for key := range reg.entries {
+		amp[key] = decodeAmp(key)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg:       cfg,
 		reg:       reg,
+		budget:    newBudget(cfg.MaxInflightRequestBytes),
+		decodeAmp: amp,
 		log:       log,
 		apiKeys:   reg.Versions(),
 		ctx:       ctx,
@@ -236,6 +260,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+// InflightRequestBytes returns the request budget in use and its limit.
+func (s *Server) InflightRequestBytes() (inUse, limit int64) {
+	return s.budget.inUse.Load(), s.budget.limit
 }
 
 // ConnCount returns the number of open connections.

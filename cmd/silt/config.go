@@ -94,6 +94,8 @@ func agentKeys() []keySpec {
 		{"buffer.bytes", kindSize, formatSize(d.BufferBytes), "bound on produced bytes held in memory; producers wait when full"},
 		{"flush.max.uploads", kindInt, strconv.Itoa(d.MaxUploads), "concurrent segment uploads"},
 		{"max.request.bytes", kindSize, formatSize(int64(d.Wire.MaxRequestBytes)), "largest Kafka request accepted"},
+		{"queued.max.request.bytes", kindSize, formatSize(d.Wire.MaxInflightRequestBytes), "memory for requests read but not yet answered, shared by all connections; a connection stops reading while its next request does not fit"},
+		{"fetch.max.bytes", kindSize, formatSize(int64(d.FetchMaxBytes)), "most record bytes in one Fetch response, whatever the client asks for (the first batch may exceed it)"},
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
@@ -294,6 +296,8 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.BufferBytes = p.size("buffer.bytes")
 	a.MaxUploads = int(p.int("flush.max.uploads", math.MaxInt32))
 	a.Wire.MaxRequestBytes = int32(p.sizeMax("max.request.bytes", math.MaxInt32))
+	a.Wire.MaxInflightRequestBytes = p.size("queued.max.request.bytes")
+	a.FetchMaxBytes = int32(p.sizeMax("fetch.max.bytes", math.MaxInt32))
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
