@@ -114,6 +114,10 @@ func (s *StoppableMinIO) Start(t testing.TB) {
 	}
 }
 
+// TryStart is Start for callers outside the test goroutine: it returns the
+// error instead of failing the test.
+func (s *StoppableMinIO) TryStart() error { return s.start() }
+
 func (s *StoppableMinIO) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

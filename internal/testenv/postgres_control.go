@@ -121,6 +121,13 @@ func (s *StoppablePostgres) Start(t testing.TB) {
 	}
 }
 
+// TryStart is Start for callers outside the test goroutine: it returns the
+// error instead of failing the test.
+func (s *StoppablePostgres) TryStart() error { return s.start() }
+
+// Kill is StopImmediate for callers outside the test goroutine.
+func (s *StoppablePostgres) Kill() { s.stopWith(syscall.SIGQUIT) }
+
 func (s *StoppablePostgres) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
