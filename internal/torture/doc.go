@@ -12,5 +12,12 @@
 // nothing delivered that was never sent.
 //
 // The test prints one summary line and fails on any violation; see
-// torture_test.go for its parameters and how it is run.
+// torture_test.go for its parameters (SILT_TORTURE_DURATION,
+// SILT_TORTURE_SEED, …).
+//
+// Its files carry the build tag `torture`, so `make test` (go test ./...)
+// does not build them: the test still finds violations in the current code
+// (issue 11). `make torture` runs 10 minutes of faults and `make
+// torture-short` the short form (75 s); the short form moves into `make
+// test` by removing the build tag once it passes reliably.
 package torture
