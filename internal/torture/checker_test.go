@@ -49,8 +49,10 @@ type checker struct {
 // last stable offsets equal to them (no transaction open), for both topics.
 // Agents that still disagree at the deadline are violations: an agent's
 // view may lag the store, but not for minutes after the faults end.
-func (k *checker) converge(ctx context.Context, deadline time.Duration) ([]*agentView, map[string]ends) {
-	var avs []*agentView
+//
+// It returns the agents' views and, by topic, the highest high watermark
+// and the highest last stable offset any agent reported.
+func (k *checker) converge(ctx context.Context, deadline time.Duration) (avs []*agentView, maxHW, maxLSO map[string]ends) {
 	for _, a := range k.c.live() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(a.proc.Addr), kgo.ClientID("torture-checker"))
 		if err != nil {
@@ -60,12 +62,11 @@ func (k *checker) converge(ctx context.Context, deadline time.Duration) ([]*agen
 		avs = append(avs, &agentView{a: a, cl: cl, b: cl.SeedBrokers()[0]})
 	}
 	topics := []string{eventsTopic, copiedTopic}
-	var maxHW map[string]ends
 	var why string
 	stop := time.Now().Add(deadline)
 	for {
 		why = ""
-		maxHW = map[string]ends{}
+		maxHW, maxLSO = map[string]ends{}, map[string]ends{}
 		for _, av := range avs {
 			av.hw, av.lso = map[string]ends{}, map[string]ends{}
 			for _, t := range topics {
@@ -79,10 +80,11 @@ func (k *checker) converge(ctx context.Context, deadline time.Duration) ([]*agen
 				}
 				av.hw[t], av.lso[t] = hw, lso
 				if maxHW[t] == nil {
-					maxHW[t] = make(ends)
+					maxHW[t], maxLSO[t] = make(ends), make(ends)
 				}
 				for p, o := range hw {
 					maxHW[t][p] = max(maxHW[t][p], o)
+					maxLSO[t][p] = max(maxLSO[t][p], lso[p])
 				}
 			}
 		}
@@ -117,7 +119,7 @@ func (k *checker) converge(ctx context.Context, deadline time.Duration) ([]*agen
 		}
 		k.logf("agents did not converge: %s", why)
 	}
-	return avs, maxHW
+	return avs, maxHW, maxLSO
 }
 
 func (k *checker) disagreement(avs []*agentView, maxHW map[string]ends, topics []string) string {
@@ -137,7 +139,7 @@ func (k *checker) disagreement(avs []*agentView, maxHW map[string]ends, topics [
 }
 
 // readViews reads both topics through each agent and routed.
-func (k *checker) readViews(ctx context.Context, avs []*agentView, maxHW map[string]ends) []*view {
+func (k *checker) readViews(ctx context.Context, avs []*agentView, maxHW, maxLSO map[string]ends) []*view {
 	ids, err := topicIDs(ctx, k.c.seeds(), eventsTopic, copiedTopic)
 	if err != nil {
 		k.v.add("unreadable", "metadata: %v", err)
@@ -151,12 +153,12 @@ func (k *checker) readViews(ctx context.Context, avs []*agentView, maxHW map[str
 	var views []*view
 	routed := &view{name: "routed", logs: map[string]topicLog{}}
 	for _, r := range reads {
-		iso := kgo.ReadUncommitted()
+		iso, want := kgo.ReadUncommitted(), maxHW[r.topic]
 		if r.committed {
-			iso = kgo.ReadCommitted()
+			iso, want = kgo.ReadCommitted(), maxLSO[r.topic]
 		}
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		tl, err := readRouted(rctx, k.c.seeds(), r.topic, iso, maxHW[r.topic])
+		tl, err := readRouted(rctx, k.c.seeds(), r.topic, iso, want)
 		cancel()
 		routed.logs[r.name] = tl
 		if err != nil && routed.err == nil {
@@ -301,6 +303,7 @@ func (k *checker) check(ctx context.Context, ref *view, maxHW map[string]ends) {
 	}
 	copied := make(map[recID]copyAt)
 	perTxn := make(map[txnID]int)
+	finalRC := make(map[copyID]bool)
 	for p := int32(0); p < partitions; p++ {
 		for _, rec := range ref.logs[readCopiedRC][p] {
 			if rec.control {
@@ -319,6 +322,7 @@ func (k *checker) check(ctx context.Context, ref *view, maxHW map[string]ends) {
 					p, rec.off, id.ev, id.txn, tx.deliberate)
 			}
 			perTxn[id.txn]++
+			finalRC[id] = true
 			if prev, dup := copied[id.ev]; dup {
 				k.v.add("eos-dup", "copied (read_committed): %s copied at %d/%d by transaction %s (%s) and again at %d/%d by %s (%s)",
 					id.ev, prev.partition, prev.offset, prev.txn, l.txns[prev.txn], p, rec.off, id.txn, l.txns[id.txn])
@@ -349,7 +353,7 @@ func (k *checker) check(ctx context.Context, ref *view, maxHW map[string]ends) {
 			k.v.add("aborted-visible-live", "read_committed reader got %s at copied/%d@%d from transaction %s, which was aborted (deliberately: %v)",
 				id.ev, at.partition, at.offset, id.txn, tx.deliberate)
 		}
-		if _, ok := copied[id.ev]; !ok {
+		if !finalRC[id] {
 			k.v.add("vanished", "read_committed reader got %s at copied/%d@%d (transaction %s); it is not in the log now", id.ev, at.partition, at.offset, id.txn)
 		}
 	}

@@ -109,9 +109,12 @@ func (c *cluster) addAgent(ctx context.Context, base bool) (*agent, error) {
 		// flush whose commit is stuck behind outages races the janitor.
 		"--orphan-min-age", "1m", "--janitor-interval", "5s",
 		"--log-format", "text")
-	err = c.startAgent(ctx, a)
+	if err := c.startAgent(ctx, a); err != nil {
+		c.release(a, agentDown) // heal starts it
+		return a, err
+	}
 	c.release(a, agentUp)
-	return a, err
+	return a, nil
 }
 
 // startAgent starts a's process, again and again if it exits during its

@@ -159,9 +159,9 @@ func runTorture(t *testing.T, p params) {
 	f.logf("clients stopped")
 
 	k := &checker{c: c, l: l, v: v, logf: t.Logf}
-	avs, maxHW := k.converge(ctx, 3*time.Minute)
+	avs, maxHW, maxLSO := k.converge(ctx, 3*time.Minute)
 	f.logf("agents converged")
-	views := k.readViews(ctx, avs, maxHW)
+	views := k.readViews(ctx, avs, maxHW, maxLSO)
 	for _, av := range avs {
 		av.cl.Close()
 	}
