@@ -109,4 +109,17 @@ func TestS3SlowDown(t *testing.T) {
 	if code, _ := get(); code != 200 || p.Refused() != 1 {
 		t.Fatalf("after slowdown: %d, refused %d", code, p.Refused())
 	}
+
+	p.Hang()
+	answered := make(chan int, 1)
+	go func() { code, _ := get(); answered <- code }()
+	select {
+	case code := <-answered:
+		t.Fatalf("answer %d while hung", code)
+	case <-time.After(200 * time.Millisecond): // a bound on the check, not a synchronisation
+	}
+	p.Release()
+	if code := <-answered; code != 200 {
+		t.Fatalf("after release: %d", code)
+	}
 }
