@@ -17,14 +17,15 @@ import (
 // membershipTTL is the agents' membership TTL; pauses last longer.
 const membershipTTL = 2 * time.Second
 
-// cluster is the system under test: Postgres, MinIO behind an S3 proxy,
-// and agents each behind a TCP proxy that it advertises, so that every
-// client connection can be cut or held.
+// cluster is the system under test: Postgres behind a TCP proxy, MinIO
+// behind an S3 proxy, and agents each behind a TCP proxy that it
+// advertises, so that every connection can be cut or held.
 type cluster struct {
 	t      *testing.T
 	bin    string
 	env    []string
 	pg     *testenv.StoppablePostgres
+	pgPx   *faultproxy.TCP // the agents reach Postgres through it
 	mio    *testenv.StoppableMinIO
 	s3     *faultproxy.S3
 	bucket string
@@ -61,6 +62,12 @@ func startCluster(t *testing.T, n int, v *violations) *cluster {
 	c := &cluster{t: t, bin: testenv.SiltBinary(t), v: v}
 	c.pg = testenv.NewStoppablePostgres(t)
 	c.dbURL = c.pg.URL("postgres")
+	var err error
+	if c.pgPx, err = faultproxy.NewTCP(fmt.Sprintf("127.0.0.1:%d", c.pg.Port)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.pgPx.Close)
+	agentDBURL := fmt.Sprintf("postgres://silt@%s/postgres?sslmode=disable", c.pgPx.Addr())
 	c.mio = testenv.NewStoppableMinIO(t)
 	c.bucket = "torture"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -68,14 +75,13 @@ func startCluster(t *testing.T, n int, v *violations) *cluster {
 	if err := c.mio.CreateBucket(ctx, c.bucket); err != nil {
 		t.Fatal(err)
 	}
-	var err error
 	if c.s3, err = faultproxy.NewS3(c.mio.Endpoint); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.s3.Close)
 	bucketURL := fmt.Sprintf("s3://%s/%s?region=%s&endpoint=%s&path_style=true",
 		c.bucket, testenv.MinIOBucketPrefix, testenv.MinIORegion, c.s3.Endpoint())
-	c.env = append(c.mio.Env(), "SILT_BUCKET_URL="+bucketURL, "SILT_METASTORE_URL="+c.dbURL)
+	c.env = append(c.mio.Env(), "SILT_BUCKET_URL="+bucketURL, "SILT_METASTORE_URL="+agentDBURL)
 	t.Cleanup(c.shutdown)
 	for i := 0; i < n; i++ {
 		a, err := c.addAgent(ctx, true)
@@ -272,6 +278,8 @@ func (c *cluster) watchCrashes(ctx context.Context) {
 // resumed and started. Faults have finished by then; this is the backstop.
 func (c *cluster) heal(ctx context.Context) error {
 	c.s3.SetSlowDown(false)
+	c.pgPx.Release()
+	c.s3.Release()
 	if err := c.pg.TryStart(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}

@@ -20,16 +20,18 @@ var faultKinds = []struct {
 	name   string
 	weight int
 }{
-	{"kill", 4},        // SIGKILL an agent, start it again 0–3 s later
-	{"pause", 3},       // SIGSTOP an agent for longer than the membership TTL
-	{"pause-coord", 3}, // the same, on the group or transaction coordinator
-	{"scale-out", 1},   // start a new agent
-	{"scale-in", 1},    // SIGTERM an agent started by scale-out: it leaves
-	{"postgres", 2},    // pg_ctl stop -m immediate for 1–20 s
-	{"minio", 2},       // SIGKILL MinIO for 1–20 s
-	{"s3-slowdown", 2}, // S3 answers 503 SlowDown for 1–15 s
-	{"cut", 3},         // close every connection through an agent's proxy
-	{"hold", 2},        // an agent's proxy forwards nothing for 1–8 s
+	{"kill", 4},          // SIGKILL an agent, start it again 0–3 s later
+	{"pause", 3},         // SIGSTOP an agent for longer than the membership TTL
+	{"pause-coord", 3},   // the same, on the group or transaction coordinator
+	{"scale-out", 1},     // start a new agent
+	{"scale-in", 1},      // SIGTERM an agent started by scale-out: it leaves
+	{"postgres", 2},      // pg_ctl stop -m immediate for 1–20 s
+	{"postgres-cut", 1},  // close every agent connection to Postgres (LISTEN included)
+	{"postgres-hold", 1}, // agent connections to Postgres forward nothing for 1–15 s
+	{"minio", 2},         // SIGKILL MinIO for 1–20 s
+	{"s3-slowdown", 2},   // S3 answers 503 SlowDown for 1–15 s
+	{"cut", 3},           // close every connection through an agent's proxy
+	{"hold", 2},          // an agent's proxy forwards nothing for 1–8 s
 }
 
 const (
@@ -49,8 +51,10 @@ type faults struct {
 	log      []string
 	counts   map[string]int
 	pgBusy   bool
+	pgHeld   bool
 	minio    bool
 	slowDown bool
+	s3Hung   bool
 	running  int
 	wg       sync.WaitGroup
 }
@@ -227,6 +231,24 @@ func (f *faults) plan(ctx context.Context, kind string) func() {
 			}
 			f.logf("postgres started")
 		}
+	case "postgres-cut":
+		return func() {
+			c.pgPx.Cut()
+			f.logf("cut every connection to postgres")
+		}
+	case "postgres-hold":
+		if !f.claim(&f.pgHeld) {
+			return nil
+		}
+		d := f.between(time.Second, 15*time.Second)
+		return func() {
+			defer f.unclaim(&f.pgHeld)
+			c.pgPx.Hold()
+			f.logf("hold connections to postgres for %v", d.Round(time.Millisecond))
+			sleep(ctx, d)
+			c.pgPx.Release()
+			f.logf("release connections to postgres")
+		}
 	case "minio":
 		if !f.claim(&f.minio) {
 			return nil
@@ -255,6 +277,19 @@ func (f *faults) plan(ctx context.Context, kind string) func() {
 			sleep(ctx, d)
 			c.s3.SetSlowDown(false)
 			f.logf("s3 SlowDown over (%d requests refused so far)", c.s3.Refused())
+		}
+	case "s3-hang":
+		if !f.claim(&f.s3Hung) {
+			return nil
+		}
+		d := f.between(time.Second, 15*time.Second)
+		return func() {
+			defer f.unclaim(&f.s3Hung)
+			c.s3.Hang()
+			f.logf("s3 requests hang for %v", d.Round(time.Millisecond))
+			sleep(ctx, d)
+			c.s3.Release()
+			f.logf("s3 requests answered again")
 		}
 	case "cut":
 		a := pick(c.candidates(any))
