@@ -181,13 +181,16 @@ func runTorture(t *testing.T, p params) {
 
 	// The summary line.
 	l.mu.Lock()
-	var committed, aborted, unknown int
+	var committed, aborted, unknown, deliberate int
 	for _, tx := range l.txns {
 		switch tx.outcome {
 		case txnCommitted:
 			committed++
 		case txnAborted:
 			aborted++
+			if tx.deliberate && tx.produced > 0 {
+				deliberate++
+			}
 		case txnUnknown, txnOpen:
 			unknown++
 		}
@@ -195,6 +198,12 @@ func runTorture(t *testing.T, p params) {
 	acked, indeterminate := len(l.acked), len(l.indeterminate)
 	l.mu.Unlock()
 	nFaults, faultSummary := f.summary()
+	// A run that wrote little, aborted nothing or injected no fault proves
+	// nothing: that is a failure too.
+	if acked < 1000 || committed == 0 || deliberate == 0 || nFaults == 0 || k.records == 0 {
+		v.add("vacuous", "acked %d, committed transactions %d, deliberate aborts with data %d, faults %d, records read %d",
+			acked, committed, deliberate, nFaults, k.records)
+	}
 	line := fmt.Sprintf("torture: seed=%d duration=%v agents=%d acked=%d indeterminate=%d(present %d) records=%d txns=%d/%d/%d(committed/aborted/unknown) views=%d",
 		p.seed, p.duration, p.agents, acked, indeterminate, k.presentIndeterminate, k.records, committed, aborted, unknown, k.views)
 	// The invariants always, by name; anything else found (stuck groups,
