@@ -463,3 +463,16 @@ func sortedTxns(m map[txnID]*txnRecord) []txnID {
 	})
 	return ids
 }
+
+// checkLogs reports panics in the agents' logs: a handler panic is
+// recovered and only closes a connection, so no exit shows it.
+func (k *checker) checkLogs() {
+	for _, a := range k.c.agents {
+		for _, line := range strings.Split(a.proc.Logs(), "\n") {
+			if strings.Contains(line, "panicked") || strings.Contains(line, "panic encoding") ||
+				strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+				k.v.add("panic", "%s: %.300s", a.id, line)
+			}
+		}
+	}
+}

@@ -178,6 +178,7 @@ func runTorture(t *testing.T, p params) {
 		k.check(ctx, ref, maxHW)
 	}
 	k.checkBucket(ctx)
+	k.checkLogs()
 
 	// The summary line.
 	l.mu.Lock()
@@ -209,7 +210,7 @@ func runTorture(t *testing.T, p params) {
 	// The invariants always, by name; anything else found (stuck groups,
 	// unreadable partitions, harness trouble) when it was.
 	core := []string{"lost", "dup", "reorder", "gap", "phantom", "ack-offset", "aborted-visible", "aborted-visible-live",
-		"vanished", "eos-dup", "eos-lost", "txn-lost", "commit-back", "group-skip", "disagree", "stale-end", "dangling", "crash"}
+		"vanished", "eos-dup", "eos-lost", "txn-lost", "commit-back", "group-skip", "disagree", "stale-end", "dangling", "crash", "panic"}
 	for _, kind := range core {
 		line += fmt.Sprintf(" %s=%d", kind, v.count(kind))
 	}
