@@ -43,9 +43,10 @@ const (
 // faults runs the seeded schedule against the cluster and keeps a log of
 // what it did.
 type faults struct {
-	c   *cluster
-	rng *rand.Rand // used by the scheduling goroutine only
-	t0  time.Time
+	c    *cluster
+	rng  *rand.Rand // used by the scheduling goroutine only
+	t0   time.Time
+	long bool // a run of 5 minutes or more: rare, long outages too
 
 	mu       sync.Mutex
 	log      []string
@@ -78,6 +79,7 @@ func (f *faults) between(lo, hi time.Duration) time.Duration {
 // undo itself. Faults overlap, up to maxConcurrent at a time.
 func (f *faults) run(ctx context.Context, d time.Duration) {
 	f.t0 = time.Now()
+	f.long = d >= 5*time.Minute
 	total := 0
 	for _, k := range faultKinds {
 		total += k.weight
@@ -248,6 +250,22 @@ func (f *faults) plan(ctx context.Context, kind string) func() {
 			sleep(ctx, d)
 			c.pgPx.Release()
 			f.logf("release connections to postgres")
+		}
+	case "minio-long":
+		if !f.long || !f.claim(&f.minio) {
+			return nil
+		}
+		d := f.between(65*time.Second, 80*time.Second)
+		return func() {
+			defer f.unclaim(&f.minio)
+			c.mio.Kill()
+			f.logf("minio killed for %v (longer than orphan.min.age)", d.Round(time.Millisecond))
+			sleep(ctx, d)
+			if err := c.mio.TryStart(); err != nil {
+				f.logf("minio start: %v", err)
+				return
+			}
+			f.logf("minio started")
 		}
 	case "minio":
 		if !f.claim(&f.minio) {
