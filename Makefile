@@ -56,7 +56,7 @@ kgo-compat: .bin/minio
 # cluster of agents while agents, Postgres and MinIO are killed, paused,
 # added, removed and cut off; then every invariant is checked. Its files
 # are behind the build tag `torture` until it passes on main (issue 11).
-# SILT_TORTURE_SEED=<n> replays a run's schedule; SILT_TORTURE_DURATION is
+# SILT_TORTURE_SEED=<n> reuses a run's random draws; SILT_TORTURE_DURATION is
 # how long faults are injected.
 SILT_TORTURE_DURATION ?= 10m
 torture: .bin/minio
