@@ -29,9 +29,14 @@ var faultKinds = []struct {
 	{"postgres-cut", 1},  // close every agent connection to Postgres (LISTEN included)
 	{"postgres-hold", 1}, // agent connections to Postgres forward nothing for 1–15 s
 	{"minio", 2},         // SIGKILL MinIO for 1–20 s
-	{"s3-slowdown", 2},   // S3 answers 503 SlowDown for 1–15 s
-	{"cut", 3},           // close every connection through an agent's proxy
-	{"hold", 2},          // an agent's proxy forwards nothing for 1–8 s
+	// Long runs only: MinIO gone for longer than orphan.min.age (the
+	// shortest the agent accepts is 1m), so flushes uploaded before the
+	// outage wait to commit until they look like orphans to the janitor.
+	{"minio-long", 1},
+	{"s3-slowdown", 2}, // S3 answers 503 SlowDown for 1–15 s
+	{"s3-hang", 1},     // S3 requests hang, unanswered, for 1–15 s
+	{"cut", 3},         // close every connection through an agent's proxy
+	{"hold", 2},        // an agent's proxy forwards nothing for 1–8 s
 }
 
 const (
