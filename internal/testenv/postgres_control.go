@@ -103,6 +103,15 @@ func (s *StoppablePostgres) Stop(t testing.TB) {
 	s.stop()
 }
 
+// StopImmediate stops the server the way a crash would (`pg_ctl stop -m
+// immediate`: SIGQUIT to the postmaster, no checkpoint; the next start runs
+// crash recovery) and waits for it to exit. Stopping a stopped server does
+// nothing.
+func (s *StoppablePostgres) StopImmediate(t testing.TB) {
+	t.Helper()
+	s.stopWith(syscall.SIGQUIT)
+}
+
 // Start starts a stopped server again and waits until it accepts
 // connections.
 func (s *StoppablePostgres) Start(t testing.TB) {
@@ -111,6 +120,13 @@ func (s *StoppablePostgres) Start(t testing.TB) {
 		t.Fatalf("restart postgres: %v", err)
 	}
 }
+
+// TryStart is Start for callers outside the test goroutine: it returns the
+// error instead of failing the test.
+func (s *StoppablePostgres) TryStart() error { return s.start() }
+
+// Kill is StopImmediate for callers outside the test goroutine.
+func (s *StoppablePostgres) Kill() { s.stopWith(syscall.SIGQUIT) }
 
 func (s *StoppablePostgres) start() error {
 	s.mu.Lock()
@@ -168,13 +184,15 @@ func (s *StoppablePostgres) start() error {
 	}
 }
 
-func (s *StoppablePostgres) stop() {
+func (s *StoppablePostgres) stop() { s.stopWith(syscall.SIGINT) } // fast shutdown
+
+func (s *StoppablePostgres) stopWith(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):

@@ -38,4 +38,18 @@ func TestStoppablePostgres(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT x FROM kept").Scan(&x); err != nil || x != 7 {
 		t.Fatalf("after restart: x = %d, %v; want 7", x, err)
 	}
+
+	// An immediate stop (a crash) loses nothing committed either.
+	if _, err := conn.Exec(ctx, "INSERT INTO kept VALUES (8)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	s.StopImmediate(t)
+	if err := exec("SELECT 1"); err == nil {
+		t.Fatal("query succeeded after an immediate stop")
+	}
+	s.Start(t)
+	if err := exec("DO $$ BEGIN IF (SELECT count(*) FROM kept) <> 2 THEN RAISE 'lost a row'; END IF; END $$"); err != nil {
+		t.Fatalf("after crash recovery: %v", err)
+	}
 }
