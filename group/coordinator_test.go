@@ -504,3 +504,25 @@ func TestStoreFencesStaleCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11, item 10: member ids handed out with MEMBER_ID_REQUIRED and
+// never claimed are bounded per group, however often a client asks.
+func TestPendingMemberIDsAreBounded(t *testing.T) {
+	c := newFixture(t).coordinator(nil)
+	j := newJoiner(c)
+	for i := 0; i < maxPendingMembers+50; i++ {
+		j.id = "" // a new joiner each time, never coming back
+		j.getID(t)
+	}
+	c.mu.Lock()
+	g := c.groups[groupID]
+	c.mu.Unlock()
+	g.mu.Lock()
+	n, order := len(g.pending), len(g.pendingOrder)
+	g.mu.Unlock()
+	if n > maxPendingMembers || order > 2*maxPendingMembers+1 {
+		t.Fatalf("%d member ids pending (%d remembered in order), want at most %d", n, order, maxPendingMembers)
+	}
+	// The newest id is still good: its owner joins.
+	j.joined(t, <-j.join(t))
+}

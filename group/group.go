@@ -59,6 +59,7 @@ type group struct {
 	members      map[string]*member
 	statics      map[string]string      // group.instance.id → member id
 	pending      map[string]*time.Timer // member ids given out with MEMBER_ID_REQUIRED
+	pendingOrder []string               // the same ids, oldest first (may hold ids no longer pending)
 	rebalance    *time.Timer
 	rebalanceSeq uint64
 }
@@ -287,9 +288,36 @@ func (g *group) expire(m *member) {
 	g.removeMemberLocked(m, kerr.UnknownMemberID.Code)
 }
 
+// maxPendingMembers bounds the member ids a group holds for joiners that
+// have not come back yet: each JoinGroup without a member id creates one,
+// kept for a session timeout (up to 30 minutes), so a client looping on
+// JoinGroup could otherwise grow the group's memory without end. A real
+// joiner comes back within milliseconds; past the bound the oldest
+// unclaimed id is forgotten (its owner, if any, gets UNKNOWN_MEMBER_ID and
+// joins again).
+const maxPendingMembers = 1000
+
 // addPendingLocked remembers a member id given out with MEMBER_ID_REQUIRED
 // for one session timeout.
 func (g *group) addPendingLocked(id string, session time.Duration) {
+	for len(g.pending) >= maxPendingMembers && len(g.pendingOrder) > 0 {
+		old := g.pendingOrder[0]
+		g.pendingOrder = g.pendingOrder[1:]
+		if t, ok := g.pending[old]; ok {
+			t.Stop()
+			delete(g.pending, old)
+		}
+	}
+	if len(g.pendingOrder) > 2*maxPendingMembers { // drop ids claimed or expired since
+		live := g.pendingOrder[:0]
+		for _, p := range g.pendingOrder {
+			if _, ok := g.pending[p]; ok {
+				live = append(live, p)
+			}
+		}
+		g.pendingOrder = live
+	}
+	g.pendingOrder = append(g.pendingOrder, id)
 	g.pending[id] = time.AfterFunc(session, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
