@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/internal/poll"
 )
 
 // startCluster starts agents named after zones on one database and one
@@ -65,17 +66,6 @@ func brokerIDs(t *testing.T, ta *testAgent) []int32 {
 	return ids
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestClusterMembershipAndLeadership: agents see each other; leaders are
 // spread over them and stable; a client naming its zone is sent to agents
 // in that zone; an agent that leaves is no longer listed, its partitions
@@ -86,7 +76,7 @@ func TestClusterMembershipAndLeadership(t *testing.T) {
 	a, b := agents[0], agents[1]
 	cl := a.client(t)
 	for _, ag := range agents { // views converge within a heartbeat
-		waitUntil(t, "three brokers in every agent's metadata", func() bool { return len(brokerIDs(t, ag)) == 3 })
+		poll.Until(t, "three brokers in every agent's metadata", func() bool { return len(brokerIDs(t, ag)) == 3 })
 	}
 	createTopic(t, cl, "spread", 24, nil)
 
@@ -129,7 +119,7 @@ func TestClusterMembershipAndLeadership(t *testing.T) {
 	c := agents[2]
 	cNode := nodeOf(t, c)
 	c.stop(t)
-	waitUntil(t, "two brokers in metadata", func() bool { return len(brokerIDs(t, a)) == 2 && len(brokerIDs(t, b)) == 2 })
+	poll.Until(t, "two brokers in metadata", func() bool { return len(brokerIDs(t, a)) == 2 && len(brokerIDs(t, b)) == 2 })
 	after, epoch2 := leaders(a, "")
 	if epoch2 <= epoch1 {
 		t.Fatalf("leader epoch %d after a leave, want > %d", epoch2, epoch1)

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/objectstore"
 )
 
@@ -47,9 +48,9 @@ func testThrottledProduceIsNotThrottledTwice(t *testing.T, bk backend) {
 		return out
 	}
 	first := produce()
-	waitUntil(t, "the first upload to be retried", func() bool { return fb.fails.Load() > 0 })
+	poll.Until(t, "the first upload to be retried", func() bool { return fb.fails.Load() > 0 })
 	second := produce()
-	waitUntil(t, "the second produce to wait for buffer room", func() bool { return ta.ProducesWaiting() == 1 })
+	poll.Until(t, "the second produce to wait for buffer room", func() bool { return ta.ProducesWaiting() == 1 })
 	fb.down.Store(false)
 	for i, ch := range []<-chan *kmsg.ProduceResponse{first, second} {
 		resp := <-ch

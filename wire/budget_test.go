@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,10 +26,10 @@ func TestRequestBudgetBoundsReading(t *testing.T) {
 	}
 	a, b := dial(t, addr), dial(t, addr)
 	write(t, a, big(1))
-	waitFor(t, "first request handled", func() bool { return h.handled.Load() == 1 })
+	poll.Until(t, "first request handled", func() bool { return h.handled.Load() == 1 })
 	held, _ := srv.InflightRequestBytes()
 	write(t, b, big(2))
-	waitFor(t, "second reader waiting for the budget", func() bool { return srv.budget.waiting.Load() == 1 })
+	poll.Until(t, "second reader waiting for the budget", func() bool { return srv.budget.waiting.Load() == 1 })
 	if got := h.handled.Load(); got != 1 {
 		t.Fatalf("handled %d requests; the second does not fit the budget", got)
 	}
@@ -42,7 +43,7 @@ func TestRequestBudgetBoundsReading(t *testing.T) {
 	if corr, _ := mustReadResponse(t, b); corr != 2 {
 		t.Fatalf("second response: correlation id %d", corr)
 	}
-	waitFor(t, "budget returned", func() bool { inUse, _ := srv.InflightRequestBytes(); return inUse == 0 })
+	poll.Until(t, "budget returned", func() bool { inUse, _ := srv.InflightRequestBytes(); return inUse == 0 })
 }
 
 // TestFrameLargerThanBudgetIsServed: one frame over the whole budget (but
@@ -62,7 +63,7 @@ func TestFrameLargerThanBudgetIsServed(t *testing.T) {
 	if corr, _ := mustReadResponse(t, nc); corr != 5 {
 		t.Fatalf("correlation id %d", corr)
 	}
-	waitFor(t, "budget returned", func() bool { inUse, _ := srv.InflightRequestBytes(); return inUse == 0 })
+	poll.Until(t, "budget returned", func() bool { inUse, _ := srv.InflightRequestBytes(); return inUse == 0 })
 }
 
 // hostileFetch is a Fetch v11 request of size bytes whose arrays claim as

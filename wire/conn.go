@@ -33,8 +33,10 @@ type Conn struct {
 	readCtx   context.Context
 	stopReads context.CancelFunc
 
-	clientID atomic.Pointer[string]
-	software atomic.Pointer[[2]string]
+	listener  Listener
+	principal atomic.Pointer[string] // nil: AnonymousPrincipal
+	clientID  atomic.Pointer[string]
+	software  atomic.Pointer[[2]string]
 
 	// slots bounds the requests read but not yet answered: the reader takes
 	// a slot before reading a frame, the writer returns it once the reply is
@@ -82,12 +84,13 @@ func (c *Conn) ClientSoftware() (name, version string) {
 	return "", ""
 }
 
-func newConn(s *Server, nc net.Conn) *Conn {
+func newConn(s *Server, nc net.Conn, l Listener) *Conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	readCtx, stopReads := context.WithCancel(ctx)
 	return &Conn{
 		srv:       s,
 		nc:        nc,
+		listener:  l,
 		log:       s.log.With("remote", nc.RemoteAddr().String()),
 		ctx:       ctx,
 		cancel:    cancel,

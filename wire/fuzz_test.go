@@ -100,7 +100,7 @@ func FuzzServeConn(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		c := s.startConn(&memConn{r: bytes.NewReader(input)})
+		c := s.startConn(&memConn{r: bytes.NewReader(input)}, defaultListener)
 		select {
 		case <-c.done:
 		case <-time.After(10 * time.Second):

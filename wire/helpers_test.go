@@ -237,18 +237,6 @@ func expectClosed(t testing.TB, nc net.Conn) {
 	}
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func heartbeat(group string, gen int32) *kmsg.HeartbeatRequest {
 	r := kmsg.NewPtrHeartbeatRequest()
 	r.Group, r.Generation, r.MemberID = group, gen, "m"

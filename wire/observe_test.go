@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -29,7 +30,7 @@ func TestObserve(t *testing.T) {
 	write(t, nc, append(encodeRequest(heartbeat("delay-30", 7), 3, 1, nil), encodeRequest(heartbeat("", 8), 4, 2, nil)...))
 	mustReadResponse(t, nc)
 	mustReadResponse(t, nc)
-	waitFor(t, "two observations", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
+	poll.Until(t, "two observations", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if got[0].key != 12 || got[0].version != 3 || got[0].throttle != 7 || got[0].dur < 30*time.Millisecond {

@@ -134,11 +134,12 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 	}, nil
 }
 
-// Serve accepts connections on ln until Close or Shutdown, then returns nil;
-// it returns ErrServerClosed if the Server is already closing, or the
-// listener's error if accepting fails for good. Serve closes ln. It may be
-// called for several listeners.
-func (s *Server) Serve(ln net.Listener) error {
+// ServeListener accepts connections on ln, which came from the listener l
+// describes, until Close or Shutdown, then returns nil; it returns
+// ErrServerClosed if the Server is already closing, or the listener's error
+// if accepting fails for good. It closes ln. It may be called for several
+// listeners.
+func (s *Server) ServeListener(ln net.Listener, l Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -176,20 +177,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("wire: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		s.startConn(nc)
+		s.startConn(nc, l)
 	}
 }
 
 // startConn tracks nc and serves it on new goroutines; it returns nil if the
 // Server is closing.
-func (s *Server) startConn(nc net.Conn) *Conn {
+func (s *Server) startConn(nc net.Conn, l Listener) *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		_ = nc.Close()
 		return nil
 	}
-	c := newConn(s, nc)
+	c := newConn(s, nc, l)
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -50,7 +51,7 @@ func TestFrameErrorsCloseConnection(t *testing.T) {
 			expectClosed(t, nc)
 		})
 	}
-	waitFor(t, "connections to close", func() bool { return s.ConnCount() == 0 })
+	poll.Until(t, "connections to close", func() bool { return s.ConnCount() == 0 })
 
 	// The server still serves.
 	nc := dial(t, addr)
@@ -221,7 +222,7 @@ func TestMaxInflightBoundsReading(t *testing.T) {
 		batch = append(batch, encodeRequest(heartbeat("block", int32(i)), 4, int32(i), nil)...)
 	}
 	write(t, nc, batch)
-	waitFor(t, "two requests handled", func() bool { return h.handled.Load() == 2 })
+	poll.Until(t, "two requests handled", func() bool { return h.handled.Load() == 2 })
 	time.Sleep(50 * time.Millisecond) // give a wrongly unbounded reader the chance to read more
 	if got := h.handled.Load(); got != 2 {
 		t.Fatalf("handled %d requests with MaxInflight 2 and none answered", got)
@@ -286,7 +287,7 @@ func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	if corr, _ := mustReadResponse(t, other); corr != 2 {
 		t.Fatalf("other connection: correlation id %d, want 2", corr)
 	}
-	waitFor(t, "one connection left", func() bool { return s.ConnCount() == 1 })
+	poll.Until(t, "one connection left", func() bool { return s.ConnCount() == 1 })
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -346,7 +347,7 @@ func sendHeld(t *testing.T, addr string, h *testHandlers) (*net.TCPConn, <-chan 
 			corr, _, err := readResponse(nc)
 			reply <- response{corr, err}
 		}()
-		waitFor(t, "held request or closed connection", func() bool {
+		poll.Until(t, "held request or closed connection", func() bool {
 			return h.handled.Load() > handled || len(reply) > 0
 		})
 		if h.handled.Load() > handled {
@@ -364,7 +365,7 @@ func TestShutdownFinishesInflightReplies(t *testing.T) {
 	s, addr := startServer(t, Config{}, newTestRegistry(&testHandlers{}))
 	nc := dial(t, addr)
 	write(t, nc, encodeRequest(heartbeat("delay-100", 7), 4, 1, nil))
-	waitFor(t, "request read", func() bool { return s.ConnCount() == 1 })
+	poll.Until(t, "request read", func() bool { return s.ConnCount() == 1 })
 	time.Sleep(10 * time.Millisecond) // let the reader hand the request to the handler
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -388,7 +389,7 @@ func TestShutdownDeadlineCloses(t *testing.T) {
 	s, addr := startServer(t, Config{}, newTestRegistry(h))
 	nc := dial(t, addr)
 	write(t, nc, encodeRequest(heartbeat("block", 0), 4, 1, nil))
-	waitFor(t, "request handled", func() bool { return h.handled.Load() == 1 })
+	poll.Until(t, "request handled", func() bool { return h.handled.Load() == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -501,5 +502,5 @@ func TestHandlerBugsCloseConnection(t *testing.T) {
 		write(t, nc, encodeRequest(req, 1, 1, nil))
 		expectClosed(t, nc)
 	}
-	waitFor(t, "connections to close", func() bool { return s.ConnCount() == 0 })
+	poll.Until(t, "connections to close", func() bool { return s.ConnCount() == 0 })
 }

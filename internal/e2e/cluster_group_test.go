@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -128,7 +129,7 @@ func TestClusterGroupSurvivesSIGKILL(t *testing.T) {
 			produceText(context.Background(), c.addrs[i], i, perProducer, "events", 100*time.Microsecond, &acked)
 		}()
 	}
-	waitFor(t, "a third of the records acknowledged", 2*time.Minute, func() bool { return acked.len() > perProducer })
+	poll.Within(t, "a third of the records acknowledged", 2*time.Minute, func() bool { return acked.len() > perProducer })
 	c.procs[1].kill()
 	t.Logf("SIGKILLed agent-1 with %d records acknowledged, %d consumed", acked.len(), seen.len())
 	time.Sleep(time.Second)
@@ -136,7 +137,7 @@ func TestClusterGroupSurvivesSIGKILL(t *testing.T) {
 	pwg.Wait()
 	t.Logf("producers done: %d acknowledged", acked.len())
 
-	waitFor(t, "every acknowledged record consumed", 3*time.Minute, func() bool {
+	poll.Within(t, "every acknowledged record consumed", 3*time.Minute, func() bool {
 		n, _ := acked.missing(&seen)
 		return n == 0
 	})
@@ -216,15 +217,15 @@ func TestClusterRollingRestart(t *testing.T) {
 		}()
 	}
 	for i, p := range c.procs {
-		waitFor(t, "progress before restarting an agent", time.Minute, func() bool { return acked.len() > (i+1)*2000 })
+		poll.Within(t, "progress before restarting an agent", time.Minute, func() bool { return acked.len() > (i+1)*2000 })
 		p.stop() // fails the test unless it exits 0 within the grace period
 		p.start()
 		t.Logf("restarted agent-%d: %d acknowledged so far", i, acked.len())
 	}
-	waitFor(t, "more progress after the last restart", time.Minute, func() bool { return acked.len() > 8000 })
+	poll.Within(t, "more progress after the last restart", time.Minute, func() bool { return acked.len() > 8000 })
 	stopProducers()
 	pwg.Wait()
-	waitFor(t, "every acknowledged record consumed by the group", 3*time.Minute, func() bool {
+	poll.Within(t, "every acknowledged record consumed by the group", 3*time.Minute, func() bool {
 		n, _ := acked.missing(&seen)
 		return n == 0
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/internal/testenv"
 )
 
@@ -123,7 +124,7 @@ func TestTailOnAnotherAgentReadsEverything(t *testing.T) {
 	createTopic(t, c.addrs[0], topic, 4)
 	for zone, want := range []int{0, 1} {
 		clientID := fmt.Sprintf("tail,silt_az=z%d", zone)
-		waitFor(t, fmt.Sprintf("every partition led by agent-%d for %s", want, clientID), 30*time.Second, func() bool {
+		poll.Within(t, fmt.Sprintf("every partition led by agent-%d for %s", want, clientID), 30*time.Second, func() bool {
 			return slices.Equal(slices.Compact(leaderIndexes(t, c.addrs, clientID, topic)), []int{want})
 		})
 	}
@@ -202,16 +203,4 @@ func leaderIndexes(t *testing.T, addrs []string, clientID, topic string) []int {
 		out = append(out, agentIndex(addrs, md.Brokers[i].Host, md.Brokers[i].Port))
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

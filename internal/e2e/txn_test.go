@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -53,7 +54,7 @@ func waitStable(t *testing.T, adm *kadm.Client, topic string, timeout time.Durat
 	t.Helper()
 	var lso, hwm map[int32]int64
 	var err error
-	waitFor(t, "the last stable offset of "+topic+" to reach the high watermark", timeout, func() bool {
+	poll.Within(t, "the last stable offset of "+topic+" to reach the high watermark", timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		lso, hwm, err = stableOffsets(ctx, adm, topic)

@@ -15,9 +15,6 @@
 // torture_test.go for its parameters (SILT_TORTURE_DURATION,
 // SILT_TORTURE_SEED, …).
 //
-// Its files carry the build tag `torture`, so `make test` (go test ./...)
-// does not build them: the test still finds violations in the current code
-// (issue 11). `make torture` runs 10 minutes of faults and `make
-// torture-short` the short form (75 s); the short form moves into `make
-// test` by removing the build tag once it passes reliably.
+// `make test` runs the short form (75 s of faults); `make torture` runs 10
+// minutes.
 package torture

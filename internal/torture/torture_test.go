@@ -1,5 +1,3 @@
-//go:build torture
-
 package torture
 
 import (
@@ -16,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/internal/testenv"
 )
 
@@ -121,7 +120,7 @@ func runTorture(t *testing.T, p params) {
 	})
 
 	// The faults start once the workload makes progress.
-	waitFor(t, "the first acknowledged records and copies", 2*time.Minute, func() bool {
+	poll.Within(t, "the first acknowledged records and copies", 2*time.Minute, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return len(l.acked) >= 200 && len(l.rcSeen) > 0
@@ -256,7 +255,7 @@ func newAdmin(t *testing.T, seeds []string) *kadm.Client {
 func routedEnds(t *testing.T, ctx context.Context, adm *kadm.Client, topic string) ends {
 	t.Helper()
 	var out ends
-	waitFor(t, "the end offsets of "+topic, 3*time.Minute, func() bool {
+	poll.Within(t, "the end offsets of "+topic, 3*time.Minute, func() bool {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		l, err := adm.ListEndOffsets(qctx, topic)
@@ -298,18 +297,6 @@ func caughtUp(ctx context.Context, adm *kadm.Client, group string, want ends, ti
 		sleep(ctx, 500*time.Millisecond)
 	}
 	return false
-}
-
-// waitFor polls cond until it holds or timeout passes, then fails t.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // saveLogs writes every agent's log, the fault history and the violations
