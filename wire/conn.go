@@ -34,6 +34,7 @@ type Conn struct {
 	stopReads context.CancelFunc
 
 	listener  Listener
+	tls       *TLS                   // nil: not a TLS listener; see tls.go
 	principal atomic.Pointer[string] // nil: AnonymousPrincipal
 	clientID  atomic.Pointer[string]
 	software  atomic.Pointer[[2]string]
@@ -106,6 +107,10 @@ func newConn(s *Server, nc net.Conn, l Listener) *Conn {
 // goroutines and returns after both have exited.
 func (c *Conn) run() {
 	defer close(c.done)
+	if !c.handshake() {
+		c.close()
+		return
+	}
 	c.lastWrite.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -138,8 +138,17 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 // describes, until Close or Shutdown, then returns nil; it returns
 // ErrServerClosed if the Server is already closing, or the listener's error
 // if accepting fails for good. It closes ln. It may be called for several
-// listeners.
+// listeners. SSL and SASL_SSL listeners are served with ServeTLS.
 func (s *Server) ServeListener(ln net.Listener, l Listener) error {
+	if l.Protocol.usesTLS() {
+		_ = ln.Close()
+		return fmt.Errorf("wire: listener %s is %s: serve it with ServeTLS", l.Name, l.Protocol)
+	}
+	return s.serve(ln, l, nil)
+}
+
+// serve is ServeListener and ServeTLS; t is nil for a listener without TLS.
+func (s *Server) serve(ln net.Listener, l Listener, t *TLS) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -177,20 +186,24 @@ func (s *Server) ServeListener(ln net.Listener, l Listener) error {
 			return fmt.Errorf("wire: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		s.startConn(nc, l)
+		s.startConnTLS(nc, l, t)
 	}
 }
 
 // startConn tracks nc and serves it on new goroutines; it returns nil if the
 // Server is closing.
-func (s *Server) startConn(nc net.Conn, l Listener) *Conn {
+func (s *Server) startConn(nc net.Conn, l Listener) *Conn { return s.startConnTLS(nc, l, nil) }
+
+// startConnTLS is startConn after a TLS handshake if t is set.
+func (s *Server) startConnTLS(nc net.Conn, l Listener, t *TLS) *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		_ = nc.Close()
 		return nil
 	}
-	c := newConn(s, nc, l)
+	c := newConn(s, wrapTLS(nc, t), l)
+	c.tls = t
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	go func() {
