@@ -1,6 +1,9 @@
 package metastore
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // Membership is the set of live agents and its epoch.
 type Membership struct {
@@ -47,4 +50,34 @@ type CommitHandler struct {
 	// TopicDeleted is called for every topic deleted, with its id and the
 	// deletion's number; numbers grow in the order deletions are reported.
 	TopicDeleted func(id TopicID, seq int64) error
+}
+
+// AgentListener is one advertised Kafka listener of an agent.
+type AgentListener struct {
+	Name string // the listener's name, e.g. SSL or INTERNAL
+	Addr string // advertised host:port
+}
+
+// FormatAgentListeners encodes listeners as the stores keep them:
+// NAME://host:port entries separated by commas, as advertised.listeners is
+// written.
+func FormatAgentListeners(ls []AgentListener) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = l.Name + "://" + l.Addr
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseAgentListeners decodes FormatAgentListeners's encoding, skipping
+// malformed entries; "" is no listeners.
+func ParseAgentListeners(s string) []AgentListener {
+	var out []AgentListener
+	for _, part := range strings.Split(s, ",") {
+		name, addr, ok := strings.Cut(part, "://")
+		if ok && name != "" && addr != "" {
+			out = append(out, AgentListener{Name: name, Addr: addr})
+		}
+	}
+	return out
 }

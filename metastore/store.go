@@ -291,4 +291,10 @@ type Agent struct {
 	Addr    string // advertised host:port
 	Zone    string
 	Expires time.Time // set by the store on read
+
+	// Listeners are the advertised address of each of the agent's Kafka
+	// listeners, by listener name (see AgentListener). Empty for an agent
+	// that registered before listeners were recorded: it has one PLAINTEXT
+	// listener at Addr.
+	Listeners []AgentListener
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Leases", testLeases},
 		{"Agents", testAgents},
 		{"MembershipEpoch", testMembershipEpoch},
+		{"AgentListeners", testAgentListeners},
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
 		{"TxnState", testTxnState},

@@ -30,11 +30,12 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 			return err
 		}
 		var inserted bool
-		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at, deletions_seen)
+		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at, deletions_seen, listeners)
 			VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond',
-				(SELECT seq FROM topic_deletion_counter WHERE id = 1))
-			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at
-			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds()).Scan(&inserted)
+				(SELECT seq FROM topic_deletion_counter WHERE id = 1), $5)
+			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at,
+				listeners = excluded.listeners
+			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds(), metastore.FormatAgentListeners(a.Listeners)).Scan(&inserted)
 		if err != nil {
 			return err
 		}
@@ -77,14 +78,18 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, "SELECT id, addr, zone, expires_at FROM agents ORDER BY id")
+		rows, err := tx.Query(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents ORDER BY id")
 		if err != nil {
 			return err
 		}
 		m.Agents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
 			var a metastore.Agent
-			err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires)
-			return a, err
+			var ls string
+			if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls); err != nil {
+				return a, err
+			}
+			a.Listeners = metastore.ParseAgentListeners(ls)
+			return a, nil
 		})
 		if err != nil {
 			return err
@@ -141,15 +146,19 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // Agents implements metastore.Store.
 func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at FROM agents
+	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at, listeners FROM agents
 		WHERE expires_at > clock_timestamp() ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
 	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
 		var a metastore.Agent
-		err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires)
-		return a, err
+		var ls string
+		if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls); err != nil {
+			return a, err
+		}
+		a.Listeners = metastore.ParseAgentListeners(ls)
+		return a, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)

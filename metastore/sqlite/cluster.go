@@ -36,9 +36,10 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 		case err != nil:
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at`,
-			a.ID, a.Addr, a.Zone, now()+int64(ttl)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at, listeners) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at,
+				listeners = excluded.listeners`,
+			a.ID, a.Addr, a.Zone, now()+int64(ttl), metastore.FormatAgentListeners(a.Listeners)); err != nil {
 			return err
 		}
 		if expired > 0 || existing == 0 {
@@ -83,7 +84,7 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id, addr, zone, expires_at FROM agents ORDER BY id")
+		rows, err := tx.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents ORDER BY id")
 		if err != nil {
 			return err
 		}
@@ -92,10 +93,12 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 			var (
 				a   metastore.Agent
 				exp int64
+				ls  string
 			)
-			if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp); err != nil {
+			if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls); err != nil {
 				return err
 			}
+			a.Listeners = metastore.ParseAgentListeners(ls)
 			a.Expires = time.Unix(0, exp)
 			m.Agents = append(m.Agents, a)
 		}
@@ -158,7 +161,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // Agents implements metastore.Store.
 func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at FROM agents WHERE expires_at > ? ORDER BY id", now())
+	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents WHERE expires_at > ? ORDER BY id", now())
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -168,10 +171,12 @@ func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
 		var (
 			a   metastore.Agent
 			exp int64
+			ls  string
 		)
-		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp); err != nil {
+		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls); err != nil {
 			return nil, fmt.Errorf("list agents: %w", err)
 		}
+		a.Listeners = metastore.ParseAgentListeners(ls)
 		a.Expires = time.Unix(0, exp)
 		out = append(out, a)
 	}
