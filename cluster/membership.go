@@ -19,6 +19,9 @@ type Config struct {
 	AgentID   string
 	Advertise string // host:port given to clients
 	Zone      string
+	// Listeners are the advertised address of each Kafka listener, by
+	// name; empty: one PLAINTEXT listener at Advertise.
+	Listeners []metastore.AgentListener
 	// Heartbeat is how often the registration is renewed; TTL is how long
 	// it lives without renewal before other agents drop it.
 	Heartbeat time.Duration
@@ -39,9 +42,12 @@ type Membership struct {
 // NewMembership returns a Membership whose first view lists only this agent;
 // Join reads the real one.
 func NewMembership(cfg Config, store metastore.ClusterStore) (*Membership, error) {
-	self, ok := brokerOf(metastore.Agent{ID: cfg.AgentID, Addr: cfg.Advertise, Zone: cfg.Zone})
+	self, ok := brokerOf(cfg.agent())
 	if !ok {
 		return nil, fmt.Errorf("advertise: %q is not host:port with a numeric port", cfg.Advertise)
+	}
+	if err := checkListeners(cfg.Listeners); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -69,7 +75,7 @@ func (m *Membership) IsCoordinator(key string) bool {
 
 // Join registers this agent and reads the membership once.
 func (m *Membership) Join(ctx context.Context) error {
-	if err := m.store.RegisterAgent(ctx, metastore.Agent{ID: m.cfg.AgentID, Addr: m.cfg.Advertise, Zone: m.cfg.Zone}, m.cfg.TTL); err != nil {
+	if err := m.store.RegisterAgent(ctx, m.cfg.agent(), m.cfg.TTL); err != nil {
 		return err
 	}
 	return m.refresh(ctx)
@@ -127,7 +133,8 @@ func brokerOf(ag metastore.Agent) (Broker, bool) {
 	if err != nil || port < 0 {
 		return Broker{}, false
 	}
-	return Broker{ID: ag.ID, NodeID: NodeID(ag.ID), Host: host, Port: int32(port), Zone: ag.Zone}, true
+	return Broker{ID: ag.ID, NodeID: NodeID(ag.ID), Host: host, Port: int32(port), Zone: ag.Zone,
+		listeners: listenersOf(ag)}, true
 }
 
 // Run heartbeats every Heartbeat until ctx ends or Leave is called.

@@ -15,6 +15,9 @@ type Broker struct {
 	Host   string
 	Port   int32
 	Zone   string
+	// listeners are the broker's advertised listeners as the metastore
+	// encodes them (a string keeps Broker comparable); see Endpoint.
+	listeners string
 }
 
 // View is a picture of the cluster: the live agents and the membership
