@@ -37,6 +37,7 @@ type Agent struct {
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
 	server  *wire.Server
+	tls     *wire.TLS // SSL and SASL_SSL listeners' TLS; nil without them
 	stats   Stats
 	reqs    *requestMetrics
 
@@ -70,10 +71,13 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		return nil, err
 	}
 	a.members, err = cluster.NewMembership(cluster.Config{
-		AgentID: cfg.ID, Advertise: cfg.Advertise, Zone: cfg.Zone,
+		AgentID: cfg.ID, Advertise: cfg.Advertise, Zone: cfg.Zone, Listeners: cfg.advertisedListeners(),
 		Heartbeat: cfg.Heartbeat, TTL: cfg.MembershipTTL, Logger: log,
 	}, store)
 	if err != nil {
+		return nil, err
+	}
+	if a.tls, err = a.newWireTLS(); err != nil {
 		return nil, err
 	}
 	wcfg := cfg.Wire
@@ -107,8 +111,10 @@ func (a *Agent) goBackground(fn func(context.Context)) {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() *Stats { return &a.stats }
 
-// Serve answers Kafka clients on ln until Shutdown or Close.
-func (a *Agent) Serve(ln net.Listener) error {
+// ServeListeners answers Kafka clients on lns, bound for the configured
+// Listeners in order, until Shutdown or Close. It returns nil then, or the
+// error of a listener that failed for good.
+func (a *Agent) ServeListeners(lns ...net.Listener) error {
 	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
@@ -129,8 +135,14 @@ func (a *Agent) Serve(ln net.Listener) error {
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
-	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
-	return a.server.Serve(ln)
+	for i, ln := range lns {
+		if i < len(a.cfg.Listeners) {
+			l := a.cfg.Listeners[i]
+			a.log.Info("serving Kafka", "listener", l.Name, "protocol", l.Protocol, "listen", ln.Addr().String(),
+				"advertise", l.Advertise, "node_id", a.members.Self().NodeID)
+		}
+	}
+	return a.serveAll(lns)
 }
 
 // Shutdown stops gracefully: stop taking requests, flush and commit what is

@@ -68,6 +68,7 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	lns, addr := bindTestListeners(t, &cfg, ln)
 	cb, err := cache.New(bucket, cache.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +79,8 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 		t.Fatalf("new agent: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ln) }()
-	ta := &testAgent{Agent: a, addr: ln.Addr().String(), store: store, bucket: bucket}
+	go func() { done <- a.ServeListeners(lns...) }()
+	ta := &testAgent{Agent: a, addr: addr, store: store, bucket: bucket}
 	t.Cleanup(func() { ta.stop(t); <-done })
 	return ta
 }

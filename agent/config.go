@@ -21,6 +21,14 @@ type Config struct {
 	Zone      string // zone
 	ClusterID string // cluster.id
 
+	// Listeners are the Kafka listeners (listeners, advertised.listeners;
+	// see listeners.go). Empty: one PLAINTEXT listener on Listen,
+	// advertised as Advertise. Validate makes Listen and Advertise those of
+	// the first listener.
+	Listeners []Listener
+	// TLS is the TLS of SSL and SASL_SSL listeners (tls.*).
+	TLS TLSConfig
+
 	FlushInterval time.Duration // flush.interval
 	FlushBytes    int64         // flush.bytes
 	// BufferBytes bounds produced bytes held in memory: buffered, uploading
@@ -105,14 +113,19 @@ func (c *Config) Validate() error {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d", host, time.Now().UnixNano()%1e6)
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+	if len(c.Listeners) == 0 {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+		}
+		if c.Advertise == "" {
+			c.Advertise = c.Listen
+		}
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("advertise: %q is not host:port: %v", c.Advertise, err)
+		}
 	}
-	if c.Advertise == "" {
-		c.Advertise = c.Listen
-	}
-	if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
-		return fmt.Errorf("advertise: %q is not host:port: %v", c.Advertise, err)
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
 	if err := c.ingestConfig(nil).Validate(); err != nil {
 		return err

@@ -12,12 +12,13 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeCluster(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeCluster(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	resp.ClusterID = a.cfg.ClusterID
-	resp.ControllerID = a.coordinatorFor("controller").NodeID
-	for _, b := range brokersOf(a.members.View()) {
+	v := a.viewFor(c) // the brokers as the listener c came in on advertises them
+	resp.ControllerID = v.CoordinatorFor("controller").NodeID
+	for _, b := range brokersOf(v) {
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port, db.Rack = b.NodeID, b.Host, b.Port, b.Rack
 		resp.Brokers = append(resp.Brokers, db)

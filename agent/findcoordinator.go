@@ -1,7 +1,9 @@
 package agent
 
 // FindCoordinator, versions 0–6 (batched keys from v4). Group and
-// transaction coordinators are both placed by coordinatorFor.
+// transaction coordinators are both placed by coordinatorFor, and
+// answered with their address on the listener the client came in on:
+// COORDINATOR_NOT_AVAILABLE if the coordinator does not serve it.
 
 import (
 	"context"
@@ -13,7 +15,7 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleFindCoordinator(_ context.Context, conn *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	find := func(key string) (b cluster.Broker, code int16, msg string) {
@@ -22,12 +24,12 @@ func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg
 			if key == "" {
 				return b, kerr.InvalidGroupID.Code, "group id must not be empty"
 			}
-			return a.coordinatorFor(key), 0, ""
+			return a.coordinatorOn(conn, key)
 		case 1:
 			if key == "" {
 				return b, kerr.InvalidRequest.Code, "transactional id must not be empty"
 			}
-			return a.coordinatorFor(key), 0, ""
+			return a.coordinatorOn(conn, key)
 		default:
 			return b, kerr.InvalidRequest.Code, "unknown coordinator type"
 		}

@@ -9,6 +9,11 @@ package agent
 // caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
 // on and the client allows it (v4+ AllowAutoTopicCreation).
+//
+// Each client is told the brokers' addresses on the listener it connected
+// through; agents that do not serve that listener are left out, as Kafka
+// does, and partitions are led by agents that do (Silt can: any agent
+// serves any partition).
 
 import (
 	"context"
@@ -27,11 +32,11 @@ import (
 func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	v := a.members.View()
+	v := a.viewFor(c) // the brokers as the listener c came in on advertises them
 	zone := cluster.ClientZone(c.ClientID())
 	resp.Brokers = brokersOf(v)
 	resp.ClusterID = &a.cfg.ClusterID
-	resp.ControllerID = a.coordinatorFor("controller").NodeID
+	resp.ControllerID = v.CoordinatorFor("controller").NodeID
 
 	if req.Topics == nil {
 		if err := a.topics.Refresh(ctx); err != nil {

@@ -88,6 +88,7 @@ func (c *Conn) handshake() bool {
 		return false
 	}
 	c.SetPrincipal(p)
+	c.log.Debug("TLS client authenticated", "listener", c.listener.Name, "principal", p)
 	return true
 }
 
