@@ -152,6 +152,7 @@ func (c *Config) validateListeners() error {
 		}
 		c.Listeners = []Listener{{Name: string(wire.Plaintext), Protocol: wire.Plaintext, Listen: c.Listen, Advertise: adv}}
 	}
+	c.Listeners = slices.Clone(c.Listeners) // the caller's copy of the config shares the array
 	tlsNeeded := false
 	for i := range c.Listeners {
 		l := &c.Listeners[i]

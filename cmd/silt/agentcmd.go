@@ -120,7 +120,7 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	var status *statusServer
 	if s.HTTPListen != "" {
 		var err error
-		if status, err = startStatusServer(s.HTTPListen, log); err != nil {
+		if status, err = startStatusServer(s.HTTPListen, s.HTTPPprof, log); err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		defer status.close()
@@ -160,19 +160,16 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 
 	cfg := s.Agent
 	cfg.Logger = log
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// The real addresses matter when a port was 0 or a host unspecified.
+	lns, err := bindListeners(&cfg)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	// The real address matters when the port was 0 or the host unspecified.
-	cfg.Listen = ln.Addr().String()
-	if cfg.Advertise == "" {
-		cfg.Advertise = defaultAdvertise(ln.Addr().(*net.TCPAddr))
-	}
+	ln := lns[0]
 	// Validate fills the derived agent id here, so /status reports the id
 	// the agent runs with.
 	if err := cfg.Validate(); err != nil {
-		ln.Close()
+		closeListeners(lns)
 		return &configError{err}
 	}
 	if limit, set := applyMemoryLimit(cfg, s.Cache); set {
@@ -182,22 +179,22 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 	// it (read-ahead, disk writes) once the agent has stopped.
 	cb, err := cache.New(mbucket, s.Cache)
 	if err != nil {
-		ln.Close()
+		closeListeners(lns)
 		return &configError{err}
 	}
 	defer cb.Stop()
 	a, err := agent.New(cfg, cb, mstore)
 	if err != nil {
-		ln.Close()
+		closeListeners(lns)
 		return &configError{err}
 	}
 	if err := a.RegisterMetrics(reg); err != nil {
 		a.Close()
-		ln.Close()
+		closeListeners(lns)
 		return fmt.Errorf("register agent metrics: %w", err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- a.Serve(ln) }()
+	go func() { served <- a.ServeListeners(lns...) }()
 	if status != nil {
 		// Probes go to the store and the driver directly, not through
 		// the instrumented wrappers, so they do not show up as traffic.

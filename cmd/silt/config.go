@@ -81,8 +81,8 @@ func (k keySpec) envName() string {
 func agentKeys() []keySpec {
 	d := agent.DefaultConfig()
 	c := cache.DefaultConfig()
-	return []keySpec{
-		{"listen", kindString, d.Listen, "Kafka listener address (host:port)"},
+	keys := []keySpec{
+		{"listen", kindString, "", "Kafka listener address (host:port); default " + d.Listen + " unless listeners is set"},
 		{"advertise", kindString, "", "address given to clients (default: listen; the hostname if listen's host is unspecified)"},
 		{"zone", kindString, "", "availability zone of this agent"},
 		{"agent.id", kindString, "", "agent id (default: hostname + random suffix)"},
@@ -102,7 +102,7 @@ func agentKeys() []keySpec {
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
 		{"cache.disk.bytes", kindSize, "0", "disk read cache size (required with cache.disk.dir)"},
-		{"http.listen", kindString, "127.0.0.1:9644", "HTTP address for metrics, health, status and pprof; empty disables"},
+		{"http.listen", kindString, "127.0.0.1:9644", "HTTP address for metrics, health and status (and pprof with http.pprof); empty disables"},
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
 		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
@@ -111,6 +111,7 @@ func agentKeys() []keySpec {
 		{"log.level", kindString, "info", "debug, info, warn or error"},
 		{"log.format", kindString, "", "json or text (default: text if stderr is a terminal, else json)"},
 	}
+	return append(keys, securityKeys()...)
 }
 
 // migrateKeys is the subset `silt migrate` reads.
@@ -274,6 +275,7 @@ type settings struct {
 	BucketURL    string
 	MetastoreURL string
 	HTTPListen   string
+	HTTPPprof    bool // http.pprof: serve /debug/pprof/
 	LogLevel     slog.Level
 	LogFormat    string // json or text
 }
@@ -311,6 +313,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.OrphanMinAge = p.duration("orphan.min.age")
 	a.JanitorInterval = p.duration("janitor.interval")
 	s.LogLevel, s.LogFormat = p.logging(stderrIsTerminal)
+	parseListenerSettings(&p, &s)
 	if p.err != nil {
 		return settings{}, p.err
 	}

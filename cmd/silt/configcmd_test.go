@@ -77,7 +77,7 @@ func TestConfigShow(t *testing.T) {
 		"  partitions: 6\n",
 		"    topics: true\n",
 		"url: postgres://silt:xxxxx@db:5432/silt?sslmode=disable\n",
-		"listen: 127.0.0.1:9092\n",
+		"  listen: 127.0.0.1:9644\n", // a default (http.listen)
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config show lacks %q:\n%s", want, out)

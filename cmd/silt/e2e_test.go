@@ -93,10 +93,10 @@ type devProcess struct {
 }
 
 // startDev starts `silt dev` and waits for its "listening" line.
-func startDev(t *testing.T, bin, dataDir, kafkaAddr, httpAddr string) *devProcess {
+func startDev(t *testing.T, bin, dataDir, kafkaAddr, httpAddr string, extra ...string) *devProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--listen", kafkaAddr,
-		"--http-listen", httpAddr, "--flush-interval", "20ms", "--log-format", "text")
+	cmd := exec.Command(bin, append([]string{"dev", "--data-dir", dataDir, "--listen", kafkaAddr,
+		"--http-listen", httpAddr, "--flush-interval", "20ms", "--log-format", "text"}, extra...)...)
 	cmd.Env = cleanEnv()
 	p := &devProcess{cmd: cmd, stderr: &testenv.SyncBuffer{}, waited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
@@ -240,18 +240,21 @@ func TestBinaryDev(t *testing.T) {
 	if status.State != "serving" || status.AgentID == "" || status.Stats.ProducedBatches < 1 || status.Stats.Commits < 1 {
 		t.Errorf("/status after a produce: %s", body)
 	}
-	if code, _ := httpGet(t, "http://"+httpAddr+"/debug/pprof/"); code != 200 {
-		t.Errorf("/debug/pprof/: %d", code)
+	if code, _ := httpGet(t, "http://"+httpAddr+"/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ without http.pprof: %d, want 404", code)
 	}
 	p.stop(t)
 	if _, err := os.Stat(filepath.Join(dataDir, "meta.db")); err != nil {
 		t.Errorf("metastore not under the data dir: %v", err)
 	}
 
-	// Persistent across restarts.
-	p = startDev(t, bin, dataDir, kafkaAddr, httpAddr)
+	// Persistent across restarts; the profiler only when asked for.
+	p = startDev(t, bin, dataDir, kafkaAddr, httpAddr, "--http-pprof")
 	if r := consumeOne(t, kafkaAddr, "demo"); string(r.Value) != "hello silt" {
 		t.Errorf("after restart consumed %q, want \"hello silt\"", r.Value)
+	}
+	if code, _ := httpGet(t, "http://"+httpAddr+"/debug/pprof/"); code != 200 {
+		t.Errorf("/debug/pprof/ with http.pprof=true: %d, want 200", code)
 	}
 	p.stop(t)
 }

@@ -61,15 +61,17 @@ type statusInfo struct {
 	Zone      string `json:"zone,omitempty"`
 }
 
-// startStatusServer listens on addr and serves until close.
-func startStatusServer(addr string, log *slog.Logger) (*statusServer, error) {
+// startStatusServer listens on addr and serves until close; /debug/pprof/
+// only if pprof (http.pprof): profiles reveal a lot and cost CPU, so they
+// are opt-in.
+func startStatusServer(addr string, pprof bool, log *slog.Logger) (*statusServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	s := &statusServer{started: time.Now(), ln: ln, done: make(chan struct{}), reg: newMetricsRegistry()}
 	s.srv = &http.Server{
-		Handler:           s.mux(log),
+		Handler:           s.mux(log, pprof),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -79,11 +81,15 @@ func startStatusServer(addr string, log *slog.Logger) (*statusServer, error) {
 			log.Error("http server stopped", "err", err)
 		}
 	}()
-	log.Info("serving HTTP", "listen", ln.Addr().String(), "paths", "/livez /readyz /status /metrics /debug/pprof/")
+	paths := "/livez /readyz /status /metrics"
+	if pprof {
+		paths += " /debug/pprof/"
+	}
+	log.Info("serving HTTP", "listen", ln.Addr().String(), "paths", paths)
 	return s, nil
 }
 
-func (s *statusServer) mux(log *slog.Logger) *http.ServeMux {
+func (s *statusServer) mux(log *slog.Logger, withPprof bool) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -91,6 +97,9 @@ func (s *statusServer) mux(log *slog.Logger) *http.ServeMux {
 	m.HandleFunc("GET /readyz", s.serveReady)
 	m.HandleFunc("GET /status", s.serveStatus)
 	m.Handle("GET /metrics", metricsHandler(s.reg, slog.NewLogLogger(log.Handler(), slog.LevelWarn)))
+	if !withPprof {
+		return m
+	}
 	m.HandleFunc("/debug/pprof/", pprof.Index)
 	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	m.HandleFunc("/debug/pprof/profile", pprof.Profile)

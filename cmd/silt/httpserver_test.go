@@ -9,7 +9,7 @@ import (
 )
 
 func TestStatusServer(t *testing.T) {
-	s, err := startStatusServer("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := startStatusServer("127.0.0.1:0", false, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,15 @@ func TestStatusServer(t *testing.T) {
 		t.Errorf("/readyz while draining: %q", body)
 	}
 	expect("/livez", 200)
+	expect("/debug/pprof/", 404) // off unless http.pprof
+	expect("/nope", 404)
+
+	p, err := startStatusServer("127.0.0.1:0", true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	base = "http://" + p.ln.Addr().String()
 	expect("/debug/pprof/", 200)
 	expect("/debug/pprof/cmdline", 200)
-	expect("/nope", 404)
 }
