@@ -57,7 +57,7 @@ func ParseS3(rawURL string) (s3.Config, error) {
 	return parseS3(rawURL, u)
 }
 
-var s3Params = []string{"region", "endpoint", "path_style", "max_attempts"}
+var s3Params = []string{"region", "endpoint", "path_style", "max_attempts", "ca_file"}
 
 func parseS3(rawURL string, u *url.URL) (s3.Config, error) {
 	if u.Opaque != "" {
@@ -96,6 +96,12 @@ func parseS3(rawURL string, u *url.URL) (s3.Config, error) {
 			return s3.Config{}, fmt.Errorf("bucket URL %q: path_style=%q is not true or false", rawURL, v)
 		}
 		cfg.PathStyle = b
+	}
+	if v := q.Get("ca_file"); v != "" {
+		if !strings.HasPrefix(cfg.Endpoint, "https://") {
+			return s3.Config{}, fmt.Errorf("bucket URL %q: ca_file is for an https:// endpoint", rawURL)
+		}
+		cfg.CAFile = v
 	}
 	if v := q.Get("max_attempts"); v != "" {
 		n, err := strconv.Atoi(v)

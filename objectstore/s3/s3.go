@@ -3,11 +3,14 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +40,9 @@ type Config struct {
 	// PathStyle addresses the bucket as endpoint/bucket instead of
 	// bucket.endpoint, which MinIO and most S3-compatible stores need.
 	PathStyle bool
+	// CAFile is a PEM file of CA certificates trusted, besides the
+	// system's, for an https:// Endpoint signed by a private CA.
+	CAFile string
 
 	// MaxAttempts bounds the attempts per request, the first included.
 	MaxAttempts int
@@ -115,6 +121,13 @@ func New(ctx context.Context, cfg Config) (*Bucket, error) {
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = cfg.ResponseHeaderTimeout
+	if cfg.CAFile != "" {
+		roots, err := loadRoots(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	transport.MaxIdleConnsPerHost = 64
 	awsCfg.HTTPClient = &http.Client{Transport: transport}
 
@@ -354,4 +367,20 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(objectstore.At
 func (b *Bucket) Close() error {
 	b.transport.CloseIdleConnections()
 	return nil
+}
+
+// loadRoots is the system's CA pool plus the certificates of a PEM file.
+func loadRoots(caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("s3: CA file: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s3: CA file %s holds no PEM certificate", caFile)
+	}
+	return roots, nil
 }
