@@ -103,14 +103,14 @@ func TestCompose(t *testing.T) {
 		// Kafka: listen and advertise on the same port, published as is, so
 		// the advertised address works on the compose network and (through
 		// /etc/hosts) from the host.
-		if !listensOnAllInterfaces(cfg["listen"]) {
-			t.Errorf("%s: listen %q is not reachable from other containers", name, cfg["listen"])
+		listen, adv := kafkaListener(t, cfg)
+		if !listensOnAllInterfaces(listen) {
+			t.Errorf("%s: listen %q is not reachable from other containers", name, listen)
 		}
-		kafkaPort := port(t, name+" listen", cfg["listen"])
-		adv := cfg["advertise"]
+		kafkaPort := port(t, name+" listen", listen)
 		advHost, _, _ := net.SplitHostPort(adv)
 		if port(t, name+" advertise", adv) != kafkaPort {
-			t.Errorf("%s: advertise %q and listen %q differ in port", name, adv, cfg["listen"])
+			t.Errorf("%s: advertise %q and listen %q differ in port", name, adv, listen)
 		}
 		if advHost != name && advHost != a.Hostname {
 			t.Errorf("%s: advertises host %q, not its service name", name, advHost)

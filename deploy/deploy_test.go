@@ -111,6 +111,36 @@ func port(t *testing.T, what, hostport string) int {
 	return n
 }
 
+// kafkaListener is the listen and advertised address of the listener
+// clients on the network use: listen and advertise, or with listeners the
+// first listener not bound to loopback and its advertised.listeners entry
+// (its listen address if none).
+func kafkaListener(t *testing.T, cfg map[string]string) (listen, advertise string) {
+	t.Helper()
+	if cfg["listeners"] == "" {
+		return cfg["listen"], cfg["advertise"]
+	}
+	for _, e := range strings.Split(cfg["listeners"], ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(e), "://")
+		host, _, err := net.SplitHostPort(addr)
+		if !ok || err != nil {
+			t.Fatalf("listeners: bad entry %q", e)
+		}
+		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+			continue
+		}
+		advertise = addr
+		for _, a := range strings.Split(cfg["advertised.listeners"], ",") {
+			if n, aaddr, ok := strings.Cut(strings.TrimSpace(a), "://"); ok && n == name {
+				advertise = aaddr
+			}
+		}
+		return addr, advertise
+	}
+	t.Fatalf("listeners %q: none reachable from the network", cfg["listeners"])
+	return "", ""
+}
+
 // listensOnAllInterfaces: a probe or another container reaches the agent
 // only if it does not listen on loopback.
 func listensOnAllInterfaces(hostport string) bool {

@@ -216,8 +216,11 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("POD_IP is not the downward API's status.podIP: %+v", podIP)
 	}
 	adv := vars["SILT_ADVERTISE"]
-	if !strings.HasPrefix(adv.Value, "$(POD_IP):") {
-		t.Errorf("SILT_ADVERTISE = %q, want $(POD_IP):port", adv.Value)
+	if a := vars["SILT_ADVERTISED_LISTENERS"]; a.Value != "" {
+		adv = a
+	}
+	if !strings.HasPrefix(adv.Value, "$(POD_IP):") && !strings.Contains(adv.Value, "://$(POD_IP):") {
+		t.Errorf("%s = %q, want the pod IP ($(POD_IP):port)", adv.Name, adv.Value)
 	}
 	gmp := vars["GOMAXPROCS"]
 	if gmp.ValueFrom == nil || gmp.ValueFrom.ResourceFieldRef == nil || gmp.ValueFrom.ResourceFieldRef.Resource != "limits.cpu" {
@@ -237,12 +240,13 @@ func TestKubernetes(t *testing.T) {
 	cfg := checkEnvApplied(t, "kubernetes agent", env)
 
 	// Ports: container ports = listen settings = Service targets = probes.
-	kafkaPort := port(t, "listen", cfg["listen"])
+	listen, advertise := kafkaListener(t, cfg)
+	kafkaPort := port(t, "listen", listen)
 	httpPort := port(t, "http.listen", cfg["http.listen"])
-	if !listensOnAllInterfaces(cfg["listen"]) || !listensOnAllInterfaces(cfg["http.listen"]) {
-		t.Errorf("listen %q / http.listen %q: the kubelet and clients reach the pod IP, not loopback", cfg["listen"], cfg["http.listen"])
+	if !listensOnAllInterfaces(listen) || !listensOnAllInterfaces(cfg["http.listen"]) {
+		t.Errorf("listen %q / http.listen %q: the kubelet and clients reach the pod IP, not loopback", listen, cfg["http.listen"])
 	}
-	if got := port(t, "advertise", cfg["advertise"]); got != kafkaPort {
+	if got := port(t, "advertise", advertise); got != kafkaPort {
 		t.Errorf("advertise port %d != listen port %d", got, kafkaPort)
 	}
 	containerPorts := map[string]int32{}
