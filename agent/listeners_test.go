@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -419,5 +420,97 @@ func TestListenerConfigErrors(t *testing.T) {
 	}
 	if !slices.Equal(ls, want) {
 		t.Errorf("ParseListeners = %+v, want %+v", ls, want)
+	}
+}
+
+// TestListenerMissingOnSomeAgents: in a cluster where only some agents
+// serve a listener, that listener's clients are told only of those agents
+// (Kafka's rule), partitions are led by them, and a coordinator elsewhere
+// is COORDINATOR_NOT_AVAILABLE; the other listener's clients see everyone.
+// Clusters run on postgres-minio (see startCluster).
+func TestListenerMissingOnSomeAgents(t *testing.T) {
+	t.Parallel()
+	f := newTLSFixture(t)
+	s := postgresMinIO.newStorage(t)
+	fast := func(c *agent.Config) {
+		c.Heartbeat = 50 * time.Millisecond
+		c.MembershipTTL = 500 * time.Millisecond
+	}
+	both := startAgentOn(t, s.openStore(t), s.bucket, func(c *agent.Config) {
+		fast(c)
+		c.ID = "agent-both"
+		c.Listeners = []agent.Listener{
+			{Name: "PLAINTEXT", Protocol: wire.Plaintext, Listen: "127.0.0.1:0"},
+			{Name: "SSL", Protocol: wire.SSL, Listen: "127.0.0.1:0"},
+		}
+		c.TLS = f.agentTLS("none")
+	})
+	plainOnly := startAgentOn(t, s.openStore(t), s.bucket, func(c *agent.Config) {
+		fast(c)
+		c.ID = "agent-plain"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	brokers := func(addr string, conf *tls.Config) []kmsg.MetadataResponseBroker {
+		cl := newClient(t, addr, conf)
+		md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("Metadata from %s: %v", addr, err)
+		}
+		return md.Brokers
+	}
+	plainAddr := listenerAddr(t, both, "PLAINTEXT")
+	poll.Until(t, "both agents to see each other", func() bool {
+		return len(brokers(plainAddr, nil)) == 2 && len(brokers(plainOnly.addr, nil)) == 2
+	})
+	sslAddr := listenerAddr(t, both, "SSL")
+	bs := brokers(sslAddr, f.clientTLS(nil))
+	if len(bs) != 1 || net.JoinHostPort(bs[0].Host, strconv.Itoa(int(bs[0].Port))) != sslAddr {
+		t.Fatalf("SSL clients are told of %+v, want only %s", bs, sslAddr)
+	}
+
+	// Every partition an SSL client sees is led by the SSL agent.
+	cl := newClient(t, sslAddr, f.clientTLS(nil))
+	createTopic(t, cl, "split", 16, nil)
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("split")
+	req.Topics = append(req.Topics, rt)
+	md, err := req.RequestWith(ctx, cl)
+	if err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 16 {
+		t.Fatalf("Metadata of split over SSL: %+v %v", md, err)
+	}
+	for _, p := range md.Topics[0].Partitions {
+		if p.Leader != bs[0].NodeID {
+			t.Fatalf("partition %d led by %d over SSL, want %d", p.Partition, p.Leader, bs[0].NodeID)
+		}
+	}
+
+	// A group coordinated by the PLAINTEXT-only agent is unavailable to
+	// SSL clients, available to PLAINTEXT ones.
+	plainID := int32(-1)
+	for _, b := range brokers(plainAddr, nil) {
+		if net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) == plainOnly.addr {
+			plainID = b.NodeID
+		}
+	}
+	plainCl := newClient(t, plainAddr, nil)
+	found := false
+	for i := 0; i < 200 && !found; i++ {
+		group := "g" + strconv.Itoa(i)
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.CoordinatorKey = group
+		onPlain, err := fc.RequestWith(ctx, plainCl)
+		if err != nil || onPlain.NodeID != plainID {
+			continue
+		}
+		found = true
+		onSSL, err := fc.RequestWith(ctx, cl)
+		if err != nil || onSSL.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+			t.Errorf("FindCoordinator(%s) over SSL: %+v %v, want COORDINATOR_NOT_AVAILABLE", group, onSSL, err)
+		}
+	}
+	if !found {
+		t.Fatal("no group id out of 200 is coordinated by the PLAINTEXT-only agent")
 	}
 }
