@@ -123,6 +123,12 @@ func (p *principalLog) Handle(_ context.Context, r slog.Record) error {
 func (p *principalLog) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p *principalLog) WithGroup(string) slog.Handler      { return p }
 
+func (p *principalLog) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.principals, ", ")
+}
+
 func (p *principalLog) seen(principal string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -202,7 +208,7 @@ func TestSSLClientCertificate(t *testing.T) {
 		ssl := listenerAddr(t, ta, "SSL")
 		produceConsume(t, ssl, f.clientTLS(f.alice), "over-ssl", 20)
 		if !logs.seen("User:alice") {
-			t.Errorf("the client certificate did not map to User:alice; principals seen: %v", logs.principals)
+			t.Errorf("the client certificate did not map to User:alice; principals seen: %v", logs)
 		}
 		produceConsume(t, listenerAddr(t, ta, "PLAINTEXT"), nil, "over-plaintext", 5)
 
@@ -349,7 +355,7 @@ func TestKcatSSLClientCertificate(t *testing.T) {
 			t.Fatalf("kcat consumed %d lines %v…, want %d", len(got), got[:min(3, len(got))], len(lines))
 		}
 		if !logs.seen("User:alice") {
-			t.Errorf("kcat's certificate did not map to User:alice; principals seen: %v", logs.principals)
+			t.Errorf("kcat's certificate did not map to User:alice; principals seen: %v", logs)
 		}
 	})
 }

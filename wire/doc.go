@@ -20,4 +20,10 @@
 // is logged and its connection closed, as Kafka brokers do. Kafka protocol
 // errors are error codes that handlers set on their responses; a Go error at
 // this layer means "close this connection".
+//
+// A Server may serve several listeners (listener.go): ServeListener for
+// PLAINTEXT and SASL_PLAINTEXT, ServeTLS for SSL and SASL_SSL (tls.go). A
+// TLS connection does its handshake on its own goroutine, within a
+// deadline, before its reader starts; on SSL a verified client
+// certificate sets the connection's principal.
 package wire
