@@ -202,6 +202,7 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		status.setServing(a, statusInfo{
 			Version: versionString(), AgentID: cfg.ID, ClusterID: cfg.ClusterID,
 			Listen: cfg.Listen, Advertise: cfg.Advertise, Zone: cfg.Zone,
+			Listeners: describeListeners(a.Listeners()),
 		})
 	}
 	if onServing != nil {

@@ -59,6 +59,8 @@ type statusInfo struct {
 	Listen    string `json:"listen"`
 	Advertise string `json:"advertise"`
 	Zone      string `json:"zone,omitempty"`
+	// Listeners are every Kafka listener: NAME (PROTOCOL) listen -> advertised.
+	Listeners []string `json:"listeners,omitempty"`
 }
 
 // startStatusServer listens on addr and serves until close; /debug/pprof/

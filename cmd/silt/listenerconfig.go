@@ -93,3 +93,12 @@ func closeListeners(lns []net.Listener) {
 		ln.Close()
 	}
 }
+
+// describeListeners is how /status shows the listeners.
+func describeListeners(ls []agent.Listener) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = fmt.Sprintf("%s (%s) %s -> %s", l.Name, l.Protocol, l.Listen, l.Advertise)
+	}
+	return out
+}
