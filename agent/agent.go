@@ -79,6 +79,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	// Produce frames reserve their bytes in the write buffer before they
+	// are read, so buffer.bytes bounds every produced byte in the agent.
+	wcfg.ProduceBudget = a.ingest
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
 		return nil, err
