@@ -55,6 +55,7 @@ type acl struct {
 	user    string // principal "User:"+user
 	op      kmsg.ACLOperation
 	deny    bool
+	host    string // "" is "*"
 }
 
 func allow(rt kmsg.ACLResourceType, name, user string, op kmsg.ACLOperation) acl {
@@ -82,6 +83,9 @@ func createACLs(t *testing.T, cl requester, acls ...acl) {
 		c := kmsg.NewCreateACLsRequestCreation()
 		c.ResourceType, c.ResourceName, c.ResourcePatternType = a.rt, a.name, a.pattern
 		c.Principal, c.Host, c.Operation = "User:"+a.user, "*", a.op
+		if a.host != "" {
+			c.Host = a.host
+		}
 		c.PermissionType = kmsg.ACLPermissionTypeAllow
 		if a.deny {
 			c.PermissionType = kmsg.ACLPermissionTypeDeny
@@ -552,6 +556,16 @@ func testACLSemantics(t *testing.T, bk backend) {
 	wantCode(t, "produce outside the prefix", rawProduce(t, bob, "s-closed", 0, batch("b")), kerr.TopicAuthorizationFailed)
 	wantCode(t, "produce under User:*", rawProduce(t, ta.as(t, "carol"), "s-open", 0, batch("c")), nil)
 	wantCode(t, "super user produce", rawProduce(t, admin, "s-closed", 0, batch("s")), nil)
+
+	// Host filters: the client's IP must match.
+	createTopic(t, admin, "s-host", 1, nil)
+	local := allow(rtTopic, "s-host", "dave", kmsg.ACLOperationWrite)
+	local.host = "127.0.0.1"
+	elsewhere := allow(rtTopic, "s-host", "erin", kmsg.ACLOperationWrite)
+	elsewhere.host = "10.9.9.9"
+	createACLs(t, admin, local, elsewhere)
+	wantCode(t, "produce from the ACL's host", rawProduce(t, ta.as(t, "dave"), "s-host", 0, batch("d")), nil)
+	wantCode(t, "produce from another host", rawProduce(t, ta.as(t, "erin"), "s-host", 0, batch("e")), kerr.TopicAuthorizationFailed)
 	if ends := listEnds(t, admin, "s-closed"); ends[0] != 1 {
 		t.Fatalf("s-closed end offset %d; want only the super user's record", ends[0])
 	}
