@@ -317,6 +317,21 @@ func testACLTopicAPIs(t *testing.T, bk backend) {
 	if all.ErrorCode != 0 || len(all.Resources) == 0 {
 		t.Fatalf("describe acls as a super user: %v, %d resources", kerr.ErrorForCode(all.ErrorCode), len(all.Resources))
 	}
+
+	// v0 of the ACL APIs (no pattern type) means LITERAL.
+	admin11 := ta.as(t, "admin", kgo.MaxVersions(kversion.V1_1_0()))
+	createACLs(t, admin11, allow(rtTopic, "v0-topic", "alice", kmsg.ACLOperationRead))
+	d0 := kmsg.NewPtrDescribeACLsRequest()
+	d0.ResourceType, d0.ResourceName = rtTopic, kmsg.StringPtr("v0-topic")
+	d0.Operation, d0.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	r0 := request(t, admin11, d0).(*kmsg.DescribeACLsResponse)
+	if r0.Version != 0 || r0.ErrorCode != 0 || len(r0.Resources) != 1 || len(r0.Resources[0].ACLs) != 1 {
+		t.Fatalf("describe acls v%d: %v, %+v", r0.Version, kerr.ErrorForCode(r0.ErrorCode), r0.Resources)
+	}
+	d0.ResourcePatternType = kmsg.ACLResourcePatternTypeLiteral
+	if r := request(t, admin, d0).(*kmsg.DescribeACLsResponse); len(r.Resources) != 1 || r.Resources[0].ResourcePatternType != kmsg.ACLResourcePatternTypeLiteral {
+		t.Fatalf("an ACL created through v0 is not LITERAL: %+v", r.Resources)
+	}
 }
 
 // TestACLGroupAPIs: FindCoordinator, Join/Sync/Heartbeat/Leave,

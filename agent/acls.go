@@ -1,7 +1,7 @@
 package agent
 
-// DescribeAcls (29), CreateAcls (30) and DeleteAcls (31), versions 1–3
-// (v0 predates pattern types).
+// DescribeAcls (29), CreateAcls (30) and DeleteAcls (31), versions 0–3
+// (v0 carries no pattern type: LITERAL, as in Kafka).
 //
 // As in Kafka: with authorizer=none each answers SECURITY_DISABLED;
 // DescribeAcls needs DESCRIBE on the cluster, CreateAcls and DeleteAcls

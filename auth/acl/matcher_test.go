@@ -181,3 +181,25 @@ func BenchmarkAuthorize(b *testing.B) {
 		})
 	}
 }
+
+// TestAuthorizeDoesNotAllocate: the hot-path check allocates nothing,
+// literal, prefixed or denied.
+func TestAuthorizeDoesNotAllocate(t *testing.T) {
+	a := New(Config{SuperUsers: []string{"User:admin"}}, &fakeStore{
+		bind(topic, lit, "orders", "User:alice", "*", metastore.OpWrite, allow),
+		bind(topic, pre, "team.", "User:alice", "10.0.0.1", metastore.OpRead, allow),
+		bind(topic, lit, "*", "User:bob", "*", metastore.OpAll, deny),
+	})
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		a.Authorize("User:alice", "10.0.0.1", metastore.OpWrite, topic, "orders")
+		a.Authorize("User:alice", "10.0.0.1", metastore.OpRead, topic, "team.x")
+		a.Authorize("User:bob", "10.0.0.1", metastore.OpRead, topic, "orders")
+		a.AuthorizeAny("User:alice", "10.0.0.1", metastore.OpWrite, topic)
+	})
+	if n != 0 {
+		t.Fatalf("Authorize allocates %v times per round", n)
+	}
+}
