@@ -12,6 +12,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"net"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -133,8 +134,12 @@ func (x access) configs(op metastore.ACLOperation, rt kmsg.ConfigResourceType, n
 
 // clusterOperations is the bit field DescribeCluster reports when asked
 // (bit n: ACL operation n is allowed on the cluster), as Kafka: 0 without
-// DESCRIBE, and every cluster operation with authorizer=none.
+// DESCRIBE. With authorizer=none it is "not provided" (MinInt32), as
+// before authorization existed.
 func (x access) clusterOperations() int32 {
+	if x.az == nil {
+		return math.MinInt32
+	}
 	if !x.cluster(metastore.OpDescribe) {
 		return 0
 	}
