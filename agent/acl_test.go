@@ -318,6 +318,17 @@ func testACLTopicAPIs(t *testing.T, bk backend) {
 		t.Fatalf("describe acls as a super user: %v, %d resources", kerr.ErrorForCode(all.ErrorCode), len(all.Resources))
 	}
 
+	// DescribeCluster answers everyone, with the cluster operations the
+	// principal may do if it may DESCRIBE the cluster (Kafka).
+	dcl := kmsg.NewPtrDescribeClusterRequest()
+	dcl.IncludeClusterAuthorizedOperations = true
+	if ops := request(t, alice, dcl).(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations; ops != 0 {
+		t.Errorf("describe cluster without cluster DESCRIBE: authorized operations %b, want 0", ops)
+	}
+	if ops := request(t, admin, dcl).(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations; ops&(1<<kmsg.ACLOperationAlter) == 0 {
+		t.Errorf("describe cluster as a super user: authorized operations %b lack ALTER", ops)
+	}
+
 	// v0 of the ACL APIs (no pattern type) means LITERAL.
 	admin11 := ta.as(t, "admin", kgo.MaxVersions(kversion.V1_1_0()))
 	createACLs(t, admin11, allow(rtTopic, "v0-topic", "alice", kmsg.ACLOperationRead))
