@@ -455,6 +455,12 @@ func testACLGroupAPIs(t *testing.T, bk backend) {
 	gc := ta.groupConsumer(t, "g1", "g-topic", kgo.ClientID("user:alice"))
 	groupEventually(t, "alice's consumer commits", func() bool { return committed() == 5 })
 	gc.stop()
+	// Bob may not delete the group nor its offsets: both stay.
+	wantCode(t, "offset delete by bob", request(t, bob, od).(*kmsg.OffsetDeleteResponse).ErrorCode, kerr.GroupAuthorizationFailed)
+	wantCode(t, "delete group by bob", request(t, bob, deleteGroup).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, kerr.GroupAuthorizationFailed)
+	if at := committed(); at != 5 {
+		t.Fatalf("after denied deletes the committed offset is %d, want 5", at)
+	}
 	g, p = fetchOffsets(alice)
 	wantCode(t, "offset fetch with READ", g, nil)
 	wantCode(t, "offset fetch partition with READ", p, nil)
@@ -525,6 +531,8 @@ func testACLTransactionAPIs(t *testing.T, bk backend) {
 	wantCode(t, "add partitions to txn without topic WRITE", apr.Topics[0].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
 	wantCode(t, "txn offset commit without group READ", request(t, alice, toc).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, kerr.GroupAuthorizationFailed)
 	wantCode(t, "add offsets to txn without group READ", request(t, alice, addOffs).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, kerr.GroupAuthorizationFailed)
+	// None of it reached the coordinator: tx1 does not exist yet.
+	wantCode(t, "tx1 after denied requests", request(t, admin, dt).(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode, kerr.TransactionalIDNotFound)
 
 	// WRITE on the topic: a real transactional producer commits; WRITE on
 	// some topic is also enough for an idempotent producer (KIP-679).
