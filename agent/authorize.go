@@ -7,13 +7,14 @@ package agent
 //
 // The principal is the connection's (wire.Conn.Principal, set by
 // authentication), or what Config.PrincipalBuilder makes of the
-// connection. The host is the client's IP, worked out only when some
-// binding names a host.
+// connection. The host is the client's IP, looked at only when some
+// binding names a host; neither allocates.
 
 import (
 	"context"
 	"math"
 	"net"
+	"net/netip"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,15 +53,15 @@ func (a *Agent) access(c *wire.Conn) access {
 	return access{az: a.acls, principal: principal, c: c}
 }
 
-func (x access) host() string {
+func (x access) host() netip.Addr {
 	if x.c == nil || !x.az.NeedsHost() {
-		return ""
+		return netip.Addr{}
 	}
 	if ta, ok := x.c.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.IP.String()
+		return ta.AddrPort().Addr()
 	}
-	h, _, _ := net.SplitHostPort(x.c.RemoteAddr().String())
-	return h
+	ap, _ := netip.ParseAddrPort(x.c.RemoteAddr().String())
+	return ap.Addr()
 }
 
 func (x access) allow(op metastore.ACLOperation, rt metastore.ACLResourceType, name string) bool {

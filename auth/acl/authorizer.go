@@ -3,6 +3,7 @@ package acl
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,7 @@ func (a *Authorizer) IsSuperUser(principal string) bool {
 
 // Authorize reports whether principal, connecting from host, may do op on
 // resource (rt, name).
-func (a *Authorizer) Authorize(principal, host string, op metastore.ACLOperation, rt metastore.ACLResourceType, name string) bool {
+func (a *Authorizer) Authorize(principal string, host netip.Addr, op metastore.ACLOperation, rt metastore.ACLResourceType, name string) bool {
 	if a.IsSuperUser(principal) {
 		return true
 	}
@@ -102,7 +103,7 @@ func (a *Authorizer) Authorize(principal, host string, op metastore.ACLOperation
 
 // AuthorizeAny reports whether principal may do op on at least one
 // resource of type rt (Kafka's authorizeByResourceType).
-func (a *Authorizer) AuthorizeAny(principal, host string, op metastore.ACLOperation, rt metastore.ACLResourceType) bool {
+func (a *Authorizer) AuthorizeAny(principal string, host netip.Addr, op metastore.ACLOperation, rt metastore.ACLResourceType) bool {
 	if a.IsSuperUser(principal) {
 		return true
 	}

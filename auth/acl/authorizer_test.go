@@ -33,7 +33,7 @@ func (s *lockedStore) set(bs ...Binding) {
 // notification heals.
 func TestAuthorizerReloads(t *testing.T) {
 	readOrders := bind(topic, lit, "orders", "User:alice", "*", metastore.OpRead, allow)
-	canRead := func(a *Authorizer) bool { return a.Authorize("User:alice", "h", metastore.OpRead, topic, "orders") }
+	canRead := func(a *Authorizer) bool { return a.Authorize("User:alice", someIP, metastore.OpRead, topic, "orders") }
 
 	st := &lockedStore{}
 	notified := New(Config{RefreshInterval: time.Hour}, st)

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -28,9 +29,33 @@ type index struct {
 // rule is a binding without its resource.
 type rule struct {
 	principal string
-	host      string
+	host      hostMatch
 	op        metastore.ACLOperation
 	deny      bool
+}
+
+// hostMatch is a binding's host, parsed once: "*" matches every client,
+// an IP the clients with that address (IPv4-mapped IPv6 addresses equal
+// their IPv4 form), anything else (a hostname) none, as in Kafka, which
+// compares with the client's IP.
+type hostMatch struct {
+	any  bool
+	addr netip.Addr // invalid: matches nothing
+}
+
+func parseHost(h string) hostMatch {
+	if h == metastore.ACLWildcard {
+		return hostMatch{any: true}
+	}
+	addr, err := netip.ParseAddr(h)
+	if err != nil {
+		return hostMatch{}
+	}
+	return hostMatch{addr: addr.Unmap()}
+}
+
+func (h hostMatch) matches(client netip.Addr) bool {
+	return h.any || (h.addr.IsValid() && h.addr == client.Unmap())
 }
 
 // NewMatcher indexes bs. Bindings with an unknown resource type or pattern
@@ -42,7 +67,7 @@ func NewMatcher(bs []Binding) *Matcher {
 			continue
 		}
 		ix := &m.types[b.ResourceType]
-		r := rule{principal: b.Principal, host: b.Host, op: b.Operation, deny: b.Permission == metastore.PermissionDeny}
+		r := rule{principal: b.Principal, host: parseHost(b.Host), op: b.Operation, deny: b.Permission == metastore.PermissionDeny}
 		switch b.PatternType {
 		case metastore.PatternLiteral:
 			if ix.literal == nil {
@@ -104,7 +129,7 @@ const (
 // Authorize decides whether principal, connecting from host, may do op on
 // the resource (rt, name). Super users and allow.everyone.if.no.acl.found
 // are the Authorizer's business: a resource without bindings is NoACL.
-func (m *Matcher) Authorize(principal, host string, op metastore.ACLOperation, rt metastore.ACLResourceType, name string) Result {
+func (m *Matcher) Authorize(principal string, host netip.Addr, op metastore.ACLOperation, rt metastore.ACLResourceType, name string) Result {
 	if rt < 0 || int(rt) >= len(m.types) {
 		return Denied
 	}
@@ -152,11 +177,11 @@ func (m *Matcher) Authorize(principal, host string, op metastore.ACLOperation, r
 // request, else its verdict. ALLOW rules for READ, WRITE, DELETE and ALTER
 // also allow DESCRIBE; ALTER_CONFIGS allows DESCRIBE_CONFIGS. DENY rules
 // imply nothing.
-func (r *rule) applies(principal, host string, op metastore.ACLOperation) Result {
+func (r *rule) applies(principal string, host netip.Addr, op metastore.ACLOperation) Result {
 	if r.principal != principal && r.principal != WildcardPrincipal {
 		return NoACL
 	}
-	if r.host != metastore.ACLWildcard && r.host != host {
+	if !r.host.matches(host) {
 		return NoACL
 	}
 	if r.op != metastore.OpAll && r.op != op {
@@ -187,7 +212,7 @@ func (r *rule) applies(principal, host string, op metastore.ACLOperation) Result
 // op or ALL) applies to it that no DENY binding of the same principal,
 // host and operation covers (a DENY on the literal wildcard or on a
 // prefix of the allowed pattern). NoACL if the type has no bindings.
-func (m *Matcher) AuthorizeAny(principal, host string, op metastore.ACLOperation, rt metastore.ACLResourceType) Result {
+func (m *Matcher) AuthorizeAny(principal string, host netip.Addr, op metastore.ACLOperation, rt metastore.ACLResourceType) Result {
 	if rt < 0 || int(rt) >= len(m.types) {
 		return Denied
 	}
@@ -197,7 +222,7 @@ func (m *Matcher) AuthorizeAny(principal, host string, op metastore.ACLOperation
 	}
 	matches := func(b Binding) bool {
 		return (b.Principal == principal || b.Principal == WildcardPrincipal) &&
-			(b.Host == metastore.ACLWildcard || b.Host == host) &&
+			parseHost(b.Host).matches(host) &&
 			(b.Operation == op || b.Operation == metastore.OpAll)
 	}
 	denied := func(allow Binding) bool {

@@ -3,6 +3,7 @@ package acl
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/siltstream/silt/metastore"
@@ -11,6 +12,9 @@ import (
 func bind(rt metastore.ACLResourceType, pt metastore.ACLPatternType, name, principal, host string, op metastore.ACLOperation, perm metastore.ACLPermission) Binding {
 	return Binding{ResourceType: rt, ResourceName: name, PatternType: pt, Principal: principal, Host: host, Operation: op, Permission: perm}
 }
+
+// someIP is a client address no host-specific binding names.
+var someIP = netip.MustParseAddr("192.0.2.1")
 
 const (
 	topic   = metastore.ResourceTopic
@@ -54,6 +58,7 @@ func TestMatcher(t *testing.T) {
 		{"User:carol", "1.2.3.4", metastore.OpDescribe, topic, "audit", Denied},
 		{"User:zed", "10.0.0.9", metastore.OpRead, topic, "audit", Allowed}, // User:* and host
 		{"User:zed", "10.0.0.8", metastore.OpRead, topic, "audit", Denied},
+		{"User:zed", "::ffff:10.0.0.9", metastore.OpRead, topic, "audit", Allowed},   // IPv4-mapped
 		{"User:dave", "1.2.3.4", metastore.OpDescribeConfigs, topic, "cfg", Allowed}, // ALTER_CONFIGS implies
 		{"User:dave", "1.2.3.4", metastore.OpDescribe, topic, "cfg", Denied},
 		{"User:erin", "1.2.3.4", metastore.OpRead, topic, "logs", Denied},
@@ -62,7 +67,7 @@ func TestMatcher(t *testing.T) {
 		{"User:alice", "1.2.3.4", metastore.OpAlter, cluster, ClusterName, NoACL},
 	}
 	for _, c := range cases {
-		if got := m.Authorize(c.principal, c.host, c.op, c.rt, c.name); got != c.want {
+		if got := m.Authorize(c.principal, netip.MustParseAddr(c.host), c.op, c.rt, c.name); got != c.want {
 			t.Errorf("Authorize(%s@%s %s %s:%s) = %v, want %v", c.principal, c.host, OperationName(c.op), ResourceTypeName(c.rt), c.name, got, c.want)
 		}
 	}
@@ -81,11 +86,11 @@ func TestAuthorizeAny(t *testing.T) {
 		bind(topic, lit, "d", "User:dave", "*", metastore.OpRead, allow),
 	})
 	for principal, want := range map[string]Result{"User:alice": Allowed, "User:bob": Denied, "User:carol": Denied, "User:dave": Denied} {
-		if got := m.AuthorizeAny(principal, "h", metastore.OpWrite, topic); got != want {
+		if got := m.AuthorizeAny(principal, someIP, metastore.OpWrite, topic); got != want {
 			t.Errorf("AuthorizeAny(%s, WRITE, TOPIC) = %v, want %v", principal, got, want)
 		}
 	}
-	if got := m.AuthorizeAny("User:alice", "h", metastore.OpWrite, group); got != NoACL {
+	if got := m.AuthorizeAny("User:alice", someIP, metastore.OpWrite, group); got != NoACL {
 		t.Errorf("AuthorizeAny on a type without bindings = %v, want NoACL", got)
 	}
 }
@@ -103,13 +108,13 @@ func TestAuthorizer(t *testing.T) {
 		t.Fatalf("ParseSuperUsers = %v, %v", supers, err)
 	}
 	a := New(Config{SuperUsers: supers}, st)
-	if a.Authorize("User:alice", "h", metastore.OpRead, topic, "t") || !a.Authorize("User:ops", "h", metastore.OpRead, topic, "t") {
+	if a.Authorize("User:alice", someIP, metastore.OpRead, topic, "t") || !a.Authorize("User:ops", someIP, metastore.OpRead, topic, "t") {
 		t.Fatal("before loading: want only super users allowed")
 	}
 	if err := a.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if a.Authorize("User:alice", "h", metastore.OpRead, topic, "t") {
+	if a.Authorize("User:alice", someIP, metastore.OpRead, topic, "t") {
 		t.Fatal("no ACL found, allow.everyone.if.no.acl.found=false: want denied")
 	}
 	b := New(Config{AllowIfNoACL: true}, st)
@@ -117,10 +122,10 @@ func TestAuthorizer(t *testing.T) {
 	if err := b.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !b.Authorize("User:alice", "h", metastore.OpRead, topic, "other") {
+	if !b.Authorize("User:alice", someIP, metastore.OpRead, topic, "other") {
 		t.Error("allow.everyone.if.no.acl.found: a topic with no ACL is allowed")
 	}
-	if b.Authorize("User:alice", "h", metastore.OpRead, topic, "t") {
+	if b.Authorize("User:alice", someIP, metastore.OpRead, topic, "t") {
 		t.Error("allow.everyone.if.no.acl.found: a topic with ACLs for others is denied")
 	}
 	if _, err := ParseSuperUsers("admin"); err == nil {
@@ -174,7 +179,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
-				if a.Authorize(c.principal, "10.1.2.3", c.op, topic, c.topic) != c.want {
+				if a.Authorize(c.principal, someIP, c.op, topic, c.topic) != c.want {
 					b.Fatal("wrong answer")
 				}
 			}
@@ -194,10 +199,10 @@ func TestAuthorizeDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := testing.AllocsPerRun(100, func() {
-		a.Authorize("User:alice", "10.0.0.1", metastore.OpWrite, topic, "orders")
-		a.Authorize("User:alice", "10.0.0.1", metastore.OpRead, topic, "team.x")
-		a.Authorize("User:bob", "10.0.0.1", metastore.OpRead, topic, "orders")
-		a.AuthorizeAny("User:alice", "10.0.0.1", metastore.OpWrite, topic)
+		a.Authorize("User:alice", netip.MustParseAddr("10.0.0.1"), metastore.OpWrite, topic, "orders")
+		a.Authorize("User:alice", netip.MustParseAddr("::ffff:10.0.0.1"), metastore.OpRead, topic, "team.x")
+		a.Authorize("User:bob", someIP, metastore.OpRead, topic, "orders")
+		a.AuthorizeAny("User:alice", someIP, metastore.OpWrite, topic)
 	})
 	if n != 0 {
 		t.Fatalf("Authorize allocates %v times per round", n)
