@@ -216,6 +216,14 @@ func testACLTopicAPIs(t *testing.T, bk backend) {
 	if strings.Join(listed, ",") != "t-produce,t-read" && strings.Join(listed, ",") != "t-read,t-produce" {
 		t.Errorf("metadata of all topics lists %v to alice; want only t-produce and t-read", listed)
 	}
+	// Authorized operations (KIP-430): READ on t-read also allows DESCRIBE.
+	opsReq := kmsg.NewPtrMetadataRequest()
+	opsReq.IncludeTopicAuthorizedOperations = true
+	opsReq.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("t-read")}}
+	want := int32(1<<kmsg.ACLOperationRead | 1<<kmsg.ACLOperationDescribe)
+	if ops := request(t, alice, opsReq).(*kmsg.MetadataResponse).Topics[0].AuthorizedOperations; ops != want {
+		t.Errorf("metadata authorized operations of t-read for alice: %b, want %b", ops, want)
+	}
 	createTopic(t, admin, "t-secret", 1, nil)
 	for _, name := range []string{"t-secret", "t-nonexistent"} {
 		mt := metaReq(alice, false, name).Topics[0]
@@ -440,7 +448,12 @@ func testACLGroupAPIs(t *testing.T, bk backend) {
 	describe := kmsg.NewPtrDescribeGroupsRequest()
 	describe.Groups = []string{"g1"}
 	wantCode(t, "describe groups without DESCRIBE", request(t, bob, describe).(*kmsg.DescribeGroupsResponse).Groups[0].ErrorCode, kerr.GroupAuthorizationFailed)
-	wantCode(t, "describe groups with READ (implies DESCRIBE)", request(t, alice, describe).(*kmsg.DescribeGroupsResponse).Groups[0].ErrorCode, nil)
+	describe.IncludeAuthorizedOperations = true
+	dgr := request(t, alice, describe).(*kmsg.DescribeGroupsResponse).Groups[0]
+	wantCode(t, "describe groups with READ (implies DESCRIBE)", dgr.ErrorCode, nil)
+	if want := int32(1<<kmsg.ACLOperationRead | 1<<kmsg.ACLOperationDescribe); dgr.AuthorizedOperations != want {
+		t.Errorf("describe groups authorized operations for alice: %b, want %b", dgr.AuthorizedOperations, want)
+	}
 	deleteGroup := kmsg.NewPtrDeleteGroupsRequest()
 	deleteGroup.Groups = []string{"g1"}
 	wantCode(t, "delete group without DELETE", request(t, alice, deleteGroup).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, kerr.GroupAuthorizationFailed)

@@ -133,23 +133,43 @@ func (x access) configs(op metastore.ACLOperation, rt kmsg.ConfigResourceType, n
 	return 0
 }
 
-// clusterOperations is the bit field DescribeCluster reports when asked
-// (bit n: ACL operation n is allowed on the cluster), as Kafka: 0 without
-// DESCRIBE. With authorizer=none it is "not provided" (MinInt32), as
+// clusterOperations, topicOperations and groupOperations are the bit
+// fields of authorized operations (KIP-430) that DescribeCluster, Metadata
+// and DescribeGroups report when asked: bit n set if ACL operation n is
+// allowed on the resource. As in Kafka the cluster's is 0 without DESCRIBE
+// on it. With authorizer=none they are "not provided" (MinInt32), as
 // before authorization existed.
 func (x access) clusterOperations() int32 {
+	if x.az != nil && !x.cluster(metastore.OpDescribe) {
+		return 0
+	}
+	return x.operations(metastore.ResourceCluster, acl.ClusterName, clusterOps)
+}
+
+func (x access) topicOperations(name string) int32 {
+	return x.operations(metastore.ResourceTopic, name, topicOps)
+}
+
+func (x access) groupOperations(id string) int32 {
+	return x.operations(metastore.ResourceGroup, id, groupOps)
+}
+
+// The operations Kafka reports per resource type.
+var (
+	clusterOps = []metastore.ACLOperation{metastore.OpCreate, metastore.OpAlter, metastore.OpDescribe, metastore.OpClusterAction,
+		metastore.OpDescribeConfigs, metastore.OpAlterConfigs, metastore.OpIdempotentWrite}
+	topicOps = []metastore.ACLOperation{metastore.OpRead, metastore.OpWrite, metastore.OpCreate, metastore.OpDelete,
+		metastore.OpAlter, metastore.OpDescribe, metastore.OpDescribeConfigs, metastore.OpAlterConfigs}
+	groupOps = []metastore.ACLOperation{metastore.OpRead, metastore.OpDescribe, metastore.OpDelete}
+)
+
+func (x access) operations(rt metastore.ACLResourceType, name string, ops []metastore.ACLOperation) int32 {
 	if x.az == nil {
 		return math.MinInt32
 	}
-	if !x.cluster(metastore.OpDescribe) {
-		return 0
-	}
 	var bits int32
-	for _, op := range []metastore.ACLOperation{
-		metastore.OpCreate, metastore.OpAlter, metastore.OpDescribe, metastore.OpClusterAction,
-		metastore.OpDescribeConfigs, metastore.OpAlterConfigs, metastore.OpIdempotentWrite,
-	} {
-		if x.cluster(op) {
+	for _, op := range ops {
+		if x.allow(op, rt, name) {
 			bits |= 1 << op
 		}
 	}

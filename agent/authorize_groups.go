@@ -246,6 +246,13 @@ func authorizeDescribeGroups(az access, req *kmsg.DescribeGroupsRequest, describ
 	if len(r.Groups) > 0 {
 		resp = describe(&r)
 	}
+	if req.IncludeAuthorizedOperations {
+		for i := range resp.Groups {
+			if g := &resp.Groups[i]; g.ErrorCode == 0 {
+				g.AuthorizedOperations = az.groupOperations(g.Group)
+			}
+		}
+	}
 	resp.Groups = append(resp.Groups, denied...)
 	return resp
 }

@@ -48,6 +48,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 				resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 			}
 		}
+		a.metadataOperations(az, req, resp)
 		return wire.Respond(resp)
 	}
 	allowCreate := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
@@ -92,7 +93,26 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 		}
 		resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 	}
+	a.metadataOperations(az, req, resp)
 	return wire.Respond(resp)
+}
+
+// metadataOperations fills the authorized operations the request asks
+// for (KIP-430), with authorizer=acl.
+func (a *Agent) metadataOperations(az access, req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse) {
+	if az.az == nil {
+		return
+	}
+	if req.IncludeClusterAuthorizedOperations && req.Version <= 10 {
+		resp.AuthorizedOperations = az.clusterOperations()
+	}
+	if req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			if t := &resp.Topics[i]; t.ErrorCode == 0 && t.Topic != nil {
+				t.AuthorizedOperations = az.topicOperations(*t.Topic)
+			}
+		}
+	}
 }
 
 func metadataErrorCode(err error) int16 {
