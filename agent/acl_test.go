@@ -546,6 +546,8 @@ func testACLTransactionAPIs(t *testing.T, bk backend) {
 	wantCode(t, "add offsets to txn without group READ", request(t, alice, addOffs).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, kerr.GroupAuthorizationFailed)
 	// None of it reached the coordinator: tx1 does not exist yet.
 	wantCode(t, "tx1 after denied requests", request(t, admin, dt).(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode, kerr.TransactionalIDNotFound)
+	createACLs(t, admin, allow(rtGroup, "txg", "alice", kmsg.ACLOperationRead))
+	wantCode(t, "txn offset commit without topic READ", request(t, alice, toc).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
 
 	// WRITE on the topic: a real transactional producer commits; WRITE on
 	// some topic is also enough for an idempotent producer (KIP-679).

@@ -1,7 +1,7 @@
 package agent
 
-// Authorization of the consumer-group APIs, whose handlers hand the whole
-// request to the group coordinator: each function below checks the group
+// Authorization of the consumer-group APIs (and TxnOffsetCommit), whose
+// handlers hand the whole request to a coordinator: each function below checks the group
 // and topics as Kafka's KafkaApis does, passes the coordinator only what
 // is allowed (nothing at all if the group is denied) and adds the denied
 // parts to its answer.
@@ -295,5 +295,56 @@ func authorizeDeleteGroups(az access, req *kmsg.DeleteGroupsRequest, del func(*k
 		resp = del(&r)
 	}
 	resp.Groups = append(resp.Groups, denied...)
+	return resp
+}
+
+// authorizeTxnOffsetCommit: WRITE on the transactional id (else every
+// partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group (else
+// GROUP_AUTHORIZATION_FAILED), READ on each topic. It returns the request
+// to carry out (nil: none, and the second result is the whole answer) and
+// the answer for the denied topics (nil if none), which the caller
+// appends; the rest is committed, as in Kafka.
+func authorizeTxnOffsetCommit(az access, req *kmsg.TxnOffsetCommitRequest) (*kmsg.TxnOffsetCommitRequest, *kmsg.TxnOffsetCommitResponse) {
+	switch {
+	case az.az == nil:
+		return req, nil
+	case !az.txnID(metastore.OpWrite, req.TransactionalID):
+		return nil, txnOffsetCommitError(req.Version, req.Topics, kerr.TransactionalIDAuthorizationFailed.Code)
+	case !az.group(metastore.OpRead, req.Group):
+		return nil, txnOffsetCommitError(req.Version, req.Topics, groupDenied)
+	}
+	r := *req
+	r.Topics = nil
+	var denied []kmsg.TxnOffsetCommitRequestTopic
+	for _, rt := range req.Topics {
+		if az.topic(metastore.OpRead, rt.Topic) {
+			r.Topics = append(r.Topics, rt)
+		} else {
+			denied = append(denied, rt)
+		}
+	}
+	if len(denied) > 0 && len(r.Topics) == 0 {
+		return nil, txnOffsetCommitError(req.Version, denied, topicDenied)
+	}
+	if len(denied) == 0 {
+		return &r, nil
+	}
+	return &r, txnOffsetCommitError(req.Version, denied, topicDenied)
+}
+
+// txnOffsetCommitError answers every partition of topics with code.
+func txnOffsetCommitError(version int16, topics []kmsg.TxnOffsetCommitRequestTopic, code int16) *kmsg.TxnOffsetCommitResponse {
+	resp := kmsg.NewPtrTxnOffsetCommitResponse()
+	resp.Version = version
+	for _, rt := range topics {
+		t := kmsg.NewTxnOffsetCommitResponseTopic()
+		t.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			t.Partitions = append(t.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
 	return resp
 }

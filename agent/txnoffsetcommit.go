@@ -9,7 +9,6 @@ package agent
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/group"
@@ -20,30 +19,9 @@ import (
 func (a *Agent) handleTxnOffsetCommit(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	// Kafka: WRITE on the transactional id, READ on the group, READ on each
-	// topic; denied topics answer TOPIC_AUTHORIZATION_FAILED and the rest
-	// is committed.
-	az := a.access(c)
-	var denied []kmsg.TxnOffsetCommitRequestTopic
-	switch {
-	case !az.txnID(metastore.OpWrite, req.TransactionalID):
-		return wire.Respond(txnOffsetCommitError(req, kerr.TransactionalIDAuthorizationFailed.Code))
-	case !az.group(metastore.OpRead, req.Group):
-		return wire.Respond(txnOffsetCommitError(req, kerr.GroupAuthorizationFailed.Code))
-	case az.az != nil:
-		r := *req
-		r.Topics = nil
-		for _, rt := range req.Topics {
-			if az.topic(metastore.OpRead, rt.Topic) {
-				r.Topics = append(r.Topics, rt)
-			} else {
-				denied = append(denied, rt)
-			}
-		}
-		if len(denied) > 0 && len(r.Topics) == 0 {
-			return wire.Respond(txnOffsetCommitError(req, kerr.TopicAuthorizationFailed.Code))
-		}
-		req = &r
+	req, denied := authorizeTxnOffsetCommit(a.access(c), req)
+	if req == nil {
+		return wire.Respond(denied)
 	}
 	var offsets []metastore.CommittedOffset
 	for _, rt := range req.Topics {
@@ -72,23 +50,8 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, c *wire.Conn, kreq km
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
-	resp.Topics = append(resp.Topics, txnOffsetCommitError(&kmsg.TxnOffsetCommitRequest{Topics: denied}, kerr.TopicAuthorizationFailed.Code).Topics...)
-	return wire.Respond(resp)
-}
-
-// txnOffsetCommitError answers every partition of req with code.
-func txnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, code int16) *kmsg.TxnOffsetCommitResponse {
-	resp := kmsg.NewPtrTxnOffsetCommitResponse()
-	resp.Version = req.Version
-	for _, rt := range req.Topics {
-		t := kmsg.NewTxnOffsetCommitResponseTopic()
-		t.Topic = rt.Topic
-		for _, p := range rt.Partitions {
-			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
-			t.Partitions = append(t.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, t)
+	if denied != nil {
+		resp.Topics = append(resp.Topics, denied.Topics...)
 	}
-	return resp
+	return wire.Respond(resp)
 }
