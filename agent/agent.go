@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siltstream/silt/auth/acl"
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/cluster"
 	"github.com/siltstream/silt/group"
@@ -36,6 +37,7 @@ type Agent struct {
 	txns    *txn.Coordinator    // transactional ids this agent coordinates
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
+	acls    *acl.Authorizer     // nil unless authorizer=acl
 	server  *wire.Server
 	tls     *wire.TLS // SSL and SASL_SSL listeners' TLS; nil without them
 	stats   Stats
@@ -64,6 +66,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		topics: partition.NewTopics(store),
 		reqs:   newRequestMetrics(),
 	}
+	if cfg.Authorizer == AuthorizerACL {
+		a.acls = acl.New(acl.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL}, store)
+	}
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	var err error
 	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
@@ -83,6 +88,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	// Produce frames reserve their bytes in the write buffer before they
+	// are read, so buffer.bytes bounds every produced byte in the agent.
+	wcfg.ProduceBudget = a.ingest
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
 		return nil, err
@@ -122,6 +130,14 @@ func (a *Agent) ServeListeners(lns ...net.Listener) error {
 	if err := a.members.Join(ctx); err != nil {
 		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
 	}
+	if a.acls != nil {
+		if err := a.acls.Reload(ctx); err != nil {
+			a.log.Warn("initial ACL load failed; only super users pass until it succeeds", "err", err)
+		}
+		a.goBackground(func(ctx context.Context) {
+			a.acls.Run(ctx, func(err error) { a.log.Warn("reload ACLs failed", "err", err) })
+		})
+	}
 	cancel()
 	a.goBackground(a.members.Run)
 	// Topics created, grown or deleted through other agents show up within
@@ -133,6 +149,9 @@ func (a *Agent) ServeListeners(lns ...net.Listener) error {
 	a.goBackground(a.txns.Run)
 	a.goBackground(a.lag.Run)
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
+		if a.acls != nil {
+			w = aclWatcher{CommitWatcher: w, acls: a.acls}
+		}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
 	for i, ln := range lns {

@@ -15,6 +15,9 @@ import (
 func (a *Agent) handleDescribeCluster(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = a.access(c).clusterOperations()
+	}
 	resp.ClusterID = a.cfg.ClusterID
 	v := a.viewFor(c) // the brokers as the listener c came in on advertises them
 	resp.ControllerID = v.CoordinatorFor("controller").NodeID

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/auth/acl"
 	"github.com/siltstream/silt/cache"
 )
 
@@ -108,6 +109,10 @@ func agentKeys() []keySpec {
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is deleted"},
 		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often the orphan janitor looks"},
+		// Authorization (ACLs).
+		{"authorizer", kindString, d.Authorizer, "none (no checks) or acl (Kafka ACLs from the metastore)"},
+		{"super.users", kindString, "", "principals that pass every ACL check, separated by ';' (User:admin;User:ops)"},
+		{"allow.everyone.if.no.acl.found", kindBool, "false", "with authorizer=acl, allow a request on a resource no ACL names"},
 		{"log.level", kindString, "info", "debug, info, warn or error"},
 		{"log.format", kindString, "", "json or text (default: text if stderr is a terminal, else json)"},
 	}
@@ -312,6 +317,13 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.MembershipTTL = p.duration("membership.ttl")
 	a.OrphanMinAge = p.duration("orphan.min.age")
 	a.JanitorInterval = p.duration("janitor.interval")
+	a.Authorizer = p.str("authorizer")
+	if su, err := acl.ParseSuperUsers(p.str("super.users")); err != nil {
+		p.fail(err)
+	} else {
+		a.SuperUsers = su
+	}
+	a.AllowEveryoneIfNoACL = p.bool("allow.everyone.if.no.acl.found")
 	s.LogLevel, s.LogFormat = p.logging(stderrIsTerminal)
 	parseListenerSettings(&p, &s)
 	if p.err != nil {
