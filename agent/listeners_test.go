@@ -94,13 +94,7 @@ func (f *tlsFixture) agentTLS(clientAuth string) agent.TLSConfig {
 }
 
 // clientTLS trusts the test CA and presents leaf, if any.
-func (f *tlsFixture) clientTLS(leaf *testcerts.Leaf) *tls.Config {
-	c := &tls.Config{RootCAs: f.ca.Pool()}
-	if leaf != nil {
-		c.Certificates = []tls.Certificate{leaf.TLSCertificate(f.t)}
-	}
-	return c
-}
+func (f *tlsFixture) clientTLS(leaf *testcerts.Leaf) *tls.Config { return f.ca.ClientTLS(f.t, leaf) }
 
 // principalLog records the principals the agent logs for TLS clients.
 type principalLog struct {

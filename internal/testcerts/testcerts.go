@@ -180,3 +180,15 @@ func writeFile(t testing.TB, path string, b []byte) {
 		t.Fatalf("testcerts: %v", err)
 	}
 }
+
+// ClientTLS returns a client configuration that trusts ca and presents
+// leaf (nil: no client certificate), for TLS clients in tests (kgo's
+// DialTLSConfig, tls.Dial).
+func (ca *CA) ClientTLS(t testing.TB, leaf *Leaf) *tls.Config {
+	t.Helper()
+	c := &tls.Config{RootCAs: ca.Pool()}
+	if leaf != nil {
+		c.Certificates = []tls.Certificate{leaf.TLSCertificate(t)}
+	}
+	return c
+}
