@@ -32,6 +32,7 @@ type Store interface {
 	TxnStore
 	LeaseStore
 	ClusterStore
+	CredentialStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

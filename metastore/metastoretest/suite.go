@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
 		{"TxnStaleMarker", testTxnStaleMarker},
 		{"TxnExpiry", testTxnExpiry},
+		{"ScramCredentials", testScramCredentials},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {
