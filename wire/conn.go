@@ -34,6 +34,7 @@ type Conn struct {
 	stopReads context.CancelFunc
 
 	listener  Listener
+	sasl      saslState              // reader goroutine only; see sasl.go
 	principal atomic.Pointer[string] // nil: AnonymousPrincipal
 	clientID  atomic.Pointer[string]
 	software  atomic.Pointer[[2]string]
@@ -161,7 +162,7 @@ func (c *Conn) readLoop() {
 		p := c.handle(frame, reserved)
 		p.start = start
 		c.queue <- p
-		if p.reply.kind == replyClose {
+		if p.reply.kind == replyClose || p.reply.thenClose {
 			return
 		}
 	}
@@ -190,6 +191,10 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, error) {
 				return nil, 0, errIdle
 			}
 			return nil, 0, err
+		}
+		if size > MaxPreAuthRequestBytes && c.needsAuthentication() {
+			// Refused before a byte of it is read (sasl.go).
+			return nil, 0, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
 		}
 		return c.readAdmitted(br, size)
 	}
@@ -254,6 +259,10 @@ func (c *Conn) handle(frame []byte, reserved int64) pending {
 	h := r.hdr
 	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved}
 	if err != nil {
+		p.reply = CloseConn(err)
+		return p
+	}
+	if err := c.admit(h.key); err != nil {
 		p.reply = CloseConn(err)
 		return p
 	}
@@ -329,6 +338,10 @@ func (c *Conn) writeLoop() {
 		}
 		c.srv.budget.release(p.reserved)
 		<-c.slots
+		if p.reply.thenClose {
+			_ = c.flush(bw)
+			return
+		}
 		if len(c.queue) == 0 {
 			if err := c.flush(bw); err != nil {
 				c.writeFailed(err)
