@@ -13,9 +13,14 @@ import (
 // SASL on SASL_PLAINTEXT and SASL_SSL listeners, as Kafka brokers do it:
 //
 //   - Until a connection has authenticated, only ApiVersions, SaslHandshake
-//     (v1; Kafka 4 removed v0) and SaslAuthenticate (v0–v2) are served; any
+//     and SaslAuthenticate (v0–v2) are served; any
 //     other request closes the connection, and a frame larger than
 //     MaxPreAuthRequestBytes closes it before it is read.
+//   - SaslHandshake is v1: the exchange travels in SaslAuthenticate
+//     requests. v0 (raw SASL tokens after the handshake) is refused with
+//     UNSUPPORTED_VERSION, but ApiVersions advertises 0–1: librdkafka
+//     before 2.10 sends v1 only to brokers whose range includes v0
+//     (librdkafka PR 4983).
 //   - SaslHandshake picks a mechanism of the Authenticator; SaslAuthenticate
 //     requests carry that mechanism's exchange (SASLExchange.Step).
 //   - A failed exchange, an unknown mechanism or a request out of order is
@@ -110,7 +115,7 @@ func (c *Conn) admit(key int16) error {
 // registerSASL adds SaslHandshake and SaslAuthenticate, answered by the
 // Server, to reg.
 func (s *Server) registerSASL(reg *Registry) {
-	reg.Register(saslHandshakeKey, 1, 1, s.handleSaslHandshake)
+	reg.Register(saslHandshakeKey, 0, 1, s.handleSaslHandshake)
 	reg.Register(saslAuthenticateKey, 0, 2, s.handleSaslAuthenticate)
 }
 
@@ -125,6 +130,9 @@ func (s *Server) handleSaslHandshake(_ context.Context, c *Conn, req kmsg.Reques
 		// As Kafka: answered, not fatal, on a listener without SASL.
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return Respond(resp)
+	case r.Version < 1:
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		return s.failAuthentication(c, resp, fmt.Errorf("SaslHandshake v0 (unframed SASL tokens) is not supported"))
 	case st.exchange != nil:
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return s.failAuthentication(c, resp, fmt.Errorf("SaslHandshake during an exchange"))
