@@ -133,7 +133,11 @@ func (e *scramExchange) final(msg string) ([]byte, *wire.SASLResult, error) {
 	if err != nil || string(cb) != e.gs2Header {
 		return nil, nil, e.fail("channel binding does not match the gs2 header")
 	}
-	if subtle.ConstantTimeCompare([]byte(attrs[1][2:]), []byte(e.nonce)) != 1 {
+	// The nonce must end with ours, as Kafka checks it (endsWith):
+	// librdkafka 2.0 repeats its own nonce in front of the combined one.
+	// The proof covers the nonce as sent, so nothing is lost.
+	if got := attrs[1][2:]; len(got) < len(e.nonce) ||
+		subtle.ConstantTimeCompare([]byte(got[len(got)-len(e.nonce):]), []byte(e.nonce)) != 1 {
 		return nil, nil, e.fail("nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofAttr[2:])
