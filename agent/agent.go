@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siltstream/silt/auth"
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/cluster"
 	"github.com/siltstream/silt/group"
@@ -37,6 +38,8 @@ type Agent struct {
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
 	server  *wire.Server
+	auth    *auth.Authenticator // nil without SASL
+	start   sync.Once           // the work of the first Serve
 	stats   Stats
 	reqs    *requestMetrics
 
@@ -79,6 +82,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	if a.auth, err = a.newAuthenticator(); err != nil {
+		return nil, err
+	}
+	if a.auth != nil { // not a typed nil in the interface
+		wcfg.Authenticator = a.auth
+	}
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
 		return nil, err
@@ -107,8 +116,24 @@ func (a *Agent) goBackground(fn func(context.Context)) {
 // Stats returns the agent's counters.
 func (a *Agent) Stats() *Stats { return &a.stats }
 
-// Serve answers Kafka clients on ln until Shutdown or Close.
+// Serve answers Kafka clients on ln, a PLAINTEXT listener, until Shutdown
+// or Close.
 func (a *Agent) Serve(ln net.Listener) error {
+	return a.ServeListener(ln, wire.Listener{Name: string(wire.Plaintext), Protocol: wire.Plaintext})
+}
+
+// ServeListener answers Kafka clients on ln, secured as l says, until
+// Shutdown or Close. It may be called for several listeners; the first
+// call joins the cluster and starts the background work.
+func (a *Agent) ServeListener(ln net.Listener, l wire.Listener) error {
+	a.start.Do(a.startServing)
+	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol,
+		"advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
+	return a.server.ServeListener(ln, l)
+}
+
+// startServing joins the cluster and starts the background work, once.
+func (a *Agent) startServing() {
 	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
@@ -129,8 +154,6 @@ func (a *Agent) Serve(ln net.Listener) error {
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
-	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
-	return a.server.Serve(ln)
 }
 
 // Shutdown stops gracefully: stop taking requests, flush and commit what is

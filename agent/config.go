@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/siltstream/silt/auth"
 	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/wire"
 )
@@ -34,6 +35,14 @@ type Config struct {
 	// Wire.MaxInflightRequestBytes is queued.max.request.bytes. Logger and
 	// Observe are set by the agent.
 	Wire wire.Config
+
+	// SASL configures authentication on SASL_PLAINTEXT and SASL_SSL
+	// listeners (see ServeListener): Mechanisms is sasl.mechanisms,
+	// MaxReauth connections.max.reauth.ms, OAuthBearer the
+	// sasl.oauthbearer.* keys; the agent sets Credentials (its store) and
+	// Logger. Wire.FailedAuthenticationDelay is
+	// connection.failed.authentication.delay.ms. No mechanisms: no SASL.
+	SASL auth.Config
 
 	// FetchMaxBytes caps the record bytes of one Fetch response and of
 	// each partition in it, whatever the client asks for (fetch.max.bytes,

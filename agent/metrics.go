@@ -128,6 +128,9 @@ func walkErrorCode(v reflect.Value, depth int) int16 {
 // it once per agent.
 func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{a.reqs.requests, a.reqs.latency, &statsCollector{a: a}, a.lag}
+	if a.auth != nil {
+		cs = append(cs, a.auth.Collectors()...)
+	}
 	for _, c := range append(cs, a.ingest.Metrics().Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
