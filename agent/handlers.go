@@ -42,5 +42,7 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeTransactions), 0, 0, a.handleDescribeTransactions)
 	r.Register(int16(kmsg.ListTransactions), 0, 1, a.handleListTransactions)
 	r.Register(int16(kmsg.DescribeProducers), 0, 0, a.handleDescribeProducers)
+	r.Register(int16(kmsg.DescribeUserSCRAMCredentials), 0, 0, a.handleDescribeUserScramCredentials)
+	r.Register(int16(kmsg.AlterUserSCRAMCredentials), 0, 0, a.handleAlterUserScramCredentials)
 	return r
 }
