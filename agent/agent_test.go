@@ -22,6 +22,7 @@ import (
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/wire"
 )
 
 // testAgent is an agent served on a loopback port, over the metadata store
@@ -56,6 +57,12 @@ func startAgentWith(t *testing.T, bk backend, mutate func(*agent.Config), wrap f
 // agents can form one cluster.
 func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config)) *testAgent {
 	t.Helper()
+	return startAgentListener(t, store, bucket, mutate, wire.Listener{Name: "PLAINTEXT", Protocol: wire.Plaintext})
+}
+
+// startAgentListener starts an agent serving one listener of protocol l.
+func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), l wire.Listener) *testAgent {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 		t.Fatalf("new agent: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ln) }()
+	go func() { done <- a.ServeListener(ln, l) }()
 	ta := &testAgent{Agent: a, addr: ln.Addr().String(), store: store, bucket: bucket}
 	t.Cleanup(func() { ta.stop(t); <-done })
 	return ta
