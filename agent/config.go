@@ -146,6 +146,11 @@ func (c *Config) Validate() error {
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown.grace: must be positive, got %v", c.ShutdownGrace)
 	}
+	if len(c.SASL.Mechanisms) > 0 {
+		if err := c.SASL.Validate(); err != nil {
+			return err
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

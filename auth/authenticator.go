@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -75,27 +76,45 @@ type Authenticator struct {
 
 var _ wire.Authenticator = (*Authenticator)(nil)
 
-// New validates cfg and returns an Authenticator. Errors name the config
-// key.
-func New(cfg Config) (*Authenticator, error) {
+// Validate checks the configuration keys. Errors name the key.
+func (cfg Config) Validate() error {
 	if len(cfg.Mechanisms) == 0 {
-		return nil, errors.New("sasl.mechanisms: no mechanism enabled")
+		return errors.New("sasl.mechanisms: no mechanism enabled")
 	}
 	seen := map[string]bool{}
 	for _, m := range cfg.Mechanisms {
 		if !slices.Contains(Mechanisms, m) {
-			return nil, fmt.Errorf("sasl.mechanisms: unknown mechanism %q (want any of %s)", m, strings.Join(Mechanisms, ", "))
+			return fmt.Errorf("sasl.mechanisms: unknown mechanism %q (want any of %s)", m, strings.Join(Mechanisms, ", "))
 		}
 		if seen[m] {
-			return nil, fmt.Errorf("sasl.mechanisms: %s listed twice", m)
+			return fmt.Errorf("sasl.mechanisms: %s listed twice", m)
 		}
+		seen[m] = true
+	}
+	if cfg.MaxReauth < 0 {
+		return fmt.Errorf("connections.max.reauth.ms: must not be negative, got %v", cfg.MaxReauth)
+	}
+	if seen[OAuthBearer] {
+		u, err := url.Parse(cfg.OAuthBearer.JWKSURL)
+		if cfg.OAuthBearer.JWKSURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("sasl.oauthbearer.jwks.url: OAUTHBEARER needs an http(s) URL, got %q", cfg.OAuthBearer.JWKSURL)
+		}
+	}
+	return nil
+}
+
+// New validates cfg and returns an Authenticator. Errors name the config
+// key.
+func New(cfg Config) (*Authenticator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, m := range cfg.Mechanisms {
 		seen[m] = true
 	}
 	if (seen[Plain] || seen[ScramSHA256.name] || seen[ScramSHA512.name]) && cfg.Credentials == nil {
 		return nil, errors.New("sasl.mechanisms: PLAIN and SCRAM need a credential store")
-	}
-	if cfg.MaxReauth < 0 {
-		return nil, fmt.Errorf("connections.max.reauth.ms: must not be negative, got %v", cfg.MaxReauth)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -116,9 +135,6 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if seen[OAuthBearer] {
 		o := &a.cfg.OAuthBearer
-		if o.JWKSURL == "" {
-			return nil, errors.New("sasl.oauthbearer.jwks.url: required with OAUTHBEARER")
-		}
 		if o.SubClaim == "" {
 			o.SubClaim = "sub"
 		}
