@@ -159,7 +159,11 @@ func (a *Authenticator) Mechanisms() []string { return slices.Clone(a.cfg.Mechan
 
 // Begin implements wire.Authenticator.
 func (a *Authenticator) Begin(mechanism string, c *wire.Conn) wire.SASLExchange {
-	at := attempt{a: a, mechanism: mechanism, remote: c.RemoteAddr().String()}
+	return a.begin(mechanism, c.RemoteAddr().String())
+}
+
+func (a *Authenticator) begin(mechanism, remote string) wire.SASLExchange {
+	at := attempt{a: a, mechanism: mechanism, remote: remote}
 	switch mechanism {
 	case Plain:
 		return &plainExchange{attempt: at}
