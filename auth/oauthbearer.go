@@ -277,6 +277,10 @@ func (c *jwksCache) key(ctx context.Context, kid, kty string) (crypto.PublicKey,
 		c.lastAttempt = time.Now()
 		keys, err := c.fetch(ctx)
 		if err != nil {
+			// A key we had still verifies while the provider is down.
+			if k, ok := c.lookup(kid, kty); ok {
+				return k, nil
+			}
 			return nil, fmt.Errorf("fetch JWKS: %w", err)
 		}
 		c.keys, c.fetched = keys, time.Now()
