@@ -107,10 +107,16 @@ func (c *Conn) admit(key int16) error {
 	case !st.authenticated:
 		return protocolErrorf("%s request before SASL authentication", kmsg.NameForKey(key))
 	case !st.expires.IsZero() && !time.Now().Before(st.expires):
+		c.srv.expiredSessions.Add(1)
 		return protocolErrorf("%s request after the SASL session expired (KIP-368)", kmsg.NameForKey(key))
 	}
 	return nil
 }
+
+// ExpiredSessionsClosed counts connections closed because a request came
+// after their SASL session had expired (Kafka's
+// expired-connections-killed-count).
+func (s *Server) ExpiredSessionsClosed() int64 { return s.expiredSessions.Load() }
 
 // registerSASL adds SaslHandshake and SaslAuthenticate, answered by the
 // Server, to reg.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,8 +74,9 @@ type Server struct {
 	log     *slog.Logger
 	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
 
-	budget    *budget         // in-flight request memory, shared by all connections
-	decodeAmp map[int16]int64 // per registered API key; see budget.go
+	budget          *budget         // in-flight request memory, shared by all connections
+	expiredSessions atomic.Int64    // see ExpiredSessionsClosed
+	decodeAmp       map[int16]int64 // per registered API key; see budget.go
 
 	ctx    context.Context // cancelled by Close: stops every connection's work
 	cancel context.CancelFunc
