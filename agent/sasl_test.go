@@ -324,6 +324,10 @@ func TestSASLSessionExpiry(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		series := `silt_sasl_authentications_total{mechanism="SCRAM-SHA-512",result="success"}`
+		killed := `silt_sasl_expired_connections_killed_total`
+		if got := promtest.Gather(t, reg)[killed]; got != 1 {
+			t.Fatalf("%s = %v after the raw connection's expiry, want 1", killed, got)
+		}
 		for i := 0; promtest.Gather(t, reg)[series] < 12; i++ {
 			want := fmt.Sprintf("r%d", i)
 			if err := producer.ProduceSync(ctx, kgo.StringRecord(want)).FirstErr(); err != nil {
@@ -340,6 +344,11 @@ func TestSASLSessionExpiry(t *testing.T) {
 			if got != want {
 				t.Fatalf("consumed %s, want %s", got, want)
 			}
+		}
+		// The clients re-authenticated on their live connections: none
+		// was cut off for an expired session.
+		if got := promtest.Gather(t, reg)[killed]; got != 1 {
+			t.Errorf("%s = %v, want still 1: a client connection outlived its session", killed, got)
 		}
 	})
 }
