@@ -169,14 +169,17 @@ func (s *Server) handleSaslAuthenticate(ctx context.Context, c *Conn, req kmsg.R
 		return s.failAuthentication(c, resp, fmt.Errorf("SaslAuthenticate without a SaslHandshake"))
 	}
 	reply, res, err := st.exchange.Step(ctx, r.SASLAuthBytes)
+	var reason error // the Authenticator logs its own failures
 	if err == nil && res != nil && st.authenticated && res.Principal != c.Principal() {
+		// As Kafka: re-authentication may not change the principal.
 		err = fmt.Errorf("re-authentication as %s on a connection of %s", res.Principal, c.Principal())
+		reason = err
 	}
 	if err != nil {
 		st.exchange = nil
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		resp.ErrorMessage = strPtr("Authentication failed during authentication due to invalid credentials with SASL mechanism " + st.mechanism)
-		return s.failAuthentication(c, resp, nil)
+		return s.failAuthentication(c, resp, reason)
 	}
 	resp.SASLAuthBytes = reply
 	if res == nil {
