@@ -82,6 +82,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	// Produce frames reserve their bytes in the write buffer before they
+	// are read, so buffer.bytes bounds every produced byte in the agent.
+	wcfg.ProduceBudget = a.ingest
 	if a.auth, err = a.newAuthenticator(); err != nil {
 		return nil, err
 	}

@@ -96,9 +96,14 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 	if len(batches) > 0 {
 		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		rctx, cancel := context.WithTimeout(ctx, max(timeout, time.Second))
+		// The frame's bytes were reserved in the write buffer before it
+		// was read; the pipeline takes the reservation over, whatever
+		// happens to the batches.
+		reserved, waited := wire.TakeReserved(ctx)
 		var throttled time.Duration
 		var err error
-		pending, throttled, err = a.ingest.Submit(rctx, batches)
+		pending, throttled, err = a.ingest.SubmitReserved(rctx, batches, reserved)
+		throttled += waited
 		cancel()
 		if req.Version < 6 {
 			// Before KIP-219 the broker delays the response and reports the

@@ -70,6 +70,9 @@ func (b *buffer) reserve(ctx context.Context, n int64) (time.Duration, error) {
 
 // release returns n bytes to the memory budget.
 func (b *buffer) release(n int64) {
+	if n <= 0 {
+		return
+	}
 	b.inUse.Add(-n)
 	b.mem.Release(n)
 }

@@ -186,21 +186,36 @@ func (p *Pipeline) Waiting() int64 { return p.buf.waiting.Load() }
 // every batch has committed or failed. Errors: ErrTooLarge, ErrClosed, or
 // ctx's error while waiting for room; then nothing was buffered.
 func (p *Pipeline) Submit(ctx context.Context, batches []Batch) (*Pending, time.Duration, error) {
+	return p.SubmitReserved(ctx, batches, 0)
+}
+
+// SubmitReserved is Submit for a caller that already holds reserved bytes
+// of the buffer budget (Acquire), which it hands over: whatever happens,
+// the Pipeline releases them. Only what the batches lack is waited for.
+func (p *Pipeline) SubmitReserved(ctx context.Context, batches []Batch, reserved int64) (*Pending, time.Duration, error) {
 	pd := &Pending{results: make([]Result, len(batches)), done: make(chan struct{})}
-	if len(batches) == 0 {
-		close(pd.done)
-		return pd, 0, nil
-	}
 	var size int64
 	for _, b := range batches {
 		size += int64(len(b.Data))
 	}
 	if size > p.buf.memMax {
+		p.buf.release(reserved)
 		return nil, 0, ErrTooLarge
 	}
-	throttled, err := p.buf.reserve(ctx, size)
-	if err != nil {
-		return nil, throttled, err
+	var throttled time.Duration
+	switch {
+	case size < reserved: // a frame holds more than its batches
+		p.buf.release(reserved - size)
+	case size > reserved:
+		var err error
+		if throttled, err = p.buf.reserve(ctx, size-reserved); err != nil {
+			p.buf.release(reserved)
+			return nil, throttled, err
+		}
+	}
+	if len(batches) == 0 {
+		close(pd.done)
+		return pd, throttled, nil
 	}
 	pd.left.Store(int64(len(batches)))
 	es := make([]*entry, len(batches))
@@ -213,3 +228,19 @@ func (p *Pipeline) Submit(ctx context.Context, batches []Batch) (*Pending, time.
 	}
 	return pd, throttled, nil
 }
+
+// Acquire reserves n bytes of the buffer budget, waiting for room until
+// ctx ends. With Release and Limit it lets the Kafka server reserve a
+// Produce frame's bytes before reading it (wire.Budget), so frames waiting
+// to be read count against buffer.bytes too.
+func (p *Pipeline) Acquire(ctx context.Context, n int64) error {
+	_, err := p.buf.reserve(ctx, n)
+	return err
+}
+
+// Release returns n bytes taken with Acquire and not handed to
+// SubmitReserved.
+func (p *Pipeline) Release(n int64) { p.buf.release(n) }
+
+// Limit is the whole buffer budget (buffer.bytes).
+func (p *Pipeline) Limit() int64 { return p.buf.memMax }

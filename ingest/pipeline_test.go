@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/sqlite"
 	"github.com/siltstream/silt/objectstore"
@@ -471,4 +472,46 @@ func TestLostReplyThenDeleteTopic(t *testing.T) {
 	if !errors.Is(rs[1].Err, metastore.ErrUnknownTopic) {
 		t.Fatalf("deleted topic's batch: %+v, want ErrUnknownTopic", rs[1])
 	}
+}
+
+// TestSubmitReservedHandsOver: bytes reserved with Acquire (as the Kafka
+// server does for a Produce frame before reading it) are taken over by
+// SubmitReserved: what the batches do not need comes back at once, the
+// rest when they commit; a refused submit returns all of it.
+func TestSubmitReservedHandsOver(t *testing.T) {
+	bs := &blockingStore{release: make(chan struct{})}
+	one := len(recordBatch(1))
+	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(4 * one)}, func(s ingest.Store) ingest.Store {
+		bs.Store = s
+		return bs
+	})
+	ctx := context.Background()
+	inUse := func() int64 { n, _ := f.p.BufferBytes(); return n }
+	if f.p.Limit() != int64(4*one) {
+		t.Fatalf("Limit %d, want buffer.bytes %d", f.p.Limit(), 4*one)
+	}
+	// A frame of three batches' size carrying one batch.
+	if err := f.p.Acquire(ctx, int64(3*one)); err != nil {
+		t.Fatal(err)
+	}
+	pd, throttled, err := f.p.SubmitReserved(ctx, f.batches(0, 1), int64(3*one))
+	if err != nil || throttled != 0 {
+		t.Fatalf("submit reserved: %v (throttled %v)", err, throttled)
+	}
+	if got := inUse(); got != int64(one) {
+		t.Fatalf("buffer in use %d after the hand-over, want the batch's %d", got, one)
+	}
+	// Refused submits give their reservation back.
+	if err := f.p.Acquire(ctx, int64(2*one)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.p.SubmitReserved(ctx, f.batches(0, 1, 1, 1, 1, 1), int64(2*one)); !errors.Is(err, ingest.ErrTooLarge) {
+		t.Fatalf("submit larger than the buffer: %v, want ErrTooLarge", err)
+	}
+	if got := inUse(); got != int64(one) {
+		t.Fatalf("buffer in use %d after a refused submit, want %d", got, one)
+	}
+	close(bs.release)
+	wait(t, pd)
+	poll.Until(t, "the buffer empty after the commit", func() bool { return inUse() == 0 })
 }

@@ -30,13 +30,10 @@ import (
 // of the frame. After decoding, a reservation shrinks to the frame plus
 // what the request actually decoded into.
 //
-// A Produce request holds its reservation until its batches are committed
-// and answered, while the write pipeline also counts them against
-// buffer.bytes. The two bounds do not wait on each other: the pipeline
-// frees its buffer by committing flushes, which needs no request budget,
-// so a produce waiting for buffer space while holding its frame's
-// reservation always gets it. Frames in the pipeline count in both, so
-// produced bytes in memory stay within the smaller of the two.
+// With Config.ProduceBudget set (the agent sets it to its write buffer),
+// Produce frames reserve there instead (see producebudget.go), and the
+// request budget bounds every other request. Without it, a Produce request
+// holds its reservation here until it is answered.
 
 // budget is the shared in-flight request budget.
 type budget struct {

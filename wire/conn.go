@@ -58,8 +58,9 @@ type pending struct {
 	version       int16 // the response version
 	correlationID int32
 	reply         Reply
-	start         time.Time // when the request was read, for Config.Observe
-	reserved      int64     // request budget held until the reply is written
+	start         time.Time    // when the request was read, for Config.Observe
+	reserved      int64        // request budget held until the reply is written
+	produce       *Reservation // a Produce frame's share of Config.ProduceBudget
 }
 
 // ClientID returns the client id of the latest request ("" if null).
@@ -120,8 +121,14 @@ func (c *Conn) run() {
 	// Replies the writer never got to (it stopped on a write error or a
 	// CloseConn) still hold request budget.
 	for p := range c.queue {
-		c.srv.budget.release(p.reserved)
+		c.release(p)
 	}
+}
+
+// release returns what a request holds in the request and produce budgets.
+func (c *Conn) release(p pending) {
+	c.srv.budget.release(p.reserved)
+	p.produce.release()
 }
 
 // close closes the socket and cancels handlers' and deferred replies' work.
@@ -151,7 +158,7 @@ func (c *Conn) readLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		frame, reserved, err := c.readFrame(br)
+		frame, reserved, prod, err := c.readFrame(br)
 		if err != nil {
 			if reason := c.readError(err); reason != nil {
 				c.queue <- pending{noHeader: true, reply: CloseConn(reason)}
@@ -159,7 +166,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		start := time.Now()
-		p := c.handle(frame, reserved)
+		p := c.handle(frame, reserved, prod)
 		p.start = start
 		c.queue <- p
 		if p.reply.kind == replyClose || p.reply.thenClose {
@@ -172,14 +179,14 @@ func (c *Conn) readLoop() {
 // (see budget.go), and returns the reservation. While requests are in flight
 // or responses were written recently the connection is not idle, so a
 // timeout between frames just re-arms the deadline.
-func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, error) {
+func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, *Reservation, error) {
 	idle := c.srv.cfg.IdleTimeout
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if c.draining.Load() { // after arming the deadline, so drain's wake-up is not lost
-			return nil, 0, errDraining
+			return nil, 0, nil, errDraining
 		}
 		size, n, err := readFrameSize(br, c.srv.cfg.MaxRequestBytes)
 		if err != nil {
@@ -188,38 +195,52 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, error) {
 				if len(c.slots) > 1 || sinceWrite < idle {
 					continue
 				}
-				return nil, 0, errIdle
+				return nil, 0, nil, errIdle
 			}
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if size > MaxPreAuthRequestBytes && c.needsAuthentication() {
 			// Refused before a byte of it is read (sasl.go).
-			return nil, 0, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
+			return nil, 0, nil, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
 		}
 		return c.readAdmitted(br, size)
 	}
 }
 
 // readAdmitted reserves what a frame of size bytes costs, waiting while the
-// budget is used up (reading nothing meanwhile), then reads its body.
-func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, error) {
-	key, err := br.Peek(2) // the API key prices the decode
+// budget is used up (reading nothing meanwhile), then reads its body. A
+// Produce frame reserves in Config.ProduceBudget if there is one.
+func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, *Reservation, error) {
+	kb, err := br.Peek(2) // the API key prices the decode
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	n, err := c.srv.admission(int16(binary.BigEndian.Uint16(key)), size)
+	key := int16(binary.BigEndian.Uint16(kb))
+	if key == int16(kmsg.Produce) && c.srv.cfg.ProduceBudget != nil {
+		r, err := c.reserveProduce(size)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		frame, err := readFrameBody(br, size)
+		if err != nil {
+			r.release()
+			return nil, 0, nil, err
+		}
+		return frame, 0, r, nil
+	}
+	n, err := c.srv.admission(key, size)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if err := c.srv.budget.acquire(c.readCtx, n); err != nil {
-		return nil, 0, errDraining // the connection is closing or draining
+		return nil, 0, nil, errDraining // the connection is closing or draining
 	}
 	frame, err := readFrameBody(br, size)
 	if err != nil {
 		c.srv.budget.release(n)
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	return frame, n, nil
+	return frame, n, nil, nil
 }
 
 var (
@@ -253,11 +274,12 @@ func isTimeout(err error) bool {
 }
 
 // handle decodes a frame and runs its handler. reserved is the frame's
-// request budget, which the pending reply carries to the writer.
-func (c *Conn) handle(frame []byte, reserved int64) pending {
+// request budget and prod its produce budget, which the pending reply
+// carries to the writer.
+func (c *Conn) handle(frame []byte, reserved int64, prod *Reservation) pending {
 	r, err := parseRequest(c.srv.reg, frame)
 	h := r.hdr
-	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved}
+	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved, produce: prod}
 	if err != nil {
 		p.reply = CloseConn(err)
 		return p
@@ -289,11 +311,11 @@ func (c *Conn) handle(frame []byte, reserved int64) pending {
 		}
 		return p
 	}
-	p.reply = c.callHandler(r.handler, r.req)
+	p.reply = c.callHandler(r.handler, r.req, prod)
 	return p
 }
 
-func (c *Conn) callHandler(h Handler, req kmsg.Request) (reply Reply) {
+func (c *Conn) callHandler(h Handler, req kmsg.Request, prod *Reservation) (reply Reply) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panicked", "api", kmsg.NameForKey(req.Key()), "version", req.GetVersion(),
@@ -301,7 +323,11 @@ func (c *Conn) callHandler(h Handler, req kmsg.Request) (reply Reply) {
 			reply = Reply{kind: replyClose}
 		}
 	}()
-	return h(c.ctx, c, req)
+	ctx := c.ctx
+	if prod != nil {
+		ctx = context.WithValue(ctx, reservationKey{}, prod)
+	}
+	return h(ctx, c, req)
 }
 
 // writeLoop writes replies in request order until the queue closes or a
@@ -313,14 +339,14 @@ func (c *Conn) writeLoop() {
 	for p := range c.queue {
 		resp, ok := c.await(p, bw)
 		if !ok {
-			c.srv.budget.release(p.reserved)
+			c.release(p)
 			_ = c.flush(bw)
 			return
 		}
 		if resp != nil {
 			var err error
 			if buf, err = c.encode(buf[:0], p, resp); err != nil {
-				c.srv.budget.release(p.reserved)
+				c.release(p)
 				c.log.Error("closing connection", "api", kmsg.NameForKey(p.key), "version", p.version, "err", err)
 				_ = c.flush(bw)
 				return
@@ -330,13 +356,13 @@ func (c *Conn) writeLoop() {
 			}
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 			if _, err := bw.Write(buf); err != nil {
-				c.srv.budget.release(p.reserved)
+				c.release(p)
 				c.writeFailed(err)
 				return
 			}
 			buf = reusable(buf)
 		}
-		c.srv.budget.release(p.reserved)
+		c.release(p)
 		<-c.slots
 		if p.reply.thenClose {
 			_ = c.flush(bw)

@@ -33,6 +33,9 @@ type Config struct {
 	// traffic for this long; it also bounds how long writing one response
 	// may block. Default 10 minutes.
 	IdleTimeout time.Duration
+	// ProduceBudget, if set, is where Produce frames reserve their bytes
+	// instead of the request budget (see Budget and TakeReserved).
+	ProduceBudget Budget
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// Observe, if set, is called on the connection's writer goroutine after

@@ -8,22 +8,30 @@ import (
 	"github.com/siltstream/silt/cache"
 )
 
-// memoryMargin is what the agent needs beyond its configured budgets:
-// request frames not yet admitted to the buffer, segment objects being
-// built, connection buffers, the runtime.
-const memoryMargin = 256 << 20
+// memoryLimit is the Go runtime's soft memory limit for an agent: its
+// budgets (write buffer + memory cache) and a margin of 5% of them, at
+// least 16 MiB, for what the budgets do not count: requests other than
+// Produce (each bounded by queued.max.request.bytes, in practice small),
+// Fetch responses being written, connection buffers, the runtime.
+//
+// Every produced byte is inside buffer.bytes from the moment its frame is
+// read until it is committed (wire.Config.ProduceBudget), and the cache
+// never holds more than cache.memory.bytes, so the live heap stays near the
+// budgets even when both are full; without a limit the garbage collector
+// would let the heap grow to twice that before collecting.
+func memoryLimit(cfg agent.Config, cc cache.Config) int64 {
+	budgets := cfg.BufferBytes + cc.MemoryBytes
+	return budgets + max(budgets/20, 16<<20)
+}
 
-// applyMemoryLimit sets the Go runtime's soft memory limit to the agent's
-// budgets (write buffer + memory cache) plus a fixed margin, unless the
-// operator set GOMEMLIMIT. Without it the garbage collector lets the heap
-// grow to twice what is live, so an agent whose buffer and cache are full
-// would use about double its budgets; with it, the collector works harder
-// near the limit instead. It is a soft limit: it never makes the agent fail.
+// applyMemoryLimit sets the runtime's soft memory limit (memoryLimit)
+// unless the operator set GOMEMLIMIT. It is a soft limit: near it the
+// collector works harder; it never makes the agent fail.
 func applyMemoryLimit(cfg agent.Config, cc cache.Config) (int64, bool) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return 0, false
 	}
-	limit := cfg.BufferBytes + cc.MemoryBytes + memoryMargin
+	limit := memoryLimit(cfg, cc)
 	debug.SetMemoryLimit(limit)
 	return limit, true
 }
