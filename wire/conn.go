@@ -216,6 +216,9 @@ func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, *Reser
 		return nil, 0, nil, err
 	}
 	key := int16(binary.BigEndian.Uint16(kb))
+	if err := c.admitBeforeReading(key); err != nil {
+		return nil, 0, nil, err
+	}
 	if key == int16(kmsg.Produce) && c.srv.cfg.ProduceBudget != nil {
 		r, err := c.reserveProduce(size)
 		if err != nil {

@@ -94,6 +94,20 @@ func (c *Conn) needsAuthentication() bool {
 	return c.listener.Protocol.UsesSASL() && !c.sasl.authenticated
 }
 
+// admitBeforeReading refuses, from its API key alone and before its body
+// is read or anything is reserved for it, a request an unauthenticated
+// connection may not send.
+func (c *Conn) admitBeforeReading(key int16) error {
+	if !c.needsAuthentication() {
+		return nil
+	}
+	switch key {
+	case apiVersionsKey, saslHandshakeKey, saslAuthenticateKey:
+		return nil
+	}
+	return protocolErrorf("%s request before SASL authentication", kmsg.NameForKey(key))
+}
+
 // admit decides whether a request with key may be served on the connection
 // now; an error closes the connection.
 func (c *Conn) admit(key int16) error {

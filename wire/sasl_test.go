@@ -145,6 +145,12 @@ func TestSASLGateBeforeAuthentication(t *testing.T) {
 		t.Errorf("request budget in use after a refused frame: %d", inUse)
 	}
 
+	// So is a request other than the SASL ones, on its API key alone: the
+	// body (never sent here) is not waited for.
+	nc = dial(t, addr)
+	write(t, nc, []byte{0, 0, 0x10, 0, 0, 0}) // 4 KiB frame, key 0 (Produce), no body
+	expectClosed(t, nc)
+
 	// A handshake with v0 (unframed tokens) is refused.
 	nc = dial(t, addr)
 	req := kmsg.NewPtrSASLHandshakeRequest()
