@@ -60,8 +60,9 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 	return startAgentListener(t, store, bucket, mutate, wire.Listener{Name: "PLAINTEXT", Protocol: wire.Plaintext})
 }
 
-// startAgentListener starts an agent serving one listener of protocol l.
-func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), l wire.Listener) *testAgent {
+// startAgentListener starts an agent serving one listener of protocol l,
+// its socket wrapped by wrap if given (TLS).
+func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), l wire.Listener, wrap ...func(net.Listener) net.Listener) *testAgent {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,6 +75,9 @@ func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.
 	cfg.AutoCreateTopics = true
 	if mutate != nil {
 		mutate(&cfg)
+	}
+	for _, w := range wrap {
+		ln = w(ln)
 	}
 	cb, err := cache.New(bucket, cache.DefaultConfig())
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -178,6 +181,44 @@ func TestSASLKcat(t *testing.T) {
 	if !strings.Contains(string(out), "Authentication failed") {
 		t.Errorf("kcat -L with a wrong password: want an authentication failure, got:\n%s", out)
 	}
+}
+
+// TestSASLOverTLS: SASL_SSL is SASL over a TLS socket; the TLS listener
+// itself is the listeners work's, here a tls.Listener with a certificate
+// made in the test.
+func TestSASLOverTLS(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "silt-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+
+	s := sqliteMem.newStorage(t)
+	store := s.openStore(t)
+	addUser(t, store, "alice", alicePassword)
+	ta := startAgentListener(t, store, s.bucket, func(c *agent.Config) {
+		c.SASL.Mechanisms = []string{"SCRAM-SHA-512"}
+	}, wire.Listener{Name: "SASL_SSL", Protocol: wire.SASLSSL},
+		func(ln net.Listener) net.Listener { return tls.NewListener(ln, serverTLS) })
+	produceConsume(t, ta, "over-tls", 10, kgo.SASL(saslMechanism("SCRAM-SHA-512", "alice", alicePassword)),
+		kgo.DialTLSConfig(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}))
 }
 
 // TestSASLAuthenticationFailure: a wrong password or an unknown user gets
