@@ -5,9 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -228,4 +232,80 @@ func FuzzParseJWKS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		parseJWKS(body)
 	})
+}
+
+// TestJWKSRefresh: a token signed by a key added to the set since it was
+// fetched (rotation) is accepted after one refetch; tokens naming unknown
+// key ids cannot make the agent fetch more than once per minRefresh.
+func TestJWKSRefresh(t *testing.T) {
+	var mu sync.Mutex
+	keys := map[string]*ecdsa.PrivateKey{}
+	fetches := 0
+	addKey := func(kid string) *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		keys[kid] = k
+		mu.Unlock()
+		return k
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches++
+		var set []map[string]string
+		for kid, k := range keys {
+			pub, _ := k.PublicKey.Bytes()
+			set = append(set, map[string]string{"kty": "EC", "kid": kid, "crv": "P-256",
+				"x": base64.RawURLEncoding.EncodeToString(pub[1:33]), "y": base64.RawURLEncoding.EncodeToString(pub[33:])})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"keys": set})
+	}))
+	defer srv.Close()
+	a, err := New(Config{Mechanisms: []string{OAuthBearer}, OAuthBearer: OAuthBearerConfig{JWKSURL: srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.jwks.minRefresh = 0
+	token := func(kid string, k *ecdsa.PrivateKey) string {
+		hdr, _ := json.Marshal(map[string]string{"alg": "ES256", "kid": kid})
+		body, _ := json.Marshal(map[string]any{"sub": "svc", "exp": time.Now().Add(time.Hour).Unix()})
+		signed := base64.RawURLEncoding.EncodeToString(hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
+		digest := sha256.Sum256([]byte(signed))
+		r, s, err := ecdsa.Sign(rand.Reader, k, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+		return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+	ctx := context.Background()
+	k1 := addKey("k1")
+	if _, _, err := a.validateJWT(ctx, token("k1", k1), time.Now()); err != nil {
+		t.Fatalf("k1: %v", err)
+	}
+	k2 := addKey("k2") // rotation
+	if _, _, err := a.validateJWT(ctx, token("k2", k2), time.Now()); err != nil {
+		t.Fatalf("k2 after rotation: %v", err)
+	}
+	if fetches != 2 {
+		t.Fatalf("%d fetches, want 2", fetches)
+	}
+	a.jwks.minRefresh = time.Hour
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for i := range 10 {
+		if _, _, err := a.validateJWT(ctx, token(fmt.Sprintf("made-up-%d", i), stranger), time.Now()); err == nil {
+			t.Fatal("a token with an unknown key id was accepted")
+		}
+	}
+	if _, _, err := a.validateJWT(ctx, token("k1", k1), time.Now()); err != nil {
+		t.Fatalf("k1 after the unknown ones: %v", err)
+	}
+	if fetches != 2 {
+		t.Errorf("unknown key ids made %d fetches, want none beyond the first 2", fetches-2)
+	}
 }

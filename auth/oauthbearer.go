@@ -236,19 +236,20 @@ func (alg jwsAlg) verify(key crypto.PublicKey, signed, sig []byte) error {
 }
 
 // JWKS caching: keys are kept for jwksMaxAge; an unknown kid refetches the
-// set, at most once per jwksMinRefresh, so tokens naming made-up kids
-// cannot make the agent hammer the identity provider. A set is at most
-// jwksMaxBytes and jwksMaxKeys.
+// set (a rotated key appears at once), at most once per jwksMinRefresh, so
+// tokens naming made-up kids cannot make the agent hammer the identity
+// provider. A set is at most jwksMaxBytes and jwksMaxKeys.
 const (
 	jwksMaxAge     = time.Hour
-	jwksMinRefresh = 5 * time.Second
+	jwksMinRefresh = time.Second
 	jwksMaxBytes   = 1 << 20
 	jwksMaxKeys    = 100
 )
 
 type jwksCache struct {
-	url    string
-	client *http.Client
+	url        string
+	client     *http.Client
+	minRefresh time.Duration // jwksMinRefresh; tests change it
 
 	mu          sync.Mutex
 	keys        map[string]jwk // by kid
@@ -262,7 +263,7 @@ type jwk struct {
 }
 
 func newJWKSCache(url string, client *http.Client) *jwksCache {
-	return &jwksCache{url: url, client: client}
+	return &jwksCache{url: url, client: client, minRefresh: jwksMinRefresh}
 }
 
 // key returns the key kid names (the only key of type kty if kid is
@@ -273,7 +274,7 @@ func (c *jwksCache) key(ctx context.Context, kid, kty string) (crypto.PublicKey,
 	if k, ok := c.lookup(kid, kty); ok && time.Since(c.fetched) < jwksMaxAge {
 		return k, nil
 	}
-	if time.Since(c.lastAttempt) >= jwksMinRefresh || c.keys == nil {
+	if time.Since(c.lastAttempt) >= c.minRefresh || c.keys == nil {
 		c.lastAttempt = time.Now()
 		keys, err := c.fetch(ctx)
 		if err != nil {
