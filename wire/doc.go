@@ -20,4 +20,10 @@
 // is logged and its connection closed, as Kafka brokers do. Kafka protocol
 // errors are error codes that handlers set on their responses; a Go error at
 // this layer means "close this connection".
+//
+// Each connection belongs to a Listener with a security protocol
+// (listener.go). On SASL_PLAINTEXT and SASL_SSL listeners the Server runs
+// SaslHandshake and SaslAuthenticate itself, delegating each mechanism's
+// exchange to Config.Authenticator, and serves nothing else until the
+// connection has authenticated (sasl.go).
 package wire
