@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/auth"
+	"github.com/siltstream/silt/auth/acl"
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/cluster"
 	"github.com/siltstream/silt/group"
@@ -37,6 +38,7 @@ type Agent struct {
 	txns    *txn.Coordinator    // transactional ids this agent coordinates
 	lag     *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
+	acls    *acl.Authorizer     // nil unless authorizer=acl
 	server  *wire.Server
 	auth    *auth.Authenticator // nil without SASL
 	start   sync.Once           // the work of the first Serve
@@ -65,6 +67,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		bucket: bucket,
 		topics: partition.NewTopics(store),
 		reqs:   newRequestMetrics(),
+	}
+	if cfg.Authorizer == AuthorizerACL {
+		a.acls = acl.New(acl.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL}, store)
 	}
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	var err error
@@ -144,6 +149,14 @@ func (a *Agent) startServing() {
 	if err := a.members.Join(ctx); err != nil {
 		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
 	}
+	if a.acls != nil {
+		if err := a.acls.Reload(ctx); err != nil {
+			a.log.Warn("initial ACL load failed; only super users pass until it succeeds", "err", err)
+		}
+		a.goBackground(func(ctx context.Context) {
+			a.acls.Run(ctx, func(err error) { a.log.Warn("reload ACLs failed", "err", err) })
+		})
+	}
 	cancel()
 	a.goBackground(a.members.Run)
 	// Topics created, grown or deleted through other agents show up within
@@ -155,6 +168,9 @@ func (a *Agent) startServing() {
 	a.goBackground(a.txns.Run)
 	a.goBackground(a.lag.Run)
 	if w, ok := a.store.(metastore.CommitWatcher); ok {
+		if a.acls != nil {
+			w = aclWatcher{CommitWatcher: w, acls: a.acls}
+		}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
 }

@@ -72,6 +72,17 @@ type Config struct {
 	// answer in-flight requests. (shutdown.grace)
 	ShutdownGrace time.Duration
 
+	// Authorization (ACLs). Authorizer is AuthorizerNone (no checks, the
+	// default) or AuthorizerACL (authorizer); SuperUsers pass every check
+	// (super.users); AllowEveryoneIfNoACL allows a resource no ACL names
+	// (allow.everyone.if.no.acl.found). PrincipalBuilder, if set, gives the
+	// principal of a request's connection instead of Conn.Principal, as
+	// Kafka's principal.builder.class.
+	Authorizer           string
+	SuperUsers           []string
+	AllowEveryoneIfNoACL bool
+	PrincipalBuilder     func(*wire.Conn) string
+
 	Logger *slog.Logger
 }
 
@@ -92,6 +103,7 @@ func DefaultConfig() Config {
 		OrphanMinAge:      time.Hour,
 		JanitorInterval:   5 * time.Minute,
 		ShutdownGrace:     30 * time.Second,
+		Authorizer:        AuthorizerNone,
 	}
 }
 
@@ -150,6 +162,13 @@ func (c *Config) Validate() error {
 		if err := c.SASL.Validate(); err != nil {
 			return err
 		}
+	}
+	switch c.Authorizer {
+	case "":
+		c.Authorizer = AuthorizerNone
+	case AuthorizerNone, AuthorizerACL:
+	default:
+		return fmt.Errorf("authorizer: must be %q or %q, got %q", AuthorizerNone, AuthorizerACL, c.Authorizer)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

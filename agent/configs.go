@@ -19,12 +19,18 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeConfigs(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	az := a.access(c)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := az.configs(metastore.OpDescribeConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		wanted := func(name string) bool {
 			if rr.ConfigNames == nil {
 				return true
@@ -114,12 +120,18 @@ func (a *Agent) brokerConfigs() [][2]string {
 	return out
 }
 
-func (a *Agent) handleAlterConfigs(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleAlterConfigs(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	az := a.access(c)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := az.configs(metastore.OpAlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		code, msg := a.alterTopicConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
 			next := make(map[string]string) // AlterConfigs replaces the whole set
 			for _, c := range rr.Configs {
@@ -138,12 +150,18 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, _ *wire.Conn, kreq kmsg.
 	return wire.Respond(resp)
 }
 
-func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	az := a.access(c)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := az.configs(metastore.OpAlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		code, msg := a.alterTopicConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			next := make(map[string]string, len(cur))
 			for k, v := range cur {

@@ -9,18 +9,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleCreatePartitions(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleCreatePartitions(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	az := a.access(c)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		fail := func(code int16, msg string) {
 			st.ErrorCode = code
 			st.ErrorMessage = &msg
+		}
+		if !az.topic(metastore.OpAlter, rt.Topic) {
+			fail(kerr.TopicAuthorizationFailed.Code, "The topic authorization is failed.")
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		t, err := a.topics.Get(ctx, rt.Topic)
 		switch {

@@ -16,19 +16,32 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleCreateTopics(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleCreateTopics(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	az := a.access(c)
+	createAny := az.cluster(metastore.OpCreate) // Kafka: CREATE on the cluster, or on each topic
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.ReplicationFactor = 1
+		if !createAny && !az.topic(metastore.OpCreate, rt.Topic) {
+			st.ErrorCode, st.NumPartitions, st.ReplicationFactor = kerr.TopicAuthorizationFailed.Code, -1, -1
+			msg := kerr.TopicAuthorizationFailed.Message
+			st.ErrorMessage = &msg
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		code, msg, created := a.createTopic(ctx, rt, req.ValidateOnly)
 		st.ErrorCode = code
 		if msg != "" {
 			st.ErrorMessage = &msg
 		}
-		if code == 0 {
+		if code == 0 && !az.topic(metastore.OpDescribeConfigs, rt.Topic) {
+			// Kafka: created, but the configs are not for this principal.
+			st.TopicID, st.NumPartitions = created.ID, created.Partitions
+			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if code == 0 {
 			st.TopicID = created.ID
 			st.NumPartitions = created.Partitions
 			names, values, isDefault := effectiveTopicConfig(created.Config)

@@ -11,6 +11,8 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDeleteGroups(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	return wire.Respond(a.groups.DeleteGroups(ctx, kreq.(*kmsg.DeleteGroupsRequest)))
+func (a *Agent) handleDeleteGroups(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeDeleteGroups(a.access(c), kreq.(*kmsg.DeleteGroupsRequest), func(req *kmsg.DeleteGroupsRequest) *kmsg.DeleteGroupsResponse {
+		return a.groups.DeleteGroups(ctx, req)
+	}))
 }

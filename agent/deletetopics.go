@@ -13,9 +13,10 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDeleteTopics(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDeleteTopics(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	az := a.access(c)
 	type target struct {
 		name *string
 		id   metastore.TopicID
@@ -45,7 +46,19 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, _ *wire.Conn, kreq kmsg.
 				continue
 			}
 			name = t.Name
+			if !az.topic(metastore.OpDescribe, name) {
+				// Kafka: by id, a topic the principal may not describe
+				// is not named in the answer.
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			st.Topic = &t.Name
+		}
+		if !az.topic(metastore.OpDelete, name) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		err := a.store.DeleteTopic(ctx, name)
 		switch {

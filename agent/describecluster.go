@@ -12,9 +12,12 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeCluster(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeCluster(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = a.access(c).clusterOperations()
+	}
 	resp.ClusterID = a.cfg.ClusterID
 	resp.ControllerID = a.coordinatorFor("controller").NodeID
 	for _, b := range brokersOf(a.members.View()) {

@@ -11,6 +11,8 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeGroups(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	return wire.Respond(a.groups.DescribeGroups(ctx, kreq.(*kmsg.DescribeGroupsRequest)))
+func (a *Agent) handleDescribeGroups(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeDescribeGroups(a.access(c), kreq.(*kmsg.DescribeGroupsRequest), func(req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
+		return a.groups.DescribeGroups(ctx, req)
+	}))
 }

@@ -9,19 +9,27 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeProducers(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeProducers(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeProducersRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	az := a.access(c)
 	for _, rt := range req.Topics {
 		t := kmsg.NewDescribeProducersResponseTopic()
 		t.Topic = rt.Topic
+		readable := az.topic(metastore.OpRead, rt.Topic)
 		topic, terr := a.topics.Get(ctx, rt.Topic)
 		for _, p := range rt.Partitions {
 			rp := kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = p
+			if !readable {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, rp)
+				continue
+			}
 			if terr != nil || p < 0 || int(p) >= len(topic.Partitions) {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				t.Partitions = append(t.Partitions, rp)

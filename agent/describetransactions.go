@@ -15,13 +15,19 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeTransactions(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeTransactions(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.DescribeTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	az := a.access(c)
 	for _, id := range req.TransactionalIDs {
 		d := kmsg.NewDescribeTransactionsResponseTransactionState()
 		d.TransactionalID = id
 		d.ProducerID, d.ProducerEpoch, d.StartTimestamp = -1, -1, -1
+		if !az.txnID(metastore.OpDescribe, id) {
+			d.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			resp.TransactionStates = append(resp.TransactionStates, d)
+			continue
+		}
 		if !a.isCoordinator(id) {
 			d.ErrorCode = kerr.NotCoordinator.Code
 			resp.TransactionStates = append(resp.TransactionStates, d)
@@ -45,6 +51,9 @@ func (a *Agent) handleDescribeTransactions(ctx context.Context, _ *wire.Conn, kr
 				parts = t.Partitions // a completed transaction lists none, as in Kafka
 			}
 			for _, p := range parts {
+				if !az.topic(metastore.OpDescribe, p.Topic) {
+					continue // Kafka lists only partitions the principal may describe
+				}
 				i, ok := byTopic[p.Topic]
 				if !ok {
 					i = len(d.Topics)
@@ -61,9 +70,10 @@ func (a *Agent) handleDescribeTransactions(ctx context.Context, _ *wire.Conn, kr
 	return wire.Respond(resp)
 }
 
-func (a *Agent) handleListTransactions(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleListTransactions(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ListTransactionsRequest)
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
+	az := a.access(c)
 	all, err := a.store.Txns(ctx)
 	if err != nil {
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -78,7 +88,7 @@ func (a *Agent) handleListTransactions(ctx context.Context, _ *wire.Conn, kreq k
 		states[s] = true
 	}
 	for _, t := range all {
-		if !a.isCoordinator(t.TransactionalID) ||
+		if !a.isCoordinator(t.TransactionalID) || !az.txnID(metastore.OpDescribe, t.TransactionalID) ||
 			len(pids) > 0 && !pids[t.ProducerID] || len(states) > 0 && !states[string(t.State)] ||
 			req.DurationFilterMillis > 0 && (t.StartedAt.IsZero() || time.Since(t.StartedAt) < time.Duration(req.DurationFilterMillis)*time.Millisecond) {
 			continue

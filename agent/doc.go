@@ -13,4 +13,10 @@
 // immutable), reads those byte ranges through the block cache that the flush
 // filled, patches base offsets and returns whole batches; long polls wake when
 // a commit moves a partition's high watermark.
+//
+// Authorization: with authorizer=acl every handler checks the request's
+// principal against the ACLs (auth/acl) before it acts and answers Kafka's
+// *_AUTHORIZATION_FAILED codes per topic, partition, group or
+// transactional id (authorize.go, authorize_groups.go); acls.go serves
+// CreateAcls, DescribeAcls and DeleteAcls.
 package agent

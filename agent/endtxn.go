@@ -10,12 +10,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleEndTxn(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleEndTxn(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.EndTxnRequest)
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	if !a.access(c).txnID(metastore.OpWrite, req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
 	resp.ErrorCode = codeOf(a.txns.End(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit))
 	return wire.Respond(resp)
 }

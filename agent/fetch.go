@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
@@ -35,13 +36,14 @@ type fetchPart struct {
 	maxBytes int64
 }
 
-func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.SessionEpoch > 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return wire.Respond(resp)
 	}
+	az := a.access(c)
 	var parts []fetchPart
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -52,6 +54,11 @@ func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request
 		} else {
 			topic, terr = a.topics.Get(ctx, rt.Topic)
 		}
+		name := rt.Topic
+		if terr == nil {
+			name = topic.Name
+		}
+		readable := az.topic(metastore.OpRead, name)
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
@@ -67,6 +74,8 @@ func (a *Agent) handleFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request
 			switch {
 			case terr != nil && req.Version >= 13:
 				rp.ErrorCode = kerr.UnknownTopicID.Code
+			case !readable:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case terr != nil:
 				rp.ErrorCode = errorCode(terr)
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):

@@ -10,20 +10,28 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/cluster"
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleFindCoordinator(_ context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleFindCoordinator(_ context.Context, conn *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	az := a.access(conn)
 	find := func(key string) (b cluster.Broker, code int16, msg string) {
 		switch req.CoordinatorType {
 		case 0:
+			if !az.group(metastore.OpDescribe, key) {
+				return b, kerr.GroupAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Message
+			}
 			if key == "" {
 				return b, kerr.InvalidGroupID.Code, "group id must not be empty"
 			}
 			return a.coordinatorFor(key), 0, ""
 		case 1:
+			if !az.txnID(metastore.OpDescribe, key) {
+				return b, kerr.TransactionalIDAuthorizationFailed.Code, kerr.TransactionalIDAuthorizationFailed.Message
+			}
 			if key == "" {
 				return b, kerr.InvalidRequest.Code, "transactional id must not be empty"
 			}

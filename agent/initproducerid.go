@@ -19,13 +19,27 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleInitProducerID(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleInitProducerID(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	// Kafka: a transactional producer needs WRITE on its transactional id;
+	// an idempotent one IDEMPOTENT_WRITE on the cluster or WRITE on some
+	// topic.
+	az := a.access(c)
+	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		if !az.txnID(metastore.OpWrite, *req.TransactionalID) {
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			return wire.Respond(resp)
+		}
+	} else if !az.cluster(metastore.OpIdempotentWrite) && !az.anyTopic(metastore.OpWrite) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
 	if req.TransactionalID != nil && *req.TransactionalID != "" {
 		if !a.isCoordinator(*req.TransactionalID) {
 			resp.ErrorCode = kerr.NotCoordinator.Code

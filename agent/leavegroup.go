@@ -7,11 +7,18 @@ package agent
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleLeaveGroup(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleLeaveGroup(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	if req := kreq.(*kmsg.LeaveGroupRequest); !a.access(c).group(metastore.OpRead, req.Group) {
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
 	return wire.Respond(a.groups.LeaveGroup(ctx, kreq.(*kmsg.LeaveGroupRequest)))
 }

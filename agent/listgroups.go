@@ -11,6 +11,6 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleListGroups(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	return wire.Respond(a.groups.ListGroups(ctx, kreq.(*kmsg.ListGroupsRequest)))
+func (a *Agent) handleListGroups(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeListGroups(a.access(c), a.groups.ListGroups(ctx, kreq.(*kmsg.ListGroupsRequest))))
 }

@@ -18,13 +18,18 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleListOffsets(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	az := a.access(c)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := a.topics.Get(ctx, rt.Topic)
+		var topic *partition.Topic
+		terr := error(kerr.TopicAuthorizationFailed)
+		if az.topic(metastore.OpDescribe, rt.Topic) {
+			topic, terr = a.topics.Get(ctx, rt.Topic)
+		}
 		for _, rpart := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rpart.Partition

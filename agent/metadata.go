@@ -9,6 +9,11 @@ package agent
 // caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
 // on and the client allows it (v4+ AllowAutoTopicCreation).
+//
+// With ACLs (as Kafka): a topic the principal may not DESCRIBE is left out
+// of an all-topics answer and answers TOPIC_AUTHORIZATION_FAILED when
+// named, whether it exists or not; auto-creation needs CREATE on the
+// cluster or on the topic (else TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -29,6 +34,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	v := a.members.View()
 	zone := cluster.ClientZone(c.ClientID())
+	az := a.access(c)
 	resp.Brokers = brokersOf(v)
 	resp.ClusterID = &a.cfg.ClusterID
 	resp.ControllerID = a.coordinatorFor("controller").NodeID
@@ -38,8 +44,11 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
 		for _, t := range a.topics.List() {
-			resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
+			if az.topic(metastore.OpDescribe, t.Name) {
+				resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
+			}
 		}
+		a.metadataOperations(az, req, resp)
 		return wire.Respond(resp)
 	}
 	allowCreate := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
@@ -55,11 +64,24 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
+			if !az.topic(metastore.OpDescribe, t.Name) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID // ids are not secret; the name is
+				mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 		} else {
 			name := *rt.Topic
-			t, err = a.topics.Get(ctx, name)
+			err = kerr.TopicAuthorizationFailed
+			if az.topic(metastore.OpDescribe, name) {
+				t, err = a.topics.Get(ctx, name)
+			}
 			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate {
-				t, err = a.autoCreate(ctx, name)
+				err = kerr.TopicAuthorizationFailed
+				if az.cluster(metastore.OpCreate) || az.topic(metastore.OpCreate, name) {
+					t, err = a.autoCreate(ctx, name)
+				}
 			}
 			if err != nil {
 				mt := kmsg.NewMetadataResponseTopic()
@@ -71,7 +93,26 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 		}
 		resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 	}
+	a.metadataOperations(az, req, resp)
 	return wire.Respond(resp)
+}
+
+// metadataOperations fills the authorized operations the request asks
+// for (KIP-430), with authorizer=acl.
+func (a *Agent) metadataOperations(az access, req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse) {
+	if az.az == nil {
+		return
+	}
+	if req.IncludeClusterAuthorizedOperations && req.Version <= 10 {
+		resp.AuthorizedOperations = az.clusterOperations()
+	}
+	if req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			if t := &resp.Topics[i]; t.ErrorCode == 0 && t.Topic != nil {
+				t.AuthorizedOperations = az.topicOperations(*t.Topic)
+			}
+		}
+	}
 }
 
 func metadataErrorCode(err error) int16 {

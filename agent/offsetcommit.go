@@ -11,6 +11,8 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	return wire.Respond(a.groups.OffsetCommit(ctx, kreq.(*kmsg.OffsetCommitRequest)))
+func (a *Agent) handleOffsetCommit(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeOffsetCommit(a.access(c), kreq.(*kmsg.OffsetCommitRequest), func(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+		return a.groups.OffsetCommit(ctx, req)
+	}))
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleOffsetDelete(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	return wire.Respond(a.groups.OffsetDelete(ctx, kreq.(*kmsg.OffsetDeleteRequest)))
+func (a *Agent) handleOffsetDelete(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeOffsetDelete(a.access(c), kreq.(*kmsg.OffsetDeleteRequest), func(req *kmsg.OffsetDeleteRequest) *kmsg.OffsetDeleteResponse {
+		return a.groups.OffsetDelete(ctx, req)
+	}))
 }

@@ -20,13 +20,14 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleOffsetFetch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.OffsetFetchRequest)
-	resp := a.groups.OffsetFetch(ctx, req)
-	if req.RequireStable {
-		a.markUnstableOffsets(ctx, req, resp)
-	}
-	return wire.Respond(resp)
+func (a *Agent) handleOffsetFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	return wire.Respond(authorizeOffsetFetch(a.access(c), kreq.(*kmsg.OffsetFetchRequest), func(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+		resp := a.groups.OffsetFetch(ctx, req)
+		if req.RequireStable {
+			a.markUnstableOffsets(ctx, req, resp)
+		}
+		return resp
+	}))
 }
 
 // stagedKey is one partition of one group with an offset staged in an

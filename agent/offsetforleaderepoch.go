@@ -14,17 +14,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	current := a.members.View().LeaderEpoch()
+	az := a.access(c)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		topic, terr := a.topics.Get(ctx, rt.Topic)
+		var topic *partition.Topic
+		terr := error(kerr.TopicAuthorizationFailed)
+		if az.cluster(metastore.OpClusterAction) || az.topic(metastore.OpDescribe, rt.Topic) {
+			topic, terr = a.topics.Get(ctx, rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition

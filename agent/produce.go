@@ -31,9 +31,13 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	az := a.access(c)
+	// Kafka: a transactional producer needs WRITE on its transactional id,
+	// or every partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+	txnDenied := req.TransactionID != nil && !az.txnID(metastore.OpWrite, *req.TransactionID)
 
 	// slots[i] is where the answer for batches[i] goes.
 	type slot struct {
@@ -53,7 +57,12 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 		resp.Topics = append(resp.Topics, st)
 		t := &resp.Topics[len(resp.Topics)-1]
 
-		topic, terr := a.topics.Get(ctx, rt.Topic)
+		writable := az.topic(metastore.OpWrite, rt.Topic)
+		var topic *partition.Topic
+		var terr error
+		if writable && !txnDenied {
+			topic, terr = a.topics.Get(ctx, rt.Topic)
+		}
 		for j := range rt.Partitions {
 			rpart := &rt.Partitions[j]
 			rp := &t.Partitions[j]
@@ -63,6 +72,12 @@ func (a *Agent) handleProduce(ctx context.Context, _ *wire.Conn, kreq kmsg.Reque
 			rp.LogAppendTime = -1
 			rp.LogStartOffset = -1
 			switch {
+			case txnDenied:
+				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				continue
+			case !writable:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				continue
 			case !validAcks:
 				rp.ErrorCode = kerr.InvalidRequiredAcks.Code
 				continue

@@ -16,9 +16,13 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleTxnOffsetCommit(ctx context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Reply {
+func (a *Agent) handleTxnOffsetCommit(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.TxnOffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	req, denied := authorizeTxnOffsetCommit(a.access(c), req)
+	if req == nil {
+		return wire.Respond(denied)
+	}
 	var offsets []metastore.CommittedOffset
 	for _, rt := range req.Topics {
 		for _, p := range rt.Partitions {
@@ -45,6 +49,9 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, _ *wire.Conn, kreq km
 			t.Partitions = append(t.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, t)
+	}
+	if denied != nil {
+		resp.Topics = append(resp.Topics, denied.Topics...)
 	}
 	return wire.Respond(resp)
 }

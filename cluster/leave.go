@@ -14,14 +14,14 @@ import (
 // clients routed by a peer's older view still find it (and get
 // NOT_COORDINATOR for what it no longer coordinates) instead of a refused
 // connection. It gives up when ctx ends or after two heartbeats, by which
-// time a live peer has certainly heartbeated twice; it returns what it
-// knows.
-func (m *Membership) AwaitPeersSeeLeave(ctx context.Context) {
+// time a live peer that is not starved has heartbeated twice. It reports
+// whether every peer was seen to notice.
+func (m *Membership) AwaitPeersSeeLeave(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 3*m.cfg.Heartbeat+m.cfg.Heartbeat/2)
 	defer cancel()
 	before, err := m.store.Agents(ctx)
 	if err != nil {
-		return
+		return false
 	}
 	type peer struct {
 		expires time.Time // its lease expiry when last seen
@@ -39,7 +39,7 @@ func (m *Membership) AwaitPeersSeeLeave(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			m.log.Warn("left the cluster; not every peer was seen to notice", "waiting_for", len(waiting))
-			return
+			return false
 		case <-poll.C:
 		}
 		now, err := m.store.Agents(ctx)
@@ -63,4 +63,5 @@ func (m *Membership) AwaitPeersSeeLeave(ctx context.Context) {
 			}
 		}
 	}
+	return true
 }

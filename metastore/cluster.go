@@ -47,4 +47,8 @@ type CommitHandler struct {
 	// TopicDeleted is called for every topic deleted, with its id and the
 	// deletion's number; numbers grow in the order deletions are reported.
 	TopicDeleted func(id TopicID, seq int64) error
+	// ACLsChanged is called after every change to the stored ACLs
+	// (ACLStore), by any agent. It should not block: readers reload
+	// elsewhere.
+	ACLsChanged func()
 }

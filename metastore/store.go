@@ -33,6 +33,7 @@ type Store interface {
 	LeaseStore
 	ClusterStore
 	CredentialStore
+	ACLStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/siltstream/silt/agent"
+	"github.com/siltstream/silt/auth/acl"
 	"github.com/siltstream/silt/cache"
 )
 
@@ -115,6 +116,10 @@ func agentKeys() []keySpec {
 		{"sasl.oauthbearer.sub.claim.name", kindString, "sub", "OAUTHBEARER: claim holding the principal's name"},
 		{"connections.max.reauth.ms", kindInt, "0", "SASL session lifetime in ms before clients must re-authenticate (KIP-368); 0: only an OAUTHBEARER token's expiry"},
 		{"connection.failed.authentication.delay.ms", kindInt, "100", "delay in ms before a failed authentication is answered and its connection closed"},
+		// Authorization (ACLs).
+		{"authorizer", kindString, d.Authorizer, "none (no checks) or acl (Kafka ACLs from the metastore)"},
+		{"super.users", kindString, "", "principals that pass every ACL check, separated by ';' (User:admin;User:ops)"},
+		{"allow.everyone.if.no.acl.found", kindBool, "false", "with authorizer=acl, allow a request on a resource no ACL names"},
 		{"log.level", kindString, "info", "debug, info, warn or error"},
 		{"log.format", kindString, "", "json or text (default: text if stderr is a terminal, else json)"},
 	}
@@ -327,6 +332,13 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	if a.Wire.FailedAuthenticationDelay == 0 {
 		a.Wire.FailedAuthenticationDelay = -1 // wire: negative is none, zero the default
 	}
+	a.Authorizer = p.str("authorizer")
+	if su, err := acl.ParseSuperUsers(p.str("super.users")); err != nil {
+		p.fail(err)
+	} else {
+		a.SuperUsers = su
+	}
+	a.AllowEveryoneIfNoACL = p.bool("allow.everyone.if.no.acl.found")
 	s.LogLevel, s.LogFormat = p.logging(stderrIsTerminal)
 	if p.err != nil {
 		return settings{}, p.err

@@ -53,6 +53,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newTopicCmd(stdout),
 		newGroupCmd(stdout),
 		newUserCmd(stdout),
+		newACLCmd(stdout),
 		newSegmentCmd(stdout),
 	)
 	return root

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnStaleMarker", testTxnStaleMarker},
 		{"TxnExpiry", testTxnExpiry},
 		{"ScramCredentials", testScramCredentials},
+		{"ACLs", testACLs},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

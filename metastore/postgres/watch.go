@@ -16,8 +16,9 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 
 // WatchCommits implements metastore.CommitWatcher with LISTEN on a
 // connection of its own: commit_flush NOTIFYs silt_commits with "agent\t
-// segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)".
-// Both channels share the connection, so reports keep commit order.
+// segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)",
+// ACL changes NOTIFY silt_acls. The channels share the connection, so
+// reports keep commit order.
 func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -26,7 +27,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -65,6 +66,10 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 			continue
 		}
 		switch n.Channel {
+		case "silt_acls":
+			if h.ACLsChanged != nil {
+				h.ACLsChanged()
+			}
 		case "silt_commits":
 			if h.Commit != nil {
 				h.Commit(a, b)
