@@ -9,7 +9,9 @@ package agent
 //     UNACCEPTABLE_CREDENTIAL;
 //   - deleting a credential that does not exist gets RESOURCE_NOT_FOUND.
 //
-// Everything accepted is applied in one metastore transaction. The
+// Needs ALTER on CLUSTER; without it every user named gets
+// CLUSTER_AUTHORIZATION_FAILED, as Kafka answers. Everything accepted is
+// applied in one metastore transaction. The
 // upsertion's salted password is turned into StoredKey and ServerKey here;
 // it is never stored.
 
@@ -38,6 +40,25 @@ type userError struct {
 func (a *Agent) handleAlterUserScramCredentials(ctx context.Context, c *wire.Conn, req kmsg.Request) wire.Reply {
 	r := req.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := r.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	if !a.access(c).cluster(metastore.OpAlter) {
+		seen := map[string]bool{}
+		deny := func(user string) {
+			if !seen[user] {
+				seen[user] = true
+				res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+				res.User, res.ErrorCode = user, kerr.ClusterAuthorizationFailed.Code
+				res.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Message)
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		for _, d := range r.Deletions {
+			deny(d.Name)
+		}
+		for _, u := range r.Upsertions {
+			deny(u.Name)
+		}
+		return wire.Respond(resp)
+	}
 
 	var order []string // users, in the order they first appear
 	pending := map[string]scramAlteration{}

@@ -4,7 +4,8 @@ package agent
 // iteration counts of the users asked for, or of every user if the list is
 // null or empty, as Kafka answers it: RESOURCE_NOT_FOUND for a user
 // without credentials, DUPLICATE_RESOURCE (once) for a user asked for
-// twice. Salts and keys are never returned.
+// twice. Salts and keys are never returned. Needs DESCRIBE on CLUSTER
+// (else a top-level CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -17,9 +18,14 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-func (a *Agent) handleDescribeUserScramCredentials(ctx context.Context, _ *wire.Conn, req kmsg.Request) wire.Reply {
+func (a *Agent) handleDescribeUserScramCredentials(ctx context.Context, c *wire.Conn, req kmsg.Request) wire.Reply {
 	r := req.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !a.access(c).cluster(metastore.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Message)
+		return wire.Respond(resp)
+	}
 
 	var users []string // nil: all
 	var dups []string

@@ -727,3 +727,38 @@ func (c *rawConn) authenticate(t *testing.T, msg []byte, version int16) *kmsg.SA
 	c.roundTrip(t, req, &resp)
 	return &resp
 }
+
+// TestScramCredentialAdminAuthorized: with authorizer=acl, the principal
+// SASL established is what is authorized: DescribeUserScramCredentials
+// needs DESCRIBE on CLUSTER and AlterUserScramCredentials ALTER on CLUSTER;
+// a super user has both.
+func TestScramCredentialAdminAuthorized(t *testing.T) {
+	t.Parallel()
+	ta := startSASLAgent(t, sqliteMem, func(c *agent.Config) {
+		c.Authorizer = agent.AuthorizerACL
+		c.SuperUsers = []string{"User:alice"}
+	})
+	addUser(t, ta.store, "bob", "bob-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice := ta.client(t, kgo.SASL(saslMechanism("SCRAM-SHA-512", "alice", alicePassword)))
+	bob := ta.client(t, kgo.SASL(saslMechanism("SCRAM-SHA-512", "bob", "bob-secret")))
+
+	dreq := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	dresp, err := dreq.RequestWith(ctx, bob)
+	if err != nil || dresp.ErrorCode != kerr.ClusterAuthorizationFailed.Code || len(dresp.Results) != 0 {
+		t.Errorf("describe as bob: %v, error %d, %d results", err, dresp.ErrorCode, len(dresp.Results))
+	}
+	areq := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+	d.Name, d.Mechanism = "alice", 2
+	areq.Deletions = append(areq.Deletions, d)
+	aresp, err := areq.RequestWith(ctx, bob)
+	if err != nil || len(aresp.Results) != 1 || aresp.Results[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("delete alice as bob: %v %+v", err, aresp)
+	}
+	dresp, err = dreq.RequestWith(ctx, alice)
+	if err != nil || dresp.ErrorCode != 0 || len(dresp.Results) != 2 {
+		t.Errorf("describe as alice (super user): %v, error %d, %d results", err, dresp.ErrorCode, len(dresp.Results))
+	}
+}
