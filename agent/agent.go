@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siltstream/silt/auth"
 	"github.com/siltstream/silt/auth/acl"
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/cluster"
@@ -39,7 +40,9 @@ type Agent struct {
 	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
 	acls    *acl.Authorizer     // nil unless authorizer=acl
 	server  *wire.Server
-	tls     *wire.TLS // SSL and SASL_SSL listeners' TLS; nil without them
+	tls     *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
+	auth    *auth.Authenticator // nil without SASL
+	start   sync.Once           // the work of the first Serve
 	stats   Stats
 	reqs    *requestMetrics
 
@@ -91,6 +94,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	// Produce frames reserve their bytes in the write buffer before they
 	// are read, so buffer.bytes bounds every produced byte in the agent.
 	wcfg.ProduceBudget = a.ingest
+	if a.auth, err = a.newAuthenticator(); err != nil {
+		return nil, err
+	}
+	if a.auth != nil { // not a typed nil in the interface
+		wcfg.Authenticator = a.auth
+	}
 	a.server, err = wire.NewServer(wcfg, a.registry())
 	if err != nil {
 		return nil, err
@@ -123,6 +132,35 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Listeners in order, until Shutdown or Close. It returns nil then, or the
 // error of a listener that failed for good.
 func (a *Agent) ServeListeners(lns ...net.Listener) error {
+	a.start.Do(a.startServing)
+	for i, ln := range lns {
+		if i < len(a.cfg.Listeners) {
+			l := a.cfg.Listeners[i]
+			a.log.Info("serving Kafka", "listener", l.Name, "protocol", l.Protocol, "listen", ln.Addr().String(),
+				"advertise", l.Advertise, "node_id", a.members.Self().NodeID)
+		}
+	}
+	return a.serveAll(lns)
+}
+
+// Serve answers Kafka clients on ln, a PLAINTEXT listener, until Shutdown
+// or Close.
+func (a *Agent) Serve(ln net.Listener) error {
+	return a.ServeListener(ln, wire.Listener{Name: string(wire.Plaintext), Protocol: wire.Plaintext})
+}
+
+// ServeListener answers Kafka clients on ln, secured as l says, until
+// Shutdown or Close. It may be called for several listeners; the first
+// call joins the cluster and starts the background work.
+func (a *Agent) ServeListener(ln net.Listener, l wire.Listener) error {
+	a.start.Do(a.startServing)
+	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol,
+		"advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
+	return a.server.ServeListener(ln, l)
+}
+
+// startServing joins the cluster and starts the background work, once.
+func (a *Agent) startServing() {
 	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
@@ -154,14 +192,6 @@ func (a *Agent) ServeListeners(lns ...net.Listener) error {
 		}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
-	for i, ln := range lns {
-		if i < len(a.cfg.Listeners) {
-			l := a.cfg.Listeners[i]
-			a.log.Info("serving Kafka", "listener", l.Name, "protocol", l.Protocol, "listen", ln.Addr().String(),
-				"advertise", l.Advertise, "node_id", a.members.Self().NodeID)
-		}
-	}
-	return a.serveAll(lns)
 }
 
 // Shutdown stops gracefully: stop taking requests, flush and commit what is

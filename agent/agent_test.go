@@ -22,6 +22,7 @@ import (
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/wire"
 )
 
 // testAgent is an agent served on a loopback port, over the metadata store
@@ -56,6 +57,13 @@ func startAgentWith(t *testing.T, bk backend, mutate func(*agent.Config), wrap f
 // agents can form one cluster.
 func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config)) *testAgent {
 	t.Helper()
+	return startAgentListener(t, store, bucket, mutate, wire.Listener{Name: "PLAINTEXT", Protocol: wire.Plaintext})
+}
+
+// startAgentListener starts an agent serving one listener of protocol l,
+// its socket wrapped by wrap if given (TLS).
+func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), l wire.Listener, wrap ...func(net.Listener) net.Listener) *testAgent {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +77,9 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 		mutate(&cfg)
 	}
 	lns, addr := bindTestListeners(t, &cfg, ln)
+	for _, w := range wrap {
+		lns[0] = w(lns[0])
+	}
 	cb, err := cache.New(bucket, cache.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +90,13 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 		t.Fatalf("new agent: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.ServeListeners(lns...) }()
+	go func() {
+		if len(cfg.Listeners) > 0 {
+			done <- a.ServeListeners(lns...)
+			return
+		}
+		done <- a.ServeListener(lns[0], l)
+	}()
 	ta := &testAgent{Agent: a, addr: addr, store: store, bucket: bucket}
 	t.Cleanup(func() { ta.stop(t); <-done })
 	return ta

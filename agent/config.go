@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/siltstream/silt/auth"
 	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/wire"
 )
@@ -42,6 +43,14 @@ type Config struct {
 	// Wire.MaxInflightRequestBytes is queued.max.request.bytes. Logger and
 	// Observe are set by the agent.
 	Wire wire.Config
+
+	// SASL configures authentication on SASL_PLAINTEXT and SASL_SSL
+	// listeners (see ServeListener): Mechanisms is sasl.mechanisms,
+	// MaxReauth connections.max.reauth.ms, OAuthBearer the
+	// sasl.oauthbearer.* keys; the agent sets Credentials (its store) and
+	// Logger. Wire.FailedAuthenticationDelay is
+	// connection.failed.authentication.delay.ms. No mechanisms: no SASL.
+	SASL auth.Config
 
 	// FetchMaxBytes caps the record bytes of one Fetch response and of
 	// each partition in it, whatever the client asks for (fetch.max.bytes,
@@ -161,6 +170,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("janitor.interval: must be positive, got %v", c.JanitorInterval)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown.grace: must be positive, got %v", c.ShutdownGrace)
+	}
+	if len(c.SASL.Mechanisms) > 0 {
+		if err := c.SASL.Validate(); err != nil {
+			return err
+		}
 	}
 	switch c.Authorizer {
 	case "":

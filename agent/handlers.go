@@ -42,6 +42,8 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeTransactions), 0, 0, a.handleDescribeTransactions)
 	r.Register(int16(kmsg.ListTransactions), 0, 1, a.handleListTransactions)
 	r.Register(int16(kmsg.DescribeProducers), 0, 0, a.handleDescribeProducers)
+	r.Register(int16(kmsg.DescribeUserSCRAMCredentials), 0, 0, a.handleDescribeUserScramCredentials)
+	r.Register(int16(kmsg.AlterUserSCRAMCredentials), 0, 0, a.handleAlterUserScramCredentials)
 	r.Register(int16(kmsg.DescribeACLs), 0, 3, a.handleDescribeACLs)
 	r.Register(int16(kmsg.CreateACLs), 0, 3, a.handleCreateACLs)
 	r.Register(int16(kmsg.DeleteACLs), 0, 3, a.handleDeleteACLs)

@@ -232,10 +232,6 @@ func (a *Agent) newWireTLS() (*wire.TLS, error) {
 // advertises.
 func (a *Agent) Listeners() []Listener { return slices.Clone(a.cfg.Listeners) }
 
-// Serve answers Kafka clients on ln, the agent's only listener; see
-// ServeListeners.
-func (a *Agent) Serve(ln net.Listener) error { return a.ServeListeners(ln) }
-
 // serveListener serves one bound listener.
 func (a *Agent) serveListener(ln net.Listener, l Listener) error {
 	wl := wire.Listener{Name: l.Name, Protocol: l.Protocol}
@@ -271,7 +267,7 @@ func (a *Agent) serveAll(lns []net.Listener) error {
 // advertise the listener c came in on, at that listener's addresses. It
 // always holds this agent.
 func (a *Agent) viewFor(c *wire.Conn) *cluster.View {
-	name := c.Listener().Name
+	name := a.advertisedName(c)
 	v := a.members.View().ForListener(name)
 	if len(v.Brokers) == 0 {
 		if self, ok := a.members.Self().Endpoint(name); ok {
@@ -281,12 +277,27 @@ func (a *Agent) viewFor(c *wire.Conn) *cluster.View {
 	return v
 }
 
+// advertisedName is the listener whose addresses c's client is given: the
+// one it came in on, or, for a listener served with ServeListener that is
+// not among the configured ones (tests, embedders), the first configured
+// listener, whose addresses are the agent's advertise.
+func (a *Agent) advertisedName(c *wire.Conn) string {
+	name := c.Listener().Name
+	for _, l := range a.cfg.Listeners {
+		if l.Name == name {
+			return name
+		}
+	}
+	return a.cfg.Listeners[0].Name
+}
+
 // coordinatorOn is the coordinator of key as the client of c reaches it,
 // or COORDINATOR_NOT_AVAILABLE if it does not serve c's listener.
 func (a *Agent) coordinatorOn(c *wire.Conn, key string) (cluster.Broker, int16, string) {
-	b, ok := a.coordinatorFor(key).Endpoint(c.Listener().Name)
+	name := a.advertisedName(c)
+	b, ok := a.coordinatorFor(key).Endpoint(name)
 	if !ok {
-		return b, kerr.CoordinatorNotAvailable.Code, "the coordinator does not serve listener " + c.Listener().Name
+		return b, kerr.CoordinatorNotAvailable.Code, "the coordinator does not serve listener " + name
 	}
 	return b, 0, ""
 }

@@ -155,9 +155,9 @@ func newClient(t *testing.T, addr string, conf *tls.Config, opts ...kgo.Opt) *kg
 	return cl
 }
 
-// produceConsume produces n records to topic through cl and reads them
+// tlsProduceConsume produces n records to topic through cl and reads them
 // back.
-func produceConsume(t *testing.T, addr string, conf *tls.Config, topic string, n int) {
+func tlsProduceConsume(t *testing.T, addr string, conf *tls.Config, topic string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -200,11 +200,11 @@ func TestSSLClientCertificate(t *testing.T) {
 			c.Logger = slog.New(logs)
 		})
 		ssl := listenerAddr(t, ta, "SSL")
-		produceConsume(t, ssl, f.clientTLS(f.alice), "over-ssl", 20)
+		tlsProduceConsume(t, ssl, f.clientTLS(f.alice), "over-ssl", 20)
 		if !logs.seen("User:alice") {
 			t.Errorf("the client certificate did not map to User:alice; principals seen: %v", logs)
 		}
-		produceConsume(t, listenerAddr(t, ta, "PLAINTEXT"), nil, "over-plaintext", 5)
+		tlsProduceConsume(t, listenerAddr(t, ta, "PLAINTEXT"), nil, "over-plaintext", 5)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -288,14 +288,14 @@ func TestCertificateRotation(t *testing.T) {
 			t.Fatalf("agent serves certificate %s, want the first one", got)
 		}
 		old := newClient(t, addr, f.clientTLS(f.alice))
-		produceConsume(t, addr, f.clientTLS(f.alice), "before-rotation", 1)
+		tlsProduceConsume(t, addr, f.clientTLS(f.alice), "before-rotation", 1)
 
 		next := f.ca.Server(t, "agent-rotated")
 		next.WriteTo(t, f.certFile, f.keyFile)
 		poll.Until(t, "new connections to get the rotated certificate", func() bool {
 			return served() == next.Cert.SerialNumber.String()
 		})
-		produceConsume(t, addr, f.clientTLS(f.alice), "after-rotation", 1)
+		tlsProduceConsume(t, addr, f.clientTLS(f.alice), "after-rotation", 1)
 		// A connection made before the rotation keeps working.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

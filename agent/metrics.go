@@ -128,6 +128,9 @@ func walkErrorCode(v reflect.Value, depth int) int16 {
 // it once per agent.
 func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 	cs := []prometheus.Collector{a.reqs.requests, a.reqs.latency, &statsCollector{a: a}, a.lag}
+	if a.auth != nil {
+		cs = append(cs, a.auth.Collectors()...)
+	}
 	for _, c := range append(cs, a.ingest.Metrics().Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err
@@ -137,25 +140,26 @@ func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 }
 
 var (
-	descProduceBytes   = prometheus.NewDesc("silt_produce_bytes_total", "Bytes of record batches accepted into the write buffer.", nil, nil)
-	descProduceBatches = prometheus.NewDesc("silt_produce_batches_total", "Record batches accepted into the write buffer.", nil, nil)
-	descProduceRecords = prometheus.NewDesc("silt_produce_records_total", "Records in the batches accepted into the write buffer.", nil, nil)
-	descFetchBytes     = prometheus.NewDesc("silt_fetch_bytes_total", "Bytes of record batches returned to fetches.", nil, nil)
-	descFlushes        = prometheus.NewDesc("silt_flushes_total", "Segment objects uploaded.", nil, nil)
-	descIndexLookups   = prometheus.NewDesc("silt_index_lookups_total", "Fetch index lookups, by where they were answered (memory or store).", []string{"source"}, nil)
-	descCacheHits      = prometheus.NewDesc("silt_cache_hits_total", "Block cache lookups served from memory.", nil, nil)
-	descCacheMisses    = prometheus.NewDesc("silt_cache_misses_total", "Block cache lookups that went to the bucket.", nil, nil)
-	descCacheEvictions = prometheus.NewDesc("silt_cache_evictions_total", "Blocks evicted from the block cache.", nil, nil)
-	descCacheBytes     = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
-	descBufferBytes    = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
-	descBufferLimit    = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget (buffer.bytes); produce requests wait when it is used up.", nil, nil)
-	descRequestBytes   = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
-	descRequestLimit   = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
-	descConnections    = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)
-	descTopics         = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
-	descPartitions     = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
-	descGroups         = prometheus.NewDesc("silt_groups", "Consumer groups this agent coordinates.", nil, nil)
-	descProduceWaiting = prometheus.NewDesc("silt_produce_waiting", "Produce requests and marker writes waiting for room in the write buffer.", nil, nil)
+	descProduceBytes    = prometheus.NewDesc("silt_produce_bytes_total", "Bytes of record batches accepted into the write buffer.", nil, nil)
+	descProduceBatches  = prometheus.NewDesc("silt_produce_batches_total", "Record batches accepted into the write buffer.", nil, nil)
+	descProduceRecords  = prometheus.NewDesc("silt_produce_records_total", "Records in the batches accepted into the write buffer.", nil, nil)
+	descFetchBytes      = prometheus.NewDesc("silt_fetch_bytes_total", "Bytes of record batches returned to fetches.", nil, nil)
+	descFlushes         = prometheus.NewDesc("silt_flushes_total", "Segment objects uploaded.", nil, nil)
+	descIndexLookups    = prometheus.NewDesc("silt_index_lookups_total", "Fetch index lookups, by where they were answered (memory or store).", []string{"source"}, nil)
+	descCacheHits       = prometheus.NewDesc("silt_cache_hits_total", "Block cache lookups served from memory.", nil, nil)
+	descCacheMisses     = prometheus.NewDesc("silt_cache_misses_total", "Block cache lookups that went to the bucket.", nil, nil)
+	descCacheEvictions  = prometheus.NewDesc("silt_cache_evictions_total", "Blocks evicted from the block cache.", nil, nil)
+	descCacheBytes      = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
+	descBufferBytes     = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
+	descBufferLimit     = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget (buffer.bytes); produce requests wait when it is used up.", nil, nil)
+	descRequestBytes    = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
+	descRequestLimit    = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
+	descConnections     = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)
+	descTopics          = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
+	descPartitions      = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
+	descGroups          = prometheus.NewDesc("silt_groups", "Consumer groups this agent coordinates.", nil, nil)
+	descExpiredSessions = prometheus.NewDesc("silt_sasl_expired_connections_killed_total", "Connections closed because a request came after their SASL session expired without re-authentication (KIP-368).", nil, nil)
+	descProduceWaiting  = prometheus.NewDesc("silt_produce_waiting", "Produce requests and marker writes waiting for room in the write buffer.", nil, nil)
 )
 
 // statsCollector exports the agent's cumulative Stats and its gauges at
@@ -167,6 +171,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descProduceBytes, descProduceBatches, descProduceRecords, descFetchBytes, descFlushes,
 		descIndexLookups, descCacheHits, descCacheMisses, descCacheEvictions, descCacheBytes,
 		descBufferBytes, descBufferLimit, descRequestBytes, descRequestLimit, descConnections, descTopics, descPartitions, descGroups, descProduceWaiting,
+		descExpiredSessions,
 	} {
 		ch <- d
 	}
@@ -204,6 +209,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPartitions, int64(parts))
 	gauge(descGroups, int64(a.GroupCount()))
 	gauge(descProduceWaiting, a.ProducesWaiting())
+	counter(descExpiredSessions, a.server.ExpiredSessionsClosed())
 }
 
 // CacheStats returns the block cache's counters.

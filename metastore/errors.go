@@ -26,6 +26,9 @@ var (
 	// ErrConfigChanged: SetTopicConfig found the stored config changed since
 	// it was read; read it again and retry the edit.
 	ErrConfigChanged = errors.New("topic config changed concurrently")
+	// ErrUnknownCredential: a user has no SCRAM credential for the
+	// mechanism asked for.
+	ErrUnknownCredential = errors.New("unknown credential")
 )
 
 // UnknownPartitionsError is returned by CommitFlush when chunks name

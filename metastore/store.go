@@ -32,6 +32,7 @@ type Store interface {
 	TxnStore
 	LeaseStore
 	ClusterStore
+	CredentialStore
 	ACLStore
 
 	// SchemaVersion is the version of the newest migration applied.

@@ -35,6 +35,7 @@ type Conn struct {
 
 	listener  Listener
 	tls       *TLS                   // nil: not a TLS listener; see tls.go
+	sasl      saslState              // reader goroutine only; see sasl.go
 	principal atomic.Pointer[string] // nil: AnonymousPrincipal
 	clientID  atomic.Pointer[string]
 	software  atomic.Pointer[[2]string]
@@ -173,7 +174,7 @@ func (c *Conn) readLoop() {
 		p := c.handle(frame, reserved, prod)
 		p.start = start
 		c.queue <- p
-		if p.reply.kind == replyClose {
+		if p.reply.kind == replyClose || p.reply.thenClose {
 			return
 		}
 	}
@@ -203,6 +204,10 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, *Reservation, error) 
 			}
 			return nil, 0, nil, err
 		}
+		if size > MaxPreAuthRequestBytes && c.needsAuthentication() {
+			// Refused before a byte of it is read (sasl.go).
+			return nil, 0, nil, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
+		}
 		return c.readAdmitted(br, size)
 	}
 }
@@ -216,6 +221,9 @@ func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, *Reser
 		return nil, 0, nil, err
 	}
 	key := int16(binary.BigEndian.Uint16(kb))
+	if err := c.admitBeforeReading(key); err != nil {
+		return nil, 0, nil, err
+	}
 	if key == int16(kmsg.Produce) && c.srv.cfg.ProduceBudget != nil {
 		r, err := c.reserveProduce(size)
 		if err != nil {
@@ -281,6 +289,10 @@ func (c *Conn) handle(frame []byte, reserved int64, prod *Reservation) pending {
 	h := r.hdr
 	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved, produce: prod}
 	if err != nil {
+		p.reply = CloseConn(err)
+		return p
+	}
+	if err := c.admit(h.key); err != nil {
 		p.reply = CloseConn(err)
 		return p
 	}
@@ -360,6 +372,10 @@ func (c *Conn) writeLoop() {
 		}
 		c.release(p)
 		<-c.slots
+		if p.reply.thenClose {
+			_ = c.flush(bw)
+			return
+		}
 		if len(c.queue) == 0 {
 			if err := c.flush(bw); err != nil {
 				c.writeFailed(err)

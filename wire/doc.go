@@ -21,9 +21,15 @@
 // errors are error codes that handlers set on their responses; a Go error at
 // this layer means "close this connection".
 //
-// A Server may serve several listeners (listener.go): ServeListener for
-// PLAINTEXT and SASL_PLAINTEXT, ServeTLS for SSL and SASL_SSL (tls.go). A
-// TLS connection does its handshake on its own goroutine, within a
+// Each connection belongs to a Listener with a security protocol
+// (listener.go). On SASL_PLAINTEXT and SASL_SSL listeners the Server runs
+// SaslHandshake and SaslAuthenticate itself, delegating each mechanism's
+// exchange to Config.Authenticator, and serves nothing else until the
+// connection has authenticated (sasl.go).
+//
+// SSL and SASL_SSL listeners are served with ServeTLS (tls.go): each
+// connection does its TLS handshake on its own goroutine, within a
 // deadline, before its reader starts; on SSL a verified client
-// certificate sets the connection's principal.
+// certificate sets the connection's principal. (ServeListener serves a
+// socket as it is, e.g. one already wrapped by tls.NewListener.)
 package wire

@@ -39,6 +39,9 @@ type Reply struct {
 	resp   kmsg.Response
 	wait   func(ctx context.Context) kmsg.Response
 	reason error
+	// thenClose closes the connection once this reply is written; the
+	// reader reads no more requests (a failed SASL authentication).
+	thenClose bool
 }
 
 // Respond replies with resp, which is ready now.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,15 +45,25 @@ type Config struct {
 	// answered with no response (acks=0) or by closing the connection are
 	// not observed.
 	Observe func(key, version int16, dur time.Duration, resp kmsg.Response)
+	// Authenticator runs SASL on SASL_PLAINTEXT and SASL_SSL listeners
+	// (sasl.go). If set, the Server answers SaslHandshake and
+	// SaslAuthenticate itself; a SASL listener needs it.
+	Authenticator Authenticator
+	// FailedAuthenticationDelay is how long a failed authentication waits
+	// before its answer and the connection's close (Kafka's
+	// connection.failed.authentication.delay.ms). Default 100ms; negative
+	// means no delay.
+	FailedAuthenticationDelay time.Duration
 }
 
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		MaxRequestBytes:         100 << 20,
-		MaxInflightRequestBytes: 100 << 20,
-		MaxInflight:             64,
-		IdleTimeout:             10 * time.Minute,
+		MaxRequestBytes:           100 << 20,
+		MaxInflightRequestBytes:   100 << 20,
+		MaxInflight:               64,
+		IdleTimeout:               10 * time.Minute,
+		FailedAuthenticationDelay: 100 * time.Millisecond,
 	}
 }
 
@@ -66,8 +77,9 @@ type Server struct {
 	log     *slog.Logger
 	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
 
-	budget    *budget         // in-flight request memory, shared by all connections
-	decodeAmp map[int16]int64 // per registered API key; see budget.go
+	budget          *budget         // in-flight request memory, shared by all connections
+	expiredSessions atomic.Int64    // see ExpiredSessionsClosed
+	decodeAmp       map[int16]int64 // per registered API key; see budget.go
 
 	ctx    context.Context // cancelled by Close: stops every connection's work
 	cancel context.CancelFunc
@@ -113,45 +125,54 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = def.IdleTimeout
 	}
+	if cfg.FailedAuthenticationDelay == 0 {
+		cfg.FailedAuthenticationDelay = def.FailedAuthenticationDelay
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	reg.freeze()
-	amp := make(map[int16]int64, len(reg.entries))
-	for key := range reg.entries {
-		amp[key] = decodeAmp(key)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		reg:       reg,
 		budget:    newBudget(cfg.MaxInflightRequestBytes),
-		decodeAmp: amp,
 		log:       log,
-		apiKeys:   reg.Versions(),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
-	}, nil
+	}
+	if cfg.Authenticator != nil {
+		s.registerSASL(reg)
+	}
+	reg.freeze()
+	s.apiKeys = reg.Versions()
+	s.decodeAmp = make(map[int16]int64, len(reg.entries))
+	for key := range reg.entries {
+		s.decodeAmp[key] = decodeAmp(key)
+	}
+	return s, nil
 }
 
 // ServeListener accepts connections on ln, which came from the listener l
 // describes, until Close or Shutdown, then returns nil; it returns
 // ErrServerClosed if the Server is already closing, or the listener's error
 // if accepting fails for good. It closes ln. It may be called for several
-// listeners. SSL and SASL_SSL listeners are served with ServeTLS.
+// listeners. It serves ln's connections as they are: an SSL or SASL_SSL
+// listener should be served with ServeTLS, which runs the handshake with a
+// deadline and maps client certificates to principals, unless ln already
+// speaks TLS (tls.NewListener).
 func (s *Server) ServeListener(ln net.Listener, l Listener) error {
-	if l.Protocol.usesTLS() {
-		_ = ln.Close()
-		return fmt.Errorf("wire: listener %s is %s: serve it with ServeTLS", l.Name, l.Protocol)
-	}
 	return s.serve(ln, l, nil)
 }
 
 // serve is ServeListener and ServeTLS; t is nil for a listener without TLS.
 func (s *Server) serve(ln net.Listener, l Listener, t *TLS) error {
+	if l.Protocol.UsesSASL() && s.cfg.Authenticator == nil {
+		_ = ln.Close()
+		return fmt.Errorf("wire: listener %s is %s but Config.Authenticator is not set", l.Name, l.Protocol)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

@@ -127,7 +127,7 @@ func TestServeTLSHandshakeOffAcceptLoop(t *testing.T) {
 		Config:           &tls.Config{Certificates: []tls.Certificate{srv.TLSCertificate(t)}},
 		HandshakeTimeout: 300 * time.Millisecond,
 	}
-	addr, _ := startTLSServer(t, Listener{Name: "SASL_SSL", Protocol: SASLSSL}, tc)
+	addr, _ := startTLSServer(t, Listener{Name: "SSL", Protocol: SSL}, tc)
 	silent := dial(t, addr)
 	defer silent.Close()
 	if err := metadataOver(t, addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}); err != nil {
@@ -146,7 +146,6 @@ func TestServeProtocolMismatch(t *testing.T) {
 		serve func(net.Listener) error
 		what  string
 	}{
-		{func(ln net.Listener) error { return s.ServeListener(ln, Listener{Name: "SSL", Protocol: SSL}) }, "SSL without TLS"},
 		{func(ln net.Listener) error { return s.ServeTLS(ln, Listener{Name: "SSL", Protocol: SSL}, nil) }, "SSL with a nil TLS"},
 		{func(ln net.Listener) error {
 			return s.ServeTLS(ln, Listener{Name: "PLAINTEXT", Protocol: Plaintext}, &TLS{Config: &tls.Config{}})

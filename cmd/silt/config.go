@@ -109,6 +109,13 @@ func agentKeys() []keySpec {
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is deleted"},
 		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often the orphan janitor looks"},
+		{"sasl.mechanisms", kindString, "", "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"},
+		{"sasl.oauthbearer.jwks.url", kindString, "", "OAUTHBEARER: URL of the JSON Web Key Set that signs tokens"},
+		{"sasl.oauthbearer.expected.issuer", kindString, "", "OAUTHBEARER: required iss claim (empty: not checked)"},
+		{"sasl.oauthbearer.expected.audience", kindString, "", "OAUTHBEARER: required aud claim (empty: not checked)"},
+		{"sasl.oauthbearer.sub.claim.name", kindString, "sub", "OAUTHBEARER: claim holding the principal's name"},
+		{"connections.max.reauth.ms", kindInt, "0", "SASL session lifetime in ms before clients must re-authenticate (KIP-368); 0: only an OAUTHBEARER token's expiry"},
+		{"connection.failed.authentication.delay.ms", kindInt, "100", "delay in ms before a failed authentication is answered and its connection closed"},
 		// Authorization (ACLs).
 		{"authorizer", kindString, d.Authorizer, "none (no checks) or acl (Kafka ACLs from the metastore)"},
 		{"super.users", kindString, "", "principals that pass every ACL check, separated by ';' (User:admin;User:ops)"},
@@ -317,6 +324,16 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.MembershipTTL = p.duration("membership.ttl")
 	a.OrphanMinAge = p.duration("orphan.min.age")
 	a.JanitorInterval = p.duration("janitor.interval")
+	a.SASL.Mechanisms = p.list("sasl.mechanisms")
+	a.SASL.OAuthBearer.JWKSURL = p.str("sasl.oauthbearer.jwks.url")
+	a.SASL.OAuthBearer.Issuer = p.str("sasl.oauthbearer.expected.issuer")
+	a.SASL.OAuthBearer.Audience = p.str("sasl.oauthbearer.expected.audience")
+	a.SASL.OAuthBearer.SubClaim = p.str("sasl.oauthbearer.sub.claim.name")
+	a.SASL.MaxReauth = p.millis("connections.max.reauth.ms")
+	a.Wire.FailedAuthenticationDelay = p.millis("connection.failed.authentication.delay.ms")
+	if a.Wire.FailedAuthenticationDelay == 0 {
+		a.Wire.FailedAuthenticationDelay = -1 // wire: negative is none, zero the default
+	}
 	a.Authorizer = p.str("authorizer")
 	if su, err := acl.ParseSuperUsers(p.str("super.users")); err != nil {
 		p.fail(err)
@@ -396,6 +413,26 @@ func (p *parser) int(key string, max int64) int64 {
 		p.fail(fmt.Errorf("%s: %d is out of range", key, n))
 	}
 	return n
+}
+
+// list splits a comma-separated value, dropping blanks.
+func (p *parser) list(key string) []string {
+	var out []string
+	for _, s := range strings.Split(p.raw[key], ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// millis reads a non-negative count of milliseconds, Kafka's *.ms keys.
+func (p *parser) millis(key string) time.Duration {
+	n := p.int(key, math.MaxInt32)
+	if n < 0 {
+		p.fail(fmt.Errorf("%s: must not be negative, got %d", key, n))
+	}
+	return time.Duration(n) * time.Millisecond
 }
 
 func (p *parser) bool(key string) bool {

@@ -52,6 +52,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newConfigCmd(stdout),
 		newTopicCmd(stdout),
 		newGroupCmd(stdout),
+		newUserCmd(stdout),
 		newACLCmd(stdout),
 		newSegmentCmd(stdout),
 	)

@@ -27,6 +27,7 @@ const defaultBrokers = "127.0.0.1:9092"
 type adminFlags struct {
 	brokers string
 	timeout time.Duration
+	sasl    saslFlags // usercmd.go
 }
 
 // register adds --brokers and --timeout as persistent flags of cmd.
@@ -37,6 +38,7 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 	}
 	cmd.PersistentFlags().StringVarP(&f.brokers, "brokers", "b", def, "comma-separated bootstrap brokers (env SILT_BROKERS)")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
+	f.sasl.register(cmd)
 }
 
 // client connects a kadm client to the brokers. The caller closes it.
@@ -50,7 +52,15 @@ func (f *adminFlags) client(parent context.Context) (*kadm.Client, context.Conte
 	if len(seeds) == 0 {
 		return nil, nil, nil, configErrorf("--brokers: no broker address given")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RetryTimeout(f.timeout))
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(f.timeout)}
+	mech, err := f.sasl.mechanism()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, nil, configErrorf("--brokers: %v", err)
 	}

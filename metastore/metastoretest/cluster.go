@@ -44,15 +44,17 @@ func testLeases(t *testing.T, s metastore.Store) {
 	}
 
 	// Expiry: a short lease lapses by the store's clock; a renewal with a
-	// long ttl does not.
-	if !acquire("short", "a", 200*time.Millisecond) {
+	// long ttl does not. Whether b's attempt came before the lapse is only
+	// known by the clock (a busy machine can take longer than the ttl).
+	const short = 2 * time.Second
+	taken := time.Now()
+	if !acquire("short", "a", short) {
 		t.Fatal("a could not take a free lease")
 	}
-	if acquire("short", "b", time.Minute) {
+	if acquire("short", "b", time.Minute) && time.Since(taken) < short {
 		t.Fatal("b took a lease before it expired")
 	}
-	waitFor(t, "an expired lease to pass to b", 10*time.Second, func() bool { return acquire("short", "b", time.Minute) })
-	time.Sleep(250 * time.Millisecond)
+	waitFor(t, "an expired lease to pass to b", 30*time.Second, func() bool { return acquire("short", "b", time.Minute) })
 	if acquire("short", "a", time.Minute) {
 		t.Fatal("a took b's lease back while b held it with a long ttl")
 	}
@@ -73,7 +75,11 @@ func testAgents(t *testing.T, s metastore.Store) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "short", Addr: "x:1"}, 200*time.Millisecond); err != nil {
+	// A short lease, listed while it lasts (only the clock says whether the
+	// listing below came in time on a busy machine).
+	const short = 2 * time.Second
+	registered := time.Now()
+	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "short", Addr: "x:1"}, short); err != nil {
 		t.Fatal(err)
 	}
 	// A heartbeat updates the address.
@@ -84,7 +90,8 @@ func testAgents(t *testing.T, s metastore.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[0].ID != "a" || got[1].ID != "b" || got[2].ID != "short" {
+	if inTime := time.Since(registered) < short; len(got) < 2 || got[0].ID != "a" || got[1].ID != "b" ||
+		(inTime && (len(got) != 3 || got[2].ID != "short")) {
 		t.Fatalf("Agents = %+v, want a, b, short", got)
 	}
 	if got[0].Addr != "10.0.0.9:9092" || got[0].Zone != "z1" {
@@ -93,7 +100,7 @@ func testAgents(t *testing.T, s metastore.Store) {
 	if exp := got[0].Expires; exp.Before(start.Add(50*time.Second)) || exp.After(time.Now().Add(70*time.Second)) {
 		t.Fatalf("agent a expires at %v, want about a minute from %v", exp, start)
 	}
-	waitFor(t, "agent short to lapse", 10*time.Second, func() bool {
+	waitFor(t, "agent short to lapse", 30*time.Second, func() bool {
 		got, err := s.Agents(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -142,12 +149,15 @@ func testMembershipEpoch(t *testing.T, s metastore.Store) {
 	if e := epoch(); e != e1 {
 		t.Fatalf("epoch moved on a heartbeat: %d -> %d", e1, e)
 	}
-	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "brief", Addr: "b:1"}, 100*time.Millisecond); err != nil {
+	const brief = 2 * time.Second
+	registered := time.Now()
+	if err := s.RegisterAgent(ctx, metastore.Agent{ID: "brief", Addr: "b:1"}, brief); err != nil {
 		t.Fatal(err)
 	}
 	e2 := epoch()
+	e2InTime := time.Since(registered) < brief // else the lapse may already count in e2
 	var m metastore.Membership
-	waitFor(t, "agent brief to lapse", 10*time.Second, func() bool {
+	waitFor(t, "agent brief to lapse", 30*time.Second, func() bool {
 		var err error
 		m, err = s.Membership(ctx)
 		if err != nil {
@@ -155,7 +165,7 @@ func testMembershipEpoch(t *testing.T, s metastore.Store) {
 		}
 		return len(m.Agents) == 1
 	})
-	if m.Epoch <= e2 || m.Agents[0].ID != "a" {
+	if (e2InTime && m.Epoch <= e2) || m.Agents[0].ID != "a" {
 		t.Fatalf("after a lapse: %+v, want only a and epoch > %d", m, e2)
 	}
 	if err := s.DeregisterAgent(ctx, "a"); err != nil {

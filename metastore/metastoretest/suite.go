@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
 		{"TxnStaleMarker", testTxnStaleMarker},
 		{"TxnExpiry", testTxnExpiry},
+		{"ScramCredentials", testScramCredentials},
 		{"ACLs", testACLs},
 		{"SchemaVersion", testSchemaVersion},
 	}
