@@ -190,6 +190,11 @@ func (c *Config) validateListeners() error {
 			return err
 		}
 	}
+	for _, l := range c.Listeners {
+		if l.Protocol.UsesSASL() && len(c.SASL.Mechanisms) == 0 {
+			return fmt.Errorf("sasl.mechanisms: required by the %s listener %s", l.Protocol, l.Name)
+		}
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ tls:
 `
 	t.Setenv("SILT_ADVERTISED_LISTENERS", "SASL_SSL://kafka.example:443")
 	t.Setenv("SILT_TLS_CLIENT_AUTH", "request")
+	t.Setenv("SILT_SASL_MECHANISMS", "SCRAM-SHA-512")
 	s, err := loadSettingsT(t, yaml, "--tls-client-ca-file", "/etc/silt/tls/ca.crt",
 		"--ssl-principal-mapping-rules", "RULE:^CN=([^,]*),.*$/$1/L,DEFAULT", "--http-pprof")
 	if err != nil {
@@ -71,6 +72,7 @@ func TestListenerSettingsErrors(t *testing.T) {
 		{[]string{"--listeners", "SSL://:9093", "--tls-cert-file", "c", "--tls-key-file", "k", "--tls-client-auth", "required"}, "tls.client.ca.file: required"},
 		{[]string{"--tls-client-auth", "always"}, "tls.client.auth"},
 		{[]string{"--ssl-principal-mapping-rules", "RULE:x"}, "ssl.principal.mapping.rules"},
+		{[]string{"--listeners", "SASL_PLAINTEXT://:9092"}, "sasl.mechanisms: required"},
 	} {
 		_, err := loadSettingsT(t, "", c.args...)
 		var ce *configError
