@@ -65,14 +65,7 @@ func (a *Agent) handleCreateACLs(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 	req := kreq.(*kmsg.CreateACLsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
 	resp.Results = make([]kmsg.CreateACLsResponseResult, len(req.Creations))
-	var code int16
-	var msg string
-	switch {
-	case a.acls == nil:
-		code, msg = kerr.SecurityDisabled.Code, "no authorizer is configured (authorizer=none)"
-	case !a.access(c).cluster(metastore.OpAlter):
-		code, msg = kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Message
-	}
+	code, msg := a.aclChangeRefused(c)
 	var valid []metastore.ACL
 	var slots []int
 	for i, cr := range req.Creations {
@@ -117,14 +110,7 @@ func (a *Agent) handleDeleteACLs(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 	req := kreq.(*kmsg.DeleteACLsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
 	resp.Results = make([]kmsg.DeleteACLsResponseResult, len(req.Filters))
-	var code int16
-	var msg string
-	switch {
-	case a.acls == nil:
-		code, msg = kerr.SecurityDisabled.Code, "no authorizer is configured (authorizer=none)"
-	case !a.access(c).cluster(metastore.OpAlter):
-		code, msg = kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Message
-	}
+	code, msg := a.aclChangeRefused(c)
 	var filters []metastore.ACLFilter
 	var slots []int
 	for i, rf := range req.Filters {
@@ -197,4 +183,17 @@ func validateFilter(f metastore.ACLFilter) string {
 		return "invalid permission filter"
 	}
 	return ""
+}
+
+// aclChangeRefused is why CreateAcls or DeleteAcls may not change
+// anything: no authorizer (SECURITY_DISABLED, as Kafka answers), or no
+// ALTER on the cluster. Code 0 lets them go ahead.
+func (a *Agent) aclChangeRefused(c *wire.Conn) (code int16, msg string) {
+	switch {
+	case a.acls == nil:
+		return kerr.SecurityDisabled.Code, "no authorizer is configured (authorizer=none)"
+	case !a.access(c).cluster(metastore.OpAlter):
+		return kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Message
+	}
+	return 0, ""
 }
