@@ -1,9 +1,10 @@
 // Command silt-bench measures a Silt agent against its floor, the object
 // store it writes to: raw MinIO PUT/GET throughput with 4 MiB objects, then
-// produce throughput (1 KiB records, acks=all), produce latency and
-// end-to-end latency at fixed rates (tail consumers on the writing agent and,
-// with two agents or more, on another one), and prints a table of each figure
-// beside its floor.
+// produce throughput (1 KiB records, acks=all; again over the agents'
+// SASL_SSL listener, beside plaintext), produce latency and end-to-end
+// latency at fixed rates (tail consumers on the writing agent and, with two
+// agents or more, on another one), and prints a table of each figure beside
+// its floor.
 //
 // By default it starts everything itself — MinIO (the pinned binary under
 // .bin/), a throwaway Postgres cluster and one `silt agent` built from
