@@ -98,7 +98,7 @@ func (e *benchEnv) churn(ctx context.Context, o options, logf func(string, ...an
 	case <-time.After(60 * time.Second):
 		return fmt.Errorf("agent %s did not stop within 60s", old.id)
 	}
-	a, err := e.startAgent(ctx, len(e.agents), old.zone, e.agentArgs(o, e.bucketURL, e.dbURL), logf)
+	a, err := e.startAgent(ctx, len(e.agents), old.zone, e.agentArgs(o, e.bucketURL, e.dbURL), e.saslSSL != nil, logf)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ type benchEnv struct {
 	bucket string
 	// The cluster's bucket and database, for agents started later.
 	bucketURL, dbURL string
+	// saslSSL is set when the cluster's agents also serve SASL_SSL.
+	saslSSL *saslSSLSetup
 
 	// writerZone and readerZone pin clients (client.id silt_az=<zone>):
 	// producers to the writing agent, the second tail consumer and the
@@ -59,10 +61,12 @@ type agentProc struct {
 	id, zone  string
 	kafkaAddr string
 	httpAddr  string
-	logPath   string
-	pid       int
-	done      chan struct{} // closed when the process has exited
-	exitErr   error         // set before done is closed
+	// saslSSLAddr is the SASL_SSL listener's address, if it has one.
+	saslSSLAddr string
+	logPath     string
+	pid         int
+	done        chan struct{} // closed when the process has exited
+	exitErr     error         // set before done is closed
 }
 
 func (a *agentProc) alive() bool {
@@ -176,9 +180,14 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 	}
 	env.bin = bin
 	env.bucketURL, env.dbURL = mio.BucketURL(bucket, "bench"), dbURL
+	if o.saslSSL && o.kgoTest == "" {
+		if env.saslSSL, err = newSASLSSLSetup(filepath.Join(tmp, "tls")); err != nil {
+			return env, err
+		}
+	}
 	for i := 0; i < o.agents; i++ {
 		args := env.agentArgs(o, env.bucketURL, env.dbURL)
-		a, err := env.startAgent(ctx, i, fmt.Sprintf("z%d", i), args, logf)
+		a, err := env.startAgent(ctx, i, fmt.Sprintf("z%d", i), args, env.saslSSL != nil, logf)
 		if err != nil {
 			return env, err
 		}
@@ -186,6 +195,11 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 	}
 	if err := env.waitForCluster(ctx); err != nil {
 		return env, err
+	}
+	if env.saslSSL != nil {
+		if err := env.saslSSL.createUser(ctx, bin, dbURL); err != nil {
+			return env, err
+		}
 	}
 	env.writerZone = env.agents[0].zone
 	if len(env.agents) > 1 {
@@ -196,6 +210,9 @@ func setUp(ctx context.Context, o options, logf func(string, ...any)) (*benchEnv
 		desc = "1 silt agent process"
 	}
 	desc += " (" + agentSettings(o) + ")"
+	if env.saslSSL != nil {
+		desc += ", listening on PLAINTEXT and SASL_SSL (" + saslSSLMechanism + ", ECDSA P-256 certificate from internal/testcerts)"
+	}
 	env.started = append(env.started, desc)
 	return env, nil
 }
@@ -291,9 +308,10 @@ func buildSilt(ctx context.Context, bin string) error {
 }
 
 // startAgent runs `silt agent` (agent id bench-<i>, the given zone) on free
-// local ports and waits until it answers; close sends it SIGTERM (SIGKILL
-// after 20 s).
-func (e *benchEnv) startAgent(ctx context.Context, i int, zone string, args []string, logf func(string, ...any)) (*agentProc, error) {
+// local ports, with a SASL_SSL listener beside the PLAINTEXT one if
+// withSASLSSL (e.saslSSL must be set), and waits until it answers; close
+// sends it SIGTERM (SIGKILL after 20 s).
+func (e *benchEnv) startAgent(ctx context.Context, i int, zone string, args []string, withSASLSSL bool, logf func(string, ...any)) (*agentProc, error) {
 	kafkaAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -308,7 +326,15 @@ func (e *benchEnv) startAgent(ctx context.Context, i int, zone string, args []st
 		logPath: filepath.Join(e.tmpDir, fmt.Sprintf("agent-%d.log", i)),
 		done:    make(chan struct{}),
 	}
-	args = append(args, "--listen", kafkaAddr, "--http-listen", httpAddr, "--agent-id", a.id, "--zone", zone)
+	if withSASLSSL {
+		if a.saslSSLAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, e.saslSSL.listenerArgs(kafkaAddr, a.saslSSLAddr)...)
+	} else {
+		args = append(args, "--listen", kafkaAddr)
+	}
+	args = append(args, "--http-listen", httpAddr, "--agent-id", a.id, "--zone", zone)
 	logFile, err := os.Create(a.logPath)
 	if err != nil {
 		return nil, err
@@ -320,7 +346,11 @@ func (e *benchEnv) startAgent(ctx context.Context, i int, zone string, args []st
 	// Its own process group, so Ctrl-C reaches only us and we stop it in
 	// order; Pdeathsig in case we die without stopping it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logf("starting silt agent %s (zone %s) on %s (http %s)", a.id, zone, kafkaAddr, httpAddr)
+	listening := kafkaAddr
+	if a.saslSSLAddr != "" {
+		listening += " and SASL_SSL " + a.saslSSLAddr
+	}
+	logf("starting silt agent %s (zone %s) on %s (http %s)", a.id, zone, listening, httpAddr)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start silt agent: %w", err)
 	}

@@ -62,7 +62,7 @@ func (l latencyResult) e2e() latencies {
 
 func measureLatency(ctx context.Context, brokers []string, o options, rate float64, producerZone string, tails []tailSpec) (latencyResult, error) {
 	res := latencyResult{rate: rate, duration: o.latencyDur}
-	idem, _, err := chooseIdempotence(ctx, brokers, o, o.topic, producerZone)
+	idem, _, err := chooseIdempotence(ctx, brokers, o, o.topic, producerZone, nil)
 	if err != nil {
 		return res, err
 	}

@@ -1,9 +1,10 @@
 // Command silt-bench measures a Silt agent against its floor, the object
 // store it writes to: raw MinIO PUT/GET throughput with 4 MiB objects, then
-// produce throughput (1 KiB records, acks=all), produce latency and
-// end-to-end latency at fixed rates (tail consumers on the writing agent and,
-// with two agents or more, on another one), and prints a table of each figure
-// beside its floor.
+// produce throughput (1 KiB records, acks=all; again over the agents'
+// SASL_SSL listener, beside plaintext), produce latency and end-to-end
+// latency at fixed rates (tail consumers on the writing agent and, with two
+// agents or more, on another one), and prints a table of each figure beside
+// its floor.
 //
 // By default it starts everything itself — MinIO (the pinned binary under
 // .bin/), a throwaway Postgres cluster and one `silt agent` built from
@@ -40,6 +41,7 @@ type options struct {
 	smallObjectSize int
 
 	duration      time.Duration
+	saslSSL       bool // also measure max produce throughput over SASL_SSL
 	partitions    int
 	recordSize    int
 	producers     int
@@ -91,6 +93,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.objectSize, "object-size", 4<<20, "raw floor object size in bytes")
 	fs.IntVar(&o.smallObjectSize, "small-object-size", 256<<10, "object size of the sequential raw PUT latency floor (about one flush's segment at the latency rates)")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "duration of the max produce throughput measurement")
+	fs.BoolVar(&o.saslSSL, "sasl-ssl", true, "repeat the max produce throughput measurement over the agents' SASL_SSL listener (TLS, SCRAM-SHA-512); false skips it")
 	fs.IntVar(&o.partitions, "partitions", 64, "partitions of the benchmark topic")
 	fs.IntVar(&o.recordSize, "record-size", 1024, "record value size in bytes")
 	fs.IntVar(&o.producers, "producers", 4, "producer clients in the throughput measurement")
@@ -247,6 +250,19 @@ func run(ctx context.Context, o options) error {
 	if writer != nil {
 		c := countersBetween(writer.id, before, scrapeAgent(ctx, writer))
 		rep.writeCounters = &c
+	}
+	switch {
+	case !o.saslSSL:
+		rep.skipped = append(rep.skipped, "produce throughput over SASL_SSL: skipped (--sasl-ssl=false)")
+	case env.saslSSL == nil:
+		rep.skipped = append(rep.skipped, "produce throughput over SASL_SSL: skipped with --brokers (it needs agents of its own with a SASL_SSL listener and a SCRAM user)")
+	default:
+		progress("produce: max throughput over SASL_SSL (%s), %d producers, %s records, %s", saslSSLMechanism, o.producers, sizeString(o.recordSize), o.duration)
+		ts, err := measureThroughputSASLSSL(ctx, env, o)
+		if err != nil {
+			return fmt.Errorf("measure produce throughput over SASL_SSL: %w", err)
+		}
+		rep.saslSSL = &ts
 	}
 
 	tails := []tailSpec{{name: "writing agent", zone: env.writerZone, agent: 0}}

@@ -97,7 +97,7 @@ func measureOverload(ctx context.Context, env *benchEnv, o options, offeredMBps 
 	bu.RawQuery = q.Encode()
 	args := env.agentArgs(o, bu.String(), dbURL)
 	args = append(args, "--flush-max-uploads", fmt.Sprint(o.overloadMaxUploads))
-	a, err := env.startAgent(ctx, len(env.agents), "overload", args, logf)
+	a, err := env.startAgent(ctx, len(env.agents), "overload", args, false, logf)
 	if err != nil {
 		return res, err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,10 +77,11 @@ func createTopic(ctx context.Context, brokers []string, topic string, partitions
 }
 
 // chooseIdempotence produces one record with the idempotent producer (if
-// asked for) and falls back to DisableIdempotentWrite if that fails.
-func chooseIdempotence(ctx context.Context, brokers []string, o options, topic, zone string) (idempotent bool, note string, err error) {
+// asked for) and falls back to DisableIdempotentWrite if that fails. extra
+// are added to the probe client (TLS, SASL).
+func chooseIdempotence(ctx context.Context, brokers []string, o options, topic, zone string, extra []kgo.Opt) (idempotent bool, note string, err error) {
 	try := func(idem bool) error {
-		cl, err := kgo.NewClient(producerOpts(brokers, o, topic, zone, idem)...)
+		cl, err := kgo.NewClient(append(producerOpts(brokers, o, topic, zone, idem), extra...)...)
 		if err != nil {
 			return err
 		}
@@ -112,8 +114,11 @@ type blast struct {
 	producers   int
 	duration    time.Duration
 	maxBytes    int64
-	// opts are added to every client (hooks).
+	// opts are added to every producer client (hooks).
 	opts []kgo.Opt
+	// conn are how every client, the idempotence probe's too, reaches
+	// the brokers (TLS, SASL); none for plaintext.
+	conn []kgo.Opt
 }
 
 // blastResult is a throughputResult plus what the overload phase reads.
@@ -124,7 +129,7 @@ type blastResult struct {
 }
 
 func runBlast(ctx context.Context, brokers []string, o options, b blast) (blastResult, error) {
-	idem, note, err := chooseIdempotence(ctx, brokers, o, b.topic, b.zone)
+	idem, note, err := chooseIdempotence(ctx, brokers, o, b.topic, b.zone, b.conn)
 	if err != nil {
 		return blastResult{}, err
 	}
@@ -159,7 +164,7 @@ func runBlast(ctx context.Context, brokers []string, o options, b blast) (blastR
 	}
 	var doneAt atomic.Int64 // unix nanos when maxBytes was reached
 	for p := 0; p < b.producers; p++ {
-		cl, err := kgo.NewClient(append(producerOpts(brokers, o, b.topic, b.zone, idem), b.opts...)...)
+		cl, err := kgo.NewClient(slices.Concat(producerOpts(brokers, o, b.topic, b.zone, idem), b.conn, b.opts)...)
 		if err != nil {
 			return blastResult{}, err
 		}

@@ -57,6 +57,7 @@ type report struct {
 	setup         string
 	floor         *floorResult
 	throughput    *throughputResult
+	saslSSL       *saslSSLResult // the throughput run again over SASL_SSL
 	writeCounters *phaseCounters // the writing agent during the throughput phase
 	latency       []latencyResult
 	catchup       *catchupResult
@@ -137,6 +138,14 @@ func (r *report) print(w io.Writer) {
 	if t := r.throughput; t != nil {
 		fmt.Fprintf(tw, "produce throughput, max\t%.1f MB/s (%.0f records/s)\t%s\t%s\n",
 			t.mbps(), t.recordsPerSec(), floorString(putMBps, "MB/s PUT"), ratio(t.mbps(), putMBps))
+	}
+	if s := r.saslSSL; s != nil {
+		plain := 0.0
+		if r.throughput != nil {
+			plain = r.throughput.mbps()
+		}
+		fmt.Fprintf(tw, "produce throughput, max, over SASL_SSL (%s)\t%.1f MB/s (%.0f records/s)\t%s\t%s\n",
+			saslSSLMechanism, s.mbps(), s.recordsPerSec(), floorString(plain, "MB/s plaintext"), ratio(s.mbps(), plain))
 	}
 	for _, l := range r.latency {
 		at := fmt.Sprintf("@ %.3g MB/s", l.rate)
@@ -238,6 +247,13 @@ func (r *report) print(w io.Writer) {
 			t.producers, sizeString(o.recordSize), o.linger, idem, o.partitions, t.elapsed)
 		if t.note != "" {
 			fmt.Fprintf(w, "  note: %s\n", t.note)
+		}
+	}
+	if s := r.saslSSL; s != nil {
+		fmt.Fprintf(w, "SASL_SSL: the throughput run repeated right after it with the same producers, records and duration (%s) through each agent's SASL_SSL listener, on a fresh topic %s with %d partitions; %s, one SCRAM-SHA-512 authentication per connection; ratio < 1 is the TLS + SASL cost (aim: 0.85 or more)\n",
+			s.elapsed, s.topic, o.partitions, s.tls)
+		if s.note != "" {
+			fmt.Fprintf(w, "  note: %s\n", s.note)
 		}
 	}
 	for _, l := range r.latency {

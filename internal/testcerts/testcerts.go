@@ -1,7 +1,8 @@
 // Package testcerts makes throwaway X.509 material for tests: a CA, server
 // certificates for loopback, and client certificates with a chosen subject,
 // written as PEM files the way an operator (or cert-manager) would hand them
-// to an agent. Keys are ECDSA P-256, so generating them is quick.
+// to an agent. Keys are ECDSA P-256, so generating them is quick. NewCAIn
+// and IssueServer return errors instead of failing a test, for silt-bench.
 package testcerts
 
 import (
@@ -12,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -33,9 +35,27 @@ type CA struct {
 // NewCA makes a CA named cn whose files live in t.TempDir().
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
-	key := newKey(t)
+	ca, err := NewCAIn(t.TempDir(), cn)
+	if err != nil {
+		t.Fatalf("testcerts: %v", err)
+	}
+	return ca
+}
+
+// NewCAIn makes a CA named cn whose files (its own and those of the
+// certificates it issues) live in dir, for callers that are not tests (the
+// benchmark's agents).
+func NewCAIn(dir, cn string) (*CA, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
+		SerialNumber:          sn,
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Silt tests"}},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -45,16 +65,18 @@ func NewCA(t testing.TB, cn string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("testcerts: create CA: %v", err)
+		return nil, fmt.Errorf("create CA: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("testcerts: parse CA: %v", err)
+		return nil, fmt.Errorf("parse CA: %w", err)
 	}
-	ca := &CA{Cert: cert, Key: key, CertPEM: certPEM(der), dir: t.TempDir()}
+	ca := &CA{Cert: cert, Key: key, CertPEM: certPEM(der), dir: dir}
 	ca.CertFile = filepath.Join(ca.dir, "ca.crt")
-	writeFile(t, ca.CertFile, ca.CertPEM)
-	return ca
+	if err := writeFile(ca.CertFile, ca.CertPEM); err != nil {
+		return nil, err
+	}
+	return ca, nil
 }
 
 // Pool returns a pool holding only this CA.
@@ -86,7 +108,16 @@ func (l *Leaf) TLSCertificate(t testing.TB) tls.Certificate {
 // any extra DNS names, written to files named after name.
 func (ca *CA) Server(t testing.TB, name string, dnsNames ...string) *Leaf {
 	t.Helper()
-	return ca.issue(t, name, &x509.Certificate{
+	l, err := ca.IssueServer(name, dnsNames...)
+	if err != nil {
+		t.Fatalf("testcerts: %v", err)
+	}
+	return l
+}
+
+// IssueServer is Server for callers that are not tests.
+func (ca *CA) IssueServer(name string, dnsNames ...string) (*Leaf, error) {
+	return ca.issue(name, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name, Organization: []string{"Silt tests"}},
 		DNSNames:    append([]string{"localhost"}, dnsNames...),
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
@@ -98,30 +129,38 @@ func (ca *CA) Server(t testing.TB, name string, dnsNames ...string) *Leaf {
 // files named after name.
 func (ca *CA) Client(t testing.TB, name string, subject pkix.Name) *Leaf {
 	t.Helper()
-	return ca.issue(t, name, &x509.Certificate{
+	l, err := ca.issue(name, &x509.Certificate{
 		Subject:     subject,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
+	if err != nil {
+		t.Fatalf("testcerts: %v", err)
+	}
+	return l
 }
 
-func (ca *CA) issue(t testing.TB, name string, tmpl *x509.Certificate) *Leaf {
-	t.Helper()
-	key := newKey(t)
-	tmpl.SerialNumber = serial(t)
+func (ca *CA) issue(name string, tmpl *x509.Certificate) (*Leaf, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	if tmpl.SerialNumber, err = serial(); err != nil {
+		return nil, err
+	}
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
 	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		t.Fatalf("testcerts: issue %s: %v", name, err)
+		return nil, fmt.Errorf("issue %s: %w", name, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("testcerts: parse %s: %v", name, err)
+		return nil, fmt.Errorf("parse %s: %w", name, err)
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatalf("testcerts: marshal key of %s: %v", name, err)
+		return nil, fmt.Errorf("marshal key of %s: %w", name, err)
 	}
 	l := &Leaf{
 		CertPEM:  certPEM(der),
@@ -130,9 +169,13 @@ func (ca *CA) issue(t testing.TB, name string, tmpl *x509.Certificate) *Leaf {
 		KeyFile:  filepath.Join(ca.dir, name+".key"),
 		Cert:     cert,
 	}
-	writeFile(t, l.CertFile, l.CertPEM)
-	writeFile(t, l.KeyFile, l.KeyPEM)
-	return l
+	if err := writeFile(l.CertFile, l.CertPEM); err != nil {
+		return nil, err
+	}
+	if err := writeFile(l.KeyFile, l.KeyPEM); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // WriteTo writes the leaf's certificate and key over certFile and keyFile
@@ -146,39 +189,36 @@ func (l *Leaf) WriteTo(t testing.TB, certFile, keyFile string) {
 func replaceFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
-	writeFile(t, tmp, b)
+	if err := writeFile(tmp, b); err != nil {
+		t.Fatalf("testcerts: %v", err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatalf("testcerts: %v", err)
 	}
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
+func newKey() (*ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatalf("testcerts: generate key: %v", err)
+		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	return key
+	return key, nil
 }
 
-func serial(t testing.TB) *big.Int {
-	t.Helper()
+func serial() (*big.Int, error) {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatalf("testcerts: serial: %v", err)
+		return nil, fmt.Errorf("serial: %w", err)
 	}
-	return n
+	return n, nil
 }
 
 func certPEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatalf("testcerts: %v", err)
-	}
+func writeFile(path string, b []byte) error {
+	return os.WriteFile(path, b, 0o600)
 }
 
 // ClientTLS returns a client configuration that trusts ca and presents
