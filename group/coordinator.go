@@ -195,9 +195,14 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
 	}
 	var stored metastore.Group
 	var ok, placed bool
+	var epoch int64
 	if err == nil {
 		if placed = c.isCoordinator(id); placed {
-			stored, ok, err = c.store.Group(lctx, id)
+			// Claim before reading: whatever a previous coordinator still
+			// writes is either in what we read or refused.
+			if epoch, err = c.store.ClaimGroup(lctx, id); err == nil {
+				stored, ok, err = c.store.Group(lctx, id)
+			}
 		}
 	}
 	cancel()
@@ -213,6 +218,7 @@ func (c *Coordinator) acquire(ctx context.Context, id string) (*group, int16) {
 		return nil, kerr.NotCoordinator.Code
 	}
 	g := c.newGroup(id)
+	g.epoch = epoch
 	if ok {
 		g.restore(stored)
 		c.log.Info("loaded group", "group", id, "generation", g.generation, "state", g.state, "members", len(g.members))

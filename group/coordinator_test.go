@@ -472,7 +472,15 @@ func TestStoreFencesStaleCoordinator(t *testing.T) {
 	}
 
 	// Here the old coordinator still holds generation 2 in memory, and
-	// the new one moves the group to 3.
+	// the new one moves the group to 3. The old one's reload claimed the
+	// group, so the new one's first save is refused and its members are
+	// sent away once; their retries take the group back.
+	jl, jf = nl.join(t), nf.join(t)
+	for _, ch := range []<-chan kmsg.Response{jl, jf} {
+		if code := recv(t, ch).(*kmsg.JoinGroupResponse).ErrorCode; code != kerr.NotCoordinator.Code {
+			t.Fatalf("join on the coordinator whose claim was superseded: %v, want NOT_COORDINATOR", kerr.ErrorForCode(code))
+		}
+	}
 	jl, jf = nl.join(t), nf.join(t)
 	nl.joined(t, recv(t, jl))
 	nf.joined(t, recv(t, jf))

@@ -53,6 +53,7 @@ type group struct {
 	state        groupState
 	generation   int32
 	savedGen     int32 // the stored generation (0: never saved)
+	epoch        int64 // this load's coordinator epoch (ClaimGroup): fences its saves and commits
 	protocolType string
 	protocol     string
 	leader       string
@@ -195,8 +196,9 @@ func (g *group) saveLocked() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
+	sg.Epoch = g.epoch
 	if err := g.c.store.SaveGroup(ctx, sg, g.savedGen); err != nil {
-		if errors.Is(err, metastore.ErrStaleGeneration) {
+		if errors.Is(err, metastore.ErrStaleGeneration) || errors.Is(err, metastore.ErrCoordinatorMoved) {
 			g.c.log.Warn("group moved on in the store; another agent coordinates it", "group", g.id, "generation", g.generation, "err", err)
 		} else {
 			g.c.log.Warn("save group failed; unloading it", "group", g.id, "err", err)

@@ -210,3 +210,34 @@ func TestLoadRereadsPlacement(t *testing.T) {
 		t.Fatalf("placement reread %d times, want 2", refreshed)
 	}
 }
+
+// TestDeposedCoordinatorCannotCommit: a coordinator that still holds a
+// group (paused with an OffsetCommit in hand, or briefly disagreeing on
+// placement) after another agent took the group over and the member
+// committed a newer offset there cannot write its older offset: the store
+// refuses it by the coordinator epoch and the member is told
+// NOT_COORDINATOR. Found by the fault test as a committed offset moving
+// backwards.
+func TestDeposedCoordinatorCannotCommit(t *testing.T) {
+	f := newFixture(t)
+	a, b, onA, onB := f.two()
+	leader, _ := stableGroup(t, a)
+	if codes := leader.commit(1, topic, 5, 0); codes[0] != 0 {
+		t.Fatalf("commit on the first coordinator: %v", kerr.ErrorForCode(codes[0]))
+	}
+
+	onA.Store(false)
+	onB.Store(true) // the group moves to B; A's sweep does not run
+	if codes := leader.on(b).commit(1, topic, 9, 0); codes[0] != 0 {
+		t.Fatalf("commit on the new coordinator: %v", kerr.ErrorForCode(codes[0]))
+	}
+
+	onA.Store(true) // A wakes up still believing it coordinates the group
+	if codes := leader.on(a).commit(1, topic, 7, 0); codes[0] != kerr.NotCoordinator.Code {
+		t.Fatalf("commit of an older offset on the deposed coordinator: %v, want NOT_COORDINATOR", kerr.ErrorForCode(codes[0]))
+	}
+	committed, err := f.store.FetchOffsets(context.Background(), groupID)
+	if err != nil || len(committed) != 1 || committed[0].Offset != 9 {
+		t.Fatalf("stored offsets %+v, %v; want 9, the new coordinator's", committed, err)
+	}
+}

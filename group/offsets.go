@@ -106,12 +106,19 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	}
 	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	err := c.store.CommitGroupOffsets(cctx, req.Group, generation, req.MemberID, offsets)
+	g.mu.Lock()
+	epoch := g.epoch
+	g.mu.Unlock()
+	err := c.store.CommitGroupOffsets(cctx, req.Group, epoch, generation, req.MemberID, offsets)
 	code = 0
 	switch {
 	case err == nil:
 	case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
 		code = g.refusedByStore(generation, err)
+	case errors.Is(err, metastore.ErrCoordinatorMoved):
+		// Another agent loaded the group since this one did: whatever this
+		// commit was, the member's retry belongs there.
+		code = g.deposed(err)
 	default:
 		c.log.Warn("commit offsets failed", "group", req.Group, "err", err)
 		code = kerr.CoordinatorNotAvailable.Code
@@ -141,6 +148,18 @@ func (g *group) refusedByStore(generation int32, err error) int16 {
 	}
 	g.c.log.Warn("store refused a commit the group accepted", "group", g.id, "err", err)
 	g.movedOnLocked()
+	return kerr.NotCoordinator.Code
+}
+
+// deposed unloads a group another agent has claimed since this process
+// loaded it, and tells the requester NOT_COORDINATOR.
+func (g *group) deposed(err error) int16 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.unloaded {
+		g.c.log.Info("another agent took the group over; unloading", "group", g.id, "err", err)
+		g.unloadLocked()
+	}
 	return kerr.NotCoordinator.Code
 }
 

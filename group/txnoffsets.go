@@ -60,10 +60,10 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 		// (A generation not saved yet is one the store cannot confirm.)
 		cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		// With no offsets, CommitGroupOffsets only checks the committer.
-		err := c.store.CommitGroupOffsets(cctx, group, who.Generation, who.MemberID, nil)
+		err := c.store.CommitGroupOffsets(cctx, group, g.epoch, who.Generation, who.MemberID, nil)
 		cancel()
 		switch {
-		case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember):
+		case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrCoordinatorMoved):
 			g.movedOnLocked()
 			return kerr.NotCoordinator
 		case err != nil:

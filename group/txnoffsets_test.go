@@ -128,6 +128,11 @@ func TestTxnOffsetCommitOnStaleCoordinator(t *testing.T) {
 	if err, staged := txnCommit(old, who); !errors.Is(err, kerr.IllegalGeneration) || staged {
 		t.Fatalf("retry on the reloaded group: %v (staged %v), want ILLEGAL_GENERATION", err, staged)
 	}
+	// The old coordinator's reload claimed the group: the current one
+	// sends the committer away once, and takes the group back on the retry.
+	if err, staged := txnCommit(cur, TxnCommitter{Generation: 2, MemberID: follower.id}); !errors.Is(err, kerr.NotCoordinator) || staged {
+		t.Fatalf("commit at generation 2 on the coordinator whose claim was superseded: %v (staged %v), want NOT_COORDINATOR", err, staged)
+	}
 	if err, staged := txnCommit(cur, TxnCommitter{Generation: 2, MemberID: follower.id}); err != nil || !staged {
 		t.Fatalf("commit at generation 2: %v (staged %v)", err, staged)
 	}

@@ -23,9 +23,18 @@ type GroupStore interface {
 	// Group returns a saved group, or ok=false if it was never saved (it may
 	// still have offsets).
 	Group(ctx context.Context, id string) (g Group, ok bool, err error)
+	// ClaimGroup makes the caller the group's coordinator of record: it
+	// moves the group's coordinator epoch forward and returns it. Saves and
+	// commits that carry an older epoch are refused from then on
+	// (ErrCoordinatorMoved), so an agent that coordinated the group before
+	// (paused, or briefly disagreeing on placement) cannot write over the
+	// new coordinator's decisions with a request it still had in hand.
+	ClaimGroup(ctx context.Context, id string) (epoch int64, err error)
 	// SaveGroup stores g if the stored generation is prevGeneration (0: not
 	// saved yet) and g.Generation >= prevGeneration. Otherwise nothing
-	// changes and the error wraps ErrStaleGeneration.
+	// changes and the error wraps ErrStaleGeneration. With g.Epoch > 0 the
+	// group's coordinator epoch must still be g.Epoch, else
+	// ErrCoordinatorMoved.
 	SaveGroup(ctx context.Context, g Group, prevGeneration int32) error
 	// Groups lists every group (saved, or with committed offsets only),
 	// ordered by id.
@@ -40,9 +49,11 @@ type GroupStore interface {
 	//     ErrUnknownMember.
 	//   - generation < 0 (a "simple" commit by a client outside the group):
 	//     the stored group must have no members, else ErrGroupNotEmpty.
-	// Nothing is written when the check fails. With no offsets it only
-	// checks (TxnOffsetCommit fences its committer this way).
-	CommitGroupOffsets(ctx context.Context, group string, generation int32, memberID string, offsets []CommittedOffset) error
+	// With epoch > 0 the group's coordinator epoch (ClaimGroup) must still
+	// be epoch, else ErrCoordinatorMoved. Nothing is written when a check
+	// fails. With no offsets it only checks (TxnOffsetCommit fences its
+	// committer this way).
+	CommitGroupOffsets(ctx context.Context, group string, epoch int64, generation int32, memberID string, offsets []CommittedOffset) error
 	// DeleteGroupOffsets removes the group's offsets for the given
 	// partitions; absent ones are ignored.
 	DeleteGroupOffsets(ctx context.Context, group string, partitions []GroupPartition) error
@@ -60,13 +71,19 @@ var (
 	ErrGroupNotEmpty = errors.New("group has members")
 	// ErrGroupNotFound: a group that was never saved and has no offsets.
 	ErrGroupNotFound = errors.New("group not found")
+	// ErrCoordinatorMoved: a group save or offset commit from a coordinator
+	// whose claim on the group another agent has since superseded.
+	ErrCoordinatorMoved = errors.New("group claimed by another coordinator")
 )
 
 // Group is a consumer group as last saved by its coordinator: at the end of
 // each join phase (State "CompletingRebalance", no assignments), at the end
 // of each rebalance (with assignments) and whenever it becomes empty.
 type Group struct {
-	ID           string
+	ID string
+	// Epoch is the coordinator epoch the save comes from (ClaimGroup); 0
+	// saves unfenced. Group does not return it.
+	Epoch        int64
 	Generation   int32
 	ProtocolType string
 	Protocol     string // the chosen protocol (assignor); empty if no members

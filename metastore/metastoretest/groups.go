@@ -79,32 +79,32 @@ func testGroups(t *testing.T, s metastore.Store) {
 
 	// Fenced commits.
 	offs := []metastore.CommittedOffset{{Topic: "t", Partition: 0, Offset: 10, LeaderEpoch: 1, Metadata: "x"}}
-	if err := s.CommitGroupOffsets(ctx, "g", 1, "m1", offs); !errors.Is(err, metastore.ErrStaleGeneration) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 1, "m1", offs); !errors.Is(err, metastore.ErrStaleGeneration) {
 		t.Fatalf("commit from a stale generation: %v, want ErrStaleGeneration", err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", 3, winner, offs); !errors.Is(err, metastore.ErrStaleGeneration) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 3, winner, offs); !errors.Is(err, metastore.ErrStaleGeneration) {
 		t.Fatalf("commit from a future generation: %v, want ErrStaleGeneration", err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", 2, "m1", offs); !errors.Is(err, metastore.ErrUnknownMember) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 2, "m1", offs); !errors.Is(err, metastore.ErrUnknownMember) {
 		t.Fatalf("commit by a member the generation does not list: %v, want ErrUnknownMember", err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", -1, "", offs); !errors.Is(err, metastore.ErrGroupNotEmpty) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, -1, "", offs); !errors.Is(err, metastore.ErrGroupNotEmpty) {
 		t.Fatalf("simple commit to a group with members: %v, want ErrGroupNotEmpty", err)
 	}
 	// With no offsets, a commit only checks the committer.
-	if err := s.CommitGroupOffsets(ctx, "g", 1, "m1", nil); !errors.Is(err, metastore.ErrStaleGeneration) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 1, "m1", nil); !errors.Is(err, metastore.ErrStaleGeneration) {
 		t.Fatalf("check of a stale generation: %v, want ErrStaleGeneration", err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", 2, "m1", nil); !errors.Is(err, metastore.ErrUnknownMember) {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 2, "m1", nil); !errors.Is(err, metastore.ErrUnknownMember) {
 		t.Fatalf("check of a member the generation does not list: %v, want ErrUnknownMember", err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", 2, winner, nil); err != nil {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 2, winner, nil); err != nil {
 		t.Fatalf("check of the current member: %v", err)
 	}
 	if fo, _ := s.FetchOffsets(ctx, "g"); len(fo) != 0 {
 		t.Fatalf("rejected commits wrote offsets: %+v", fo)
 	}
-	if err := s.CommitGroupOffsets(ctx, "g", 2, winner, offs); err != nil {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, 2, winner, offs); err != nil {
 		t.Fatal(err)
 	}
 	if fo, err := s.FetchOffsets(ctx, "g"); err != nil || !reflect.DeepEqual(fo, offs) {
@@ -119,14 +119,14 @@ func testGroups(t *testing.T, s metastore.Store) {
 		t.Fatal(err)
 	}
 	more := []metastore.CommittedOffset{{Topic: "t", Partition: 1, Offset: 5, LeaderEpoch: -1}, {Topic: "u", Partition: 0, Offset: 7, LeaderEpoch: -1}}
-	if err := s.CommitGroupOffsets(ctx, "g", -1, "", more); err != nil {
+	if err := s.CommitGroupOffsets(ctx, "g", 0, -1, "", more); err != nil {
 		t.Fatal(err)
 	}
 	// A group that only has offsets exists too.
-	if err := s.CommitGroupOffsets(ctx, "simple", -1, "", more[:1]); err != nil {
+	if err := s.CommitGroupOffsets(ctx, "simple", 0, -1, "", more[:1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitGroupOffsets(ctx, "never-saved", 0, "m", more[:1]); !errors.Is(err, metastore.ErrStaleGeneration) {
+	if err := s.CommitGroupOffsets(ctx, "never-saved", 0, 0, "m", more[:1]); !errors.Is(err, metastore.ErrStaleGeneration) {
 		t.Fatalf("generation commit to an unsaved group: %v, want ErrStaleGeneration", err)
 	}
 	if err := s.SaveGroup(ctx, metastore.Group{ID: "a", Generation: 1, ProtocolType: "connect", Protocol: "p", Leader: "x", State: "Stable",
@@ -212,5 +212,58 @@ func testConsumerOffsets(t *testing.T, s metastore.Store) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("FetchOffsets = %+v, want %+v", got, want)
+	}
+}
+
+// testGroupCoordinatorFence: a coordinator that loaded a group before
+// another claimed it can neither commit offsets nor save the group, and
+// its refused writes change nothing; the current claim's writes pass.
+func testGroupCoordinatorFence(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	old, err := s.ClaimGroup(ctx, "fenced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := metastore.Group{ID: "fenced", Epoch: old, Generation: 1, ProtocolType: "consumer", Protocol: "range", Leader: "m1", State: "Stable",
+		Members: []metastore.GroupMember{{ID: "m1", ClientID: "c"}}}
+	if err := s.SaveGroup(ctx, g, 0); err != nil {
+		t.Fatalf("save under the first claim: %v", err)
+	}
+	offs := func(at int64) []metastore.CommittedOffset {
+		return []metastore.CommittedOffset{{Topic: "t", Partition: 0, Offset: at, LeaderEpoch: -1}}
+	}
+	if err := s.CommitGroupOffsets(ctx, "fenced", old, 1, "m1", offs(100)); err != nil {
+		t.Fatalf("commit under the first claim: %v", err)
+	}
+
+	cur, err := s.ClaimGroup(ctx, "fenced")
+	if err != nil || cur <= old {
+		t.Fatalf("second claim: epoch %d after %d, %v", cur, old, err)
+	}
+	if err := s.CommitGroupOffsets(ctx, "fenced", cur, 1, "m1", offs(200)); err != nil {
+		t.Fatalf("commit under the current claim: %v", err)
+	}
+	// The deposed coordinator wakes up with an older commit in hand.
+	if err := s.CommitGroupOffsets(ctx, "fenced", old, 1, "m1", offs(150)); !errors.Is(err, metastore.ErrCoordinatorMoved) {
+		t.Fatalf("commit under a superseded claim: %v, want ErrCoordinatorMoved", err)
+	}
+	if err := s.CommitGroupOffsets(ctx, "fenced", old, 1, "m1", nil); !errors.Is(err, metastore.ErrCoordinatorMoved) {
+		t.Fatalf("check under a superseded claim: %v, want ErrCoordinatorMoved", err)
+	}
+	stale := g
+	stale.Generation, stale.State = 2, "CompletingRebalance"
+	if err := s.SaveGroup(ctx, stale, 1); !errors.Is(err, metastore.ErrCoordinatorMoved) {
+		t.Fatalf("save under a superseded claim: %v, want ErrCoordinatorMoved", err)
+	}
+	got, err := s.FetchOffsets(ctx, "fenced")
+	if err != nil || len(got) != 1 || got[0].Offset != 200 {
+		t.Fatalf("offsets after a refused commit: %+v, %v; want 200", got, err)
+	}
+	if stored, _, err := s.Group(ctx, "fenced"); err != nil || stored.Generation != 1 {
+		t.Fatalf("group after a refused save: %+v, %v; want generation 1", stored, err)
+	}
+	g.Epoch, g.Generation = cur, 2
+	if err := s.SaveGroup(ctx, g, 1); err != nil {
+		t.Fatalf("save under the current claim: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"AgentListeners", testAgentListeners},
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
+		{"GroupCoordinatorFence", testGroupCoordinatorFence},
 		{"TxnState", testTxnState},
 		{"TxnStateABA", testTxnStateABA},
 		{"TxnBookkeeping", testTxnBookkeeping},

@@ -52,7 +52,11 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 		ids[i] = m.ID
 	}
 	var n int
-	err = s.pool.QueryRow(ctx, `WITH upd AS (
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkGroupEpoch(ctx, tx, g.ID, g.Epoch); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `WITH upd AS (
 			UPDATE consumer_groups
 			SET generation = $2, protocol_type = $3, protocol = $4, leader = $5, state = $6,
 				member_ids = $7, members = $8
@@ -66,12 +70,44 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins)`,
-		g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, ids, enc, prevGeneration).Scan(&n)
+			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, ids, enc, prevGeneration).Scan(&n)
+	})
 	if err != nil {
 		return fmt.Errorf("save group %s: %w", g.ID, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("save group %s at generation %d from %d: %w", g.ID, g.Generation, prevGeneration, metastore.ErrStaleGeneration)
+	}
+	return nil
+}
+
+// ClaimGroup implements metastore.GroupStore.
+func (s *Store) ClaimGroup(ctx context.Context, id string) (int64, error) {
+	var epoch int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO group_coordinators (group_id, epoch) VALUES ($1, 1)
+		ON CONFLICT (group_id) DO UPDATE SET epoch = group_coordinators.epoch + 1
+		RETURNING epoch`, id).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("claim group %s: %w", id, err)
+	}
+	return epoch, nil
+}
+
+// checkGroupEpoch refuses, inside tx, a write from coordinator epoch
+// epoch (0: unfenced) once the group has been claimed again. The share
+// lock holds a concurrent claim until tx ends, so a claim and a write are
+// ordered one way or the other, never interleaved.
+func checkGroupEpoch(ctx context.Context, tx pgx.Tx, group string, epoch int64) error {
+	if epoch <= 0 {
+		return nil
+	}
+	var stored int64
+	err := tx.QueryRow(ctx, `SELECT epoch FROM group_coordinators WHERE group_id = $1 FOR SHARE`, group).Scan(&stored)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if stored != epoch {
+		return fmt.Errorf("coordinator epoch %d, group %s is at %d: %w", epoch, group, stored, metastore.ErrCoordinatorMoved)
 	}
 	return nil
 }
@@ -118,7 +154,7 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 
 // CommitGroupOffsets implements metastore.GroupStore: one call of the
 // commit_group_offsets function (migrations/0003_groups.sql).
-func (s *Store) CommitGroupOffsets(ctx context.Context, group string, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
+func (s *Store) CommitGroupOffsets(ctx context.Context, group string, epoch int64, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
 	n := len(offsets)
 	var (
 		topics   = make([]string, n)
@@ -131,8 +167,13 @@ func (s *Store) CommitGroupOffsets(ctx context.Context, group string, generation
 		topics[i], parts[i], offs[i], epochs[i], metadata[i] = o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata
 	}
 	var res string
-	err := s.pool.QueryRow(ctx, `SELECT commit_group_offsets($1, $2, $3, $4, $5, $6, $7, $8)`,
-		group, generation, memberID, topics, parts, offs, epochs, metadata).Scan(&res)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkGroupEpoch(ctx, tx, group, epoch); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT commit_group_offsets($1, $2, $3, $4, $5, $6, $7, $8)`,
+			group, generation, memberID, topics, parts, offs, epochs, metadata).Scan(&res)
+	})
 	if err != nil {
 		return fmt.Errorf("commit offsets of group %s: %w", group, err)
 	}

@@ -55,6 +55,9 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 		return fmt.Errorf("save group %s: encode members: %w", g.ID, err)
 	}
 	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
+		if err := checkGroupEpoch(ctx, tx, g.ID, g.Epoch); err != nil {
+			return err
+		}
 		var stored int32
 		switch err := tx.QueryRowContext(ctx, `SELECT generation FROM consumer_groups WHERE group_id = ?`, g.ID).Scan(&stored); {
 		case errors.Is(err, sql.ErrNoRows):
@@ -136,9 +139,42 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 	return nil
 }
 
+// ClaimGroup implements metastore.GroupStore.
+func (s *Store) ClaimGroup(ctx context.Context, id string) (int64, error) {
+	var epoch int64
+	err := s.write.QueryRowContext(ctx, `INSERT INTO group_coordinators (group_id, epoch) VALUES (?, 1)
+		ON CONFLICT (group_id) DO UPDATE SET epoch = group_coordinators.epoch + 1
+		RETURNING epoch`, id).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("claim group %s: %w", id, err)
+	}
+	return epoch, nil
+}
+
+// checkGroupEpoch refuses, inside tx (writes are serialized), a write
+// from coordinator epoch epoch (0: unfenced) once the group has been
+// claimed again.
+func checkGroupEpoch(ctx context.Context, tx *sql.Tx, group string, epoch int64) error {
+	if epoch <= 0 {
+		return nil
+	}
+	var stored int64
+	err := tx.QueryRowContext(ctx, `SELECT epoch FROM group_coordinators WHERE group_id = ?`, group).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if stored != epoch {
+		return fmt.Errorf("coordinator epoch %d, group %s is at %d: %w", epoch, group, stored, metastore.ErrCoordinatorMoved)
+	}
+	return nil
+}
+
 // CommitGroupOffsets implements metastore.GroupStore.
-func (s *Store) CommitGroupOffsets(ctx context.Context, group string, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
+func (s *Store) CommitGroupOffsets(ctx context.Context, group string, epoch int64, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
 	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		if err := checkGroupEpoch(ctx, tx, group, epoch); err != nil {
+			return err
+		}
 		g, ok, err := loadGroup(ctx, tx, group)
 		if err != nil {
 			return err
