@@ -55,9 +55,8 @@ kgo-compat: .bin/minio
 # The randomized fault test (internal/torture): a mixed workload through a
 # cluster of agents while agents, Postgres and MinIO are killed, paused,
 # added, removed and cut off; then every invariant is checked. Its files
-# are behind the build tag `torture`, out of `make test`, until the defect
-# it still finds (a deposed group coordinator that wakes up can commit an
-# older offset; see internal/torture/doc.go) is fixed.
+# are behind the build tag `torture`, out of `make test`, until a series
+# of short runs on main stays clean (see internal/torture/doc.go).
 # SILT_TORTURE_SEED=<n> reuses a run's random draws; SILT_TORTURE_DURATION is
 # how long faults are injected.
 SILT_TORTURE_DURATION ?= 10m
