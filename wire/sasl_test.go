@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -250,10 +251,12 @@ func TestSASLSessionLifetimeAndReauthentication(t *testing.T) {
 	// session does not expire.
 	nc = dial(t, addr)
 	saslHandshake(t, nc, "TEST", 1)
+	sent := time.Now()
 	if r := saslAuthenticate(t, nc, "ok:alice:1", 0, 2); r.ErrorCode != 0 {
 		t.Fatalf("authenticate v0: error %d", r.ErrorCode)
 	}
-	time.Sleep(5 * time.Millisecond) // let the 1ms lifetime pass (waits on the clock, not on another goroutine)
+	// Past the 1 ms lifetime a v1 session would have expired.
+	poll.Until(t, "the 1 ms session lifetime to pass", func() bool { return time.Since(sent) > 2*time.Millisecond })
 	metadataRequest(t, nc, 3, 0)
 	if corr, _ := mustReadResponse(t, nc); corr != 3 {
 		t.Fatalf("Metadata after a v0 authentication: correlation id %d", corr)
