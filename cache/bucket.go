@@ -129,12 +129,35 @@ func (b *Bucket) forget(key string) {
 	}
 }
 
+// PutOwned is Put for a caller that hands data over: it never reads or
+// writes data again. The cache keeps the object's blocks as slices of data
+// rather than copies, so writing through costs no allocation and the
+// object is never in memory twice. (Put's contract, that the bucket does
+// not retain data, is what PutOwned waives.)
+func (b *Bucket) PutOwned(ctx context.Context, key string, data []byte) error {
+	b.forget(key)
+	err := b.next.Put(ctx, key, data)
+	b.forget(key)
+	if err != nil {
+		return err
+	}
+	b.fill(key, data, true)
+	return nil
+}
+
 // Fill caches the whole object data under key without uploading it. The
 // bytes are copied, so the caller may reuse data. Blocks go to memory and
 // reach the disk tier when memory evicts them.
-func (b *Bucket) Fill(key string, data []byte) {
+func (b *Bucket) Fill(key string, data []byte) { b.fill(key, data, false) }
+
+// fill caches data's blocks, copies of them unless owned.
+func (b *Bucket) fill(key string, data []byte, owned bool) {
 	if !b.enabled() {
 		return
+	}
+	var obj *ownedObject
+	if owned {
+		obj = &ownedObject{key: key}
 	}
 	// Blocks 0 to n: the last is short, possibly empty, just as fetching
 	// them would find, so a read that runs up to or past the end of the
@@ -146,9 +169,12 @@ func (b *Bucket) Fill(key string, data []byte) {
 	}
 	for i := int64(0); i <= n; i++ {
 		end := min((i+1)*bs, int64(len(data)))
-		blk := make([]byte, end-i*bs)
-		copy(blk, data[i*bs:end])
-		b.toDisk(b.mem.put(blockID{key, i}, blk, nil))
+		blk := data[i*bs : end : end]
+		if !owned {
+			blk = make([]byte, end-i*bs)
+			copy(blk, data[i*bs:end])
+		}
+		b.toDisk(b.mem.put(blockID{key, i}, blk, nil, obj))
 	}
 }
 
@@ -367,9 +393,9 @@ func (b *Bucket) fetch(ctx context.Context, id blockID, prefetch bool) (loadResu
 func (b *Bucket) keep(id blockID, res loadResult) {
 	switch res.from {
 	case fromDisk:
-		b.toDisk(b.mem.put(id, res.data, res.ahead))
+		b.toDisk(b.mem.put(id, res.data, res.ahead, nil))
 	case fromBucket:
-		b.toDisk(b.mem.put(id, res.data, res.ahead))
+		b.toDisk(b.mem.put(id, res.data, res.ahead, nil))
 		if b.disk != nil {
 			b.disk.enqueue(id, res.data)
 		}

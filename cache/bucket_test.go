@@ -185,3 +185,45 @@ func TestConcurrentMissesFetchOnceAndEvict(t *testing.T) {
 		t.Fatalf("stats %+v: want at most 2048 bytes held and at least 2 evictions", st)
 	}
 }
+
+// PutOwned keeps the caller's object as its blocks, without a copy, and
+// serves it like Put. Blocks of such an object share its memory, so they
+// leave the memory tier together: evicting one alone would free nothing
+// while the budget counted it freed.
+func TestPutOwnedKeepsTheObjectAndEvictsItWhole(t *testing.T) {
+	ctx := context.Background()
+	under := &countingBucket{Bucket: mem.New()}
+	b, _ := cache.New(under, cache.Config{BlockSize: 64, MemoryBytes: 6 * 64})
+	first := bytes.Repeat([]byte("a"), 4*64)
+	if err := b.PutOwned(ctx, "first", first); err != nil {
+		t.Fatal(err)
+	}
+	if blk := b.MemBlock("first", 1); len(blk) != 64 || &blk[0] != &first[64] {
+		t.Fatal("a block of an owned object is not the object's own memory")
+	}
+	if got, err := b.Get(ctx, "first", 64, 64); err != nil || !bytes.Equal(got, first[64:128]) {
+		t.Fatalf("read of an owned object: %q, %v", got, err)
+	}
+	if n := under.gets.Load(); n != 0 {
+		t.Fatalf("%d GETs after PutOwned, want 0", n)
+	}
+	// Touch the last block so the first object's blocks sit at both ends
+	// of the LRU order; then a second object needs the room of one of them.
+	if _, err := b.Get(ctx, "first", 3*64, 64); err != nil {
+		t.Fatal(err)
+	}
+	second := bytes.Repeat([]byte("b"), 3*64)
+	if err := b.PutOwned(ctx, "second", second); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Bytes != 3*64 {
+		t.Fatalf("memory tier holds %d bytes, want only the second object's %d: the first leaves whole", st.Bytes, 3*64)
+	}
+	before := under.gets.Load()
+	if got, err := b.Get(ctx, "first", 3*64, 64); err != nil || !bytes.Equal(got, first[3*64:]) {
+		t.Fatalf("first object after eviction: %q, %v", got, err)
+	}
+	if under.gets.Load() == before {
+		t.Fatal("the first object's last block stayed cached after its siblings were evicted")
+	}
+}

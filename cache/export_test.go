@@ -10,3 +10,9 @@ func (b *Bucket) WaitDiskWrites() {
 
 // DiskName is the file name of a block under the disk directory.
 func DiskName(key string, index int64) string { return diskName(blockID{key, index}) }
+
+// MemBlock is the memory tier's block idx of key, nil if not held.
+func (b *Bucket) MemBlock(key string, idx int64) []byte {
+	data, _, _ := b.mem.get(blockID{key, idx})
+	return data
+}

@@ -31,7 +31,14 @@ type memBlock struct {
 	// ahead is set on a block that read-ahead fetched, so its first use
 	// can be counted.
 	ahead *aheadMark
+	// owned is set on the blocks of an object the cache was handed
+	// (Bucket.PutOwned): they are slices of one allocation and are
+	// evicted together, since evicting one alone frees nothing.
+	owned *ownedObject
 }
+
+// ownedObject marks the blocks of one handed-over object.
+type ownedObject struct{ key string }
 
 func newMemTier(budget int64, evictions *atomic.Int64) *memTier {
 	return &memTier{
@@ -69,7 +76,7 @@ func (m *memTier) contains(id blockID) bool {
 // budget, and returns what left the tier (including the block itself if it
 // does not fit at all) so the caller can hand it to the disk tier outside
 // the lock.
-func (m *memTier) put(id blockID, data []byte, ahead *aheadMark) (evicted []*memBlock) {
+func (m *memTier) put(id blockID, data []byte, ahead *aheadMark, owned *ownedObject) (evicted []*memBlock) {
 	size := int64(len(data))
 	if size > m.budget {
 		return []*memBlock{{id: id, data: data}}
@@ -81,15 +88,31 @@ func (m *memTier) put(id blockID, data []byte, ahead *aheadMark) (evicted []*mem
 		return nil
 	}
 	for m.bytes+size > m.budget && m.lru.Len() > 0 {
-		evicted = append(evicted, m.removeLocked(m.lru.Back()))
+		blk := m.removeLocked(m.lru.Back())
+		evicted = append(evicted, blk)
 		m.evictions.Add(1)
+		if blk.owned != nil {
+			evicted = m.evictSiblingsLocked(blk, evicted)
+		}
 	}
-	m.blocks[id] = m.lru.PushFront(&memBlock{id: id, data: data, ahead: ahead})
+	m.blocks[id] = m.lru.PushFront(&memBlock{id: id, data: data, ahead: ahead, owned: owned})
 	if m.keys[id.key] == nil {
 		m.keys[id.key] = make(map[int64]struct{})
 	}
 	m.keys[id.key][id.index] = struct{}{}
 	m.bytes += size
+	return evicted
+}
+
+// evictSiblingsLocked evicts the other blocks of blk's owned object.
+func (m *memTier) evictSiblingsLocked(blk *memBlock, evicted []*memBlock) []*memBlock {
+	for idx := range m.keys[blk.id.key] {
+		el, ok := m.blocks[blockID{blk.id.key, idx}]
+		if ok && el.Value.(*memBlock).owned == blk.owned {
+			evicted = append(evicted, m.removeLocked(el))
+			m.evictions.Add(1)
+		}
+	}
 	return evicted
 }
 

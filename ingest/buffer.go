@@ -110,21 +110,44 @@ func (b *buffer) signal() {
 	}
 }
 
-// cut takes the buffered entries if the buffer is due (full or old enough)
-// or force is set.
+// cut takes the oldest buffered entries, up to flush.bytes (at least one
+// entry), if the buffer is due (full or old enough) or force is set.
+//
+// A cut never holds more than flush.bytes, however much piled up while the
+// flusher waited for an upload slot: building the object copies the cut's
+// batches, which are garbage only once it is built, so an unbounded cut
+// would hold its bytes twice over the buffer budget, and would make one
+// object of any size, slow to upload and to retry. (Each batch is an
+// allocation of its own: the Kafka server reads a Produce frame's record
+// sets apart, so a batch left for the next cut keeps no other memory.)
+// What is left stays due and the flusher is woken again for it.
 func (b *buffer) cut(force bool) []*entry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.entries) == 0 {
 		return nil
 	}
-	if !force && b.bytes < b.maxBytes && time.Since(b.first) < b.interval {
+	age := time.Since(b.first)
+	if !force && b.bytes < b.maxBytes && age < b.interval {
 		// Woken early (a stale timer): wait for the rest of the interval.
-		b.timer.Reset(b.interval - time.Since(b.first))
+		b.timer.Reset(b.interval - age)
 		return nil
 	}
-	es := b.entries
-	b.entries, b.bytes = nil, 0
+	n, size := 0, int64(0)
+	for n < len(b.entries) && (n == 0 || size+b.entries[n].size <= b.maxBytes) {
+		size += b.entries[n].size
+		n++
+	}
+	es := b.entries[:n:n]
+	rest := b.entries[n:]
+	b.entries = append([]*entry(nil), rest...) // let the cut's entries go with the flush
+	b.bytes -= size
+	if len(b.entries) > 0 {
+		// Wake the flusher for the rest; cut decides again whether it is
+		// due. b.first, the oldest cut entry's arrival, stands in for the
+		// rest's: it errs towards flushing early, never late.
+		b.signal()
+	}
 	return es
 }
 

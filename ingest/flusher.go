@@ -140,8 +140,12 @@ func (f *flusher) upload(ctx context.Context, fl *flush) {
 		})
 	}
 	start := time.Now()
+	put := f.bucket.Put
+	if o, ok := f.bucket.(ownedPutter); ok {
+		put = o.PutOwned // nothing touches fl.obj after the upload
+	}
 	retry(ctx, f.log, "upload segment "+fl.key, func() error {
-		return f.bucket.Put(ctx, fl.key, fl.obj)
+		return put(ctx, fl.key, fl.obj)
 	})
 	d := time.Since(start)
 	f.stats.Flushes.Add(1)
@@ -149,6 +153,13 @@ func (f *flusher) upload(ctx context.Context, fl *flush) {
 	f.stats.UploadNanos.Add(int64(d))
 	f.metrics.flushBytes.Observe(float64(len(fl.obj)))
 	f.metrics.uploadSeconds.Observe(d.Seconds())
+}
+
+// ownedPutter is a bucket that can keep an uploaded object instead of
+// copying it (cache.Bucket, which fills itself with what is written
+// through it): the segment is then in memory once, as the cache's blocks.
+type ownedPutter interface {
+	PutOwned(ctx context.Context, key string, data []byte) error
 }
 
 // fail frees fl's budget and answers every entry with err.

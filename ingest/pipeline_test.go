@@ -515,3 +515,54 @@ func TestSubmitReservedHandsOver(t *testing.T) {
 	wait(t, pd)
 	poll.Until(t, "the buffer empty after the commit", func() bool { return inUse() == 0 })
 }
+
+// A flush holds at most flush.bytes (or one batch, if larger), however much
+// piled up in the buffer while uploads or commits were stuck: building a
+// segment copies its batches, so an unbounded cut would hold the cut's bytes
+// twice at once, beyond the buffer budget, and make objects of any size.
+func TestFlushesAreBoundedByFlushBytes(t *testing.T) {
+	bs := &blockingStore{release: make(chan struct{})}
+	one := int64(len(recordBatch(1)))
+	flushBytes := 3 * one
+	f := start(t, ingest.Config{FlushBytes: flushBytes, BufferBytes: 40 * one, MaxUploads: 1}, func(s ingest.Store) ingest.Store {
+		bs.Store = s
+		return bs
+	})
+	ctx := context.Background()
+	var pending []*ingest.Pending
+	for i := 0; i < 30; i++ {
+		p, _, err := f.p.Submit(ctx, f.batches(int32(i%2), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	close(bs.release)
+	for i, p := range pending {
+		if r := wait(t, p)[0]; r.Err != nil {
+			t.Fatalf("batch %d: %v", i, r.Err)
+		}
+	}
+	var objects int
+	err := f.bucket.List(ctx, "", func(a objectstore.Attrs) error {
+		objects++
+		r, err := segment.Open(ctx, f.bucket, a.Key)
+		if err != nil {
+			return err
+		}
+		var data int64
+		for _, c := range r.Chunks() {
+			data += c.Length
+		}
+		if data > flushBytes {
+			t.Errorf("object %s carries %d bytes of batches, more than flush.bytes %d", a.Key, data, flushBytes)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objects < 10 {
+		t.Fatalf("%d objects for 30 batches of a third of flush.bytes each, want at least 10", objects)
+	}
+}

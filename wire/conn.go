@@ -163,7 +163,7 @@ func (c *Conn) readLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		frame, reserved, prod, err := c.readFrame(br)
+		frame, pre, reserved, prod, err := c.readFrame(br)
 		if err != nil {
 			if reason := c.readError(err); reason != nil {
 				c.queue <- pending{noHeader: true, reply: CloseConn(reason)}
@@ -171,7 +171,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		start := time.Now()
-		p := c.handle(frame, reserved, prod)
+		p := c.handle(frame, pre, reserved, prod)
 		p.start = start
 		c.queue <- p
 		if p.reply.kind == replyClose || p.reply.thenClose {
@@ -184,14 +184,14 @@ func (c *Conn) readLoop() {
 // (see budget.go), and returns the reservation. While requests are in flight
 // or responses were written recently the connection is not idle, so a
 // timeout between frames just re-arms the deadline.
-func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, *Reservation, error) {
+func (c *Conn) readFrame(br *bufio.Reader) ([]byte, *request, int64, *Reservation, error) {
 	idle := c.srv.cfg.IdleTimeout
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(idle)); err != nil {
-			return nil, 0, nil, err
+			return nil, nil, 0, nil, err
 		}
 		if c.draining.Load() { // after arming the deadline, so drain's wake-up is not lost
-			return nil, 0, nil, errDraining
+			return nil, nil, 0, nil, errDraining
 		}
 		size, n, err := readFrameSize(br, c.srv.cfg.MaxRequestBytes)
 		if err != nil {
@@ -200,13 +200,13 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, *Reservation, error) 
 				if len(c.slots) > 1 || sinceWrite < idle {
 					continue
 				}
-				return nil, 0, nil, errIdle
+				return nil, nil, 0, nil, errIdle
 			}
-			return nil, 0, nil, err
+			return nil, nil, 0, nil, err
 		}
 		if size > MaxPreAuthRequestBytes && c.needsAuthentication() {
 			// Refused before a byte of it is read (sasl.go).
-			return nil, 0, nil, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
+			return nil, nil, 0, nil, protocolErrorf("frame size %d before SASL authentication exceeds %d", size, MaxPreAuthRequestBytes)
 		}
 		return c.readAdmitted(br, size)
 	}
@@ -215,40 +215,65 @@ func (c *Conn) readFrame(br *bufio.Reader) ([]byte, int64, *Reservation, error) 
 // readAdmitted reserves what a frame of size bytes costs, waiting while the
 // budget is used up (reading nothing meanwhile), then reads its body. A
 // Produce frame reserves in Config.ProduceBudget if there is one.
-func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, int64, *Reservation, error) {
+func (c *Conn) readAdmitted(br *bufio.Reader, size int32) ([]byte, *request, int64, *Reservation, error) {
 	kb, err := br.Peek(2) // the API key prices the decode
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, 0, nil, err
 	}
 	key := int16(binary.BigEndian.Uint16(kb))
 	if err := c.admitBeforeReading(key); err != nil {
-		return nil, 0, nil, err
+		return nil, nil, 0, nil, err
 	}
 	if key == int16(kmsg.Produce) && c.srv.cfg.ProduceBudget != nil {
 		r, err := c.reserveProduce(size)
 		if err != nil {
-			return nil, 0, nil, err
+			return nil, nil, 0, nil, err
+		}
+		if c.streamsProduce(br) {
+			// Decoded as it is read, a record set per allocation
+			// (produceread.go).
+			h, req, err := readProduce(br, size)
+			if err != nil {
+				r.release()
+				return nil, nil, 0, nil, err
+			}
+			e, _ := c.srv.reg.lookup(h.key)
+			return nil, &request{hdr: h, req: req, handler: e.handler}, 0, r, nil
 		}
 		frame, err := readFrameBody(br, size)
 		if err != nil {
 			r.release()
-			return nil, 0, nil, err
+			return nil, nil, 0, nil, err
 		}
-		return frame, 0, r, nil
+		return frame, nil, 0, r, nil
 	}
 	n, err := c.srv.admission(key, size)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, 0, nil, err
 	}
 	if err := c.srv.budget.acquire(c.readCtx, n); err != nil {
-		return nil, 0, nil, errDraining // the connection is closing or draining
+		return nil, nil, 0, nil, errDraining // the connection is closing or draining
 	}
 	frame, err := readFrameBody(br, size)
 	if err != nil {
 		c.srv.budget.release(n)
-		return nil, 0, nil, err
+		return nil, nil, 0, nil, err
 	}
-	return frame, n, nil, nil
+	return frame, nil, n, nil, nil
+}
+
+// streamsProduce reports whether the Produce frame whose body br holds
+// next is decoded as it is read: a version readProduce knows and the
+// registry serves. Others are read whole, for parseRequest to decode or
+// refuse.
+func (c *Conn) streamsProduce(br *bufio.Reader) bool {
+	b, err := br.Peek(4)
+	if err != nil {
+		return false // the whole-frame read reports it
+	}
+	v := int16(binary.BigEndian.Uint16(b[2:]))
+	e, ok := c.srv.reg.lookup(int16(kmsg.Produce))
+	return ok && v >= minStreamedProduceVersion && v <= maxStreamedProduceVersion && v >= e.min && v <= e.max
 }
 
 var (
@@ -281,11 +306,17 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// handle decodes a frame and runs its handler. reserved is the frame's
-// request budget and prod its produce budget, which the pending reply
-// carries to the writer.
-func (c *Conn) handle(frame []byte, reserved int64, prod *Reservation) pending {
-	r, err := parseRequest(c.srv.reg, frame)
+// handle decodes a frame (unless it was decoded as it was read: pre) and
+// runs its handler. reserved is the frame's request budget and prod its
+// produce budget, which the pending reply carries to the writer.
+func (c *Conn) handle(frame []byte, pre *request, reserved int64, prod *Reservation) pending {
+	var r request
+	var err error
+	if pre != nil {
+		r = *pre
+	} else {
+		r, err = parseRequest(c.srv.reg, frame)
+	}
 	h := r.hdr
 	p := pending{key: h.key, version: h.version, correlationID: h.correlationID, reserved: reserved, produce: prod}
 	if err != nil {
