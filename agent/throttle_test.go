@@ -22,11 +22,11 @@ func TestThrottledProduceIsNotThrottledTwice(t *testing.T) {
 
 func testThrottledProduceIsNotThrottledTwice(t *testing.T, bk backend) {
 	fb := &flakyBucket{}
-	ta := startAgentWith(t, bk, func(c *agent.Config) { c.FlushBytes, c.BufferBytes = 1024, 2048 },
+	ta := startAgentWith(t, bk, func(c *agent.Config) { c.FlushBytes, c.BufferBytes = 1024, 3072 },
 		func(inner objectstore.Bucket) objectstore.Bucket { fb.Bucket = inner; return fb })
 	cl := ta.client(t)
 	createTopic(t, cl, "throttled", 1, nil)
-	big := batch(strings.Repeat("x", 1400)) // more than half the buffer
+	big := batch(strings.Repeat("x", 1400)) // more than half of the 2048 bytes batches may use
 	fb.down.Store(true)
 	produce := func() <-chan *kmsg.ProduceResponse {
 		out := make(chan *kmsg.ProduceResponse, 1)

@@ -148,7 +148,11 @@ func New(cfg Config, bucket objectstore.Bucket, store Store, obs Observer, stats
 		stats = new(Stats)
 	}
 	m := newMetrics()
-	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes)
+	// Request frames, buffered batches and segments share buffer.bytes
+	// less one flush: building a segment copies up to flush.bytes of
+	// batches, which are in memory twice until the copy is done, and that
+	// copy must fit in buffer.bytes too.
+	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes-cfg.FlushBytes)
 	return &Pipeline{
 		buf:     buf,
 		fl:      newFlusher(cfg, buf, bucket, store, obs, stats, m),
@@ -174,7 +178,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 // returns once it is committed.
 func (p *Pipeline) Close() { p.buf.close() }
 
-// BufferBytes returns the buffer budget in use and its limit.
+// BufferBytes returns the buffer budget in use and its limit (Limit).
 func (p *Pipeline) BufferBytes() (inUse, limit int64) { return p.buf.inUse.Load(), p.buf.memMax }
 
 // Waiting returns how many Submits are waiting for room in the buffer.
@@ -242,5 +246,6 @@ func (p *Pipeline) Acquire(ctx context.Context, n int64) error {
 // SubmitReserved.
 func (p *Pipeline) Release(n int64) { p.buf.release(n) }
 
-// Limit is the whole buffer budget (buffer.bytes).
+// Limit is the budget frames, batches and segments share: buffer.bytes
+// less flush.bytes, the room a flush's copy needs.
 func (p *Pipeline) Limit() int64 { return p.buf.memMax }
