@@ -23,9 +23,11 @@ import (
 // record set per allocation, a batch's memory goes when its batch is
 // copied, and nothing else of the frame outlives the handler.
 //
-// The decoder accepts exactly what parseRequest accepts for a Produce
-// frame (scanProduce's walk, then kmsg's decode) and yields the same
-// request; FuzzReadProduce holds the two paths to that.
+// The decoder accepts what parseRequest accepts for a Produce frame
+// (scanProduce's walk, then kmsg's decode) and yields the same request;
+// FuzzReadProduce holds the two paths to that. The one difference: the
+// bound on what topics and partitions decode into counts slice growth, so
+// it refuses some bodies of near-empty topics a little earlier.
 
 // The Produce versions readProduce knows (those scanProduce walks); others
 // are read whole and left to parseRequest.
@@ -231,9 +233,10 @@ func readProduce(br *bufio.Reader, size int32) (requestHeader, *kmsg.ProduceRequ
 		return h, nil, err
 	}
 	body := p.left
-	// What the decoded topics and partitions may cost: parseRequest's bound.
-	allowed := produceDecodeRatio*body + 4096
-	var cost int64
+	// What the decoded topics and partitions may cost: parseRequest's
+	// bound, here on what growing their slices allocates in all, since the
+	// counts are not known before the bytes arrive.
+	d := decodeBudget{allowed: produceDecodeRatio*body + 4096, version: h.version, body: body}
 	if req.TransactionID, err = p.nullableString(); err != nil { // v3+
 		return h, nil, err
 	}
@@ -248,9 +251,6 @@ func readProduce(br *bufio.Reader, size int32) (requestHeader, *kmsg.ProduceRequ
 		return h, nil, err
 	}
 	for i := int64(0); i < nt; i++ {
-		if cost += produceTopicSize; cost > allowed {
-			return h, nil, protocolErrorf("produce v%d body of %d bytes decodes into more than %d bytes of topics and partitions", h.version, body, allowed)
-		}
 		t := kmsg.NewProduceRequestTopic()
 		if h.version >= 13 {
 			id, err := p.fixed(16)
@@ -265,13 +265,7 @@ func readProduce(br *bufio.Reader, size int32) (requestHeader, *kmsg.ProduceRequ
 		if err != nil {
 			return h, nil, err
 		}
-		if np > 0 {
-			t.Partitions = make([]kmsg.ProduceRequestTopicPartition, 0, min(np, 1024))
-		}
 		for j := int64(0); j < np; j++ {
-			if cost += producePartitionSize; cost > allowed {
-				return h, nil, protocolErrorf("produce v%d body of %d bytes decodes into more than %d bytes of topics and partitions", h.version, body, allowed)
-			}
 			part := kmsg.NewProduceRequestTopicPartition()
 			if part.Partition, err = p.int32(); err != nil {
 				return h, nil, err
@@ -288,12 +282,16 @@ func readProduce(br *bufio.Reader, size int32) (requestHeader, *kmsg.ProduceRequ
 			if err := p.tags(); err != nil {
 				return h, nil, err
 			}
-			t.Partitions = append(t.Partitions, part)
+			if t.Partitions, err = appendCounted(&d, t.Partitions, part, producePartitionSize); err != nil {
+				return h, nil, err
+			}
 		}
 		if err := p.tags(); err != nil {
 			return h, nil, err
 		}
-		req.Topics = append(req.Topics, t)
+		if req.Topics, err = appendCounted(&d, req.Topics, t, produceTopicSize); err != nil {
+			return h, nil, err
+		}
 	}
 	if err := p.tags(); err != nil {
 		return h, nil, err
@@ -302,4 +300,33 @@ func readProduce(br *bufio.Reader, size int32) (requestHeader, *kmsg.ProduceRequ
 		return h, nil, protocolErrorf("produce v%d: %d bytes after the request", h.version, p.left)
 	}
 	return h, req, nil
+}
+
+// tooCostly marks the refusal of a request that would decode into more
+// than its bound. Counting slice growth, readProduce refuses some bodies
+// of near-empty topics that parseRequest's exact count would let through.
+const tooCostly = "decodes into more than"
+
+// decodeBudget counts what decoding one Produce request allocates for its
+// topics and partitions.
+type decodeBudget struct {
+	allowed, spent int64
+	version        int16
+	body           int64
+}
+
+// appendCounted appends v to s, growing s by doubling and counting each
+// new backing array (elem bytes per element) against d.
+func appendCounted[T any](d *decodeBudget, s []T, v T, elem int64) ([]T, error) {
+	if len(s) == cap(s) {
+		n := max(2*cap(s), 4)
+		if d.spent += int64(n) * elem; d.spent > d.allowed {
+			return nil, protocolErrorf("produce v%d body of %d bytes %s %d bytes of topics and partitions",
+				d.version, d.body, tooCostly, d.allowed)
+		}
+		grown := make([]T, len(s), n)
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, v), nil
 }

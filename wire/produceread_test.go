@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,6 +69,9 @@ func FuzzReadProduce(f *testing.F) {
 		binary.BigEndian.PutUint16(frame[2:], minStreamedProduceVersion+binary.BigEndian.Uint16(frame[2:])%span)
 		want, werr := parseRequest(reg, frame)
 		h, got, gerr := readProduce(bufio.NewReader(bytes.NewReader(frame)), int32(len(frame)))
+		if werr == nil && gerr != nil && strings.Contains(gerr.Error(), tooCostly) {
+			return // the documented difference: growth is counted
+		}
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("parseRequest: %v; readProduce: %v", werr, gerr)
 		}
