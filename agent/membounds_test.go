@@ -183,7 +183,7 @@ func TestProduceUnderBothBudgets(t *testing.T) {
 	t.Parallel()
 	ta := startAgent(t, sqliteMem, func(c *agent.Config) {
 		c.FlushBytes = 64 << 10
-		c.BufferBytes = 128 << 10
+		c.BufferBytes = 192 << 10
 		c.Wire.MaxInflightRequestBytes = 160 << 10
 	})
 	createTopic(t, ta.client(t), "both", 2, nil)

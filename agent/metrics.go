@@ -151,7 +151,7 @@ var (
 	descCacheEvictions  = prometheus.NewDesc("silt_cache_evictions_total", "Blocks evicted from the block cache.", nil, nil)
 	descCacheBytes      = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
 	descBufferBytes     = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
-	descBufferLimit     = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget of frames, batches and segments: buffer.bytes less flush.bytes, the room a flush's copy takes; produce requests wait when it is used up.", nil, nil)
+	descBufferLimit     = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget of frames, batches and segments: buffer.bytes less twice flush.bytes, the room a flush's copy and its garbage take; produce requests wait when it is used up.", nil, nil)
 	descRequestBytes    = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
 	descRequestLimit    = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
 	descConnections     = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)

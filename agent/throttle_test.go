@@ -22,7 +22,7 @@ func TestThrottledProduceIsNotThrottledTwice(t *testing.T) {
 
 func testThrottledProduceIsNotThrottledTwice(t *testing.T, bk backend) {
 	fb := &flakyBucket{}
-	ta := startAgentWith(t, bk, func(c *agent.Config) { c.FlushBytes, c.BufferBytes = 1024, 3072 },
+	ta := startAgentWith(t, bk, func(c *agent.Config) { c.FlushBytes, c.BufferBytes = 1024, 4096 },
 		func(inner objectstore.Bucket) objectstore.Bucket { fb.Bucket = inner; return fb })
 	cl := ta.client(t)
 	createTopic(t, cl, "throttled", 1, nil)

@@ -101,8 +101,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("flush.interval: must be positive, got %v", c.FlushInterval)
 	case c.FlushBytes <= 0:
 		return fmt.Errorf("flush.bytes: must be positive, got %d", c.FlushBytes)
-	case c.BufferBytes < 2*c.FlushBytes:
-		return fmt.Errorf("buffer.bytes: must be at least twice flush.bytes (%d), got %d", c.FlushBytes, c.BufferBytes)
+	case c.BufferBytes < 3*c.FlushBytes:
+		// Two flushes' room for building a segment, at least one for batches.
+		return fmt.Errorf("buffer.bytes: must be at least three times flush.bytes (%d), got %d", c.FlushBytes, c.BufferBytes)
 	case c.MaxUploads < 1:
 		return fmt.Errorf("flush.max.uploads: must be at least 1, got %d", c.MaxUploads)
 	}
@@ -149,10 +150,12 @@ func New(cfg Config, bucket objectstore.Bucket, store Store, obs Observer, stats
 	}
 	m := newMetrics()
 	// Request frames, buffered batches and segments share buffer.bytes
-	// less one flush: building a segment copies up to flush.bytes of
-	// batches, which are in memory twice until the copy is done, and that
-	// copy must fit in buffer.bytes too.
-	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes-cfg.FlushBytes)
+	// less two flushes. Building a segment copies up to flush.bytes of
+	// batches, which are in memory twice until the copy is done; then the
+	// batches are garbage until the collector runs. Both must fit in
+	// buffer.bytes for the agent's memory to stay near its budgets (see
+	// cmd/silt's memoryLimit).
+	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes-2*cfg.FlushBytes)
 	return &Pipeline{
 		buf:     buf,
 		fl:      newFlusher(cfg, buf, bucket, store, obs, stats, m),
@@ -247,5 +250,5 @@ func (p *Pipeline) Acquire(ctx context.Context, n int64) error {
 func (p *Pipeline) Release(n int64) { p.buf.release(n) }
 
 // Limit is the budget frames, batches and segments share: buffer.bytes
-// less flush.bytes, the room a flush's copy needs.
+// less twice flush.bytes, the room a flush's copy and its garbage need.
 func (p *Pipeline) Limit() int64 { return p.buf.memMax }

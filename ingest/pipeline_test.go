@@ -210,8 +210,9 @@ func (s *blockingStore) CommitFlush(ctx context.Context, fl metastore.Flush) (me
 func TestBackpressure(t *testing.T) {
 	bs := &blockingStore{release: make(chan struct{})}
 	one := len(recordBatch(1))
-	// Batches may use buffer.bytes less one flush (the copy it makes).
-	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(3 * one)}, func(s ingest.Store) ingest.Store {
+	// Batches may use buffer.bytes less two flushes (a flush's copy and
+	// its garbage).
+	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(4 * one)}, func(s ingest.Store) ingest.Store {
 		bs.Store = s
 		return bs
 	})
@@ -482,14 +483,14 @@ func TestLostReplyThenDeleteTopic(t *testing.T) {
 func TestSubmitReservedHandsOver(t *testing.T) {
 	bs := &blockingStore{release: make(chan struct{})}
 	one := len(recordBatch(1))
-	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(5 * one)}, func(s ingest.Store) ingest.Store {
+	f := start(t, ingest.Config{FlushBytes: int64(one), BufferBytes: int64(6 * one)}, func(s ingest.Store) ingest.Store {
 		bs.Store = s
 		return bs
 	})
 	ctx := context.Background()
 	inUse := func() int64 { n, _ := f.p.BufferBytes(); return n }
 	if f.p.Limit() != int64(4*one) {
-		t.Fatalf("Limit %d, want buffer.bytes less flush.bytes, %d", f.p.Limit(), 4*one)
+		t.Fatalf("Limit %d, want buffer.bytes less twice flush.bytes, %d", f.p.Limit(), 4*one)
 	}
 	// A frame of three batches' size carrying one batch.
 	if err := f.p.Acquire(ctx, int64(3*one)); err != nil {

@@ -164,7 +164,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"--log-format", "xml"}, `log.format: invalid format "xml"`},
 		{[]string{"--listen", "nohostport"}, `listen: "nohostport" is not host:port`},
 		{[]string{"--http-listen", "localhost"}, `http.listen: "localhost" is not host:port`},
-		{[]string{"--flush-bytes", "65MiB"}, `buffer.bytes: must be at least twice flush.bytes`},
+		{[]string{"--flush-bytes", "43MiB"}, `buffer.bytes: must be at least three times flush.bytes`},
 		{[]string{"--flush-interval", "0s"}, `flush.interval: must be positive`},
 	}
 	for _, c := range cases {
