@@ -26,25 +26,26 @@ import (
 // that do the work. Each part gets only what it uses; none of them knows the
 // Agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   metastore.Store
-	bucket  *cache.Bucket       // the caller's; the agent reads and writes through it
-	topics  *partition.Topics   // read-side state of every partition
-	reader  *partition.Reader   // the fetch read path
-	ingest  *ingest.Pipeline    // the write path: produce and markers
-	members *cluster.Membership // live agents and placement
-	groups  *group.Coordinator  // consumer groups this agent coordinates
-	txns    *txn.Coordinator    // transactional ids this agent coordinates
-	lag     *jobs.LagReporter   // consumer lag, on the elected agent
-	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
-	acls    *acl.Authorizer     // nil unless authorizer=acl
-	server  *wire.Server
-	tls     *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
-	auth    *auth.Authenticator // nil without SASL
-	start   sync.Once           // the work of the first Serve
-	stats   Stats
-	reqs    *requestMetrics
+	cfg           Config
+	log           *slog.Logger
+	store         metastore.Store
+	bucket        *cache.Bucket       // the caller's; the agent reads and writes through it
+	topics        *partition.Topics   // read-side state of every partition
+	reader        *partition.Reader   // the fetch read path
+	fetchSessions *fetchSessions      // KIP-227
+	ingest        *ingest.Pipeline    // the write path: produce and markers
+	members       *cluster.Membership // live agents and placement
+	groups        *group.Coordinator  // consumer groups this agent coordinates
+	txns          *txn.Coordinator    // transactional ids this agent coordinates
+	lag           *jobs.LagReporter   // consumer lag, on the elected agent
+	janitor       *jobs.Janitor       // orphaned uploads, expiries, under a lease
+	acls          *acl.Authorizer     // nil unless authorizer=acl
+	server        *wire.Server
+	tls           *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
+	auth          *auth.Authenticator // nil without SASL
+	start         sync.Once           // the work of the first Serve
+	stats         Stats
+	reqs          *requestMetrics
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -73,6 +74,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		a.acls = acl.New(acl.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL}, store)
 	}
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
+	a.fetchSessions = newFetchSessions(cfg.FetchSessionSlots)
 	var err error
 	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
 	if err != nil {

@@ -58,6 +58,10 @@ type Config struct {
 	// data is returned whole even if larger (KIP-74); batches are bounded
 	// by max.message.bytes at produce time.
 	FetchMaxBytes int32
+	// FetchSessionSlots bounds the fetch sessions (KIP-227) the agent
+	// keeps (max.incremental.fetch.session.cache.slots, Kafka's default
+	// 1000); 0 opens none.
+	FetchSessionSlots int
 
 	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
@@ -105,6 +109,7 @@ func DefaultConfig() Config {
 		MaxUploads:        4,
 		Wire:              wire.DefaultConfig(),
 		FetchMaxBytes:     55 << 20,
+		FetchSessionSlots: 1000,
 		DefaultPartitions: 1,
 		Heartbeat:         2 * time.Second,
 		MembershipTTL:     10 * time.Second,
@@ -158,6 +163,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("queued.max.request.bytes: must be at least 1024, got %d", c.Wire.MaxInflightRequestBytes)
 	case c.FetchMaxBytes < 1024:
 		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
+	case c.FetchSessionSlots < 0:
+		return fmt.Errorf("max.incremental.fetch.session.cache.slots: must not be negative, got %d", c.FetchSessionSlots)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
 	case c.Heartbeat <= 0:

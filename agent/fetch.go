@@ -2,9 +2,7 @@ package agent
 
 // Fetch, versions 4–16.
 //
-// Fetch sessions (KIP-227) are declined: every response carries session id
-// 0, which tells clients to keep sending full fetch requests; a request for
-// an existing session (epoch > 0) gets FETCH_SESSION_ID_NOT_FOUND. Reads go
+// Fetch sessions (KIP-227) from v7: fetchsession.go. Reads go
 // through the index (in-memory tail, then the store) and the block cache;
 // base offsets are patched into the returned copies; whole batches only.
 // Long polls wait up to MaxWaitMs for MinBytes, woken by commits. A response
@@ -39,8 +37,11 @@ type fetchPart struct {
 func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	if req.SessionEpoch > 0 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+	// An incremental fetch becomes a full one here (its session's whole
+	// partition list), and its response is trimmed at the end.
+	fc, code := a.fetchSessions.begin(req)
+	if code != 0 {
+		resp.ErrorCode = code
 		return wire.Respond(resp)
 	}
 	az := a.access(c)
@@ -87,6 +88,7 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 	}
 	return wire.Defer(func(ctx context.Context) kmsg.Response {
 		a.fetch(ctx, req, parts)
+		fc.finish(req, resp)
 		return resp
 	})
 }

@@ -140,26 +140,29 @@ func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 }
 
 var (
-	descProduceBytes    = prometheus.NewDesc("silt_produce_bytes_total", "Bytes of record batches accepted into the write buffer.", nil, nil)
-	descProduceBatches  = prometheus.NewDesc("silt_produce_batches_total", "Record batches accepted into the write buffer.", nil, nil)
-	descProduceRecords  = prometheus.NewDesc("silt_produce_records_total", "Records in the batches accepted into the write buffer.", nil, nil)
-	descFetchBytes      = prometheus.NewDesc("silt_fetch_bytes_total", "Bytes of record batches returned to fetches.", nil, nil)
-	descFlushes         = prometheus.NewDesc("silt_flushes_total", "Segment objects uploaded.", nil, nil)
-	descIndexLookups    = prometheus.NewDesc("silt_index_lookups_total", "Fetch index lookups, by where they were answered (memory or store).", []string{"source"}, nil)
-	descCacheHits       = prometheus.NewDesc("silt_cache_hits_total", "Block cache lookups served from memory.", nil, nil)
-	descCacheMisses     = prometheus.NewDesc("silt_cache_misses_total", "Block cache lookups that went to the bucket.", nil, nil)
-	descCacheEvictions  = prometheus.NewDesc("silt_cache_evictions_total", "Blocks evicted from the block cache.", nil, nil)
-	descCacheBytes      = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
-	descBufferBytes     = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
-	descBufferLimit     = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget of frames, batches and segments: buffer.bytes less twice flush.bytes, the room a flush's copy and its garbage take; produce requests wait when it is used up.", nil, nil)
-	descRequestBytes    = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
-	descRequestLimit    = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
-	descConnections     = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)
-	descTopics          = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
-	descPartitions      = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
-	descGroups          = prometheus.NewDesc("silt_groups", "Consumer groups this agent coordinates.", nil, nil)
-	descExpiredSessions = prometheus.NewDesc("silt_sasl_expired_connections_killed_total", "Connections closed because a request came after their SASL session expired without re-authentication (KIP-368).", nil, nil)
-	descProduceWaiting  = prometheus.NewDesc("silt_produce_waiting", "Produce requests and marker writes waiting for room in the write buffer.", nil, nil)
+	descProduceBytes        = prometheus.NewDesc("silt_produce_bytes_total", "Bytes of record batches accepted into the write buffer.", nil, nil)
+	descProduceBatches      = prometheus.NewDesc("silt_produce_batches_total", "Record batches accepted into the write buffer.", nil, nil)
+	descProduceRecords      = prometheus.NewDesc("silt_produce_records_total", "Records in the batches accepted into the write buffer.", nil, nil)
+	descFetchBytes          = prometheus.NewDesc("silt_fetch_bytes_total", "Bytes of record batches returned to fetches.", nil, nil)
+	descFetchSessions       = prometheus.NewDesc("silt_fetch_sessions", "Fetch sessions (KIP-227) this agent keeps.", nil, nil)
+	descFetchSessionsOpened = prometheus.NewDesc("silt_fetch_sessions_opened_total", "Fetch sessions opened.", nil, nil)
+	descIncrementalFetches  = prometheus.NewDesc("silt_incremental_fetches_total", "Incremental fetches (KIP-227) served.", nil, nil)
+	descFlushes             = prometheus.NewDesc("silt_flushes_total", "Segment objects uploaded.", nil, nil)
+	descIndexLookups        = prometheus.NewDesc("silt_index_lookups_total", "Fetch index lookups, by where they were answered (memory or store).", []string{"source"}, nil)
+	descCacheHits           = prometheus.NewDesc("silt_cache_hits_total", "Block cache lookups served from memory.", nil, nil)
+	descCacheMisses         = prometheus.NewDesc("silt_cache_misses_total", "Block cache lookups that went to the bucket.", nil, nil)
+	descCacheEvictions      = prometheus.NewDesc("silt_cache_evictions_total", "Blocks evicted from the block cache.", nil, nil)
+	descCacheBytes          = prometheus.NewDesc("silt_cache_bytes", "Bytes held in the block cache.", nil, nil)
+	descBufferBytes         = prometheus.NewDesc("silt_buffer_bytes", "Write-buffer budget in use: bytes buffered, uploading or committing.", nil, nil)
+	descBufferLimit         = prometheus.NewDesc("silt_buffer_limit_bytes", "Write-buffer budget of frames, batches and segments: buffer.bytes less twice flush.bytes, the room a flush's copy and its garbage take; produce requests wait when it is used up.", nil, nil)
+	descRequestBytes        = prometheus.NewDesc("silt_request_bytes", "In-flight request budget in use: frames read but not yet answered, and what they decoded into.", nil, nil)
+	descRequestLimit        = prometheus.NewDesc("silt_request_limit_bytes", "In-flight request budget (queued.max.request.bytes); connections stop reading when it is used up.", nil, nil)
+	descConnections         = prometheus.NewDesc("silt_connections", "Open Kafka client connections.", nil, nil)
+	descTopics              = prometheus.NewDesc("silt_topics", "Topics known to this agent (refreshed with its heartbeat).", nil, nil)
+	descPartitions          = prometheus.NewDesc("silt_partitions", "Partitions of the topics known to this agent.", nil, nil)
+	descGroups              = prometheus.NewDesc("silt_groups", "Consumer groups this agent coordinates.", nil, nil)
+	descExpiredSessions     = prometheus.NewDesc("silt_sasl_expired_connections_killed_total", "Connections closed because a request came after their SASL session expired without re-authentication (KIP-368).", nil, nil)
+	descProduceWaiting      = prometheus.NewDesc("silt_produce_waiting", "Produce requests and marker writes waiting for room in the write buffer.", nil, nil)
 )
 
 // statsCollector exports the agent's cumulative Stats and its gauges at
@@ -171,7 +174,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		descProduceBytes, descProduceBatches, descProduceRecords, descFetchBytes, descFlushes,
 		descIndexLookups, descCacheHits, descCacheMisses, descCacheEvictions, descCacheBytes,
 		descBufferBytes, descBufferLimit, descRequestBytes, descRequestLimit, descConnections, descTopics, descPartitions, descGroups, descProduceWaiting,
-		descExpiredSessions,
+		descExpiredSessions, descFetchSessions, descFetchSessionsOpened, descIncrementalFetches,
 	} {
 		ch <- d
 	}
@@ -197,6 +200,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCacheMisses, cs.Misses)
 	counter(descCacheEvictions, cs.Evictions)
 	gauge(descCacheBytes, cs.Bytes)
+	open, opened, increments := a.fetchSessions.stats()
+	gauge(descFetchSessions, int64(open))
+	counter(descFetchSessionsOpened, opened)
+	counter(descIncrementalFetches, increments)
 	inUse, limit := a.BufferBytes()
 	gauge(descBufferBytes, inUse)
 	gauge(descBufferLimit, limit)

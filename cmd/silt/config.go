@@ -97,6 +97,7 @@ func agentKeys() []keySpec {
 		{"max.request.bytes", kindSize, formatSize(int64(d.Wire.MaxRequestBytes)), "largest Kafka request accepted"},
 		{"queued.max.request.bytes", kindSize, formatSize(d.Wire.MaxInflightRequestBytes), "memory for requests read but not yet answered, shared by all connections; a connection stops reading while its next request does not fit"},
 		{"fetch.max.bytes", kindSize, formatSize(int64(d.FetchMaxBytes)), "most record bytes in one Fetch response, whatever the client asks for (the first batch may exceed it)"},
+		{"max.incremental.fetch.session.cache.slots", kindInt, strconv.Itoa(d.FetchSessionSlots), "fetch sessions (KIP-227) the agent keeps; 0 opens none"},
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
@@ -312,6 +313,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.Wire.MaxRequestBytes = int32(p.sizeMax("max.request.bytes", math.MaxInt32))
 	a.Wire.MaxInflightRequestBytes = p.size("queued.max.request.bytes")
 	a.FetchMaxBytes = int32(p.sizeMax("fetch.max.bytes", math.MaxInt32))
+	a.FetchSessionSlots = int(p.int("max.incremental.fetch.session.cache.slots", math.MaxInt32))
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
