@@ -65,6 +65,8 @@ type options struct {
 	catchupBytes int64
 
 	overloadDur        time.Duration
+	sessionDur         time.Duration
+	sessionPartitions  int
 	overloadUploadMBps float64
 	overloadPartitions int
 	overloadProducers  int
@@ -109,6 +111,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.agents, "agents", 2, "agents to start (one cluster); the second serves the other-agent tail consumer and the cold catch-up read")
 	fs.StringVar(&o.zones, "zones", "", "with --brokers: writer,reader zones to pin clients to (client.id silt_az=<zone>); empty: no pinning, one tail consumer")
 	fs.StringVar(&o.catchupFlag, "catchup-bytes", "1GiB", "bytes written to a fresh topic and read back cold from its start on another agent; 0 skips")
+	fs.DurationVar(&o.sessionDur, "session-duration", 15*time.Second, "duration of the fetch-session phase (Fetch request bytes of a consumer with and one without KIP-227 sessions); 0 skips it")
+	fs.IntVar(&o.sessionPartitions, "session-partitions", 1000, "partitions the fetch-session consumers tail")
 	fs.DurationVar(&o.overloadDur, "overload-duration", 20*time.Second, "duration of the overload (RSS) phase; 0 skips it")
 	fs.Float64Var(&o.overloadUploadMBps, "overload-upload-mbps", 0, "bandwidth cap in MB/s of the proxy between the overload agent and MinIO (default: max produce throughput / 4)")
 	fs.IntVar(&o.overloadPartitions, "overload-partitions", 256, "partitions of the overload topic")
@@ -159,6 +163,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--partitions, --producers, --floor-workers, --object-size and --small-object-size must be positive")
 	case o.agents < 1 && o.brokers == "":
 		return o, errors.New("--agents must be at least 1")
+	case o.sessionPartitions < 1:
+		return o, errors.New("--session-partitions must be positive")
 	case o.overloadPartitions < 1, o.overloadProducers < 1, o.overloadMaxUploads < 1:
 		return o, errors.New("--overload-partitions, --overload-producers and --overload-max-uploads must be positive")
 	}
@@ -307,6 +313,16 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("measure catch-up read: %w", err)
 		}
 		rep.catchup = &c
+	}
+
+	if o.sessionDur > 0 {
+		fsr, err := measureFetchSessions(ctx, env, o)
+		if err != nil {
+			return fmt.Errorf("measure fetch sessions: %w", err)
+		}
+		rep.sessions = &fsr
+	} else {
+		rep.skipped = append(rep.skipped, "fetch sessions: skipped (--session-duration 0)")
 	}
 
 	// Statuses before the overload agent joins the list.

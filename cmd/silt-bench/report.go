@@ -61,6 +61,7 @@ type report struct {
 	writeCounters *phaseCounters // the writing agent during the throughput phase
 	latency       []latencyResult
 	catchup       *catchupResult
+	sessions      *fetchSessionsResult
 	overload      *overloadResult
 	skipped       []string
 	agentStatus   []namedStatus
@@ -188,6 +189,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(tw, "cold catch-up read, %s from the start, on %s\t%.1f MB/s\t%s\t%s\n",
 			sizeString64(c.written), c.readerName, c.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.mbps(), getMBps))
 	}
+	if s := r.sessions; s != nil {
+		fmt.Fprintf(tw, "fetch request bytes/s, %d partitions, with fetch sessions (KIP-227)\t%s/s (%.1f requests/s)\t%s/s without sessions\t%s\n",
+			s.partitions, sizeString64(int64(s.rate(s.withBytes))), s.rate(s.withReqs), sizeString64(int64(s.rate(s.without))), ratio(float64(s.withBytes), float64(s.without)))
+	}
 	if c := r.writeCounters; c != nil {
 		flushBytes := float64(sizeOr(o.flushBytes, def.FlushBytes))
 		if !c.produced.ok {
@@ -277,6 +282,13 @@ func (r *report) print(w io.Writer) {
 			c.topic, o.partitions, c.writeMBps, c.records, float64(c.read)/1e6, c.elapsed.Round(time.Millisecond))
 		if c.note != "" {
 			fmt.Fprintf(w, "  note: %s\n", c.note)
+		}
+	}
+	if s := r.sessions; s != nil {
+		fmt.Fprintf(w, "fetch sessions: %d records over %s to %d partitions (about 200/s); two consumers tail from the end at the same time, one with sessions (%.1f requests/s, %d records read), one with kgo.DisableFetchSessions (%.1f requests/s, %d records read); bytes are what each wrote in Fetch requests\n",
+			s.produced, s.elapsed.Round(time.Millisecond), s.partitions, s.rate(s.withReqs), s.withRead, s.rate(s.withoutN), s.withoutR)
+		if s.note != "" {
+			fmt.Fprintf(w, "  note: %s\n", s.note)
 		}
 	}
 	if c := r.writeCounters; c != nil && c.produced.ok {
