@@ -35,9 +35,12 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	az := a.access(c)
-	// Kafka: a transactional producer needs WRITE on its transactional id,
-	// or every partition fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
-	txnDenied := req.TransactionID != nil && !az.txnID(metastore.OpWrite, *req.TransactionID)
+	// Kafka: a request that carries transactional batches needs a
+	// transactional id and WRITE on it, or every partition fails with
+	// TRANSACTIONAL_ID_AUTHORIZATION_FAILED; a request without any is not
+	// checked, whatever id it names.
+	txnDenied := hasTransactionalBatches(req) &&
+		(req.TransactionID == nil || !az.txnID(metastore.OpWrite, *req.TransactionID))
 
 	// slots[i] is where the answer for batches[i] goes.
 	type slot struct {
@@ -189,6 +192,20 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 		}
 		return resp
 	})
+}
+
+// hasTransactionalBatches reports whether any partition's records start
+// with a transactional batch. Records that are not a batch are left to
+// validateProduceRecords.
+func hasTransactionalBatches(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if h, err := segment.ParseBatchHeader(rp.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // validateProduceRecords checks that records holds exactly one valid v2
