@@ -189,16 +189,7 @@ func testProduceConsumeInOrder(t *testing.T, bk backend) {
 // error code.
 func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) int16 {
 	t.Helper()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition = partition
-	rp.Records = records
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := produceRequest(topic, partition, records)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
@@ -206,6 +197,19 @@ func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, rec
 		t.Fatalf("produce request: %v", err)
 	}
 	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
+// produceRequest is an acks=all Produce of records to one partition.
+func produceRequest(topic string, partition int32, records []byte) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
 }
 
 // batch encodes a valid v2 record batch holding values.

@@ -37,14 +37,8 @@ func TestProduceTransactionalIDCheck(t *testing.T) {
 	createACLs(t, admin, allow(rtTopic, "p-topic", "alice", kmsg.ACLOperationWrite))
 
 	produce := func(txnID *string, records []byte) int16 {
-		req := kmsg.NewPtrProduceRequest()
-		req.TransactionID, req.Acks, req.TimeoutMillis = txnID, -1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "p-topic"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = records
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := produceRequest("p-topic", 0, records)
+		req.TransactionID = txnID
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := req.RequestWith(ctx, alice)
