@@ -26,25 +26,26 @@ import (
 // that do the work. Each part gets only what it uses; none of them knows the
 // Agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   metastore.Store
-	bucket  *cache.Bucket       // the caller's; the agent reads and writes through it
-	topics  *partition.Topics   // read-side state of every partition
-	reader  *partition.Reader   // the fetch read path
-	ingest  *ingest.Pipeline    // the write path: produce and markers
-	members *cluster.Membership // live agents and placement
-	groups  *group.Coordinator  // consumer groups this agent coordinates
-	txns    *txn.Coordinator    // transactional ids this agent coordinates
-	lag     *jobs.LagReporter   // consumer lag, on the elected agent
-	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
-	acls    *acl.Authorizer     // nil unless authorizer=acl
-	server  *wire.Server
-	tls     *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
-	auth    *auth.Authenticator // nil without SASL
-	start   sync.Once           // the work of the first Serve
-	stats   Stats
-	reqs    *requestMetrics
+	cfg        Config
+	log        *slog.Logger
+	store      metastore.Store
+	bucket     *cache.Bucket       // the caller's; the agent reads and writes through it
+	topics     *partition.Topics   // read-side state of every partition
+	reader     *partition.Reader   // the fetch read path
+	ingest     *ingest.Pipeline    // the write path: produce and markers
+	members    *cluster.Membership // live agents and placement
+	groups     *group.Coordinator  // consumer groups this agent coordinates
+	txns       *txn.Coordinator    // transactional ids this agent coordinates
+	lag        *jobs.LagReporter   // consumer lag, on the elected agent
+	janitor    *jobs.Janitor       // retention, garbage collection, expiries, under a lease
+	jobMetrics *jobs.Metrics
+	acls       *acl.Authorizer // nil unless authorizer=acl
+	server     *wire.Server
+	tls        *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
+	auth       *auth.Authenticator // nil without SASL
+	start      sync.Once           // the work of the first Serve
+	stats      Stats
+	reqs       *requestMetrics
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -110,7 +111,14 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		IsCoordinator: a.isCoordinator, Logger: log,
 	})
 	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
-	a.janitor = &jobs.Janitor{AgentID: cfg.ID, Store: store, Bucket: bucket, Log: log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
+	a.jobMetrics = jobs.NewMetrics()
+	a.janitor = &jobs.Janitor{
+		AgentID: cfg.ID, Store: store, Log: log, Interval: cfg.CompactionInterval, ExpiryInterval: cfg.JanitorInterval,
+		Retention: &jobs.Retention{Store: store, Log: log, Metrics: a.jobMetrics, OnLogStart: a.topics.LogStartMoved},
+		// Deletes go through the block cache, which drops the object's
+		// cached blocks.
+		GC: &jobs.GC{Store: store, Bucket: bucket, Log: log, OrphanMinAge: cfg.OrphanMinAge, Grace: cfg.GCGrace, Metrics: a.jobMetrics},
+	}
 
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.pipeline.Add(1)
@@ -254,6 +262,11 @@ func (a *Agent) nodeID() int32 { return a.members.Self().NodeID }
 func (a *Agent) GroupCount() int {
 	return a.groups.Count()
 }
+
+// RunJanitorOnce applies retention and collects garbage now, as the agent
+// holding the janitor lease does every compaction.interval; admin tools and
+// tests use it.
+func (a *Agent) RunJanitorOnce(ctx context.Context) { a.janitor.RunOnce(ctx) }
 
 // ComputeConsumerLag computes consumer-group lag now and exports it, as the
 // elected agent does periodically; admin tools and tests use it.
