@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,6 +21,7 @@ import (
 	"github.com/siltstream/silt/agent"
 	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/internal/poll"
+	"github.com/siltstream/silt/internal/promtest"
 	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
@@ -105,7 +107,17 @@ func testRetentionMovesLogStart(t *testing.T, bk backend) {
 		t.Fatalf("start offset before retention %d, want 0", o)
 	}
 
+	reg := prometheus.NewRegistry()
+	if err := ta.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	ta.RunJanitorOnce(ctx)
+	// The two expired segments are doomed, not deleted: gc.grace is an hour.
+	m := promtest.Gather(t, reg)
+	if m["silt_retention_expired_bytes_total"] <= 0 || m["silt_gc_backlog_objects"] != 2 || m["silt_gc_deleted_objects_total"] != 0 {
+		t.Fatalf("lifecycle metrics after retention: expired bytes %v, backlog %v, deleted %v; want > 0, 2, 0",
+			m["silt_retention_expired_bytes_total"], m["silt_gc_backlog_objects"], m["silt_gc_deleted_objects_total"])
+	}
 
 	if o := startOffset(t, cl, "ret"); o != 5 {
 		t.Fatalf("start offset after retention %d, want 5 (the first kept record)", o)
