@@ -404,3 +404,40 @@ func TestDeleteTopicReclaimsBucket(t *testing.T) {
 		t.Fatalf("group g has offset %d on the re-created topic", o.At)
 	}
 }
+
+// TestLogStartReachesOtherAgents: a log start moved through one agent
+// reaches another's cache by the store's notification, not only by the
+// re-read before an out-of-range answer: B's in-range fetches, which never
+// re-read, come to carry the new log start offset.
+func TestLogStartReachesOtherAgents(t *testing.T) {
+	t.Parallel()
+	agents := startCluster(t, "", "")
+	a := pinnedClient(t, agents[0].addr).SeedBrokers()[0]
+	b := pinnedClient(t, agents[1].addr).SeedBrokers()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	createTopicAt(t, a, "ls")
+	for _, v := range []string{"r0", "r1", "r2"} {
+		produceTo(t, a, "ls", batch(v))
+	}
+	topic, err := agents[0].store.Topic(ctx, "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "b to see the three records", func() bool {
+		rp := fetchFrom(t, b, "ls", topic.ID, 2)
+		return rp.ErrorCode == 0 && rp.HighWatermark == 3 && rp.LogStartOffset == 0
+	})
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = "ls"
+	rt.Partitions = []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 2}}
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx, a); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("delete records via a: %v %+v", err, resp)
+	}
+	poll.Until(t, "b's fetch answers to carry the new log start", func() bool {
+		rp := fetchFrom(t, b, "ls", topic.ID, 2)
+		return rp.ErrorCode == 0 && rp.LogStartOffset == 2
+	})
+}

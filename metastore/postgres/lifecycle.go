@@ -61,14 +61,11 @@ func (s *Store) ApplyRetention(ctx context.Context, tp metastore.TopicPartition,
 	}
 	target := ls
 	if p.ExpireBefore != math.MinInt64 {
-		// The first row, in offset order, not yet expired by time: the rows
-		// before it all are (Kafka stops at the first segment kept).
-		var first *int64
-		if err := s.pool.QueryRow(ctx, `SELECT min(base_offset) FROM index_entries
-			WHERE topic_id = $1 AND partition = $2 AND max_ts >= $3`, uuidArg(tp.Topic), tp.Partition, p.ExpireBefore).Scan(&first); err != nil {
+		first, err := s.firstUnexpired(ctx, tp, p.ExpireBefore, hw)
+		if err != nil {
 			return res, fmt.Errorf("apply retention to %x/%d: %w", tp.Topic[:], tp.Partition, err)
 		}
-		target = max(target, valueOr(first, hw))
+		target = max(target, first)
 	}
 	if p.MaxBytes >= 0 {
 		// Kafka deletes the oldest segment while the bytes after it are
@@ -104,6 +101,48 @@ func (s *Store) ApplyRetention(ctx context.Context, tp metastore.TopicPartition,
 		return metastore.RetentionResult{}, fmt.Errorf("apply retention to %x/%d: %w", tp.Topic[:], tp.Partition, err)
 	}
 	return res, nil
+}
+
+// retentionScanRows is how many rows one query of the time-retention walk
+// reads.
+const retentionScanRows = 1000
+
+// firstUnexpired returns the base offset of the first row, in offset order,
+// whose MaxTimestamp is not before expireBefore (hw if there is none): the
+// rows before it are expired, Kafka stopping at the first segment kept. It
+// walks from the log start, so it reads the expired rows and one more, not
+// the partition's whole index.
+func (s *Store) firstUnexpired(ctx context.Context, tp metastore.TopicPartition, expireBefore, hw int64) (int64, error) {
+	from := int64(math.MinInt64)
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT base_offset, max_ts FROM index_entries
+			WHERE topic_id = $1 AND partition = $2 AND base_offset > $3
+			ORDER BY base_offset LIMIT $4`, uuidArg(tp.Topic), tp.Partition, from, retentionScanRows)
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		var base, maxTS int64
+		found := false
+		_, err = pgx.ForEachRow(rows, []any{&base, &maxTS}, func() error {
+			n++
+			if !found && maxTS >= expireBefore {
+				found, from = true, base
+			}
+			if !found {
+				from = base
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			return 0, err
+		case found:
+			return from, nil
+		case n < retentionScanRows:
+			return hw, nil
+		}
+	}
 }
 
 func valueOr(v *int64, def int64) int64 {

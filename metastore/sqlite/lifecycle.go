@@ -82,9 +82,14 @@ func retentionTarget(ctx context.Context, q querier, tp metastore.TopicPartition
 	}
 	target = ls
 	if p.ExpireBefore != math.MinInt64 {
+		// The first row, in offset order, not expired by time: the rows
+		// before it all are (Kafka stops at the first segment kept). The
+		// primary key walks from the log start, so this reads the expired
+		// rows and one more, not the partition's whole index.
 		var first sql.NullInt64
-		if err := q.QueryRowContext(ctx, `SELECT min(base_offset) FROM index_entries
-			WHERE topic_id = ? AND partition = ? AND max_ts >= ?`, tp.Topic[:], tp.Partition, p.ExpireBefore).Scan(&first); err != nil {
+		if err := q.QueryRowContext(ctx, `SELECT base_offset FROM index_entries
+			WHERE topic_id = ? AND partition = ? AND max_ts >= ?
+			ORDER BY base_offset LIMIT 1`, tp.Topic[:], tp.Partition, p.ExpireBefore).Scan(&first); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, 0, err
 		}
 		target = max(target, nullOr(first, hw))
