@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"GCOrphansAndAbandoned", testGCOrphansAndAbandoned},
 		{"DeleteTopicDoomsItsSegments", testDeleteTopicDoomsItsSegments},
 		{"DoomLimit", testDoomLimit},
+		{"GCRacesCommits", testGCRacesCommits},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {
