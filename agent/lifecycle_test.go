@@ -441,3 +441,91 @@ func TestLogStartReachesOtherAgents(t *testing.T) {
 		return rp.ErrorCode == 0 && rp.LogStartOffset == 2
 	})
 }
+
+// TestACLDeleteRecords: DeleteRecords needs DELETE on the topic, as in
+// Kafka; refused, it moves nothing.
+func TestACLDeleteRecords(t *testing.T) {
+	forEachBackend(t, testACLDeleteRecords)
+}
+
+func testACLDeleteRecords(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, withACLs(quietJobs))
+	admin := ta.as(t, "admin")
+	alice := ta.as(t, "alice")
+	createTopic(t, admin, "x-topic", 1, nil)
+	produceTo(t, admin.SeedBrokers()[0], "x-topic", batch("a", "b", "c"))
+	deleteBefore := func(cl *kgo.Client, off int64) kmsg.DeleteRecordsResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "x-topic"
+		rt.Partitions = []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: off}}
+		req.Topics = append(req.Topics, rt)
+		return request(t, cl, req).(*kmsg.DeleteRecordsResponse).Topics[0].Partitions[0]
+	}
+	createACLs(t, admin, allow(rtTopic, "x-topic", "alice", kmsg.ACLOperationRead), allow(rtTopic, "x-topic", "alice", kmsg.ACLOperationDescribe))
+	rp := deleteBefore(alice, 2)
+	wantCode(t, "delete records without DELETE", rp.ErrorCode, kerr.TopicAuthorizationFailed)
+	if o := startOffset(t, admin, "x-topic"); o != 0 {
+		t.Fatalf("a refused DeleteRecords moved the log start to %d", o)
+	}
+	createACLs(t, admin, allow(rtTopic, "x-topic", "alice", kmsg.ACLOperationDelete))
+	poll.Until(t, "alice's DELETE to take effect", func() bool {
+		rp = deleteBefore(alice, 2)
+		return rp.ErrorCode == 0
+	})
+	if rp.LowWatermark != 2 {
+		t.Fatalf("low watermark %d, want 2", rp.LowWatermark)
+	}
+}
+
+// TestRetentionBytesInTheBackground: the agent's own janitor loop
+// (compaction.interval) applies retention.bytes once it is set, and its
+// collector deletes the expired segments after gc.grace, keeping the rest.
+func TestRetentionBytesInTheBackground(t *testing.T) {
+	forEachBackend(t, testRetentionBytesInTheBackground)
+}
+
+func testRetentionBytesInTheBackground(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, func(c *agent.Config) {
+		c.CompactionInterval = 50 * time.Millisecond
+		c.GCGrace = 100 * time.Millisecond
+	})
+	cl := ta.client(t)
+	createTopic(t, cl, "rb", 1, nil)
+	for i := 0; i < 4; i++ {
+		produceTo(t, cl.SeedBrokers()[0], "rb", batch(fmt.Sprintf("v%d", i))) // one flush, one object each
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topic, err := ta.store.Topic(ctx, "rb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ta.store.Index(ctx, metastore.TopicPartition{Topic: topic.ID}, 0, 1<<40, 100)
+	if err != nil || len(rows) != 4 {
+		t.Fatalf("index rows %+v, %v; want 4", rows, err)
+	}
+	// One byte: Kafka deletes the oldest segment while what remains after
+	// it still reaches retention.bytes, so only the newest row stays.
+	if _, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.bytes", Value: ptr("1")}}, "rb"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "retention.bytes to move the log start to the newest row", func() bool {
+		return startOffset(t, cl, "rb") == 3
+	})
+	poll.Until(t, "the expired segments to leave the bucket", func() bool {
+		for _, r := range rows[:3] {
+			if _, err := ta.bucket.Head(ctx, r.SegmentKey); !objectstore.IsNotFound(err) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := ta.bucket.Head(ctx, rows[3].SegmentKey); err != nil {
+		t.Fatalf("the kept segment: %v", err)
+	}
+	if recs := consumeAll(t, ta.addr, "rb", 1); string(recs[0].Value) != "v3" || recs[0].Offset != 3 {
+		t.Fatalf("consumer from earliest: %q at %d, want v3 at 3", recs[0].Value, recs[0].Offset)
+	}
+}
