@@ -105,7 +105,7 @@ func (s *Store) ApplyRetention(ctx context.Context, tp metastore.TopicPartition,
 
 // retentionScanRows is how many rows one query of the time-retention walk
 // reads.
-const retentionScanRows = 1000
+var retentionScanRows = 1000 // a variable for tests
 
 // firstUnexpired returns the base offset of the first row, in offset order,
 // whose MaxTimestamp is not before expireBefore (hw if there is none): the
