@@ -529,3 +529,47 @@ func testRetentionBytesInTheBackground(t *testing.T, bk backend) {
 		t.Fatalf("consumer from earliest: %q at %d, want v3 at 3", recs[0].Value, recs[0].Offset)
 	}
 }
+
+// TestDescribeProducersFollowsLogStart: kadm's DescribeProducers lists an
+// idempotent producer (kgo's default) with its last sequence; once
+// DeleteRecords moves the log start past all its data, its state is pruned
+// and it is no longer listed.
+func TestDescribeProducersFollowsLogStart(t *testing.T) {
+	forEachBackend(t, testDescribeProducersFollowsLogStart)
+}
+
+func testDescribeProducersFollowsLogStart(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, quietJobs)
+	cl := ta.client(t, kgo.DefaultProduceTopic("dp"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, "dp", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	var ts kadm.TopicsSet
+	ts.Add("dp", 0)
+	described := func() []kadm.DescribedProducer {
+		t.Helper()
+		d, err := adm.DescribeProducers(ctx, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.SortedProducers()
+	}
+	ps := described()
+	if len(ps) != 1 || ps[0].LastSequence != 2 || ps[0].CurrentTxnStartOffset != -1 || ps[0].LastTimestamp <= 0 {
+		t.Fatalf("producers %+v; want one idempotent producer at sequence 2, no transaction", ps)
+	}
+	var os kadm.Offsets
+	os.AddOffset("dp", 0, -1, -1)
+	if res, err := adm.DeleteRecords(ctx, os); err != nil || res["dp"][0].Err != nil {
+		t.Fatalf("delete records: %v %v", err, res["dp"][0].Err)
+	}
+	if ps := described(); len(ps) != 0 {
+		t.Fatalf("producers after the log start passed their data: %+v", ps)
+	}
+}

@@ -158,6 +158,23 @@ type ProducerStore interface {
 	// CommitFlush checks) not touched since olderThan, as Kafka does after
 	// producer.id.expiration.ms, and reports how many were removed.
 	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
+	// PartitionProducers lists the producers tp keeps state for — those
+	// whose sequences CommitFlush checks, and those with an open
+	// transaction there — ordered by producer id, as Kafka's
+	// DescribeProducers lists a partition's active producers. State below
+	// the log start offset is pruned with it (see RetentionStore).
+	PartitionProducers(ctx context.Context, tp TopicPartition) ([]PartitionProducer, error)
+}
+
+// PartitionProducer is one producer's state on one partition.
+type PartitionProducer struct {
+	ProducerID    int64
+	ProducerEpoch int16 // -1 if unknown (a transaction whose state holds no batch here)
+	LastSequence  int32 // of its newest batch kept; -1 if none
+	LastTimestamp int64 // Unix ms of the state's last update; -1 if none
+	// TxnStartOffset is the first offset of its open transaction on the
+	// partition, -1 if none.
+	TxnStartOffset int64
 }
 
 // OffsetStore keeps consumer groups' committed offsets, unfenced (the

@@ -147,8 +147,36 @@ func testPruneBelowLogStart(t *testing.T, s metastore.Store) {
 	if ab, err := s.AbortedTxns(ctx, tp, 0, 10); err != nil || len(ab) != 1 {
 		t.Fatalf("AbortedTxns = %+v, %v; want one", ab, err)
 	}
+	producers := func() []metastore.PartitionProducer {
+		t.Helper()
+		ps, err := s.PartitionProducers(ctx, tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ps {
+			if ps[i].LastTimestamp <= 0 {
+				t.Fatalf("producer %d: last timestamp %d", ps[i].ProducerID, ps[i].LastTimestamp)
+			}
+			ps[i].LastTimestamp = 0
+		}
+		return ps
+	}
+	want := []metastore.PartitionProducer{
+		{ProducerID: 5, ProducerEpoch: 0, LastSequence: 1, TxnStartOffset: -1},
+		{ProducerID: 7, ProducerEpoch: 0, LastSequence: 1, TxnStartOffset: -1},
+		{ProducerID: 8, ProducerEpoch: 0, LastSequence: 0, TxnStartOffset: 5},
+		{ProducerID: 9, ProducerEpoch: 0, LastSequence: 0, TxnStartOffset: -1},
+	}
+	if got := producers(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("PartitionProducers = %+v, want %+v", got, want)
+	}
 	if _, err := s.AdvanceLogStart(ctx, tp, 6); err != nil {
 		t.Fatal(err)
+	}
+	// DescribeProducers' view: producers whose newest batch is below the
+	// log start are gone, unless their transaction is still open.
+	if got := producers(); !reflect.DeepEqual(got, []metastore.PartitionProducer{want[2], want[3]}) {
+		t.Fatalf("PartitionProducers after the log start moved = %+v, want %+v", got, want[2:])
 	}
 	if ab, err := s.AbortedTxns(ctx, tp, 0, 10); err != nil || len(ab) != 0 {
 		t.Fatalf("AbortedTxns below the log start = %+v, %v; want none", ab, err)
