@@ -123,9 +123,10 @@ func DefaultConfig() Config {
 		// bucket returns to its retained size within interval + grace.
 		CompactionInterval: time.Minute,
 		// Five minutes: far longer than any fetch holds a resolved index
-		// row (a read is bounded by request timeouts of seconds; a long poll
-		// resolves rows again each time it wakes), and short enough that
-		// expired data leaves the bucket soon after retention.
+		// row (a read lasts at most about a client's request timeout, 30 s
+		// by default, and a long poll resolves rows again each time it
+		// wakes), and short enough that expired data leaves the bucket soon
+		// after retention.
 		GCGrace:       5 * time.Minute,
 		ShutdownGrace: 30 * time.Second,
 		Authorizer:    AuthorizerNone,
