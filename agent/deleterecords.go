@@ -36,15 +36,12 @@ func (a *Agent) handleDeleteRecords(ctx context.Context, c *wire.Conn, kreq kmsg
 			topic *partition.Topic
 			err   error
 		)
-		switch {
-		case !az.topic(metastore.OpDelete, rt.Topic):
+		if !az.topic(metastore.OpDelete, rt.Topic) {
 			code = kerr.TopicAuthorizationFailed.Code
-		default:
-			if topic, err = a.topics.Get(ctx, rt.Topic); err != nil {
-				code = errorCode(err)
-			} else if !strings.Contains(topicConfigValue(topic.Config, "cleanup.policy"), "delete") {
-				code = kerr.PolicyViolation.Code
-			}
+		} else if topic, err = a.topics.Get(ctx, rt.Topic); err != nil {
+			code = errorCode(err)
+		} else if !strings.Contains(topicConfigValue(topic.Config, "cleanup.policy"), "delete") {
+			code = kerr.PolicyViolation.Code // as Kafka: a compacted log keeps its offsets
 		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
