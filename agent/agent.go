@@ -38,8 +38,9 @@ type Agent struct {
 	groups        *group.Coordinator  // consumer groups this agent coordinates
 	txns          *txn.Coordinator    // transactional ids this agent coordinates
 	lag           *jobs.LagReporter   // consumer lag, on the elected agent
-	janitor       *jobs.Janitor       // orphaned uploads, expiries, under a lease
-	acls          *acl.Authorizer     // nil unless authorizer=acl
+	janitor       *jobs.Janitor       // retention, garbage collection, expiries, under a lease
+	jobMetrics    *jobs.Metrics
+	acls          *acl.Authorizer // nil unless authorizer=acl
 	server        *wire.Server
 	tls           *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
 	auth          *auth.Authenticator // nil without SASL
@@ -112,7 +113,14 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		IsCoordinator: a.isCoordinator, Logger: log,
 	})
 	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
-	a.janitor = &jobs.Janitor{AgentID: cfg.ID, Store: store, Bucket: bucket, Log: log, Interval: cfg.JanitorInterval, MinAge: cfg.OrphanMinAge}
+	a.jobMetrics = jobs.NewMetrics()
+	a.janitor = &jobs.Janitor{
+		AgentID: cfg.ID, Store: store, Log: log, Interval: cfg.CompactionInterval, ExpiryInterval: cfg.JanitorInterval,
+		Retention: &jobs.Retention{Store: store, Log: log, Metrics: a.jobMetrics, OnLogStart: a.topics.LogStartMoved},
+		// Deletes go through the block cache, which drops the object's
+		// cached blocks.
+		GC: &jobs.GC{Store: store, Bucket: bucket, Log: log, OrphanMinAge: cfg.OrphanMinAge, Grace: cfg.GCGrace, Metrics: a.jobMetrics},
+	}
 
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.pipeline.Add(1)
@@ -256,6 +264,11 @@ func (a *Agent) nodeID() int32 { return a.members.Self().NodeID }
 func (a *Agent) GroupCount() int {
 	return a.groups.Count()
 }
+
+// RunJanitorOnce applies retention and collects garbage now, as the agent
+// holding the janitor lease does every compaction.interval; admin tools and
+// tests use it.
+func (a *Agent) RunJanitorOnce(ctx context.Context) { a.janitor.RunOnce(ctx) }
 
 // ComputeConsumerLag computes consumer-group lag now and exports it, as the
 // elected agent does periodically; admin tools and tests use it.

@@ -64,6 +64,13 @@ func startAgentOn(t *testing.T, store metastore.Store, bucket objectstore.Bucket
 // its socket wrapped by wrap if given (TLS).
 func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), l wire.Listener, wrap ...func(net.Listener) net.Listener) *testAgent {
 	t.Helper()
+	return startAgentCached(t, store, bucket, mutate, cache.DefaultConfig(), l, wrap...)
+}
+
+// startAgentCached is startAgentListener with a block cache configured as
+// ccfg (MemoryBytes 0: every read goes to the bucket).
+func startAgentCached(t *testing.T, store metastore.Store, bucket objectstore.Bucket, mutate func(*agent.Config), ccfg cache.Config, l wire.Listener, wrap ...func(net.Listener) net.Listener) *testAgent {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +87,7 @@ func startAgentListener(t *testing.T, store metastore.Store, bucket objectstore.
 	for _, w := range wrap {
 		lns[0] = w(lns[0])
 	}
-	cb, err := cache.New(bucket, cache.DefaultConfig())
+	cb, err := cache.New(bucket, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

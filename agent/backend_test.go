@@ -104,6 +104,14 @@ var (
 // when t ends.
 func minioBucket(t *testing.T) objectstore.Bucket {
 	t.Helper()
+	b, _ := minioBucketNamed(t)
+	return b
+}
+
+// minioBucketNamed is minioBucket, also naming the bucket, for tests that
+// list it with minio-go, independently of Silt's own s3 driver.
+func minioBucketNamed(t *testing.T) (objectstore.Bucket, string) {
+	t.Helper()
 	srv := testenv.MinIO(t)
 	// The s3 driver takes credentials from the AWS default chain. t.Setenv
 	// is refused in parallel tests, and every test here uses the same
@@ -120,11 +128,11 @@ func minioBucket(t *testing.T) objectstore.Bucket {
 	if minioEnvErr != nil {
 		t.Fatal(minioEnvErr)
 	}
-	_, rawURL := srv.NewBucket(t)
+	name, rawURL := srv.NewBucket(t)
 	b, err := bucketurl.Open(context.Background(), rawURL)
 	if err != nil {
 		t.Fatalf("open MinIO bucket: %v", err)
 	}
 	t.Cleanup(func() { b.Close() }) // after the agents using it (cleanups run last first)
-	return b
+	return b, name
 }

@@ -75,10 +75,19 @@ type Config struct {
 	MembershipTTL time.Duration
 
 	// OrphanMinAge is how old an uncommitted upload must be before the
-	// janitor deletes it (orphan.min.age); JanitorInterval is how often it
-	// looks (janitor.interval).
+	// garbage collector dooms it (orphan.min.age); JanitorInterval is how
+	// often idle producer state and transactional ids are expired
+	// (janitor.interval).
 	OrphanMinAge    time.Duration
 	JanitorInterval time.Duration
+
+	// CompactionInterval is how often the agent holding the janitor lease
+	// applies retention and collects garbage (compaction.interval).
+	// GCGrace is how long an object stays in the bucket after the garbage
+	// collector found it unreferenced (gc.grace): a fetch that resolved an
+	// index row just before retention pruned it still reads its bytes.
+	CompactionInterval time.Duration
+	GCGrace            time.Duration
 
 	// ShutdownGrace bounds a graceful stop: finish buffered flushes and
 	// answer in-flight requests. (shutdown.grace)
@@ -115,8 +124,17 @@ func DefaultConfig() Config {
 		MembershipTTL:     10 * time.Second,
 		OrphanMinAge:      time.Hour,
 		JanitorInterval:   5 * time.Minute,
-		ShutdownGrace:     30 * time.Second,
-		Authorizer:        AuthorizerNone,
+		// A minute: retention is a few store queries per partition, and the
+		// bucket returns to its retained size within interval + grace.
+		CompactionInterval: time.Minute,
+		// Five minutes: far longer than any fetch holds a resolved index
+		// row (a read lasts at most about a client's request timeout, 30 s
+		// by default, and a long poll resolves rows again each time it
+		// wakes), and short enough that expired data leaves the bucket soon
+		// after retention.
+		GCGrace:       5 * time.Minute,
+		ShutdownGrace: 30 * time.Second,
+		Authorizer:    AuthorizerNone,
 	}
 }
 
@@ -175,6 +193,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("orphan.min.age: must be at least 1m (uploads younger than this may still commit), got %v", c.OrphanMinAge)
 	case c.JanitorInterval <= 0:
 		return fmt.Errorf("janitor.interval: must be positive, got %v", c.JanitorInterval)
+	case c.CompactionInterval <= 0:
+		return fmt.Errorf("compaction.interval: must be positive, got %v", c.CompactionInterval)
+	case c.GCGrace < 0:
+		return fmt.Errorf("gc.grace: must not be negative, got %v", c.GCGrace)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown.grace: must be positive, got %v", c.ShutdownGrace)
 	}

@@ -1,7 +1,13 @@
 package agent
 
-// DescribeProducers, version 0: a partition's producers with an open
-// transaction.
+// DescribeProducers, version 0: the producers a partition keeps state for,
+// as Kafka lists its active producers: idempotent and transactional
+// producers whose sequences it checks (last sequence and the time of their
+// last write), with the start of their open transaction if any. State of
+// producers whose data is all below the log start offset is pruned with it
+// (retention, DeleteRecords), and idle state expires after
+// producer.id.expiration (a day); an open transaction is kept whatever the
+// log start. CoordinatorEpoch is not tracked (-1).
 
 import (
 	"context"
@@ -35,16 +41,18 @@ func (a *Agent) handleDescribeProducers(ctx context.Context, c *wire.Conn, kreq 
 				t.Partitions = append(t.Partitions, rp)
 				continue
 			}
-			ongoing, err := a.store.OngoingTxns(ctx, topic.Partitions[p].TP)
+			producers, err := a.store.PartitionProducers(ctx, topic.Partitions[p].TP)
 			if err != nil {
 				rp.ErrorCode = kerr.KafkaStorageError.Code
 			}
-			for _, o := range ongoing {
+			for _, pr := range producers {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
-				ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = o.ProducerID, -1, -1
-				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1, o.FirstOffset
-				if tx, ok, err := a.store.TxnByProducer(ctx, o.ProducerID); err == nil && ok {
-					ap.ProducerEpoch = int32(tx.Epoch)
+				ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = pr.ProducerID, int32(pr.ProducerEpoch), pr.LastSequence
+				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = pr.LastTimestamp, -1, pr.TxnStartOffset
+				if pr.ProducerEpoch < 0 && pr.TxnStartOffset >= 0 {
+					if tx, ok, err := a.store.TxnByProducer(ctx, pr.ProducerID); err == nil && ok {
+						ap.ProducerEpoch = int32(tx.Epoch)
+					}
 				}
 				rp.ActiveProducers = append(rp.ActiveProducers, ap)
 			}

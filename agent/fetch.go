@@ -8,10 +8,13 @@ package agent
 // Long polls wait up to MaxWaitMs for MinBytes, woken by commits. A response
 // holds at most fetch.max.bytes of batches, whatever MaxBytes and
 // PartitionMaxBytes ask for, except that the first batch found is returned
-// whole (KIP-74).
+// whole (KIP-74). Every partition's answer carries its log start offset; an
+// offset below it is OFFSET_OUT_OF_RANGE, also when retention or
+// DeleteRecords moves it during the read (the store is asked again first).
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -171,7 +174,14 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			continue
 		}
 		limit := min(fp.maxBytes, maxBytes-total) // maxBytes also caps each partition
-		data, err := a.reader.Read(ctx, fp.p, fp.offset, end, limit, total == 0)
+		data, err := a.readPartition(ctx, fp.p, fp.offset, end, limit, total == 0)
+		if errors.Is(err, errBelowLogStart) {
+			_, logStart := fp.p.Offsets()
+			rp.LogStartOffset = logStart
+			rp.ErrorCode = kerr.OffsetOutOfRange.Code
+			errored = true
+			continue
+		}
 		if err != nil {
 			a.log.Warn("fetch read failed", "topic", fp.p.TopicName, "partition", fp.p.Index, "offset", fp.offset, "err", err)
 			rp.ErrorCode = kerr.KafkaStorageError.Code
@@ -200,4 +210,35 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		total += int64(len(data))
 	}
 	return total, errored
+}
+
+// errBelowLogStart: the offset read is now below the partition's log start
+// offset (retention or DeleteRecords moved it while the fetch was reading).
+var errBelowLogStart = errors.New("offset below the log start offset")
+
+// readAttempts bounds how often a read re-resolves the index after finding
+// its rows gone (the log start moving again each time).
+const readAttempts = 3
+
+// readPartition reads p from offset. When the index rows it resolved are
+// gone (partition.ErrIndexGone: an object deleted after retention pruned
+// its rows), it re-reads the log start offset from the store: below it the
+// answer is errBelowLogStart (OFFSET_OUT_OF_RANGE to the client), never a
+// server error; otherwise it reads again from freshly resolved rows.
+func (a *Agent) readPartition(ctx context.Context, p *partition.Partition, offset, end, limit int64, first bool) ([]byte, error) {
+	var err error
+	for range readAttempts {
+		var data []byte
+		data, err = a.reader.Read(ctx, p, offset, end, limit, first)
+		if !errors.Is(err, partition.ErrIndexGone) {
+			return data, err
+		}
+		if rerr := a.topics.Resync(ctx, p); rerr != nil {
+			return nil, rerr
+		}
+		if _, logStart := p.Offsets(); offset < logStart {
+			return nil, errBelowLogStart
+		}
+	}
+	return nil, err
 }

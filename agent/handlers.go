@@ -14,6 +14,7 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.Produce), 3, 11, a.handleProduce)
 	r.Register(int16(kmsg.Fetch), 4, 16, a.handleFetch)
 	r.Register(int16(kmsg.ListOffsets), 1, 8, a.handleListOffsets)
+	r.Register(int16(kmsg.DeleteRecords), 0, 2, a.handleDeleteRecords)
 	r.Register(int16(kmsg.Metadata), 1, 12, a.handleMetadata)
 	r.Register(int16(kmsg.CreateTopics), 2, 7, a.handleCreateTopics)
 	r.Register(int16(kmsg.DeleteTopics), 1, 6, a.handleDeleteTopics)

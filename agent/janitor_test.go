@@ -34,13 +34,13 @@ func testJanitorDeletesOnlyOrphans(t *testing.T, bk backend) {
 		t.Fatal(err)
 	}
 
-	j := &jobs.Janitor{AgentID: "test", Store: ta.store, Bucket: ta.bucket, Log: slog.Default(), MinAge: 0}
-	// With MinAge 0 the agent's own unused key reservations (recorded
-	// uploads without objects) are collected too; in service orphan.min.age
-	// is far longer than a reservation may wait (keyMaxAge).
-	n, err := j.CollectOnce(ctx)
-	if err != nil || n < 1 {
-		t.Fatalf("collect: deleted %d, err %v; want the orphan deleted", n, err)
+	j := &jobs.GC{Store: ta.store, Bucket: ta.bucket, Log: slog.Default(), OrphanMinAge: 0, Grace: 0}
+	// With OrphanMinAge 0 the agent's own unused key reservations
+	// (recorded uploads without objects) are collected too; in service
+	// orphan.min.age is far longer than a reservation may wait (keyMaxAge).
+	c, err := j.CollectOnce(ctx)
+	if err != nil || c.Deleted < 1 {
+		t.Fatalf("collect: %+v, err %v; want the orphan deleted", c, err)
 	}
 	if _, err := ta.bucket.Head(ctx, orphan); !objectstore.IsNotFound(err) {
 		t.Fatalf("orphan still in the bucket: %v", err)

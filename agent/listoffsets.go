@@ -1,7 +1,8 @@
 package agent
 
-// ListOffsets, versions 1–8: latest (-1), earliest (-2), max timestamp (-3,
-// v7+) and by timestamp. By-timestamp finds the chunk through the store's
+// ListOffsets, versions 1–8: latest (-1), earliest (-2: the log start
+// offset), max timestamp (-3, v7+) and by timestamp (never below the log
+// start offset). By-timestamp finds the chunk through the store's
 // timestamp index and then the exact record by decoding that batch, with
 // decompression bounded by maxDecompressedBatch.
 
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/segment"
 	"github.com/siltstream/silt/wire"
@@ -72,21 +74,45 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 		return -1, hw, nil
 	case -2:
 		return -1, logStart, nil
-	case -3:
-		row, ok, err := a.store.IndexMaxTimestamp(ctx, p.TP)
+	}
+	if target < -3 {
+		return -1, -1, kerr.InvalidRequest
+	}
+	// A row found may have been pruned by retention, and its object
+	// deleted, before it is read: then look again, in the index as it is
+	// now. Records below the log start offset are never answered (Kafka
+	// searches from it).
+	for attempt := 0; ; attempt++ {
+		var (
+			row metastore.IndexEntry
+			ok  bool
+			err error
+		)
+		if target == -3 {
+			row, ok, err = a.store.IndexMaxTimestamp(ctx, p.TP)
+		} else {
+			row, ok, err = a.store.IndexByTimestamp(ctx, p.TP, target)
+		}
 		if err != nil || !ok {
 			return -1, -1, err
 		}
-		return a.findRecord(ctx, row, row.MaxTimestamp) // the first record at the maximum
+		want := target
+		if target == -3 {
+			want = row.MaxTimestamp // the first record at the maximum
+		}
+		ts, off, err := a.findRecord(ctx, row, want)
+		if objectstore.IsNotFound(err) && attempt < readAttempts {
+			continue
+		}
+		if err == nil && off >= 0 {
+			if err := a.topics.Load(ctx, p); err != nil {
+				return -1, -1, err
+			}
+			_, logStart := p.Offsets()
+			off = max(off, logStart)
+		}
+		return ts, off, err
 	}
-	if target < 0 {
-		return -1, -1, kerr.InvalidRequest
-	}
-	row, ok, err := a.store.IndexByTimestamp(ctx, p.TP, target)
-	if err != nil || !ok {
-		return -1, -1, err
-	}
-	return a.findRecord(ctx, row, target)
 }
 
 // maxDecompressedBatch bounds the records of one batch decompressed to find

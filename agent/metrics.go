@@ -131,6 +131,7 @@ func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
 	if a.auth != nil {
 		cs = append(cs, a.auth.Collectors()...)
 	}
+	cs = append(cs, a.jobMetrics.Collectors()...)
 	for _, c := range append(cs, a.ingest.Metrics().Collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return err

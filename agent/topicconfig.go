@@ -21,11 +21,11 @@ type topicConfigDef struct {
 
 var topicConfigDefs = []topicConfigDef{
 	{name: "cleanup.policy", def: "delete", validate: oneOf("delete", "compact", "compact,delete", "delete,compact"),
-		note: "stored; retention and compaction jobs are not implemented yet"},
+		note: "delete: retention applies; compact alone turns it off; compaction is not implemented yet"},
 	{name: "compression.type", def: "producer", validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
 		note: "stored; batches are kept as the producer compressed them"},
-	{name: "retention.ms", def: "604800000", validate: intAtLeast(-1), note: "stored; not enforced yet"},
-	{name: "retention.bytes", def: "-1", validate: intAtLeast(-1), note: "stored; not enforced yet"},
+	{name: "retention.ms", def: "604800000", validate: intAtLeast(-1), note: "by batches' max timestamp, a whole index row (one flush of the partition) at a time"},
+	{name: "retention.bytes", def: "-1", validate: intAtLeast(-1), note: "per partition, a whole index row (one flush of the partition) at a time"},
 	{name: "max.message.bytes", def: "1048588", validate: intAtLeast(0)},
 	{name: "message.timestamp.type", def: "CreateTime", validate: oneOf("CreateTime")},
 	{name: "segment.bytes", def: "1073741824", validate: intAtLeast(14), note: "accepted for compatibility; segments are cut by flush"},

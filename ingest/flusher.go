@@ -244,11 +244,13 @@ func (f *flusher) commit(ctx context.Context, fl *flush) {
 		// go on: one bad flush must not wedge the ordered pipeline.
 		f.log.Error("flush cannot be committed; producers get an error", "segment", fl.key, "err", err)
 		if errors.Is(err, metastore.ErrUploadNotRecorded) {
-			// The janitor forgot the upload record (it took a reserved key
-			// for an orphan): nothing will ever find this object again, and
-			// no index row references it. Delete it now, best effort.
-			if derr := f.bucket.Delete(ctx, fl.key); derr != nil {
-				f.log.Warn("delete segment that can never commit", "segment", fl.key, "err", derr)
+			// The collector doomed the upload record (it took a reserved
+			// key for an orphan), perhaps before this object was written:
+			// queue it again so the collector deletes what we wrote, after
+			// its grace, by the one deletion path. Best effort: an object
+			// it misses is an untracked leak, never a lost record.
+			if derr := f.store.AbandonUpload(ctx, fl.key); derr != nil {
+				f.log.Warn("queue segment that can never commit for deletion", "segment", fl.key, "err", derr)
 			}
 		}
 		f.fail(fl, err)

@@ -79,6 +79,7 @@ type Observer interface {
 // Store is what the pipeline needs from the metastore.
 type Store interface {
 	RecordUploads(ctx context.Context, keys []string, agentID string) error
+	AbandonUpload(ctx context.Context, key string) error
 	CommitFlush(ctx context.Context, f metastore.Flush) (metastore.FlushResult, error)
 }
 

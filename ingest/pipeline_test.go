@@ -398,12 +398,35 @@ func TestPermanentCommitErrorDoesNotWedge(t *testing.T) {
 	}
 }
 
-// Issue 11, item 10: an upload whose record the janitor forgot can never
-// commit; its object is deleted rather than leaked (no record points at
-// it any more, so nothing else would).
-func TestUploadNotRecordedIsDeleted(t *testing.T) {
-	fs := &failingStore{err: fmt.Errorf("commit: %w", metastore.ErrUploadNotRecorded)}
-	f := start(t, ingest.Config{}, func(s ingest.Store) ingest.Store { fs.Store = s; return fs })
+// collectedBeforeCommit is the store as a flusher sees it when its upload
+// was doomed as an orphan and the collector deleted the object and forgot
+// it (a PUT that had not finished yet writes it again afterwards), all
+// before the commit: the commit is then refused by the real store.
+type collectedBeforeCommit struct {
+	ingest.Store
+	st *sqlite.Store
+}
+
+func (s *collectedBeforeCommit) CommitFlush(ctx context.Context, fl metastore.Flush) (metastore.FlushResult, error) {
+	if ok, err := s.st.ForgetUpload(ctx, fl.SegmentKey); err != nil || !ok {
+		return metastore.FlushResult{}, fmt.Errorf("forget upload: %v, %v", ok, err)
+	}
+	if err := s.st.ForgetDoomed(ctx, []string{fl.SegmentKey}); err != nil {
+		return metastore.FlushResult{}, err
+	}
+	return s.Store.CommitFlush(ctx, fl)
+}
+
+// Issue 11, item 10, and issue 12's one deletion path: an upload whose
+// record the collector doomed can never commit; its object is queued for
+// the garbage collector again (which deletes it after gc.grace) rather
+// than leaked or deleted outside it.
+func TestUploadNotRecordedIsQueuedForGC(t *testing.T) {
+	var cs *collectedBeforeCommit
+	f := start(t, ingest.Config{}, func(s ingest.Store) ingest.Store {
+		cs = &collectedBeforeCommit{Store: s, st: s.(*sqlite.Store)}
+		return cs
+	})
 	ctx := context.Background()
 	p, _, err := f.p.Submit(ctx, f.batches(0, 1))
 	if err != nil {
@@ -416,8 +439,16 @@ func TestUploadNotRecordedIsDeleted(t *testing.T) {
 	if err := f.bucket.List(ctx, "", func(a objectstore.Attrs) error { left = append(left, a.Key); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(left) != 0 {
-		t.Fatalf("objects left in the bucket: %v", left)
+	if len(left) != 1 {
+		t.Fatalf("objects in the bucket: %v; want the refused segment, until the collector deletes it", left)
+	}
+	var queued []metastore.DoomedObject
+	poll.Until(t, "the refused segment queued for the collector", func() bool {
+		queued, err = f.store.DoomedObjects(ctx, 0, 10)
+		return err == nil && len(queued) == 1
+	})
+	if queued[0].Key != left[0] {
+		t.Fatalf("queued %v, want %s", queued, left[0])
 	}
 }
 

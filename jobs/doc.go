@@ -1,7 +1,10 @@
 // Package jobs is background work that one agent of the cluster does at a
-// time, under a lease in the metastore: the janitor (orphaned uploads,
-// expired producer state and transactional ids) and the consumer-lag
-// reporter. Retention, compaction and garbage collection belong here next.
+// time, under a lease in the metastore: the Janitor, which runs Retention
+// (retention.ms and retention.bytes move partitions' log start offsets)
+// and the GC (the one path by which objects leave the bucket: orphaned
+// uploads, expired data, deleted topics, each only once unreferenced and
+// after gc.grace) and expires idle producer state and transactional ids;
+// and the consumer-lag reporter. Compaction belongs here next.
 //
 // A job takes only the store roles and the bucket it uses. It must not
 // import agent or the request-serving packages (ingest, partition, group,

@@ -6,46 +6,56 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/objectstore"
 )
 
 // txnIDExpiry is Kafka's default transactional.id.expiration.ms: an idle
 // transactional id is forgotten after a week.
 const txnIDExpiry = 7 * 24 * time.Hour
 
-// orphanLease names the lease whose holder collects orphans, so that in a
-// cluster one agent at a time does it.
+// orphanLease names the lease whose holder runs the janitor's work, so
+// that in a cluster one agent at a time does it. The name predates
+// retention; it is kept so that an agent of an older version, which
+// collected orphans under it, never runs beside a newer one.
 const orphanLease = "janitor/orphans"
 
-// JanitorStore is what the janitor needs from the metastore.
+// JanitorStore is what the janitor itself needs from the metastore; its
+// retention and collector bring their own stores.
 type JanitorStore interface {
-	metastore.UploadStore
 	metastore.LeaseStore
 	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
 	ExpireTxns(ctx context.Context, olderThan time.Time) (int, error)
 }
 
-// Janitor deletes orphaned uploads: objects whose upload was recorded but
-// never committed (the agent died, or its commit failed for good). Nothing
-// acknowledged is in an orphan, since producers are only answered after the
-// commit, and the store refuses to commit an upload the janitor forgot.
+// Janitor runs the background work on the bucket's data and the store's
+// idle state, on whichever agent holds its lease: every Interval
+// (compaction.interval) retention then garbage collection, so that data
+// retention expires becomes garbage in the same pass; every
+// ExpiryInterval (janitor.interval) the expiry of idle producer state and
+// transactional ids.
+//
+// One lease rather than per-partition leaders: retention is a few store
+// queries per partition and no bucket traffic, and the collector's
+// deletes are cheap, so one agent keeps up with a large cluster; compaction,
+// which reads and writes the bucket, is where spreading work pays.
 type Janitor struct {
-	AgentID  string
-	Store    JanitorStore
-	Bucket   objectstore.Bucket
-	Log      *slog.Logger
-	Interval time.Duration // how often to look
-	MinAge   time.Duration // uploads younger than this may still commit
+	AgentID        string
+	Store          JanitorStore
+	Log            *slog.Logger
+	Interval       time.Duration
+	ExpiryInterval time.Duration
 	// ProducerExpiry is how long an idempotent producer's sequence state is
 	// kept after its last write (Kafka's producer.id.expiration.ms);
 	// zero means one day, Kafka's default.
 	ProducerExpiry time.Duration
+	Retention      *Retention
+	GC             *GC
 }
 
-// Run collects orphans every Interval until ctx ends.
+// Run does the work while holding the lease, until ctx ends.
 func (j *Janitor) Run(ctx context.Context) {
 	t := time.NewTicker(j.Interval)
 	defer t.Stop()
+	var lastExpiry time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -56,51 +66,50 @@ func (j *Janitor) Run(ctx context.Context) {
 		if err != nil || !held {
 			continue
 		}
-		expiry := j.ProducerExpiry
-		if expiry == 0 {
-			expiry = 24 * time.Hour
+		if time.Since(lastExpiry) >= j.ExpiryInterval {
+			lastExpiry = time.Now()
+			j.expire(ctx)
 		}
-		if n, err := j.Store.ExpireProducers(ctx, time.Now().Add(-expiry)); err != nil {
-			j.Log.Warn("producer state expiry failed", "err", err)
-		} else if n > 0 {
-			j.Log.Info("expired idle producer state", "count", n)
+		j.RunOnce(ctx)
+	}
+}
+
+// RunOnce applies retention and collects garbage once, logging what it did.
+func (j *Janitor) RunOnce(ctx context.Context) {
+	if j.Retention != nil {
+		a, err := j.Retention.ApplyOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			j.Log.Warn("retention failed", "err", err)
 		}
-		if n, err := j.Store.ExpireTxns(ctx, time.Now().Add(-txnIDExpiry)); err != nil {
-			j.Log.Warn("transactional id expiry failed", "err", err)
-		} else if n > 0 {
-			j.Log.Info("expired idle transactional ids", "count", n)
+		if a.Moved > 0 {
+			j.Log.Info("retention moved log start offsets", "partitions", a.Moved, "rows", a.ExpiredRows, "bytes", a.ExpiredBytes)
 		}
-		if n, err := j.CollectOnce(ctx); err != nil {
-			j.Log.Warn("orphan collection failed", "err", err, "deleted", n)
-		} else if n > 0 {
-			j.Log.Info("deleted orphaned uploads", "count", n)
+	}
+	if j.GC != nil {
+		c, err := j.GC.CollectOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			j.Log.Warn("garbage collection failed", "err", err, "deleted", c.Deleted)
+		}
+		if c != (Collected{}) {
+			j.Log.Info("garbage collected", "orphans_doomed", c.Orphans, "segments_doomed", c.Unreferenced,
+				"deleted", c.Deleted, "deleted_bytes", c.DeletedBytes)
 		}
 	}
 }
 
-// CollectOnce deletes the orphans older than MinAge and reports how many.
-// The record is forgotten before the object is deleted: once forgotten, a
-// late commit of that upload is refused, so no index row can point at a
-// deleted object. An orphan whose commit landed after it was listed is not
-// forgotten, and its object stays.
-func (j *Janitor) CollectOnce(ctx context.Context) (int, error) {
-	orphans, err := j.Store.Orphans(ctx, time.Now().Add(-j.MinAge))
-	if err != nil {
-		return 0, err
+func (j *Janitor) expire(ctx context.Context) {
+	expiry := j.ProducerExpiry
+	if expiry == 0 {
+		expiry = 24 * time.Hour
 	}
-	n := 0
-	for _, o := range orphans {
-		forgotten, err := j.Store.ForgetUpload(ctx, o.Key)
-		if err != nil {
-			return n, err
-		}
-		if !forgotten {
-			continue // committed since it was listed: acknowledged data
-		}
-		if err := j.Bucket.Delete(ctx, o.Key); err != nil {
-			return n, err
-		}
-		n++
+	if n, err := j.Store.ExpireProducers(ctx, time.Now().Add(-expiry)); err != nil {
+		j.Log.Warn("producer state expiry failed", "err", err)
+	} else if n > 0 {
+		j.Log.Info("expired idle producer state", "count", n)
 	}
-	return n, nil
+	if n, err := j.Store.ExpireTxns(ctx, time.Now().Add(-txnIDExpiry)); err != nil {
+		j.Log.Warn("transactional id expiry failed", "err", err)
+	} else if n > 0 {
+		j.Log.Info("expired idle transactional ids", "count", n)
+	}
 }

@@ -64,9 +64,9 @@ func TestJanitorDeletesOnlyOrphans(t *testing.T) {
 	if err := b.Put(ctx, orphan, []byte("never committed")); err != nil {
 		t.Fatal(err)
 	}
-	j := &jobs.Janitor{AgentID: "a", Store: st, Bucket: b, Log: discard(), MinAge: 0}
-	if n, err := j.CollectOnce(ctx); err != nil || n != 1 {
-		t.Fatalf("collect: deleted %d, err %v; want the one orphan", n, err)
+	j := &jobs.GC{Store: st, Bucket: b, Log: discard(), OrphanMinAge: 0, Grace: 0}
+	if c, err := j.CollectOnce(ctx); err != nil || c.Orphans != 1 || c.Deleted != 1 {
+		t.Fatalf("collect: %+v, err %v; want the one orphan doomed and deleted", c, err)
 	}
 	if _, err := b.Head(ctx, orphan); !objectstore.IsNotFound(err) {
 		t.Fatalf("orphan still in the bucket: %v", err)
@@ -113,12 +113,12 @@ func TestLagFromTheStore(t *testing.T) {
 // flush's commit lands between the janitor listing orphans and acting on
 // them: Orphans lists, then the commit happens.
 type commitLandsAfterListing struct {
-	jobs.JanitorStore
+	jobs.GCStore
 	land func(ctx context.Context) error
 }
 
 func (s *commitLandsAfterListing) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.Upload, error) {
-	orphans, err := s.JanitorStore.Orphans(ctx, olderThan)
+	orphans, err := s.GCStore.Orphans(ctx, olderThan)
 	if err != nil {
 		return nil, err
 	}
@@ -143,14 +143,14 @@ func TestJanitorKeepsUploadCommittedAfterListing(t *testing.T) {
 	if err := b.Put(ctx, key, []byte("acknowledged after a long retry")); err != nil {
 		t.Fatal(err)
 	}
-	store := &commitLandsAfterListing{JanitorStore: st, land: func(ctx context.Context) error {
+	store := &commitLandsAfterListing{GCStore: st, land: func(ctx context.Context) error {
 		_, err := st.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "slow-agent", Size: 31, Chunks: []metastore.Chunk{{
 			TopicPartition: metastore.TopicPartition{Topic: topic.ID},
 			Length:         31, OffsetCount: 1, BatchCount: 1,
 		}}})
 		return err
 	}}
-	j := &jobs.Janitor{AgentID: "test", Store: store, Bucket: b, Log: discard(), MinAge: 0}
+	j := &jobs.GC{Store: store, Bucket: b, Log: discard(), OrphanMinAge: 0, Grace: 0}
 	if _, err := j.CollectOnce(ctx); err != nil {
 		t.Fatalf("collect: %v", err)
 	}

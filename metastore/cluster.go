@@ -50,6 +50,10 @@ type CommitHandler struct {
 	// TopicDeleted is called for every topic deleted, with its id and the
 	// deletion's number; numbers grow in the order deletions are reported.
 	TopicDeleted func(id TopicID, seq int64) error
+	// LogStartMoved is called after a partition's log start offset moved
+	// (RetentionStore), by any agent, with its new value. Cached index rows
+	// below it are gone from the store.
+	LogStartMoved func(tp TopicPartition, logStart int64)
 	// ACLsChanged is called after every change to the stored ACLs
 	// (ACLStore), by any agent. It should not block: readers reload
 	// elsewhere.

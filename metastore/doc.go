@@ -7,6 +7,12 @@
 // that assigns offsets to every partition it touches and records where the
 // bytes are. Offsets are assigned at commit, so commit order is offset order.
 //
+// The other end of a record's life: RetentionStore moves partitions' log
+// start offsets (retention, DeleteRecords) and prunes what falls below
+// them; GCStore is the garbage queue through which every object leaves the
+// bucket, doomed in the transaction that proves nothing references it (so
+// a racing commit is refused) and released only after a grace period.
+//
 // Stores live in sub-packages: postgres (pgx/v5, for clusters) and sqlite
 // (modernc.org/sqlite, the embedded single-node default). metastoreurl.Open
 // picks one from a URL; metastoretest.Run is the conformance suite both pass.

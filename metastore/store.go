@@ -30,6 +30,8 @@ type Store interface {
 	GroupStore
 	OffsetStore
 	TxnStore
+	RetentionStore
+	GCStore
 	LeaseStore
 	ClusterStore
 	CredentialStore
@@ -53,9 +55,10 @@ type TopicStore interface {
 	// DeleteTopic removes, in one transaction, a topic, its partitions, its
 	// index rows, consumer groups' committed offsets for it, its ongoing
 	// and aborted transactions and its producers' state, so that a topic
-	// later created under the same name starts from nothing. The
-	// segment objects stay in the bucket (other topics' chunks share them);
-	// a later garbage collection deletes objects no index row points at.
+	// later created under the same name starts from nothing. The segments
+	// that held its rows become garbage-collection candidates (see
+	// GCStore): other topics' chunks may share them, so each is doomed
+	// only once no index row references it.
 	// Unknown names give ErrUnknownTopic.
 	DeleteTopic(ctx context.Context, name string) error
 	// Topic returns one topic. Unknown names give ErrUnknownTopic.
@@ -130,13 +133,20 @@ type UploadStore interface {
 	// committed.
 	Orphans(ctx context.Context, olderThan time.Time) ([]Upload, error)
 	// ForgetUpload removes the record of an uncommitted upload, so that a
-	// later CommitFlush of it is refused, and reports whether it did. A
+	// later CommitFlush of it is refused, and queues its object for
+	// deletion (GCStore: it is doomed), and reports whether it did. A
 	// committed upload is never forgotten: then, or if key is not recorded
 	// at all, it changes nothing and returns false. Only after a forget
-	// that returned true may the caller delete the object; an upload listed
+	// that returned true may the object be deleted; an upload listed
 	// by Orphans may have committed since (a slow commit that kept
 	// retrying), and its object is then referenced by the index.
 	ForgetUpload(ctx context.Context, key string) (forgotten bool, err error)
+	// AbandonUpload queues the object under key for deletion (GCStore) by
+	// an uploader whose commit of it was refused with ErrUploadNotRecorded:
+	// the record was doomed while the upload was still writing, so the
+	// object may have been written after the collector deleted it. A key
+	// with a segment record (uploading or committed) is left alone.
+	AbandonUpload(ctx context.Context, key string) error
 }
 
 // ProducerStore hands out producer ids and expires idempotent producers'
@@ -148,6 +158,23 @@ type ProducerStore interface {
 	// CommitFlush checks) not touched since olderThan, as Kafka does after
 	// producer.id.expiration.ms, and reports how many were removed.
 	ExpireProducers(ctx context.Context, olderThan time.Time) (int, error)
+	// PartitionProducers lists the producers tp keeps state for — those
+	// whose sequences CommitFlush checks, and those with an open
+	// transaction there — ordered by producer id, as Kafka's
+	// DescribeProducers lists a partition's active producers. State below
+	// the log start offset is pruned with it (see RetentionStore).
+	PartitionProducers(ctx context.Context, tp TopicPartition) ([]PartitionProducer, error)
+}
+
+// PartitionProducer is one producer's state on one partition.
+type PartitionProducer struct {
+	ProducerID    int64
+	ProducerEpoch int16 // -1 if unknown (a transaction whose state holds no batch here)
+	LastSequence  int32 // of its newest batch kept; -1 if none
+	LastTimestamp int64 // Unix ms of the state's last update; -1 if none
+	// TxnStartOffset is the first offset of its open transaction on the
+	// partition, -1 if none.
+	TxnStartOffset int64
 }
 
 // OffsetStore keeps consumer groups' committed offsets, unfenced (the

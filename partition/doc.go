@@ -44,6 +44,16 @@
 // cache. Closing that needs agents to stop trusting their caches once
 // their own lease lapsed.
 //
+// Log start offsets. Retention and DeleteRecords move a partition's log
+// start offset in the store and prune the index rows below it; their
+// objects stay in the bucket for gc.grace. This agent learns the new value
+// from its own DeleteRecords and retention job (Topics.LogStartMoved), from
+// other agents' through the store's notification, and by re-reading before
+// any out-of-range answer; cached rows below it are dropped. A reader still
+// holding a pruned row reads its bytes within the grace; after it, the
+// object is gone and Reader.Read answers ErrIndexGone, so the caller
+// re-reads the log start and answers out of range (or reads fresh rows).
+//
 // Lock order: Topics.mu, then Partition.mu. Nothing takes Topics.mu while
 // holding a Partition's mu.
 //

@@ -72,6 +72,40 @@ func (p *Partition) Offsets() (hw, logStart int64) {
 	return p.hw, p.logStart
 }
 
+// raiseLogStartLocked moves the cached log start offset forward to ls and
+// drops cached index rows wholly below it: the store has pruned them, and
+// their objects are deleted after gc.grace. Long polls wake, so a reader
+// now below the log start is answered out of range.
+func (p *Partition) raiseLogStartLocked(ls int64) {
+	if ls <= p.logStart {
+		return
+	}
+	p.logStart = ls
+	p.hw = max(p.hw, ls)
+	p.tail = dropBelow(p.tail, ls)
+	p.window = dropBelow(p.window, ls)
+	p.wakeLocked()
+}
+
+// dropBelow returns rows without those ending before offset, in a new
+// slice: readers may hold the old one.
+func dropBelow(rows []metastore.IndexEntry, offset int64) []metastore.IndexEntry {
+	i := sort.Search(len(rows), func(i int) bool { return rows[i].LastOffset >= offset })
+	if i == 0 {
+		return rows
+	}
+	return append([]metastore.IndexEntry(nil), rows[i:]...)
+}
+
+// dropIndexCache forgets every cached index row: one of them named an
+// object the bucket no longer has, so the store's index moved on (rows
+// pruned by retention, or replaced).
+func (p *Partition) dropIndexCache() {
+	p.mu.Lock()
+	p.tail, p.window = nil, nil
+	p.mu.Unlock()
+}
+
 // commitLocked records a committed chunk: it moves the high watermark and
 // keeps the row for readers. It reports whether the row follows the known
 // end of the log directly (false after a gap of rows this view did not see,

@@ -2,10 +2,12 @@ package partition
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/segment"
 )
 
@@ -25,6 +27,15 @@ const (
 	indexWindowBytes = 64 << 20
 	indexWindowRows  = 256
 )
+
+// ErrIndexGone says the index rows a read needed are no longer where the
+// reader found them: a cached row's object is gone from the bucket, or the
+// store has no rows from the offset asked for although it is below the end
+// of the log. Both mean the log start moved past them (retention,
+// DeleteRecords) or their rows were replaced; the reader's cached rows are
+// dropped. The caller re-reads the log start offset: below it, the answer
+// is OFFSET_OUT_OF_RANGE; otherwise reading again resolves fresh rows.
+var ErrIndexGone = errors.New("index rows gone: the log start moved or rows were replaced")
 
 // Reader is the fetch read path: index rows from memory or the store, bytes
 // through the cache, base offsets patched into the returned copies.
@@ -53,10 +64,17 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 			return nil, err
 		}
 		if len(rows) == 0 {
-			break
+			// Below the end of the log there is always a row, unless the
+			// log start moved past offset since it was checked.
+			p.dropIndexCache()
+			return nil, fmt.Errorf("read %s/%d at %d: %w", p.TopicName, p.Index, offset, ErrIndexGone)
 		}
 		for _, row := range rows {
 			chunk, err := r.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
+			if objectstore.IsNotFound(err) {
+				p.dropIndexCache()
+				return nil, fmt.Errorf("read %s [%d,+%d): %w: %w", row.SegmentKey, row.Position, row.Length, ErrIndexGone, err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
 			}
@@ -107,6 +125,11 @@ func (r *Reader) index(ctx context.Context, p *Partition, offset, maxBytes int64
 	rows, err := r.store.Index(ctx, p.TP, offset, max(maxBytes, indexWindowBytes), indexWindowRows)
 	if err != nil {
 		return nil, err
+	}
+	if len(rows) > 0 && rows[0].BaseOffset > offset {
+		// Rows are contiguous from the log start: a first row after
+		// offset means those holding it were pruned.
+		return nil, nil
 	}
 	p.setWindow(rows)
 	out, _ := rowsFrom(rows, offset, maxBytes)

@@ -283,6 +283,21 @@ func (ts *Topics) Committed(tp metastore.TopicPartition, rows []metastore.IndexE
 	p.wakeLocked()
 }
 
+// LogStartMoved applies a partition's new log start offset (retention or
+// DeleteRecords, by this agent or, through the store's notifications,
+// another): the cached log start moves forward and cached index rows below
+// it are dropped. Partitions the cache does not hold are ignored: they
+// load from the store on first use.
+func (ts *Topics) LogStartMoved(tp metastore.TopicPartition, logStart int64) {
+	p := ts.PartitionOf(tp)
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.raiseLogStartLocked(logStart)
+	p.mu.Unlock()
+}
+
 // Vanished forgets a topic the store no longer has (deleted elsewhere).
 func (ts *Topics) Vanished(id metastore.TopicID) { ts.DropID(id) }
 
@@ -363,8 +378,8 @@ func (ts *Topics) reread(ctx context.Context, topic metastore.TopicID, force boo
 		q.mu.Lock()
 		if force || !q.loaded {
 			q.seen = true
-			q.logStart = max(q.logStart, s.LogStartOffset)
 			q.hw = max(q.hw, s.HighWatermark)
+			q.raiseLogStartLocked(s.LogStartOffset)
 			q.installLSOLocked(s, gen)
 			if ts.epoch.Load() == epoch {
 				q.loaded = true

@@ -50,6 +50,7 @@ func (ts *Topics) WatchCommits(ctx context.Context, w metastore.CommitWatcher, s
 					ts.Committed(e.TopicPartition, []metastore.IndexEntry{e}, true)
 				}
 			},
+			LogStartMoved: ts.LogStartMoved,
 			TopicDeleted: func(id metastore.TopicID, seq int64) error {
 				ts.DropID(id)
 				return ackDeletions(ctx, w, selfID, seq)

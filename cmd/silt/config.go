@@ -108,8 +108,10 @@ func agentKeys() []keySpec {
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
 		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
-		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is deleted"},
-		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often the orphan janitor looks"},
+		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is handed to the garbage collector"},
+		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often idle producer state and transactional ids are expired"},
+		{"compaction.interval", kindDuration, d.CompactionInterval.String(), "how often retention (retention.ms, retention.bytes) is applied and garbage collected, by the agent holding the janitor lease"},
+		{"gc.grace", kindDuration, d.GCGrace.String(), "how long an unreferenced object (expired, of a deleted topic, orphaned) stays in the bucket before deletion; longer than any fetch may still read it"},
 		{"sasl.mechanisms", kindString, "", "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"},
 		{"sasl.oauthbearer.jwks.url", kindString, "", "OAUTHBEARER: URL of the JSON Web Key Set that signs tokens"},
 		{"sasl.oauthbearer.expected.issuer", kindString, "", "OAUTHBEARER: required iss claim (empty: not checked)"},
@@ -326,6 +328,8 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.MembershipTTL = p.duration("membership.ttl")
 	a.OrphanMinAge = p.duration("orphan.min.age")
 	a.JanitorInterval = p.duration("janitor.interval")
+	a.CompactionInterval = p.duration("compaction.interval")
+	a.GCGrace = p.duration("gc.grace")
 	a.SASL.Mechanisms = p.list("sasl.mechanisms")
 	a.SASL.OAuthBearer.JWKSURL = p.str("sasl.oauthbearer.jwks.url")
 	a.SASL.OAuthBearer.Issuer = p.str("sasl.oauthbearer.expected.issuer")

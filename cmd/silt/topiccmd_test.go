@@ -98,6 +98,24 @@ func TestTopicCommands(t *testing.T) {
 	if !strings.Contains(out, "Partitions: 2") || !strings.Contains(out, "retention.ms=3600000") {
 		t.Errorf("describe: partitions or configs missing:\n%s", out)
 	}
+	// DeleteRecords moves partition 0's log start: describe shows it.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dr kadm.Offsets
+	dr.AddOffset("orders", 0, 2, -1)
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	res, err := kadm.NewClient(kc).DeleteRecords(dctx, dr)
+	dcancel()
+	kc.Close()
+	if err != nil || res["orders"][0].Err != nil {
+		t.Fatalf("delete records: %v %v", err, res["orders"][0].Err)
+	}
+	out = cli(t, kafkaAddr, "topic", "describe", "orders")
+	if row := tableRow(out, "0"); len(row) < 5 || row[3] != "2" || row[4] != "3" {
+		t.Errorf("describe after DeleteRecords: partition 0 row %v, want offsets 2..3\n%s", row, out)
+	}
 	if out := cli(t, kafkaAddr, "topic", "describe", "orders", "--all-configs"); !regexp.MustCompile(`cleanup.policy=delete\s+\(default_config\)`).MatchString(out) {
 		t.Errorf("describe --all-configs lacks defaults:\n%s", out)
 	}

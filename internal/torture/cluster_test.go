@@ -110,8 +110,11 @@ func (c *cluster) addAgent(ctx context.Context, base bool) (*agent, error) {
 		"--membership-heartbeat", "250ms", "--membership-ttl", membershipTTL.String(),
 		"--shutdown-grace", "20s",
 		// Orphans become collectable as early as the agent allows, so a
-		// flush whose commit is stuck behind outages races the janitor.
+		// flush whose commit is stuck behind outages races the garbage
+		// collector, which runs every 2 s and deletes after a 3 s grace:
+		// the checker's dangling-row check covers the collector too.
 		"--orphan-min-age", "1m", "--janitor-interval", "5s",
+		"--compaction-interval", "2s", "--gc-grace", "3s",
 		"--log-format", "text")
 	if err := c.startAgent(ctx, a); err != nil {
 		c.release(a, agentDown) // heal starts it

@@ -49,6 +49,14 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnExpiry", testTxnExpiry},
 		{"ScramCredentials", testScramCredentials},
 		{"ACLs", testACLs},
+		{"AdvanceLogStart", testAdvanceLogStart},
+		{"ApplyRetention", testApplyRetention},
+		{"PruneBelowLogStart", testPruneBelowLogStart},
+		{"GCDoomsOnlyUnreferenced", testGCDoomsOnlyUnreferenced},
+		{"GCOrphansAndAbandoned", testGCOrphansAndAbandoned},
+		{"DeleteTopicDoomsItsSegments", testDeleteTopicDoomsItsSegments},
+		{"DoomLimit", testDoomLimit},
+		{"GCRacesCommits", testGCRacesCommits},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -75,5 +76,36 @@ func TestOpenUnmigrated(t *testing.T) {
 	_, err := postgres.Open(context.Background(), url)
 	if !errors.Is(err, postgres.ErrSchemaOutdated) {
 		t.Fatalf("Open on an unmigrated database: error = %v, want ErrSchemaOutdated", err)
+	}
+}
+
+// TestRetentionWalksSeveralScans: time retention walks the index from the
+// log start a batch of rows at a time; the answer must not depend on where
+// the batches end.
+func TestRetentionWalksSeveralScans(t *testing.T) {
+	defer postgres.SetRetentionScanRows(2)()
+	s := newStore(t)
+	ctx := context.Background()
+	top, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "walk", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := metastore.TopicPartition{Topic: top.ID}
+	for i := int64(1); i <= 5; i++ { // rows at offsets 0..4, max timestamps 1000..5000
+		key := fmt.Sprintf("seg-%d", i)
+		if err := s.RecordUpload(ctx, key, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "a", Size: 10, Chunks: []metastore.Chunk{{
+			TopicPartition: tp, Length: 10, OffsetCount: 1, BatchCount: 1, MaxTimestamp: 1000 * i,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ before, want int64 }{{2500, 2}, {4500, 4}, {9000, 5}} {
+		res, err := s.ApplyRetention(ctx, tp, metastore.RetentionPolicy{ExpireBefore: c.before, MaxBytes: -1})
+		if err != nil || res.LogStartOffset != c.want {
+			t.Fatalf("expire before %d: %+v, %v; want log start %d", c.before, res, err, c.want)
+		}
 	}
 }

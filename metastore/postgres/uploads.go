@@ -19,6 +19,7 @@ func (s *Store) RecordUpload(ctx context.Context, key string, agentID string) er
 func (s *Store) RecordUploads(ctx context.Context, keys []string, agentID string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO segments (key, agent, state)
 		SELECT k, $2, 'uploading' FROM unnest($1::text[]) AS k
+		WHERE NOT EXISTS (SELECT 1 FROM gc_objects g WHERE g.key = k)
 		ON CONFLICT (key) DO NOTHING`, keys, agentID)
 	if err != nil {
 		return fmt.Errorf("record uploads %v: %w", keys, err)
@@ -46,9 +47,31 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 
 // ForgetUpload implements metastore.Store.
 func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM segments WHERE key = $1 AND state = 'uploading'", key)
+	// One statement: the record leaves and the object is doomed together,
+	// so there is no moment when the upload can neither commit nor be
+	// collected.
+	var n int
+	err := s.pool.QueryRow(ctx, `WITH d AS (
+			DELETE FROM segments WHERE key = $1 AND state = 'uploading' RETURNING key, size
+		), i AS (
+			INSERT INTO gc_objects (key, size) SELECT key, coalesce(size, 0) FROM d
+			ON CONFLICT (key) DO NOTHING
+		)
+		SELECT count(*) FROM d`, key).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return n == 1, nil
+}
+
+// AbandonUpload implements metastore.Store. It restarts the grace period of
+// an object already queued: its late write came after the queueing.
+func (s *Store) AbandonUpload(ctx context.Context, key string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO gc_objects (key, size)
+		SELECT $1, 0 WHERE NOT EXISTS (SELECT 1 FROM segments WHERE key = $1)
+		ON CONFLICT (key) DO UPDATE SET doomed_at = now()`, key)
+	if err != nil {
+		return fmt.Errorf("abandon upload %s: %w", key, err)
+	}
+	return nil
 }

@@ -17,7 +17,8 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // WatchCommits implements metastore.CommitWatcher with LISTEN on a
 // connection of its own: commit_flush NOTIFYs silt_commits with "agent\t
 // segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)",
-// ACL changes NOTIFY silt_acls. The channels share the connection, so
+// ACL changes NOTIFY silt_acls, moves of a log start offset silt_logstart
+// with "topic id (hex)\tpartition\tlog start". The channels share the connection, so
 // reports keep commit order.
 func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
 	conn, err := s.pool.Acquire(ctx)
@@ -27,7 +28,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_logstart"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -73,6 +74,14 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 		case "silt_commits":
 			if h.Commit != nil {
 				h.Commit(a, b)
+			}
+		case "silt_logstart":
+			tp, ls, ok := parseLogStartNotice(a, b)
+			if !ok {
+				return fmt.Errorf("watch commits: bad log start notice %q", n.Payload)
+			}
+			if h.LogStartMoved != nil {
+				h.LogStartMoved(tp, ls)
 			}
 		case "silt_topics":
 			seq, err1 := strconv.ParseInt(a, 10, 64)
@@ -126,4 +135,23 @@ func (s *Store) AckTopicDeletions(ctx context.Context, agentID string, seq int64
 		return fmt.Errorf("acknowledge topic deletions of agent %s: %w", agentID, err)
 	}
 	return nil
+}
+
+// parseLogStartNotice decodes the payload of a silt_logstart notification,
+// already cut at its first tab: topic id (hex), then "partition\tlog start".
+func parseLogStartNotice(idHex, rest string) (metastore.TopicPartition, int64, bool) {
+	var tp metastore.TopicPartition
+	idb, err := hex.DecodeString(idHex)
+	if err != nil || len(idb) != len(tp.Topic) {
+		return tp, 0, false
+	}
+	copy(tp.Topic[:], idb)
+	ps, ls, ok := strings.Cut(rest, "\t")
+	p, err1 := strconv.ParseInt(ps, 10, 32)
+	off, err2 := strconv.ParseInt(ls, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return tp, 0, false
+	}
+	tp.Partition = int32(p)
+	return tp, off, true
 }

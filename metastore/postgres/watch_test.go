@@ -143,3 +143,74 @@ func TestTopicDeletionWaitsForEveryAgent(t *testing.T) {
 		t.Fatalf("CreateTopic with no live agent left to acknowledge: %v", err)
 	}
 }
+
+// TestWatchReportsLogStartMoves: DeleteRecords and retention through one
+// store (one agent) are reported to a watcher on another, with the new log
+// start offset, so its cached rows below it are dropped.
+func TestWatchReportsLogStartMoves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := testenv.Postgres(t).NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	writer, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	watcher, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+
+	type moved struct {
+		tp metastore.TopicPartition
+		ls int64
+	}
+	got := make(chan moved, 4)
+	ready := make(chan struct{})
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go watcher.WatchCommits(wctx, metastore.CommitHandler{
+		Ready:         func(int64) error { close(ready); return nil },
+		LogStartMoved: func(tp metastore.TopicPartition, ls int64) { got <- moved{tp, ls} },
+	})
+	<-ready
+
+	top, err := writer.CreateTopic(ctx, metastore.TopicSpec{Name: "w", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := metastore.TopicPartition{Topic: top.ID, Partition: 1}
+	for i, key := range []string{"seg-1", "seg-2"} {
+		if err := writer.RecordUpload(ctx, key, "agent-a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "agent-a", Size: 10, Chunks: []metastore.Chunk{{
+			TopicPartition: tp, Length: 10, OffsetCount: 3, BatchCount: 1, MaxTimestamp: int64(1000 * (i + 1)),
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(ls int64) {
+		t.Helper()
+		select {
+		case m := <-got:
+			if m.tp != tp || m.ls != ls {
+				t.Fatalf("notified %+v, want %v at %d", m, tp, ls)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no notification of the log start moving to %d", ls)
+		}
+	}
+	if _, err := writer.AdvanceLogStart(ctx, tp, 2); err != nil {
+		t.Fatal(err)
+	}
+	want(2)
+	if _, err := writer.ApplyRetention(ctx, tp, metastore.RetentionPolicy{ExpireBefore: 1500, MaxBytes: -1}); err != nil {
+		t.Fatal(err)
+	}
+	want(3)
+}

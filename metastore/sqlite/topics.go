@@ -98,6 +98,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 			"DELETE FROM producer_state WHERE topic_id = ?",
 			"DELETE FROM ongoing_txns WHERE topic_id = ?",
 			"DELETE FROM aborted_txns WHERE topic_id = ?",
+			// Its segments become garbage once nothing else references them.
+			"INSERT INTO gc_candidates (segment_key) SELECT DISTINCT segment_key FROM index_entries WHERE topic_id = ?",
 			"DELETE FROM index_entries WHERE topic_id = ?",
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {

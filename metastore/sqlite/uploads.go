@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -22,9 +23,10 @@ func (s *Store) RecordUploads(ctx context.Context, keys []string, agentID string
 	if err != nil {
 		return err
 	}
-	// "WHERE true": SQLite needs it to parse an upsert after a SELECT.
+	// A WHERE clause: SQLite needs one to parse an upsert after a SELECT.
+	// Keys already doomed are never recorded again.
 	_, err = s.write.ExecContext(ctx, `INSERT INTO segments (key, agent, state, recorded_at)
-		SELECT value, ?, 'uploading', ? FROM json_each(?) WHERE true
+		SELECT value, ?, 'uploading', ? FROM json_each(?) WHERE value NOT IN (SELECT key FROM gc_objects)
 		ON CONFLICT (key) DO NOTHING`, agentID, now(), string(keysJSON))
 	if err != nil {
 		return fmt.Errorf("record uploads %v: %w", keys, err)
@@ -60,13 +62,32 @@ func (s *Store) Orphans(ctx context.Context, olderThan time.Time) ([]metastore.U
 
 // ForgetUpload implements metastore.Store.
 func (s *Store) ForgetUpload(ctx context.Context, key string) (bool, error) {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key)
-	if err != nil {
-		return false, fmt.Errorf("forget upload %s: %w", key, err)
-	}
-	n, err := res.RowsAffected()
+	// One transaction: the record leaves and the object is doomed together.
+	var n int64
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM segments WHERE key = ? AND state = 'uploading'", key)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO gc_objects (key, size, doomed_at) VALUES (?, 0, ?) ON CONFLICT (key) DO NOTHING", key, now())
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("forget upload %s: %w", key, err)
 	}
 	return n == 1, nil
+}
+
+// AbandonUpload implements metastore.Store.
+func (s *Store) AbandonUpload(ctx context.Context, key string) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO gc_objects (key, size, doomed_at)
+		SELECT ?, 0, ? WHERE NOT EXISTS (SELECT 1 FROM segments WHERE key = ?)
+		ON CONFLICT (key) DO UPDATE SET doomed_at = excluded.doomed_at`, key, now(), key)
+	if err != nil {
+		return fmt.Errorf("abandon upload %s: %w", key, err)
+	}
+	return nil
 }
