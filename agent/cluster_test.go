@@ -94,14 +94,20 @@ func TestClusterMembershipAndLeadership(t *testing.T) {
 		}
 		return out, epoch
 	}
-	before, epoch1 := leaders(a, "")
+	// On a loaded machine an agent's heartbeat can be late enough for the
+	// others to drop it for a moment; leadership then spreads over the
+	// agents that are live, and over all 3 again once it is back.
+	var before map[int32]int32
+	var epoch1 int32
 	perLeader := make(map[int32]int)
-	for _, l := range before {
-		perLeader[l]++
-	}
-	if len(perLeader) != 3 {
-		t.Fatalf("24 partitions led by %d agents, want all 3: %v", len(perLeader), perLeader)
-	}
+	poll.Until(t, "24 partitions led by all 3 agents", func() bool {
+		before, epoch1 = leaders(a, "")
+		clear(perLeader)
+		for _, l := range before {
+			perLeader[l]++
+		}
+		return len(perLeader) == 3
+	})
 	// Another agent computes the same leaders.
 	if other, _ := leaders(b, ""); !mapsEqual(other, before) {
 		t.Fatalf("agents disagree on leaders:\n%v\n%v", before, other)
