@@ -26,25 +26,27 @@ import (
 // that do the work. Each part gets only what it uses; none of them knows the
 // Agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   metastore.Store
-	bucket  *cache.Bucket       // the caller's; the agent reads and writes through it
-	topics  *partition.Topics   // read-side state of every partition
-	reader  *partition.Reader   // the fetch read path
-	ingest  *ingest.Pipeline    // the write path: produce and markers
-	members *cluster.Membership // live agents and placement
-	groups  *group.Coordinator  // consumer groups this agent coordinates
-	txns    *txn.Coordinator    // transactional ids this agent coordinates
-	lag     *jobs.LagReporter   // consumer lag, on the elected agent
-	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
-	acls    *acl.Authorizer     // nil unless authorizer=acl
-	server  *wire.Server
-	tls     *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
-	auth    *auth.Authenticator // nil without SASL
-	start   sync.Once           // the work of the first Serve
-	stats   Stats
-	reqs    *requestMetrics
+	cfg      Config
+	log      *slog.Logger
+	store    metastore.Store
+	bucket   *cache.Bucket       // the caller's; the agent reads and writes through it
+	topics   *partition.Topics   // read-side state of every partition
+	reader   *partition.Reader   // the fetch read path
+	ingest   *ingest.Pipeline    // the write path: produce and markers
+	members  *cluster.Membership // live agents and placement
+	groups   *group.Coordinator  // consumer groups this agent coordinates
+	txns     *txn.Coordinator    // transactional ids this agent coordinates
+	offsets  *group.OffsetLog    // committed offsets as __consumer_offsets
+	internal internalTopics      // __consumer_offsets, __transaction_state
+	lag      *jobs.LagReporter   // consumer lag, on the elected agent
+	janitor  *jobs.Janitor       // orphaned uploads, expiries, under a lease
+	acls     *acl.Authorizer     // nil unless authorizer=acl
+	server   *wire.Server
+	tls      *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
+	auth     *auth.Authenticator // nil without SASL
+	start    sync.Once           // the work of the first Serve
+	stats    Stats
+	reqs     *requestMetrics
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -104,9 +106,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
-	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
+	a.offsets = group.NewOffsetLog(store)
+	a.internal = newInternalTopics(a.offsets)
+	signal := offsetCommitSignal{Store: store, log: a.offsets}
+	a.groups = group.NewCoordinator(group.Config{Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
 	a.txns = txn.New(txn.Config{
-		Store: store, Markers: a.ingest, Topics: topicResolver{a.topics},
+		Store: signal, Markers: a.ingest, Topics: topicResolver{a.topics},
 		IsCoordinator: a.isCoordinator, Logger: log,
 	})
 	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
