@@ -54,6 +54,9 @@ BEGIN
     ON CONFLICT (group_id, topic, partition) DO UPDATE
     SET "offset" = excluded."offset", leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,
         part = excluded.part, seq = excluded.seq, commit_ms = excluded.commit_ms;
+    -- Delivered at commit: long polls on this partition, on every agent,
+    -- read again.
+    PERFORM pg_notify('silt_offsets', p_part::text);
 END;
 $$;
 
