@@ -195,6 +195,7 @@ func (a *Agent) startServing() {
 		if a.acls != nil {
 			w = aclWatcher{CommitWatcher: w, acls: a.acls}
 		}
+		w = offsetsWatcher{CommitWatcher: w, log: a.offsets}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
 }

@@ -123,14 +123,17 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 			return
 		}
 		timer := time.NewTimer(time.Until(deadline))
+		a.stats.FetchesWaiting.Add(1)
 		select {
 		case <-wake:
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
+			a.stats.FetchesWaiting.Add(-1)
 			return
 		}
 		timer.Stop()
+		a.stats.FetchesWaiting.Add(-1)
 	}
 }
 

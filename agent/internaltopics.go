@@ -137,6 +137,18 @@ func (a *Agent) topicByID(ctx context.Context, id metastore.TopicID) (*partition
 	return a.topics.GetByID(ctx, id)
 }
 
+// offsetsWatcher passes the store's reports of offset commits (any
+// agent's) to the long polls on __consumer_offsets.
+type offsetsWatcher struct {
+	metastore.CommitWatcher
+	log *group.OffsetLog
+}
+
+func (w offsetsWatcher) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
+	h.OffsetsCommitted = w.log.CommittedPartition
+	return w.CommitWatcher.WatchCommits(ctx, h)
+}
+
 // offsetCommitSignal is the store as the group and transaction
 // coordinators write offsets through it: each successful write wakes the
 // long polls on the group's partition of __consumer_offsets.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/metastore"
 )
 
@@ -238,7 +239,8 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 		}
 	}
 
-	consumer := ta.client(t, kgo.ConsumeTopics("__consumer_offsets"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	consumer := ta.client(t, kgo.ConsumeTopics("__consumer_offsets"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(100*time.Millisecond)) // its last long poll ends soon after it closes
 	var got []offsetRecord
 	for len(got) < 2 {
 		fs := consumer.PollFetches(ctx)
@@ -257,6 +259,8 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 
 	// A fetch waiting at the end is answered when the next commit lands:
 	// it would wait ten minutes otherwise, past the test's deadline.
+	consumer.Close()
+	poll.Until(t, "the consumer's long polls to end", func() bool { return ta.Stats().FetchesWaiting.Load() == 0 })
 	md, err := adm.Metadata(ctx, "__consumer_offsets")
 	if err != nil {
 		t.Fatal(err)
@@ -277,6 +281,7 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 		}
 		fetched <- resp
 	}()
+	poll.Until(t, "the long poll to wait", func() bool { return ta.Stats().FetchesWaiting.Load() == 1 })
 	commit(1, 8)
 	resp := <-fetched
 	if resp == nil {
@@ -300,5 +305,51 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 	// orders/1 was committed again at 3: 1 is gone from the log.
 	if lines := strings.Fields(string(out)); len(lines) != 2 || lines[0] != "12/2" || lines[1] != "12/3" {
 		t.Fatalf("kcat read %q, want 12/2 and 12/3", out)
+	}
+}
+
+// TestConsumerOffsetsLongPollWakesAcrossAgents: a long poll on
+// __consumer_offsets on agent B is answered when offsets are committed
+// through another agent's store connection (Postgres notifications), not
+// at its MaxWait of ten minutes, past the test's deadline.
+func TestConsumerOffsetsLongPollWakesAcrossAgents(t *testing.T) {
+	t.Parallel()
+	agents := startCluster(t, "", "")
+	a, b := agents[0], agents[1]
+	clB := b.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	md, err := kadm.NewClient(clB).Metadata(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan *kmsg.FetchResponse, 1)
+	go func() {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "__consumer_offsets", md.Topics["__consumer_offsets"].ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = 12, 1<<20 // my-group's
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, clB)
+		if err != nil {
+			t.Errorf("long poll: %v", err)
+		}
+		fetched <- resp
+	}()
+	poll.Until(t, "the long poll to wait on B", func() bool { return b.Stats().FetchesWaiting.Load() == 1 })
+	if err := a.store.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "t", Partition: 3, Offset: 42, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	resp := <-fetched
+	if resp == nil {
+		t.FailNow()
+	}
+	fp := resp.Topics[0].Partitions[0]
+	var rb kmsg.RecordBatch
+	if fp.ErrorCode != 0 || fp.HighWatermark != 1 || rb.ReadFrom(fp.RecordBatches) != nil || rb.NumRecords != 1 {
+		t.Fatalf("long poll answered code %d, high watermark %d, batch %+v", fp.ErrorCode, fp.HighWatermark, rb)
 	}
 }

@@ -33,8 +33,10 @@ type OffsetLogStore interface {
 // been compacted away. Group metadata records (key v2) are not served.
 //
 // Long polls watch a partition and are woken by Committed, which the agent
-// calls for commits it makes; other agents' commits are seen at the next
-// read (a long poll that is not woken ends at its MaxWait).
+// calls for commits it makes, and by CommittedPartition, which it calls
+// when the store reports another agent's commit (a store that does not
+// report them leaves those to the next read: a long poll ends at its
+// MaxWait).
 type OffsetLog struct {
 	store OffsetLogStore
 
@@ -179,7 +181,11 @@ func (l *OffsetLog) Unwatch(part int32, ch chan struct{}) {
 // Committed wakes the long polls on group's partition: offsets of group
 // were just committed.
 func (l *OffsetLog) Committed(group string) {
-	part := metastore.OffsetsPartition(group)
+	l.CommittedPartition(metastore.OffsetsPartition(group))
+}
+
+// CommittedPartition wakes the long polls on partition part.
+func (l *OffsetLog) CommittedPartition(part int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for ch := range l.waiters[part] {
