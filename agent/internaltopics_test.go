@@ -353,3 +353,57 @@ func TestConsumerOffsetsLongPollWakesAcrossAgents(t *testing.T) {
 		t.Fatalf("long poll answered code %d, high watermark %d, batch %+v", fp.ErrorCode, fp.HighWatermark, rb)
 	}
 }
+
+// TestConsumerOffsetsACLs: with ACLs, __consumer_offsets is authorized like
+// any topic (as in Kafka): hidden from a listing and unreadable without
+// DESCRIBE and READ on it, readable with them; produce stays refused.
+func TestConsumerOffsetsACLs(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, withACLs(nil))
+	admin, alice := ta.as(t, "admin"), ta.as(t, "alice")
+	const topic = "__consumer_offsets"
+	var id [16]byte
+	for _, mt := range request(t, admin, kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse).Topics {
+		if mt.Topic != nil && *mt.Topic == topic {
+			id = mt.TopicID
+		}
+	}
+	fetch := func(cl *kgo.Client) int16 {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MaxBytes = 0, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return request(t, cl, req).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	listed := func(cl *kgo.Client) bool {
+		t.Helper()
+		for _, mt := range request(t, cl, kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse).Topics {
+			if mt.Topic != nil && *mt.Topic == topic {
+				return true
+			}
+		}
+		return false
+	}
+	if listed(alice) {
+		t.Error("listed to a principal without DESCRIBE")
+	}
+	wantCode(t, "fetch without READ", fetch(alice), kerr.TopicAuthorizationFailed)
+	if !listed(admin) {
+		t.Error("not listed to a super user")
+	}
+	wantCode(t, "fetch by a super user", fetch(admin), nil)
+	createACLs(t, admin, allow(rtTopic, topic, "alice", kmsg.ACLOperationRead))
+	poll.Until(t, "alice's READ to apply", func() bool { return fetch(alice) == 0 })
+	if !listed(alice) { // READ implies DESCRIBE, as in Kafka
+		t.Error("not listed to a principal with READ")
+	}
+	createACLs(t, admin, allow(rtTopic, topic, "alice", kmsg.ACLOperationWrite))
+	poll.Until(t, "alice's WRITE to apply", func() bool {
+		return rawProduce(t, alice, topic, 0, batch("x")) == kerr.InvalidTopicException.Code
+	})
+}
