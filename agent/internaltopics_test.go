@@ -333,7 +333,8 @@ func TestConsumerOffsetsLongPollWakesAcrossAgents(t *testing.T) {
 		rp.Partition, rp.PartitionMaxBytes = 12, 1<<20 // my-group's
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, clB)
+		// To B itself: a client would route a fetch to the leader.
+		resp, err := req.RequestWith(ctx, clB.SeedBrokers()[0])
 		if err != nil {
 			t.Errorf("long poll: %v", err)
 		}
