@@ -3,6 +3,8 @@ package metastoretest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/siltstream/silt/metastore"
@@ -51,6 +53,41 @@ func BenchCommitFlush(b *testing.B, s metastore.Store) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchCommitOffsets measures CommitOffsets of 5 partitions by parallel
+// committers, each its own group: groups spread over the partitions of
+// __consumer_offsets, and all in one partition (whose sequence every
+// commit then takes in turn).
+func BenchCommitOffsets(b *testing.B, s metastore.Store) {
+	ctx := context.Background()
+	offsets := make([]metastore.CommittedOffset, 5)
+	for p := range offsets {
+		offsets[p] = metastore.CommittedOffset{Topic: "bench", Partition: int32(p), LeaderEpoch: -1}
+	}
+	for _, layout := range []string{"spread", "one-partition"} {
+		b.Run("groups="+layout, func(b *testing.B) {
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				group := fmt.Sprintf("bench-%s-%d", layout, next.Add(1))
+				if layout == "one-partition" {
+					for metastore.OffsetsPartition(group) != 0 {
+						group += "x"
+					}
+				}
+				offs := slices.Clone(offsets)
+				for i := int64(0); pb.Next(); i++ {
+					for p := range offs {
+						offs[p].Offset = i
+					}
+					if err := s.CommitOffsets(ctx, group, offs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }
