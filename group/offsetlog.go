@@ -13,7 +13,7 @@ import (
 
 // OffsetLogStore is what OffsetLog needs from the metastore.
 type OffsetLogStore interface {
-	OffsetLog(ctx context.Context, part int32, from, end int64, limit int) ([]metastore.OffsetLogEntry, error)
+	OffsetLog(ctx context.Context, part int32, from, end int64, limit int, maxBytes int64) ([]metastore.OffsetLogEntry, error)
 	OffsetLogEnd(ctx context.Context, part int32) (int64, error)
 }
 
@@ -52,6 +52,10 @@ func NewOffsetLog(store OffsetLogStore) *OffsetLog {
 // offsetLogPage is how many rows one query reads, and one batch holds.
 const offsetLogPage = 500
 
+// offsetScanBytes bounds the rows one query of a scan (FirstAtOrAfter,
+// MaxTimestamp) holds: group ids are as long as clients make them.
+const offsetScanBytes = 1 << 20
+
 // End returns the high watermark of partition part.
 func (l *OffsetLog) End(ctx context.Context, part int32) (int64, error) {
 	return l.store.OffsetLogEnd(ctx, part)
@@ -64,8 +68,10 @@ func (l *OffsetLog) End(ctx context.Context, part int32) (int64, error) {
 // in [from, end).
 func (l *OffsetLog) Read(ctx context.Context, part int32, from, end, maxBytes int64) ([]byte, error) {
 	var out []byte
-	for from < end {
-		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage)
+	for from < end && (len(out) == 0 || int64(len(out)) < maxBytes) {
+		// The store stops near what is left of the budget (one row at
+		// least), so a page never holds much more than maxBytes.
+		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage, maxBytes-int64(len(out)))
 		if err != nil {
 			return nil, err
 		}
@@ -77,9 +83,6 @@ func (l *OffsetLog) Read(ctx context.Context, part int32, from, end, maxBytes in
 			break
 		}
 		out = append(out, b...)
-		if int64(len(out)) >= maxBytes || len(rows) < offsetLogPage {
-			break
-		}
 		from = rows[len(rows)-1].Seq + 1
 	}
 	return out, nil
@@ -89,7 +92,7 @@ func (l *OffsetLog) Read(ctx context.Context, part int32, from, end, maxBytes in
 // below end committed at or after ts (Unix milliseconds), or -1 if none.
 func (l *OffsetLog) FirstAtOrAfter(ctx context.Context, part int32, ts, end int64) (offset, timestamp int64, err error) {
 	for from := int64(0); from < end; {
-		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage)
+		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage, offsetScanBytes)
 		if err != nil {
 			return -1, -1, err
 		}
@@ -98,7 +101,7 @@ func (l *OffsetLog) FirstAtOrAfter(ctx context.Context, part int32, ts, end int6
 				return r.Seq, r.CommitTimeMs, nil
 			}
 		}
-		if len(rows) < offsetLogPage {
+		if len(rows) == 0 {
 			break
 		}
 		from = rows[len(rows)-1].Seq + 1
@@ -112,7 +115,7 @@ func (l *OffsetLog) FirstAtOrAfter(ctx context.Context, part int32, ts, end int6
 func (l *OffsetLog) MaxTimestamp(ctx context.Context, part int32, end int64) (offset, timestamp int64, err error) {
 	offset, timestamp = -1, -1
 	for from := int64(0); from < end; {
-		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage)
+		rows, err := l.store.OffsetLog(ctx, part, from, end, offsetLogPage, offsetScanBytes)
 		if err != nil {
 			return -1, -1, err
 		}
@@ -121,7 +124,7 @@ func (l *OffsetLog) MaxTimestamp(ctx context.Context, part int32, end int64) (of
 				offset, timestamp = r.Seq, r.CommitTimeMs
 			}
 		}
-		if len(rows) < offsetLogPage {
+		if len(rows) == 0 {
 			break
 		}
 		from = rows[len(rows)-1].Seq + 1

@@ -49,13 +49,26 @@ func OffsetsPartition(group string) int32 {
 //   - OffsetLogEnd never goes backwards (deletions do not move it).
 type OffsetLogStore interface {
 	// OffsetLog returns the committed offsets of the groups in partition
-	// part whose sequence is in [from, end), in sequence order, at most
-	// limit of them.
-	OffsetLog(ctx context.Context, part int32, from, end int64, limit int) ([]OffsetLogEntry, error)
+	// part whose sequence is in [from, end), in sequence order. It stops
+	// at limit rows, or once the rows' sizes (OffsetLogEntrySize) add up
+	// to maxBytes, always returning at least one row if any exists: group
+	// ids are as long as clients make them, so a row count alone does not
+	// bound what a read holds.
+	OffsetLog(ctx context.Context, part int32, from, end int64, limit int, maxBytes int64) ([]OffsetLogEntry, error)
 	// OffsetLogEnd returns the next sequence number of partition part: the
 	// high watermark of that partition of __consumer_offsets.
 	OffsetLogEnd(ctx context.Context, part int32) (int64, error)
 }
+
+// OffsetLogEntrySize is the size OffsetLog counts for a row: its strings'
+// bytes and a fixed allowance for the rest.
+func OffsetLogEntrySize(group, topic, metadata string) int64 {
+	return int64(len(group)+len(topic)+len(metadata)) + offsetLogEntryOverhead
+}
+
+// offsetLogEntryOverhead covers a row's numbers, and the framing they get
+// as a record.
+const offsetLogEntryOverhead = 64
 
 // OffsetLogEntry is one committed offset as a record of __consumer_offsets.
 type OffsetLogEntry struct {

@@ -33,7 +33,7 @@ func offsetLog(t *testing.T, s metastore.Store, part int32) (end int64, rows []m
 	if err != nil {
 		t.Fatalf("OffsetLogEnd(%d): %v", part, err)
 	}
-	rows, err = s.OffsetLog(ctx, part, 0, end, 1000)
+	rows, err = s.OffsetLog(ctx, part, 0, end, 1000, 1<<20)
 	if err != nil {
 		t.Fatalf("OffsetLog(%d): %v", part, err)
 	}
@@ -111,28 +111,72 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 	}
 
 	// from, end and limit bound what is returned.
-	got, err := s.OffsetLog(ctx, part, 2, 4, 1)
+	got, err := s.OffsetLog(ctx, part, 2, 4, 1, 1<<20)
 	if err != nil || len(got) != 1 || got[0].Seq != 2 {
 		t.Fatalf("OffsetLog(from 2, limit 1) = %+v, %v", got, err)
 	}
-	got, err = s.OffsetLog(ctx, part, 0, 3, 10)
+	got, err = s.OffsetLog(ctx, part, 0, 3, 10, 1<<20)
 	if err != nil || len(got) != 2 || got[1].Seq != 2 {
 		t.Fatalf("OffsetLog(end 3) = %+v, %v", got, err)
 	}
 
+	// maxBytes bounds the rows by their sizes, always returning one: the
+	// rows here are 1+1+0 and 1+1+1 bytes of strings (g1 and g2 are one
+	// byte longer: "log-N").
+	size := func(e metastore.OffsetLogEntry) int64 {
+		return metastore.OffsetLogEntrySize(e.Group, e.Topic, e.Metadata)
+	}
+	all, err := s.OffsetLog(ctx, part, 0, 4, 10, 1<<20)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("OffsetLog = %+v, %v", all, err)
+	}
+	for _, c := range []struct {
+		maxBytes int64
+		want     int
+	}{
+		{1, 1},
+		{size(all[0]), 1},
+		{size(all[0]) + 1, 2},
+		{size(all[0]) + size(all[1]), 2},
+		{size(all[0]) + size(all[1]) + 1, 3},
+	} {
+		got, err := s.OffsetLog(ctx, part, 0, 4, 10, c.maxBytes)
+		if err != nil || len(got) != c.want {
+			t.Fatalf("OffsetLog(maxBytes %d) = %d rows, %v; want %d", c.maxBytes, len(got), err, c.want)
+		}
+	}
+	// Sizes count bytes, not characters: a budget of the first row's size
+	// in bytes leaves out the second.
+	commit(g2, metastore.CommittedOffset{Topic: "ü", Partition: 0, Offset: 1, Metadata: "üü"})
+	commit(g2, metastore.CommittedOffset{Topic: "z", Partition: 0, Offset: 1})
+	end, rows = offsetLog(t, s, part)
+	mb := rows[len(rows)-2]
+	if size(mb) != metastore.OffsetLogEntrySize(g2, "", "")+6 {
+		t.Fatalf("size of %+v = %d", mb, size(mb))
+	}
+	for budget, want := range map[int64]int{size(mb): 1, size(mb) + 1: 2} {
+		if got, err := s.OffsetLog(ctx, part, mb.Seq, end, 10, budget); err != nil || len(got) != want {
+			t.Fatalf("from a row with multi-byte characters, budget %d: %d rows, %v; want %d", budget, len(got), err, want)
+		}
+	}
+	if err := s.DeleteGroupOffsets(ctx, g2, []metastore.GroupPartition{{Topic: "ü", Partition: 0}, {Topic: "z", Partition: 0}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Deleted offsets vanish; the end stays.
+	before, _ := offsetLog(t, s, part)
 	if err := s.DeleteGroupOffsets(ctx, g1, []metastore.GroupPartition{{Topic: "a", Partition: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	end, rows = offsetLog(t, s, part)
-	if want := want[1:]; end != 4 || !reflect.DeepEqual(logRows(t, rows), want) {
-		t.Fatalf("after DeleteGroupOffsets: end %d, rows %+v; want end 4, rows %+v", end, logRows(t, rows), want)
+	if want := want[1:]; end != before || !reflect.DeepEqual(logRows(t, rows), want) {
+		t.Fatalf("after DeleteGroupOffsets: end %d, rows %+v; want end %d, rows %+v", end, logRows(t, rows), before, want)
 	}
 	// A repeated partition in one commit keeps the last value.
 	commit(g1, metastore.CommittedOffset{Topic: "c", Partition: 0, Offset: 1},
 		metastore.CommittedOffset{Topic: "c", Partition: 0, Offset: 2})
 	end, rows = offsetLog(t, s, part)
-	if last := rows[len(rows)-1]; end < 5 || last.Topic != "c" || last.Offset != 2 || last.Seq >= end || len(rows) != 3 {
+	if last := rows[len(rows)-1]; end <= before || last.Topic != "c" || last.Offset != 2 || last.Seq >= end || len(rows) != 3 {
 		t.Fatalf("after a commit naming one partition twice: end %d, rows %+v", end, logRows(t, rows))
 	}
 	if err := s.DeleteGroup(ctx, other); err != nil {

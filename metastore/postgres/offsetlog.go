@@ -50,10 +50,18 @@ func numberOffsetLog(ctx context.Context, tx pgx.Tx) error {
 }
 
 // OffsetLog implements metastore.OffsetLogStore.
-func (s *Store) OffsetLog(ctx context.Context, part int32, from, end int64, limit int) ([]metastore.OffsetLogEntry, error) {
+func (s *Store) OffsetLog(ctx context.Context, part int32, from, end int64, limit int, maxBytes int64) ([]metastore.OffsetLogEntry, error) {
+	// The running total of the rows before each row decides: the first row
+	// always (nothing before it), the others while the total is below
+	// maxBytes. The sizes are metastore.OffsetLogEntrySize's.
 	rows, err := s.pool.Query(ctx, `SELECT seq, group_id, topic, partition, "offset", leader_epoch, metadata, commit_ms
-		FROM consumer_offsets WHERE part = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4`,
-		part, from, end, limit)
+		FROM (
+			SELECT *, coalesce(sum(octet_length(group_id) + octet_length(topic) + octet_length(metadata) + $6)
+				OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+			FROM (SELECT * FROM consumer_offsets WHERE part = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4) AS page
+		) AS r
+		WHERE before < $5 ORDER BY seq`,
+		part, from, end, limit, max(maxBytes, 1), metastore.OffsetLogEntrySize("", "", ""))
 	if err != nil {
 		return nil, fmt.Errorf("read offset log partition %d: %w", part, err)
 	}

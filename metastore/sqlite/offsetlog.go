@@ -94,9 +94,19 @@ func numberOffsetLog(ctx context.Context, tx *sql.Tx) error {
 }
 
 // OffsetLog implements metastore.OffsetLogStore.
-func (s *Store) OffsetLog(ctx context.Context, part int32, from, end int64, limit int) ([]metastore.OffsetLogEntry, error) {
+func (s *Store) OffsetLog(ctx context.Context, part int32, from, end int64, limit int, maxBytes int64) ([]metastore.OffsetLogEntry, error) {
+	// The running total of the rows before each row decides: the first row
+	// always (nothing before it), the others while the total is below
+	// maxBytes. The sizes are metastore.OffsetLogEntrySize's (lengths in
+	// bytes: as blobs).
 	rows, err := s.read.QueryContext(ctx, `SELECT seq, group_id, topic, partition, "offset", leader_epoch, metadata, commit_ms
-		FROM consumer_offsets WHERE part = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`, part, from, end, limit)
+		FROM (
+			SELECT *, coalesce(sum(length(CAST(group_id AS BLOB)) + length(CAST(topic AS BLOB)) + length(CAST(metadata AS BLOB)) + ?)
+				OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+			FROM (SELECT * FROM consumer_offsets WHERE part = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?)
+		)
+		WHERE before < ? ORDER BY seq`,
+		metastore.OffsetLogEntrySize("", "", ""), part, from, end, limit, max(maxBytes, 1))
 	if err != nil {
 		return nil, fmt.Errorf("read offset log partition %d: %w", part, err)
 	}

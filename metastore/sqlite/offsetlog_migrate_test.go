@@ -56,7 +56,7 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := s.OffsetLog(ctx, part, 0, end, 10)
+		rows, err := s.OffsetLog(ctx, part, 0, end, 10, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 	if err := s.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "c", Offset: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10); err != nil || len(rows) != 3 || rows[2].Seq != 2 || rows[2].Topic != "c" {
+	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10, 1<<20); err != nil || len(rows) != 3 || rows[2].Seq != 2 || rows[2].Topic != "c" {
 		t.Fatalf("after a commit: %+v, %v", rows, err)
 	}
 }
