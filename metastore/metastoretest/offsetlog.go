@@ -120,9 +120,8 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 		t.Fatalf("OffsetLog(end 3) = %+v, %v", got, err)
 	}
 
-	// maxBytes bounds the rows by their sizes, always returning one: the
-	// rows here are 1+1+0 and 1+1+1 bytes of strings (g1 and g2 are one
-	// byte longer: "log-N").
+	// maxBytes bounds the rows by their sizes (OffsetLogEntrySize): a row
+	// is returned while those before it add up to less, the first always.
 	size := func(e metastore.OffsetLogEntry) int64 {
 		return metastore.OffsetLogEntrySize(e.Group, e.Topic, e.Metadata)
 	}
