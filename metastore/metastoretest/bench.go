@@ -71,11 +71,10 @@ func BenchCommitOffsets(b *testing.B, s metastore.Store) {
 		b.Run("groups="+layout, func(b *testing.B) {
 			var next atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
-				group := fmt.Sprintf("bench-%s-%d", layout, next.Add(1))
-				if layout == "one-partition" {
-					for metastore.OffsetsPartition(group) != 0 {
-						group += "x"
-					}
+				n := next.Add(1)
+				group := fmt.Sprintf("bench-%s-%d", layout, n)
+				for i := 0; layout == "one-partition" && metastore.OffsetsPartition(group) != 0; i++ {
+					group = fmt.Sprintf("bench-%s-%d-%d", layout, n, i)
 				}
 				offs := slices.Clone(offsets)
 				for i := int64(0); pb.Next(); i++ {
