@@ -37,6 +37,8 @@ type Agent struct {
 	members       *cluster.Membership // live agents and placement
 	groups        *group.Coordinator  // consumer groups this agent coordinates
 	txns          *txn.Coordinator    // transactional ids this agent coordinates
+	offsets       *group.OffsetLog    // committed offsets as __consumer_offsets
+	internal      internalTopics      // __consumer_offsets, __transaction_state
 	lag           *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor       *jobs.Janitor       // retention, garbage collection, expiries, under a lease
 	jobMetrics    *jobs.Metrics
@@ -107,9 +109,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
-	a.groups = group.NewCoordinator(group.Config{Store: store, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
+	a.offsets = group.NewOffsetLog(store)
+	a.internal = newInternalTopics(a.offsets)
+	signal := offsetCommitSignal{Store: store, log: a.offsets}
+	a.groups = group.NewCoordinator(group.Config{Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
 	a.txns = txn.New(txn.Config{
-		Store: store, Markers: a.ingest, Topics: topicResolver{a.topics},
+		Store: signal, Markers: a.ingest, Topics: topicResolver{a.topics},
 		IsCoordinator: a.isCoordinator, Logger: log,
 	})
 	a.lag = &jobs.LagReporter{AgentID: cfg.ID, Store: store, Log: log}
@@ -200,6 +205,7 @@ func (a *Agent) startServing() {
 		if a.acls != nil {
 			w = aclWatcher{CommitWatcher: w, acls: a.acls}
 		}
+		w = offsetsWatcher{CommitWatcher: w, log: a.offsets}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
 }

@@ -3,7 +3,8 @@ package agent
 // DescribeConfigs (1–4), AlterConfigs (0–2), IncrementalAlterConfigs (0–1)
 // for topic configs with Kafka's names, validate-only honoured. Broker
 // configs can be described; they come from the agent's own configuration and
-// cannot be altered over the protocol (INVALID_REQUEST says so).
+// cannot be altered over the protocol (INVALID_REQUEST says so), nor can
+// the internal topics' configs.
 
 import (
 	"context"
@@ -59,7 +60,7 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, c *wire.Conn, kreq km
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			t, err := a.topics.Get(ctx, rr.ResourceName)
+			t, err := a.topic(ctx, rr.ResourceName)
 			if err != nil {
 				sr.ErrorCode = errorCode(err)
 				break
@@ -233,6 +234,9 @@ func editList(cur, val string, add bool) string {
 func (a *Agent) alterTopicConfig(ctx context.Context, rt kmsg.ConfigResourceType, name string, validateOnly bool, edit func(map[string]string) (map[string]string, error)) (int16, string) {
 	switch rt {
 	case kmsg.ConfigResourceTypeTopic:
+		if a.internal.byName(name) != nil {
+			return kerr.InvalidRequest.Code, "the configs of internal topic " + name + " are fixed"
+		}
 	case kmsg.ConfigResourceTypeBroker:
 		return kerr.InvalidRequest.Code, "broker configs are static in Silt: set them in the agent's configuration"
 	default:

@@ -1,6 +1,7 @@
 package agent
 
-// CreatePartitions, versions 0–3, validate-only honoured.
+// CreatePartitions, versions 0–3, validate-only honoured. Internal topics
+// keep their partition count (INVALID_PARTITIONS).
 
 import (
 	"context"
@@ -31,6 +32,10 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, c *wire.Conn, kreq k
 		}
 		t, err := a.topics.Get(ctx, rt.Topic)
 		switch {
+		case a.internal.byName(rt.Topic) != nil:
+			// Clients find a group's partition of __consumer_offsets by
+			// hashing over the partition count: it cannot change.
+			fail(kerr.InvalidPartitions.Code, "the partitions of internal topic "+rt.Topic+" are fixed")
 		case err != nil:
 			fail(errorCode(err), err.Error())
 		case len(rt.Assignment) > 0:

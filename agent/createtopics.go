@@ -2,7 +2,8 @@ package agent
 
 // CreateTopics, versions 2–7, validate-only honoured. Silt has no
 // replication (the bucket is the replica), so any replication factor is
-// accepted and reported as 1; manual replica assignments are rejected.
+// accepted and reported as 1; manual replica assignments are rejected. The
+// internal topics already exist (TOPIC_ALREADY_EXISTS).
 
 import (
 	"context"
@@ -64,6 +65,11 @@ func (a *Agent) handleCreateTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 
 func (a *Agent) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTopic, validateOnly bool) (int16, string, metastore.Topic) {
 	var none metastore.Topic
+	if a.internal.byName(rt.Topic) != nil {
+		// Kafka answers this for its internal topics, which always exist
+		// there once used, as they always do here.
+		return kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", rt.Topic), none
+	}
 	if err := validateTopicName(rt.Topic); err != nil {
 		return kerr.InvalidTopicException.Code, err.Error(), none
 	}

@@ -1,6 +1,7 @@
 package agent
 
-// DeleteTopics, versions 1–6 (by name, and by topic id from v6).
+// DeleteTopics, versions 1–6 (by name, and by topic id from v6). Internal
+// topics cannot be deleted (INVALID_TOPIC_EXCEPTION).
 
 import (
 	"context"
@@ -39,7 +40,7 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 		case tg.name != nil:
 			name = *tg.name
 		default:
-			t, err := a.topics.GetByID(ctx, tg.id)
+			t, err := a.topicByID(ctx, tg.id)
 			if err != nil {
 				st.ErrorCode = kerr.UnknownTopicID.Code
 				resp.Topics = append(resp.Topics, st)
@@ -57,6 +58,15 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 		}
 		if !az.topic(metastore.OpDelete, name) {
 			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if a.internal.byName(name) != nil {
+			// Its records are the committed offsets (or nothing): there is
+			// no log to delete.
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			msg := "internal topic " + name + " cannot be deleted"
+			st.ErrorMessage = &msg
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}

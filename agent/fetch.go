@@ -32,6 +32,7 @@ var noRecords = []byte{}
 // fetchPart is one requested partition and where its answer goes.
 type fetchPart struct {
 	p        *partition.Partition
+	internal *internalTopic // set for a partition of an internal topic (p is then its synthetic partition)
 	rp       *kmsg.FetchResponseTopicPartition
 	offset   int64
 	maxBytes int64
@@ -54,9 +55,13 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 		var topic *partition.Topic
 		var terr error
 		if req.Version >= 13 {
-			topic, terr = a.topics.GetByID(ctx, rt.TopicID)
+			topic, terr = a.topicByID(ctx, rt.TopicID)
 		} else {
-			topic, terr = a.topics.Get(ctx, rt.Topic)
+			topic, terr = a.topic(ctx, rt.Topic)
+		}
+		var internal *internalTopic
+		if terr == nil {
+			internal = a.internal.byName(topic.Name)
 		}
 		name := rt.Topic
 		if terr == nil {
@@ -85,7 +90,7 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				parts = append(parts, fetchPart{p: topic.Partitions[rpart.Partition], rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
+				parts = append(parts, fetchPart{p: topic.Partitions[rpart.Partition], internal: internal, rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
 			}
 		}
 	}
@@ -102,6 +107,11 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	wake := make(chan struct{}, 1)
 	for _, fp := range parts {
+		if fp.internal != nil {
+			fp.internal.watch(fp.p.Index, wake)
+			defer fp.internal.unwatch(fp.p.Index, wake)
+			continue
+		}
 		fp.p.Watch(wake)
 		defer fp.p.Unwatch(wake)
 	}
@@ -118,14 +128,17 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 			return
 		}
 		timer := time.NewTimer(time.Until(deadline))
+		a.stats.FetchesWaiting.Add(1)
 		select {
 		case <-wake:
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
+			a.stats.FetchesWaiting.Add(-1)
 			return
 		}
 		timer.Stop()
+		a.stats.FetchesWaiting.Add(-1)
 	}
 }
 
@@ -135,6 +148,12 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 	for _, fp := range parts {
 		rp := fp.rp
 		rp.RecordBatches = noRecords
+		if fp.internal != nil {
+			n, err := a.fetchInternal(ctx, fp, maxBytes-total)
+			total += n
+			errored = errored || err
+			continue
+		}
 		if err := a.topics.Load(ctx, fp.p); err != nil {
 			rp.ErrorCode = errorCode(err)
 			errored = true
@@ -241,4 +260,35 @@ func (a *Agent) readPartition(ctx context.Context, p *partition.Partition, offse
 		}
 	}
 	return nil, err
+}
+
+// fetchInternal reads a partition of an internal topic. Its log is already
+// stable (no transactions) and starts at 0; maxBytes is what the response
+// has left. It reports the bytes returned and whether it answered an error.
+func (a *Agent) fetchInternal(ctx context.Context, fp fetchPart, maxBytes int64) (int64, bool) {
+	rp, part := fp.rp, fp.p.Index
+	hw, err := fp.internal.end(ctx, part)
+	if err != nil {
+		a.log.Warn("fetch internal topic", "topic", fp.p.TopicName, "partition", part, "err", err)
+		rp.ErrorCode = kerr.KafkaStorageError.Code
+		return 0, true
+	}
+	rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, hw, 0
+	if fp.offset < 0 || fp.offset > hw {
+		rp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return 0, true
+	}
+	if fp.offset == hw || maxBytes <= 0 {
+		return 0, false
+	}
+	data, err := fp.internal.read(ctx, part, fp.offset, hw, min(fp.maxBytes, maxBytes))
+	if err != nil {
+		a.log.Warn("fetch internal topic", "topic", fp.p.TopicName, "partition", part, "offset", fp.offset, "err", err)
+		rp.ErrorCode = kerr.KafkaStorageError.Code
+		return 0, true
+	}
+	if len(data) > 0 {
+		rp.RecordBatches = data
+	}
+	return int64(len(data)), false
 }

@@ -14,7 +14,7 @@ import (
 // partitionCount is the coordinator's view of topics: how many partitions
 // one has, or an error wrapping metastore.ErrUnknownTopic.
 func (a *Agent) partitionCount(ctx context.Context, topic string) (int, error) {
-	t, err := a.topics.Get(ctx, topic)
+	t, err := a.topic(ctx, topic) // consumers of __consumer_offsets commit offsets too
 	if err != nil {
 		return 0, err
 	}

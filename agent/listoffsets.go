@@ -2,7 +2,8 @@ package agent
 
 // ListOffsets, versions 1–8: latest (-1), earliest (-2: the log start
 // offset), max timestamp (-3, v7+) and by timestamp (never below the log
-// start offset). By-timestamp finds the chunk through the store's
+// start offset). Internal topics answer from their own logs
+// (internaltopics.go). By-timestamp finds the chunk through the store's
 // timestamp index and then the exact record by decoding that batch, with
 // decompression bounded by maxDecompressedBatch.
 
@@ -30,8 +31,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 		var topic *partition.Topic
 		terr := error(kerr.TopicAuthorizationFailed)
 		if az.topic(metastore.OpDescribe, rt.Topic) {
-			topic, terr = a.topics.Get(ctx, rt.Topic)
+			topic, terr = a.topic(ctx, rt.Topic)
 		}
+		internal := a.internal.byName(rt.Topic)
 		for _, rpart := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rpart.Partition
@@ -41,6 +43,14 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 				sp.ErrorCode = errorCode(terr)
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case internal != nil:
+				ts, off, err := listInternalOffset(ctx, internal, rpart.Partition, rpart.Timestamp)
+				if err != nil {
+					a.log.Warn("list offsets", "topic", rt.Topic, "partition", rpart.Partition, "err", err)
+					sp.ErrorCode = errorCode(err)
+				} else {
+					sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, off, 0
+				}
 			default:
 				ts, off, err := a.listOffset(ctx, topic.Partitions[rpart.Partition], rpart.Timestamp)
 				if err == nil && rpart.Timestamp == -1 && req.IsolationLevel == 1 {
@@ -113,6 +123,27 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 		}
 		return ts, off, err
 	}
+}
+
+// listInternalOffset answers one partition of an internal topic: its log
+// starts at 0 and is stable up to its end (read_committed sees the same);
+// record timestamps are commit times.
+func listInternalOffset(ctx context.Context, it *internalTopic, part int32, target int64) (ts, offset int64, err error) {
+	end, err := it.end(ctx, part)
+	if err != nil {
+		return -1, -1, err
+	}
+	switch {
+	case target == -1:
+		return -1, end, nil
+	case target == -2:
+		return -1, 0, nil
+	case target == -3:
+		return it.maxTime(ctx, part, end)
+	case target < 0:
+		return -1, -1, kerr.InvalidRequest
+	}
+	return it.byTime(ctx, part, target, end)
 }
 
 // maxDecompressedBatch bounds the records of one batch decompressed to find

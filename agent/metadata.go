@@ -8,7 +8,9 @@ package agent
 // the membership epoch as leader epoch. Leadership routes clients and keeps
 // caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
-// on and the client allows it (v4+ AllowAutoTopicCreation).
+// on and the client allows it (v4+ AllowAutoTopicCreation), unless its name
+// starts with "__" (see internaltopics.go). The internal topics are listed
+// with IsInternal.
 //
 // Each client is told the brokers' addresses on the listener it connected
 // through; agents that do not serve that listener are left out, as Kafka
@@ -23,6 +25,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/siltstream/silt/cluster"
 
@@ -48,8 +51,13 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 		if err := a.topics.Refresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
+		for _, it := range a.internal.sorted() {
+			if az.topic(metastore.OpDescribe, it.topic.Name) {
+				resp.Topics = append(resp.Topics, topicMetadata(v, zone, it.topic))
+			}
+		}
 		for _, t := range a.topics.List() {
-			if az.topic(metastore.OpDescribe, t.Name) {
+			if a.internal.byName(t.Name) == nil && az.topic(metastore.OpDescribe, t.Name) {
 				resp.Topics = append(resp.Topics, topicMetadata(v, zone, t))
 			}
 		}
@@ -61,7 +69,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 		var t *partition.Topic
 		var err error
 		if rt.Topic == nil {
-			t, err = a.topics.GetByID(ctx, rt.TopicID)
+			t, err = a.topicByID(ctx, rt.TopicID)
 			if err != nil {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.TopicID = rt.TopicID
@@ -80,9 +88,9 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 			name := *rt.Topic
 			err = kerr.TopicAuthorizationFailed
 			if az.topic(metastore.OpDescribe, name) {
-				t, err = a.topics.Get(ctx, name)
+				t, err = a.topic(ctx, name)
 			}
-			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate {
+			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate && !reservedTopicName(name) {
 				err = kerr.TopicAuthorizationFailed
 				if az.cluster(metastore.OpCreate) || az.topic(metastore.OpCreate, name) {
 					t, err = a.autoCreate(ctx, name)
@@ -135,6 +143,9 @@ func metadataErrorCode(err error) int16 {
 // autoCreate creates a topic with broker defaults, tolerating a concurrent
 // creation of the same topic.
 func (a *Agent) autoCreate(ctx context.Context, name string) (*partition.Topic, error) {
+	if reservedTopicName(name) {
+		return nil, fmt.Errorf("auto-create %s: reserved name: %w", name, metastore.ErrUnknownTopic)
+	}
 	if err := validateTopicName(name); err != nil {
 		return nil, kerr.InvalidTopicException
 	}
@@ -167,6 +178,7 @@ func topicMetadata(v *cluster.View, zone string, t *partition.Topic) kmsg.Metada
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
+	mt.IsInternal = t.Name == consumerOffsetsTopic || t.Name == transactionStateTopic
 	for _, p := range t.Partitions {
 		leader := v.LeaderFor(p.TP, zone).NodeID
 		mp := kmsg.NewMetadataResponseTopicPartition()

@@ -30,8 +30,9 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kr
 		var topic *partition.Topic
 		terr := error(kerr.TopicAuthorizationFailed)
 		if az.cluster(metastore.OpClusterAction) || az.topic(metastore.OpDescribe, rt.Topic) {
-			topic, terr = a.topics.Get(ctx, rt.Topic)
+			topic, terr = a.topic(ctx, rt.Topic)
 		}
+		internal := a.internal.byName(rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -43,6 +44,13 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kr
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.CurrentLeaderEpoch > current || rp.LeaderEpoch > current:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case internal != nil:
+				end, err := internal.end(ctx, rp.Partition)
+				if err != nil {
+					sp.ErrorCode = errorCode(err)
+					break
+				}
+				sp.LeaderEpoch, sp.EndOffset = rp.LeaderEpoch, end
 			default:
 				p := topic.Partitions[rp.Partition]
 				// The end offset comes from the store, not the cache: a

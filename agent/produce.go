@@ -14,7 +14,8 @@ package agent
 // a stale epoch INVALID_PRODUCER_EPOCH. Transactional batches are taken
 // only for partitions added to the producer's ongoing transaction
 // (INVALID_TXN_STATE otherwise); control batches only come from the
-// transaction coordinator, never from producers.
+// transaction coordinator, never from producers. Internal topics are not
+// written by clients: INVALID_TOPIC_EXCEPTION, as in Kafka.
 
 import (
 	"context"
@@ -83,6 +84,12 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 				continue
 			case !validAcks:
 				rp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
+			case a.internal.byName(rt.Topic) != nil:
+				// Kafka: "Cannot append to internal topic".
+				rp.ErrorCode = kerr.InvalidTopicException.Code
+				msg := "cannot produce to internal topic " + rt.Topic
+				rp.ErrorMessage = &msg
 				continue
 			case terr != nil:
 				rp.ErrorCode = errorCode(terr)

@@ -17,4 +17,7 @@ type Stats struct {
 	ProducedBatchs atomic.Int64
 	ProducedRecord atomic.Int64 // records in the produced batches
 	FetchedBytes   atomic.Int64
+	// FetchesWaiting counts long polls waiting now for data to arrive
+	// (registered for wakeups, after a read found too little).
+	FetchesWaiting atomic.Int64
 }

@@ -58,6 +58,10 @@ type CommitHandler struct {
 	// (ACLStore), by any agent. It should not block: readers reload
 	// elsewhere.
 	ACLsChanged func()
+	// OffsetsCommitted is called after committed offsets were written to
+	// partition part of __consumer_offsets (OffsetLogStore), by any agent.
+	// It should not block: long polls on that partition re-read.
+	OffsetsCommitted func(part int32)
 }
 
 // AgentListener is one advertised Kafka listener of an agent.

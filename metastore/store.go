@@ -29,6 +29,7 @@ type Store interface {
 	ProducerStore
 	GroupStore
 	OffsetStore
+	OffsetLogStore
 	TxnStore
 	RetentionStore
 	GCStore

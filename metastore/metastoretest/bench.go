@@ -3,6 +3,8 @@ package metastoretest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/siltstream/silt/metastore"
@@ -51,6 +53,40 @@ func BenchCommitFlush(b *testing.B, s metastore.Store) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchCommitOffsets measures CommitOffsets of 5 partitions by parallel
+// committers, each its own group: groups spread over the partitions of
+// __consumer_offsets, and all in one partition (whose sequence every
+// commit then takes in turn).
+func BenchCommitOffsets(b *testing.B, s metastore.Store) {
+	ctx := context.Background()
+	offsets := make([]metastore.CommittedOffset, 5)
+	for p := range offsets {
+		offsets[p] = metastore.CommittedOffset{Topic: "bench", Partition: int32(p), LeaderEpoch: -1}
+	}
+	for _, layout := range []string{"spread", "one-partition"} {
+		b.Run("groups="+layout, func(b *testing.B) {
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				n := next.Add(1)
+				group := fmt.Sprintf("bench-%s-%d", layout, n)
+				for i := 0; layout == "one-partition" && metastore.OffsetsPartition(group) != 0; i++ {
+					group = fmt.Sprintf("bench-%s-%d-%d", layout, n, i)
+				}
+				offs := slices.Clone(offsets)
+				for i := int64(0); pb.Next(); i++ {
+					for p := range offs {
+						offs[p].Offset = i
+					}
+					if err := s.CommitOffsets(ctx, group, offs); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

@@ -34,6 +34,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"OrphanCommittedAfterListing", testOrphanCommittedAfterListing},
 		{"ProducerIDs", testProducerIDs},
 		{"ConsumerOffsets", testConsumerOffsets},
+		{"OffsetLog", testOffsetLog},
+		{"OffsetLogConcurrent", testOffsetLogConcurrent},
 		{"Leases", testLeases},
 		{"Agents", testAgents},
 		{"MembershipEpoch", testMembershipEpoch},

@@ -153,7 +153,8 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 }
 
 // CommitGroupOffsets implements metastore.GroupStore: one call of the
-// commit_group_offsets function (migrations/0003_groups.sql).
+// commit_group_offsets function (migrations/0003_groups.sql, replaced by
+// 0012_offset_log.sql).
 func (s *Store) CommitGroupOffsets(ctx context.Context, group string, epoch int64, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
 	n := len(offsets)
 	var (
@@ -171,8 +172,8 @@ func (s *Store) CommitGroupOffsets(ctx context.Context, group string, epoch int6
 		if err := checkGroupEpoch(ctx, tx, group, epoch); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT commit_group_offsets($1, $2, $3, $4, $5, $6, $7, $8)`,
-			group, generation, memberID, topics, parts, offs, epochs, metadata).Scan(&res)
+		return tx.QueryRow(ctx, `SELECT commit_group_offsets($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			group, generation, memberID, topics, parts, offs, epochs, metadata, metastore.OffsetsPartition(group)).Scan(&res)
 	})
 	if err != nil {
 		return fmt.Errorf("commit offsets of group %s: %w", group, err)

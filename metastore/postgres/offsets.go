@@ -25,15 +25,10 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	for i, o := range offsets {
 		topics[i], parts[i], offs[i], epochs[i], metadata[i] = o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata
 	}
-	// DISTINCT ON keeps the last entry when a partition appears twice, since
-	// ON CONFLICT cannot touch one row twice in a statement.
-	_, err := s.pool.Exec(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata)
-		SELECT DISTINCT ON (t, p) $1, t, p, o, e, m
-		FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::integer[], $6::text[]) WITH ORDINALITY AS u(t, p, o, e, m, i)
-		ORDER BY t, p, i DESC
-		ON CONFLICT (group_id, topic, partition) DO UPDATE
-		SET "offset" = excluded."offset", leader_epoch = excluded.leader_epoch, metadata = excluded.metadata`,
-		group, topics, parts, offs, epochs, metadata)
+	// commit_offsets (migrations/0012_offset_log.sql) numbers the rows in
+	// the group's partition of __consumer_offsets as it writes them.
+	_, err := s.pool.Exec(ctx, `SELECT commit_offsets($1, $2, $3, $4, $5, $6, $7)`,
+		group, metastore.OffsetsPartition(group), topics, parts, offs, epochs, metadata)
 	if err != nil {
 		return fmt.Errorf("commit offsets of group %s: %w", group, err)
 	}

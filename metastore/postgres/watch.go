@@ -18,7 +18,8 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // connection of its own: commit_flush NOTIFYs silt_commits with "agent\t
 // segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)",
 // ACL changes NOTIFY silt_acls, moves of a log start offset silt_logstart
-// with "topic id (hex)\tpartition\tlog start". The channels share the connection, so
+// with "topic id (hex)\tpartition\tlog start", offset commits silt_offsets
+// with their partition of __consumer_offsets. The channels share the connection, so
 // reports keep commit order.
 func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
 	conn, err := s.pool.Acquire(ctx)
@@ -28,7 +29,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_logstart"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -61,6 +62,12 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 		}
 		if err != nil {
 			return fmt.Errorf("watch commits: %w", err)
+		}
+		if n.Channel == "silt_offsets" {
+			if part, err := strconv.ParseInt(n.Payload, 10, 32); err == nil && h.OffsetsCommitted != nil {
+				h.OffsetsCommitted(int32(part))
+			}
+			continue
 		}
 		a, b, ok := strings.Cut(n.Payload, "\t")
 		if !ok {

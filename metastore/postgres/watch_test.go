@@ -214,3 +214,59 @@ func TestWatchReportsLogStartMoves(t *testing.T) {
 	}
 	want(3)
 }
+
+// TestWatchReportsOffsetCommits: offsets committed through one store (one
+// agent), fenced or not, are reported to a watcher on another with their
+// partition of __consumer_offsets, so long polls there wake.
+func TestWatchReportsOffsetCommits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := testenv.Postgres(t).NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	writer, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	watcher, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+
+	got := make(chan int32, 4)
+	ready := make(chan struct{})
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = watcher.WatchCommits(wctx, metastore.CommitHandler{
+			Ready:            func(int64) error { close(ready); return nil },
+			OffsetsCommitted: func(part int32) { got <- part },
+		})
+	}()
+	<-ready
+	next := func(what string) int32 {
+		t.Helper()
+		select {
+		case p := <-got:
+			return p
+		case <-ctx.Done():
+			t.Fatalf("no notification of %s", what)
+			return -1
+		}
+	}
+	if err := writer.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "t", Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := next("an offset commit"); p != 12 {
+		t.Fatalf("notified partition %d, want 12 (my-group's)", p)
+	}
+	if err := writer.CommitGroupOffsets(ctx, "hello", 0, -1, "", []metastore.CommittedOffset{{Topic: "t", Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := next("a fenced offset commit"); p != 22 {
+		t.Fatalf("notified partition %d, want 22 (hello's)", p)
+	}
+}

@@ -9,3 +9,7 @@ import (
 func BenchmarkCommitFlush(b *testing.B) {
 	metastoretest.BenchCommitFlush(b, newStore(b))
 }
+
+func BenchmarkCommitOffsets(b *testing.B) {
+	metastoretest.BenchCommitOffsets(b, newStore(b))
+}

@@ -193,20 +193,7 @@ func (s *Store) CommitGroupOffsets(ctx context.Context, group string, epoch int6
 		} else if len(g.Members) > 0 {
 			return fmt.Errorf("commit from outside the group: %w", metastore.ErrGroupNotEmpty)
 		}
-		st, err := tx.PrepareContext(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (group_id, topic, partition) DO UPDATE
-			SET "offset" = excluded."offset", leader_epoch = excluded.leader_epoch, metadata = excluded.metadata`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, o := range offsets {
-			if _, err := st.ExecContext(ctx, group, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeOffsets(ctx, tx, group, offsets)
 	})
 	if err != nil {
 		return fmt.Errorf("commit offsets of group %s: %w", group, err)

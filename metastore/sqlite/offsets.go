@@ -16,20 +16,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 		return nil
 	}
 	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (group_id, topic, partition) DO UPDATE
-			SET "offset" = excluded."offset", leader_epoch = excluded.leader_epoch, metadata = excluded.metadata`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, o := range offsets {
-			if _, err := st.ExecContext(ctx, group, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeOffsets(ctx, tx, group, offsets)
 	})
 	if err != nil {
 		return fmt.Errorf("commit offsets of group %s: %w", group, err)

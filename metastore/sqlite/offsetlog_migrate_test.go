@@ -1,0 +1,78 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/siltstream/silt/metastore"
+)
+
+// Offsets committed before migration 0012 get their partition of
+// __consumer_offsets and sequence numbers when it is applied, and later
+// commits continue after them.
+func TestMigrationNumbersEarlierOffsets(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "meta.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := embeddedMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 12 {
+			break
+		}
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("apply %s: %v", m.Name, err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// my-group is in partition 12, hello in 22.
+	if _, err := db.ExecContext(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata) VALUES
+		('my-group', 'b', 0, 5, -1, ''), ('my-group', 'a', 1, 7, 2, 'm'), ('hello', 'a', 0, 9, -1, '')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for part, want := range map[int32][]string{12: {"my-group a 1 7", "my-group b 0 5"}, 22: {"hello a 0 9"}, 0: nil} {
+		end, err := s.OffsetLogEnd(ctx, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.OffsetLog(ctx, part, 0, end, 10, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end != int64(len(want)) || len(rows) != len(want) {
+			t.Fatalf("partition %d: end %d, %d rows; want %d", part, end, len(rows), len(want))
+		}
+		for i, r := range rows {
+			if got := fmt.Sprintf("%s %s %d %d", r.Group, r.Topic, r.Partition, r.Offset); r.Seq != int64(i) || got != want[i] || r.CommitTimeMs <= 0 {
+				t.Fatalf("partition %d row %d: %d %q at %d, want %d %q", part, i, r.Seq, got, r.CommitTimeMs, i, want[i])
+			}
+		}
+	}
+	if err := s.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "c", Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10, 1<<20); err != nil || len(rows) != 3 || rows[2].Seq != 2 || rows[2].Topic != "c" {
+		t.Fatalf("after a commit: %+v, %v", rows, err)
+	}
+}
