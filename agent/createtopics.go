@@ -1,6 +1,6 @@
 package agent
 
-// CreateTopics, versions 2–7, validate-only honoured. Silt has no
+// CreateTopics, versions 0–7, validate-only honoured (v1+). Silt has no
 // replication (the bucket is the replica), so any replication factor is
 // accepted and reported as 1; manual replica assignments are rejected.
 

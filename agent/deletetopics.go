@@ -1,6 +1,6 @@
 package agent
 
-// DeleteTopics, versions 1–6 (by name, and by topic id from v6).
+// DeleteTopics, versions 0–6 (by name, and by topic id from v6).
 
 import (
 	"context"

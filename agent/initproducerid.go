@@ -1,6 +1,7 @@
 package agent
 
-// InitProducerId, versions 0–4.
+// InitProducerId, versions 0–5 (v5 only tells that the client knows
+// TRANSACTION_ABORTABLE, KIP-890).
 //
 // InitProducerId hands out producer ids from the metastore so idempotent
 // producers (the default in franz-go and the Java client) can start. An

@@ -1,9 +1,18 @@
 package agent
 
-// ListOffsets, versions 1–8: latest (-1), earliest (-2), max timestamp (-3,
-// v7+) and by timestamp. By-timestamp finds the chunk through the store's
-// timestamp index and then the exact record by decoding that batch, with
-// decompression bounded by maxDecompressedBatch.
+// ListOffsets, versions 0–9: latest (-1), earliest (-2), max timestamp (-3,
+// v7+), earliest local (-4, v8+: the log start offset, as Kafka answers
+// without tiered storage), latest tiered (-5, v9+: -1, nothing is tiered in
+// Kafka's sense) and by timestamp. By-timestamp finds the chunk through the
+// store's timestamp index and then the exact record by decoding that batch,
+// with decompression bounded by maxDecompressedBatch.
+//
+// v0 answers a list of at most MaxNumOffsets offsets, newest first, that
+// Kafka takes from segment boundaries: here latest answers the high
+// watermark followed by the log start offset, earliest the log start
+// offset, and a timestamp the first offset at or after it (the boundary a
+// segment ending there would have), or the high watermark past the last
+// record.
 
 import (
 	"context"
@@ -50,6 +59,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 				} else {
 					sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, off, 0
 				}
+				if err == nil && req.Version == 0 {
+					sp.OldStyleOffsets, sp.ErrorCode = oldStyleOffsets(topic.Partitions[rpart.Partition], rpart.Timestamp, off, rpart.MaxNumOffsets)
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -72,6 +84,10 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 		return -1, hw, nil
 	case -2:
 		return -1, logStart, nil
+	case -4: // earliest local: all of a partition is "local" to Silt
+		return -1, logStart, nil
+	case -5: // latest tiered: as Kafka without remote storage
+		return -1, -1, nil
 	case -3:
 		row, ok, err := a.store.IndexMaxTimestamp(ctx, p.TP)
 		if err != nil || !ok {
@@ -120,4 +136,35 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target
 		base += h.OffsetCount()
 	}
 	return -1, -1, it.Err()
+}
+
+// oldStyleOffsets answers one partition of a ListOffsets v0 request: up to
+// maxNum offsets, newest first. off is what listOffset found for target.
+func oldStyleOffsets(p *partition.Partition, target, off int64, maxNum int32) ([]int64, int16) {
+	hw, logStart := p.Offsets()
+	var offsets []int64
+	switch target {
+	case -1:
+		offsets = []int64{hw}
+		if logStart < hw {
+			offsets = append(offsets, logStart)
+		}
+	case -2:
+		offsets = []int64{logStart}
+	default:
+		if target < 0 {
+			return nil, kerr.InvalidRequest.Code
+		}
+		if off < 0 { // past the last record
+			off = hw
+		}
+		offsets = []int64{off}
+	}
+	if maxNum < 0 {
+		maxNum = 0
+	}
+	if int(maxNum) < len(offsets) {
+		offsets = offsets[:maxNum]
+	}
+	return offsets, 0
 }

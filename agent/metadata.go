@@ -1,6 +1,7 @@
 package agent
 
-// Metadata, versions 1–12.
+// Metadata, versions 0–12. In v0 an empty topic list asks for every topic
+// (null, which v1+ uses for that, does not exist in v0).
 //
 // Every live agent is a broker. Each partition is led by the agent chosen by
 // rendezvous hashing among the live agents — among those in the client's
@@ -44,7 +45,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 	resp.ClusterID = &a.cfg.ClusterID
 	resp.ControllerID = v.CoordinatorFor("controller").NodeID
 
-	if req.Topics == nil {
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		if err := a.topics.Refresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
