@@ -59,6 +59,12 @@ type Config struct {
 	// by max.message.bytes at produce time.
 	FetchMaxBytes int32
 
+	// TxnMaxTimeout is the longest transaction timeout a producer may ask
+	// for in InitProducerId (transaction.max.timeout.ms, Kafka's default
+	// 15 minutes): a longer one gets INVALID_TRANSACTION_TIMEOUT, so a
+	// crashed producer cannot hold read_committed consumers back for longer.
+	TxnMaxTimeout time.Duration
+
 	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
 	// CreateTopics with -1 partitions.
@@ -106,6 +112,7 @@ func DefaultConfig() Config {
 		Wire:              wire.DefaultConfig(),
 		FetchMaxBytes:     55 << 20,
 		DefaultPartitions: 1,
+		TxnMaxTimeout:     15 * time.Minute,
 		Heartbeat:         2 * time.Second,
 		MembershipTTL:     10 * time.Second,
 		OrphanMinAge:      time.Hour,
@@ -160,6 +167,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
+	case c.TxnMaxTimeout < time.Millisecond:
+		return fmt.Errorf("transaction.max.timeout.ms: must be at least 1, got %v", c.TxnMaxTimeout)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("membership.heartbeat: must be positive, got %v", c.Heartbeat)
 	case c.MembershipTTL < 2*c.Heartbeat:

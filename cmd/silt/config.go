@@ -98,6 +98,7 @@ func agentKeys() []keySpec {
 		{"queued.max.request.bytes", kindSize, formatSize(d.Wire.MaxInflightRequestBytes), "memory for requests read but not yet answered, shared by all connections; a connection stops reading while its next request does not fit"},
 		{"fetch.max.bytes", kindSize, formatSize(int64(d.FetchMaxBytes)), "most record bytes in one Fetch response, whatever the client asks for (the first batch may exceed it)"},
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
+		{"transaction.max.timeout.ms", kindInt, strconv.FormatInt(d.TxnMaxTimeout.Milliseconds(), 10), "longest transaction timeout in ms a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
@@ -314,6 +315,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.FetchMaxBytes = int32(p.sizeMax("fetch.max.bytes", math.MaxInt32))
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
+	a.TxnMaxTimeout = p.millis("transaction.max.timeout.ms")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")
