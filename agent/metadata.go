@@ -9,7 +9,11 @@ package agent
 // the membership epoch as leader epoch. Leadership routes clients and keeps
 // caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
-// on and the client allows it (v4+ AllowAutoTopicCreation).
+// on and the client allows it (v4+ AllowAutoTopicCreation); as Kafka, the
+// request that creates it is answered LEADER_NOT_AVAILABLE without
+// partitions, and the client asks again. So a topic just deleted is not
+// listed with partitions by the next Metadata request, even one that
+// re-creates it.
 //
 // Each client is told the brokers' addresses on the listener it connected
 // through; agents that do not serve that listener are left out, as Kafka
@@ -86,7 +90,9 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate {
 				err = kerr.TopicAuthorizationFailed
 				if az.cluster(metastore.OpCreate) || az.topic(metastore.OpCreate, name) {
-					t, err = a.autoCreate(ctx, name)
+					if _, err = a.autoCreate(ctx, name); err == nil {
+						err = kerr.LeaderNotAvailable
+					}
 				}
 			}
 			if err != nil {
