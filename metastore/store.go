@@ -176,7 +176,9 @@ type LeaseStore interface {
 type ClusterStore interface {
 	// RegisterAgent upserts an agent and extends its liveness to ttl from now
 	// (by the store's clock); agents call it again to heartbeat. A new or
-	// returning agent moves the membership epoch forward.
+	// returning agent moves the membership epoch forward. A node id that
+	// another live agent holds gives a *NodeIDTakenError and registers
+	// nothing: no two live agents answer clients as the same broker.
 	RegisterAgent(ctx context.Context, a Agent, ttl time.Duration) error
 	// DeregisterAgent removes an agent at once, moving the membership epoch
 	// forward if it was registered.
@@ -299,4 +301,9 @@ type Agent struct {
 	// that registered before listeners were recorded: it has one PLAINTEXT
 	// listener at Addr.
 	Listeners []AgentListener
+
+	// NodeID is the Kafka node id the agent answers as; at most one live
+	// agent holds each. Nil for an agent that registered before node ids
+	// were recorded (its id is derived from ID, see cluster.NodeID).
+	NodeID *int32
 }

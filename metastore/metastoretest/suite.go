@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"Agents", testAgents},
 		{"MembershipEpoch", testMembershipEpoch},
 		{"AgentListeners", testAgentListeners},
+		{"AgentNodeIDs", testAgentNodeIDs},
 		{"IndexBySegment", testIndexBySegment},
 		{"Groups", testGroups},
 		{"GroupCoordinatorFence", testGroupCoordinatorFence},
