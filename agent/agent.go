@@ -26,25 +26,26 @@ import (
 // that do the work. Each part gets only what it uses; none of them knows the
 // Agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	store   metastore.Store
-	bucket  *cache.Bucket       // the caller's; the agent reads and writes through it
-	topics  *partition.Topics   // read-side state of every partition
-	reader  *partition.Reader   // the fetch read path
-	ingest  *ingest.Pipeline    // the write path: produce and markers
-	members *cluster.Membership // live agents and placement
-	groups  *group.Coordinator  // consumer groups this agent coordinates
-	txns    *txn.Coordinator    // transactional ids this agent coordinates
-	lag     *jobs.LagReporter   // consumer lag, on the elected agent
-	janitor *jobs.Janitor       // orphaned uploads, expiries, under a lease
-	acls    *acl.Authorizer     // nil unless authorizer=acl
-	server  *wire.Server
-	tls     *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
-	auth    *auth.Authenticator // nil without SASL
-	start   sync.Once           // the work of the first Serve
-	stats   Stats
-	reqs    *requestMetrics
+	cfg      Config
+	log      *slog.Logger
+	store    metastore.Store
+	bucket   *cache.Bucket       // the caller's; the agent reads and writes through it
+	topics   *partition.Topics   // read-side state of every partition
+	reader   *partition.Reader   // the fetch read path
+	ingest   *ingest.Pipeline    // the write path: produce and markers
+	members  *cluster.Membership // live agents and placement
+	groups   *group.Coordinator  // consumer groups this agent coordinates
+	txns     *txn.Coordinator    // transactional ids this agent coordinates
+	lag      *jobs.LagReporter   // consumer lag, on the elected agent
+	janitor  *jobs.Janitor       // orphaned uploads, expiries, under a lease
+	acls     *acl.Authorizer     // nil unless authorizer=acl
+	server   *wire.Server
+	tls      *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
+	auth     *auth.Authenticator // nil without SASL
+	start    sync.Once           // the work of the first Serve
+	startErr error               // why the first Serve refused to serve
+	stats    Stats
+	reqs     *requestMetrics
 
 	runCtx    context.Context // cancelled on hard stop
 	runCancel context.CancelFunc
@@ -78,8 +79,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
+	var nodeID *int32
+	if cfg.NodeID >= 0 {
+		nodeID = &cfg.NodeID
+	}
 	a.members, err = cluster.NewMembership(cluster.Config{
-		AgentID: cfg.ID, Advertise: cfg.Advertise, Zone: cfg.Zone, Listeners: cfg.advertisedListeners(),
+		AgentID: cfg.ID, NodeID: nodeID, Advertise: cfg.Advertise, Zone: cfg.Zone, Listeners: cfg.advertisedListeners(),
 		Heartbeat: cfg.Heartbeat, TTL: cfg.MembershipTTL, Logger: log,
 	}, store)
 	if err != nil {
@@ -132,7 +137,9 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Listeners in order, until Shutdown or Close. It returns nil then, or the
 // error of a listener that failed for good.
 func (a *Agent) ServeListeners(lns ...net.Listener) error {
-	a.start.Do(a.startServing)
+	if err := a.startOnce(); err != nil {
+		return err
+	}
 	for i, ln := range lns {
 		if i < len(a.cfg.Listeners) {
 			l := a.cfg.Listeners[i]
@@ -153,19 +160,37 @@ func (a *Agent) Serve(ln net.Listener) error {
 // Shutdown or Close. It may be called for several listeners; the first
 // call joins the cluster and starts the background work.
 func (a *Agent) ServeListener(ln net.Listener, l wire.Listener) error {
-	a.start.Do(a.startServing)
+	if err := a.startOnce(); err != nil {
+		return err
+	}
 	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol,
 		"advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
 	return a.server.ServeListener(ln, l)
 }
 
-// startServing joins the cluster and starts the background work, once.
-func (a *Agent) startServing() {
-	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
+// startOnce runs startServing on the first call, and returns its error on
+// every call.
+func (a *Agent) startOnce() error {
+	a.start.Do(func() { a.startErr = a.startServing() })
+	return a.startErr
+}
+
+// startServing joins the cluster and starts the background work. It fails
+// only when another live agent holds this agent's node id: two agents
+// answering as one broker would send each other's clients astray.
+func (a *Agent) startServing() error {
+	// Waiting out a killed predecessor's lease on the node id takes up to
+	// a membership TTL.
+	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second+a.cfg.MembershipTTL+a.cfg.Heartbeat)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
 	}
-	if err := a.members.Join(ctx); err != nil {
+	if err := a.members.Start(ctx); err != nil {
+		var taken *metastore.NodeIDTakenError
+		if errors.As(err, &taken) {
+			cancel()
+			return fmt.Errorf("node.id: %w; each agent needs its own node.id", taken)
+		}
 		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
 	}
 	if a.acls != nil {
@@ -192,6 +217,7 @@ func (a *Agent) startServing() {
 		}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
+	return nil
 }
 
 // Shutdown stops gracefully: stop taking requests, flush and commit what is

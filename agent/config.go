@@ -16,7 +16,11 @@ import (
 // config-contract keys of the silt binary. The block cache is configured and
 // built by the caller (cache.Config) and handed to New.
 type Config struct {
-	ID        string // agent.id; default: hostname + random suffix
+	ID string // agent.id; default: hostname + random suffix
+	// NodeID is the Kafka node (broker) id the agent answers as (node.id);
+	// -1 derives it from ID, which changes at every restart unless agent.id
+	// is set. A node id another live agent holds is refused at start.
+	NodeID    int32
 	Listen    string // listen
 	Advertise string // advertise; default: Listen
 	Zone      string // zone
@@ -104,6 +108,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:9092",
+		NodeID:            -1,
 		ClusterID:         "silt",
 		FlushInterval:     100 * time.Millisecond,
 		FlushBytes:        8 << 20,
@@ -165,6 +170,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("queued.max.request.bytes: must be at least 1024, got %d", c.Wire.MaxInflightRequestBytes)
 	case c.FetchMaxBytes < 1024:
 		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
+	case c.NodeID < -1:
+		return fmt.Errorf("node.id: must be -1 (derived from agent.id) or at least 0, got %d", c.NodeID)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
 	case c.TxnMaxTimeout < time.Millisecond:

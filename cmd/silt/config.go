@@ -87,6 +87,7 @@ func agentKeys() []keySpec {
 		{"advertise", kindString, "", "address given to clients (default: listen; the hostname if listen's host is unspecified)"},
 		{"zone", kindString, "", "availability zone of this agent"},
 		{"agent.id", kindString, "", "agent id (default: hostname + random suffix)"},
+		{"node.id", kindInt, strconv.Itoa(int(d.NodeID)), "Kafka node (broker) id of this agent, kept across restarts; -1: derived from agent.id. Refused at start while another live agent holds it"},
 		{"cluster.id", kindString, d.ClusterID, "cluster id reported to clients"},
 		{"bucket.url", kindString, "", "object store: s3://bucket/prefix?region=…&endpoint=…&path_style=true, file:///dir, mem://"},
 		{"metastore.url", kindString, "", "metadata store: postgres://user@host:5432/db or sqlite:///path/meta.db"},
@@ -303,6 +304,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.Advertise = p.str("advertise")
 	a.Zone = p.str("zone")
 	a.ID = p.str("agent.id")
+	a.NodeID = int32(p.int("node.id", math.MaxInt32))
 	a.ClusterID = p.str("cluster.id")
 	s.BucketURL = p.str("bucket.url")
 	s.MetastoreURL = p.str("metastore.url")
