@@ -51,5 +51,8 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeACLs), 0, 3, a.handleDescribeACLs)
 	r.Register(int16(kmsg.CreateACLs), 0, 3, a.handleCreateACLs)
 	r.Register(int16(kmsg.DeleteACLs), 0, 3, a.handleDeleteACLs)
+	r.Register(int16(kmsg.ElectLeaders), 0, 2, a.handleElectLeaders)
+	r.Register(int16(kmsg.AlterPartitionAssignments), 0, 0, a.handleAlterPartitionReassignments)
+	r.Register(int16(kmsg.ListPartitionReassignments), 0, 0, a.handleListPartitionReassignments)
 	return r
 }
