@@ -54,5 +54,6 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.ElectLeaders), 0, 2, a.handleElectLeaders)
 	r.Register(int16(kmsg.AlterPartitionAssignments), 0, 0, a.handleAlterPartitionReassignments)
 	r.Register(int16(kmsg.ListPartitionReassignments), 0, 0, a.handleListPartitionReassignments)
+	r.Register(int16(kmsg.DescribeTopicPartitions), 0, 0, a.handleDescribeTopicPartitions)
 	return r
 }
