@@ -55,5 +55,7 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.AlterPartitionAssignments), 0, 0, a.handleAlterPartitionReassignments)
 	r.Register(int16(kmsg.ListPartitionReassignments), 0, 0, a.handleListPartitionReassignments)
 	r.Register(int16(kmsg.DescribeTopicPartitions), 0, 0, a.handleDescribeTopicPartitions)
+	r.Register(int16(kmsg.UpdateFeatures), 0, 1, a.handleUpdateFeatures)
+	r.SetFeatures(features)
 	return r
 }
