@@ -111,6 +111,10 @@ type LogStore interface {
 	// IndexBySegment returns the index rows of one committed segment, so an
 	// agent told of another agent's commit can learn its new offsets.
 	IndexBySegment(ctx context.Context, segmentKey string) ([]IndexEntry, error)
+	// PartitionBytes returns, per partition of a topic that has index rows,
+	// the bytes those rows hold in the bucket: the partition's stored size.
+	// Partitions without rows are absent.
+	PartitionBytes(ctx context.Context, topic TopicID) (map[int32]int64, error)
 }
 
 // UploadStore records uploads before they happen, so that an upload that

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"AgentListeners", testAgentListeners},
 		{"AgentNodeIDs", testAgentNodeIDs},
 		{"IndexBySegment", testIndexBySegment},
+		{"PartitionBytes", testPartitionBytes},
 		{"Groups", testGroups},
 		{"GroupCoordinatorFence", testGroupCoordinatorFence},
 		{"TxnState", testTxnState},
