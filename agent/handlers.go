@@ -57,6 +57,7 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.DescribeTopicPartitions), 0, 0, a.handleDescribeTopicPartitions)
 	r.Register(int16(kmsg.UpdateFeatures), 0, 1, a.handleUpdateFeatures)
 	r.Register(int16(kmsg.GetTelemetrySubscriptions), 0, 0, a.handleGetTelemetrySubscriptions)
+	r.Register(int16(kmsg.DescribeLogDirs), 0, 4, a.handleDescribeLogDirs)
 	r.Register(int16(kmsg.PushTelemetry), 0, 0, a.handlePushTelemetry)
 	r.SetFeatures(features)
 	return r
