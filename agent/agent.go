@@ -180,8 +180,8 @@ func (a *Agent) startOnce() error {
 // answering as one broker would send each other's clients astray.
 func (a *Agent) startServing() error {
 	// Waiting out a killed predecessor's lease on the node id takes up to
-	// a membership TTL.
-	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second+a.cfg.MembershipTTL+a.cfg.Heartbeat)
+	// two membership TTLs (cluster.Membership.Start).
+	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second+2*a.cfg.MembershipTTL)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
 	}

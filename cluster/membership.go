@@ -88,8 +88,8 @@ func (m *Membership) Join(ctx context.Context) error {
 // Start registers this agent for the first time, like Join, except when
 // another agent holds its node id. A predecessor that stopped without
 // leaving (killed) holds it until its lease lapses: Start waits for that
-// (until the lease's end by the store's clock, at least TTL, plus a
-// heartbeat), within ctx. A holder whose lease is renewed meanwhile is alive, and Start
+// (until the lease's end by the store's clock, at least TTL, plus a TTL),
+// within ctx. A holder whose lease is renewed meanwhile is alive, and Start
 // returns the *metastore.NodeIDTakenError at once. Other errors are
 // returned as Join returns them (heartbeats retry).
 func (m *Membership) Start(ctx context.Context) error {
@@ -101,15 +101,20 @@ func (m *Membership) Start(ctx context.Context) error {
 	first := taken.Holder
 	m.log.Warn("node id held by another agent; waiting for its lease to lapse",
 		"node_id", taken.NodeID, "holder", first.ID, "holder_addr", first.Addr, "lease_until", first.Expires)
-	deadline := time.Now().Add(max(time.Until(first.Expires), m.cfg.TTL) + m.cfg.Heartbeat)
-	for time.Now().Before(deadline) {
-		t := time.NewTimer(min(m.cfg.Heartbeat, time.Until(deadline)))
+	// The lease ends by the store's clock; a TTL more covers a skew
+	// between its clock and ours. Only an attempt begun after that counts
+	// as proof that the holder lives: a slow one begun before may still
+	// have seen the old lease.
+	deadline := time.Now().Add(max(time.Until(first.Expires), m.cfg.TTL) + m.cfg.TTL)
+	for {
+		t := time.NewTimer(max(min(m.cfg.Heartbeat, time.Until(deadline)), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return err
 		case <-t.C:
 		}
+		begun := time.Now()
 		err = m.Join(ctx)
 		if !errors.As(err, &taken) {
 			return err
@@ -117,8 +122,10 @@ func (m *Membership) Start(ctx context.Context) error {
 		if h := taken.Holder; h.ID != "" && (h.ID != first.ID || h.Expires.After(first.Expires)) {
 			return err // renewed, or another holder: a live agent has it
 		}
+		if !begun.Before(deadline) {
+			return err
+		}
 	}
-	return err
 }
 
 // Refresh rereads the live agents now, rather than at the next heartbeat.
