@@ -289,3 +289,106 @@ func equalInt64s(a, b []int64) bool {
 	}
 	return true
 }
+
+// TestOldGroupVersions: a consumer group driven at v0 of every group API,
+// as clients from before Kafka 0.10.1 (and kafka-python's fallbacks) do:
+// FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit (v0 and
+// v1), OffsetFetch and LeaveGroup.
+func TestOldGroupVersions(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, nil)
+	createTopic(t, ta.client(t), "old-group", 1, nil)
+	const group = "g0"
+
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(0)
+	fc.CoordinatorKey = group
+	fcr := kmsg.NewPtrFindCoordinatorResponse()
+	fcr.SetVersion(0)
+	rawRequest(t, ta.addr, fc, fcr)
+	if fcr.ErrorCode != 0 || fcr.Host == "" || fcr.Port == 0 {
+		t.Fatalf("FindCoordinator v0: %+v", fcr)
+	}
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.SetVersion(0)
+	join.Group, join.SessionTimeoutMillis, join.ProtocolType = group, 30000, "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name, p.Metadata = "range", []byte{0, 0, 0, 0, 0, 1, 0, 9, 'o', 'l', 'd', '-', 'g', 'r', 'o', 'u', 'p', 0, 0, 0, 0}
+	join.Protocols = append(join.Protocols, p)
+	jr := kmsg.NewPtrJoinGroupResponse()
+	jr.SetVersion(0)
+	rawRequest(t, ta.addr, join, jr)
+	if jr.ErrorCode != 0 || jr.MemberID == "" || jr.LeaderID != jr.MemberID || len(jr.Members) != 1 {
+		t.Fatalf("JoinGroup v0: %+v", jr)
+	}
+
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.SetVersion(0)
+	sync.Group, sync.Generation, sync.MemberID = group, jr.Generation, jr.MemberID
+	ga := kmsg.NewSyncGroupRequestGroupAssignment()
+	ga.MemberID, ga.MemberAssignment = jr.MemberID, []byte{0, 0, 0, 0, 0, 0, 0, 0}
+	sync.GroupAssignment = append(sync.GroupAssignment, ga)
+	sr := kmsg.NewPtrSyncGroupResponse()
+	sr.SetVersion(0)
+	rawRequest(t, ta.addr, sync, sr)
+	if sr.ErrorCode != 0 {
+		t.Fatalf("SyncGroup v0: %v", kerr.ErrorForCode(sr.ErrorCode))
+	}
+
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.SetVersion(0)
+	hb.Group, hb.Generation, hb.MemberID = group, jr.Generation, jr.MemberID
+	hr := kmsg.NewPtrHeartbeatResponse()
+	hr.SetVersion(0)
+	rawRequest(t, ta.addr, hb, hr)
+	if hr.ErrorCode != 0 {
+		t.Fatalf("Heartbeat v0: %v", kerr.ErrorForCode(hr.ErrorCode))
+	}
+
+	// commit commits offset at v: v1 as the member, v0 (which has no
+	// member fields) only once the group is empty, as Kafka requires; and
+	// reads it back with OffsetFetch v0.
+	commit := func(v int16, offset int64) {
+		t.Helper()
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.SetVersion(v)
+		oc.Group, oc.Generation, oc.MemberID = group, jr.Generation, jr.MemberID
+		ot := kmsg.NewOffsetCommitRequestTopic()
+		ot.Topic = "old-group"
+		op := kmsg.NewOffsetCommitRequestTopicPartition()
+		op.Offset, op.Timestamp = offset, -1
+		ot.Partitions = append(ot.Partitions, op)
+		oc.Topics = append(oc.Topics, ot)
+		ocr := kmsg.NewPtrOffsetCommitResponse()
+		ocr.SetVersion(v)
+		rawRequest(t, ta.addr, oc, ocr)
+		if code := ocr.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("OffsetCommit v%d: %v", v, kerr.ErrorForCode(code))
+		}
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.SetVersion(0)
+		of.Group = group
+		oft := kmsg.NewOffsetFetchRequestTopic()
+		oft.Topic, oft.Partitions = "old-group", []int32{0}
+		of.Topics = append(of.Topics, oft)
+		ofr := kmsg.NewPtrOffsetFetchResponse()
+		ofr.SetVersion(0)
+		rawRequest(t, ta.addr, of, ofr)
+		if got := ofr.Topics[0].Partitions[0]; got.ErrorCode != 0 || got.Offset != offset {
+			t.Fatalf("OffsetFetch v0 after OffsetCommit v%d: %v offset %d, want %d", v, kerr.ErrorForCode(got.ErrorCode), got.Offset, offset)
+		}
+	}
+	commit(1, 7)
+
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.SetVersion(0)
+	leave.Group, leave.MemberID = group, jr.MemberID
+	lr := kmsg.NewPtrLeaveGroupResponse()
+	lr.SetVersion(0)
+	rawRequest(t, ta.addr, leave, lr)
+	if lr.ErrorCode != 0 {
+		t.Fatalf("LeaveGroup v0: %v", kerr.ErrorForCode(lr.ErrorCode))
+	}
+	commit(0, 5)
+}
