@@ -1,7 +1,7 @@
 package agent
 
-// GetTelemetrySubscriptions (71) and PushTelemetry (72), version 0
-// (KIP-714; Java clients ≥ 3.7 ask for a subscription at start).
+// GetTelemetrySubscriptions, version 0 (KIP-714; Java clients ≥ 3.7 ask
+// for a subscription at start). PushTelemetry is in pushtelemetry.go.
 //
 // Silt collects no client metrics: every client gets a subscription to no
 // metrics, which KIP-714 defines as "do not push; ask again after the push
@@ -57,22 +57,6 @@ func (a *Agent) handleGetTelemetrySubscriptions(ctx context.Context, c *wire.Con
 	resp.TelemetryMaxBytes = telemetryMaxBytes
 	resp.DeltaTemporality = true
 	resp.RequestedMetrics = []string{}
-	return wire.Respond(resp)
-}
-
-func (a *Agent) handlePushTelemetry(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
-	req := kreq.(*kmsg.PushTelemetryRequest)
-	resp := req.ResponseKind().(*kmsg.PushTelemetryResponse)
-	switch id := req.ClientInstanceID; {
-	case id == [16]byte{} || id == [16]byte{15: 1}: // Kafka's reserved ids
-		resp.ErrorCode = kerr.InvalidRequest.Code
-	case req.SubscriptionID != telemetrySubscriptionID(id):
-		resp.ErrorCode = kerr.UnknownSubscriptionID.Code
-	case req.CompressionType < 0 || req.CompressionType > 4:
-		resp.ErrorCode = kerr.UnsupportedCompressionType.Code
-	case len(req.Metrics) > telemetryMaxBytes:
-		resp.ErrorCode = kerr.TelemetryTooLarge.Code
-	}
 	return wire.Respond(resp)
 }
 
