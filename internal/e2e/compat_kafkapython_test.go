@@ -103,3 +103,53 @@ func TestKafkaPythonAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaPythonProduceConsume: kafka-python 2.0.2's producer (acks=all,
+// uncompressed and gzip) and group consumer round-trip records, each read
+// back as written, and the group's commit is seen by another client.
+func TestKafkaPythonProduceConsume(t *testing.T) {
+	py := kafkaPython(t)
+	addr := startCompatDev(t)
+	const n = 200
+	for _, codec := range []string{"none", "gzip"} {
+		topic := "kafka-python-" + codec
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, py, "testdata/kafka_python_clients.py", addr, topic, codec, fmt.Sprint(n))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", codec, err, stderr.String())
+		}
+		// One partition (auto-created): offset i holds record i.
+		sc := bufio.NewScanner(&stdout)
+		i := 0
+		for sc.Scan() {
+			var p, off int
+			var key, value string
+			if _, err := fmt.Sscan(sc.Text(), &p, &off, &key, &value); err != nil {
+				t.Fatalf("%s: line %q: %v", codec, sc.Text(), err)
+			}
+			if p != 0 || off != i || key != fmt.Sprintf("key-%04d", i) || value != fmt.Sprintf("value-%04d", i) {
+				t.Fatalf("%s: record %d read as %q", codec, i, sc.Text())
+			}
+			i++
+		}
+		if i != n {
+			t.Fatalf("%s: consumed %d records, want %d", codec, i, n)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "kafka-python-"+topic)
+		cl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := offs.Lookup(topic, 0); !ok || o.At != n {
+			t.Fatalf("%s: committed offset %+v, want %d", codec, o, n)
+		}
+	}
+}
