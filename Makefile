@@ -7,7 +7,7 @@ GO ?= go
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 FUZZTIME ?= 15s
 
-.PHONY: all build test vet fuzz bench kgo-compat torture torture-short clean
+.PHONY: all build test vet fuzz bench kgo-compat kafka-go-compat torture torture-short clean
 
 all: vet build test
 
@@ -50,6 +50,11 @@ kgo-compat: .bin/minio
 	$(GO) test -c -o .bin/kgo.test github.com/twmb/franz-go/pkg/kgo
 	$(GO) run ./cmd/silt-bench --agents 3 --kgo-test .bin/kgo.test --kgo-runs 10
 	$(GO) run ./cmd/silt-bench --agents 3 --kgo-test .bin/kgo.test --kgo-runs 10 --kgo-churn
+
+# kafka-go's own test suite against `silt dev` on localhost:9092 (which
+# must be free), each top-level test on its own; see .ci/kafka-go-suite.
+kafka-go-compat:
+	.ci/kafka-go-suite
 
 # The randomized fault test (internal/torture): a mixed workload through a
 # cluster of agents while agents, Postgres and MinIO are killed, paused,

@@ -1,6 +1,7 @@
 package agent
 
-// AddOffsetsToTxn, versions 0–3: adds a consumer group to the producer's
+// AddOffsetsToTxn, versions 0–4 (v4: the client knows TRANSACTION_ABORTABLE):
+// adds a consumer group to the producer's
 // transaction, so TxnOffsetCommit may stage its offsets.
 
 import (

@@ -47,6 +47,7 @@ type Agent struct {
 	tls           *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
 	auth          *auth.Authenticator // nil without SASL
 	start         sync.Once           // the work of the first Serve
+	startErr      error               // why the first Serve refused to serve
 	stats         Stats
 	reqs          *requestMetrics
 
@@ -83,8 +84,12 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if err != nil {
 		return nil, err
 	}
+	var nodeID *int32
+	if cfg.NodeID >= 0 {
+		nodeID = &cfg.NodeID
+	}
 	a.members, err = cluster.NewMembership(cluster.Config{
-		AgentID: cfg.ID, Advertise: cfg.Advertise, Zone: cfg.Zone, Listeners: cfg.advertisedListeners(),
+		AgentID: cfg.ID, NodeID: nodeID, Advertise: cfg.Advertise, Zone: cfg.Zone, Listeners: cfg.advertisedListeners(),
 		Heartbeat: cfg.Heartbeat, TTL: cfg.MembershipTTL, Logger: log,
 	}, store)
 	if err != nil {
@@ -147,7 +152,9 @@ func (a *Agent) Stats() *Stats { return &a.stats }
 // Listeners in order, until Shutdown or Close. It returns nil then, or the
 // error of a listener that failed for good.
 func (a *Agent) ServeListeners(lns ...net.Listener) error {
-	a.start.Do(a.startServing)
+	if err := a.startOnce(); err != nil {
+		return err
+	}
 	for i, ln := range lns {
 		if i < len(a.cfg.Listeners) {
 			l := a.cfg.Listeners[i]
@@ -168,19 +175,37 @@ func (a *Agent) Serve(ln net.Listener) error {
 // Shutdown or Close. It may be called for several listeners; the first
 // call joins the cluster and starts the background work.
 func (a *Agent) ServeListener(ln net.Listener, l wire.Listener) error {
-	a.start.Do(a.startServing)
+	if err := a.startOnce(); err != nil {
+		return err
+	}
 	a.log.Info("serving Kafka", "listen", ln.Addr().String(), "listener", l.Name, "protocol", l.Protocol,
 		"advertise", a.cfg.Advertise, "node_id", a.members.Self().NodeID)
 	return a.server.ServeListener(ln, l)
 }
 
-// startServing joins the cluster and starts the background work, once.
-func (a *Agent) startServing() {
-	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
+// startOnce runs startServing on the first call, and returns its error on
+// every call.
+func (a *Agent) startOnce() error {
+	a.start.Do(func() { a.startErr = a.startServing() })
+	return a.startErr
+}
+
+// startServing joins the cluster and starts the background work. It fails
+// only when another live agent holds this agent's node id: two agents
+// answering as one broker would send each other's clients astray.
+func (a *Agent) startServing() error {
+	// Waiting out a killed predecessor's lease on the node id takes up to
+	// two membership TTLs (cluster.Membership.Start).
+	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second+2*a.cfg.MembershipTTL)
 	if err := a.topics.Refresh(ctx); err != nil {
 		a.log.Warn("initial topic load failed; topics load on demand", "err", err)
 	}
-	if err := a.members.Join(ctx); err != nil {
+	if err := a.members.Start(ctx); err != nil {
+		var taken *metastore.NodeIDTakenError
+		if errors.As(err, &taken) {
+			cancel()
+			return fmt.Errorf("node.id: %w; each agent needs its own node.id", taken)
+		}
 		a.log.Warn("joining the cluster failed; retrying with each heartbeat", "err", err)
 	}
 	if a.acls != nil {
@@ -208,6 +233,7 @@ func (a *Agent) startServing() {
 		w = offsetsWatcher{CommitWatcher: w, log: a.offsets}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
+	return nil
 }
 
 // Shutdown stops gracefully: stop taking requests, flush and commit what is

@@ -16,7 +16,11 @@ import (
 // config-contract keys of the silt binary. The block cache is configured and
 // built by the caller (cache.Config) and handed to New.
 type Config struct {
-	ID        string // agent.id; default: hostname + random suffix
+	ID string // agent.id; default: hostname + random suffix
+	// NodeID is the Kafka node (broker) id the agent answers as (node.id);
+	// -1 derives it from ID, which changes at every restart unless agent.id
+	// is set. A node id another live agent holds is refused at start.
+	NodeID    int32
 	Listen    string // listen
 	Advertise string // advertise; default: Listen
 	Zone      string // zone
@@ -62,6 +66,12 @@ type Config struct {
 	// keeps (max.incremental.fetch.session.cache.slots, Kafka's default
 	// 1000); 0 opens none.
 	FetchSessionSlots int
+
+	// TxnMaxTimeout is the longest transaction timeout a producer may ask
+	// for in InitProducerId (transaction.max.timeout.ms, Kafka's default
+	// 15 minutes): a longer one gets INVALID_TRANSACTION_TIMEOUT, so a
+	// crashed producer cannot hold read_committed consumers back for longer.
+	TxnMaxTimeout time.Duration
 
 	AutoCreateTopics bool // auto.create.topics
 	// DefaultPartitions is num.partitions for auto-created topics and
@@ -111,6 +121,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:9092",
+		NodeID:            -1,
 		ClusterID:         "silt",
 		FlushInterval:     100 * time.Millisecond,
 		FlushBytes:        8 << 20,
@@ -120,6 +131,7 @@ func DefaultConfig() Config {
 		FetchMaxBytes:     55 << 20,
 		FetchSessionSlots: 1000,
 		DefaultPartitions: 1,
+		TxnMaxTimeout:     15 * time.Minute,
 		Heartbeat:         2 * time.Second,
 		MembershipTTL:     10 * time.Second,
 		OrphanMinAge:      time.Hour,
@@ -183,8 +195,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("fetch.max.bytes: must be at least 1024, got %d", c.FetchMaxBytes)
 	case c.FetchSessionSlots < 0:
 		return fmt.Errorf("max.incremental.fetch.session.cache.slots: must not be negative, got %d", c.FetchSessionSlots)
+	case c.NodeID < -1:
+		return fmt.Errorf("node.id: must be -1 (derived from agent.id) or at least 0, got %d", c.NodeID)
 	case c.DefaultPartitions < 1:
 		return fmt.Errorf("num.partitions: must be at least 1, got %d", c.DefaultPartitions)
+	case c.TxnMaxTimeout < time.Millisecond:
+		return fmt.Errorf("transaction.max.timeout.ms: must be at least 1, got %v", c.TxnMaxTimeout)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("membership.heartbeat: must be positive, got %v", c.Heartbeat)
 	case c.MembershipTTL < 2*c.Heartbeat:

@@ -1,6 +1,6 @@
 package agent
 
-// DescribeConfigs (1–4), AlterConfigs (0–2), IncrementalAlterConfigs (0–1)
+// DescribeConfigs (0–4), AlterConfigs (0–2), IncrementalAlterConfigs (0–1)
 // for topic configs with Kafka's names, validate-only honoured. Broker
 // configs can be described; they come from the agent's own configuration and
 // cannot be altered over the protocol (INVALID_REQUEST says so), nor can

@@ -1,7 +1,9 @@
 package agent
 
-// CreatePartitions, versions 0–3, validate-only honoured. Internal topics
-// keep their partition count (INVALID_PARTITIONS).
+// CreatePartitions, versions 0–3, validate-only honoured. A manual
+// assignment must name one live agent list per new partition (see
+// assignment.go), as Kafka requires. Internal topics keep their partition
+// count (INVALID_PARTITIONS).
 
 import (
 	"context"
@@ -38,12 +40,14 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, c *wire.Conn, kreq k
 			fail(kerr.InvalidPartitions.Code, "the partitions of internal topic "+rt.Topic+" are fixed")
 		case err != nil:
 			fail(errorCode(err), err.Error())
-		case len(rt.Assignment) > 0:
-			fail(kerr.InvalidReplicaAssignment.Code, "Silt does not place replicas; omit the assignment")
 		case rt.Count <= int32(len(t.Partitions)):
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic has %d partitions; the new count must be larger", len(t.Partitions)))
 		case rt.Count > maxPartitions:
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("at most %d partitions", maxPartitions))
+		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count)-len(t.Partitions):
+			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("attempted to add %d additional partition(s), but only %d assignment(s) were specified",
+				int(rt.Count)-len(t.Partitions), len(rt.Assignment)))
+		case rt.Assignment != nil && a.checkNewAssignments(rt.Assignment, fail):
 		case req.ValidateOnly:
 		default:
 			if err := a.store.CreatePartitions(ctx, rt.Topic, rt.Count); err != nil {
@@ -57,4 +61,19 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, c *wire.Conn, kreq k
 		resp.Topics = append(resp.Topics, st)
 	}
 	return wire.Respond(resp)
+}
+
+// checkNewAssignments checks each new partition's assignment and reports
+// the first failure through fail; it returns whether one failed.
+func (a *Agent) checkNewAssignments(as []kmsg.CreatePartitionsRequestTopicAssignment, fail func(int16, string)) bool {
+	v := a.members.View()
+	replicas := 0
+	for _, as := range as {
+		if err := checkAssignment(v, as.Replicas, replicas); err != nil {
+			fail(kerr.InvalidReplicaAssignment.Code, err.Error())
+			return true
+		}
+		replicas = len(as.Replicas)
+	}
+	return false
 }

@@ -1,14 +1,24 @@
 package agent
 
-// CreateTopics, versions 2–7, validate-only honoured. Silt has no
-// replication (the bucket is the replica), so any replication factor is
-// accepted and reported as 1; manual replica assignments are rejected. The
-// internal topics already exist (TOPIC_ALREADY_EXISTS).
+// CreateTopics, versions 0–7, validate-only honoured (v1+). Silt has no
+// replication (the bucket is the replica), so any positive replication
+// factor is accepted and reported as 1. What Kafka refuses is refused with
+// Kafka's codes: a name given twice in one request (INVALID_REQUEST for
+// that name, which is not created), an invalid name or one that collides
+// with an existing topic once '.' and '_' are confused
+// (INVALID_TOPIC_EXCEPTION), a replication factor or partition count that
+// is 0 or below -1, a manual assignment with a replication factor or
+// partition count other than -1 (INVALID_REQUEST), an assignment naming an
+// agent that is not live, twice the same one or partitions that are not
+// 0..n-1 (INVALID_REPLICA_ASSIGNMENT; see assignment.go), and unknown or
+// invalid or null configs (INVALID_CONFIG). The internal topics already exist
+// (TOPIC_ALREADY_EXISTS).
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,10 +32,27 @@ func (a *Agent) handleCreateTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	az := a.access(c)
 	createAny := az.cluster(metastore.OpCreate) // Kafka: CREATE on the cluster, or on each topic
+	count := make(map[string]int, len(req.Topics))
+	for _, rt := range req.Topics {
+		count[rt.Topic]++
+	}
+	answered := make(map[string]bool)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.ReplicationFactor = 1
+		if count[rt.Topic] > 1 {
+			// Kafka answers a duplicated name once and creates nothing
+			// under it.
+			if !answered[rt.Topic] {
+				answered[rt.Topic] = true
+				st.ErrorCode, st.NumPartitions, st.ReplicationFactor = kerr.InvalidRequest.Code, -1, -1
+				msg := "Duplicate topic name."
+				st.ErrorMessage = &msg
+				resp.Topics = append(resp.Topics, st)
+			}
+			continue
+		}
 		if !createAny && !az.topic(metastore.OpCreate, rt.Topic) {
 			st.ErrorCode, st.NumPartitions, st.ReplicationFactor = kerr.TopicAuthorizationFailed.Code, -1, -1
 			msg := kerr.TopicAuthorizationFailed.Message
@@ -73,23 +100,33 @@ func (a *Agent) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTopi
 	if err := validateTopicName(rt.Topic); err != nil {
 		return kerr.InvalidTopicException.Code, err.Error(), none
 	}
-	if len(rt.ReplicaAssignment) > 0 {
-		return kerr.InvalidReplicaAssignment.Code, "Silt does not place replicas; omit the assignment", none
+	if other, ok := a.collidingTopic(rt.Topic); ok {
+		return kerr.InvalidTopicException.Code, fmt.Sprintf("Topic '%s' collides with existing topic: %s", rt.Topic, other), none
 	}
 	n := rt.NumPartitions
-	if n == -1 {
-		n = a.cfg.DefaultPartitions
+	if len(rt.ReplicaAssignment) > 0 {
+		if code, msg := a.checkTopicAssignment(rt); code != 0 {
+			return code, msg, none
+		}
+		n = int32(len(rt.ReplicaAssignment))
+	} else {
+		if rt.ReplicationFactor < -1 || rt.ReplicationFactor == 0 {
+			return kerr.InvalidReplicationFactor.Code, "replication factor must be positive or -1", none
+		}
+		if rt.NumPartitions < -1 || rt.NumPartitions == 0 {
+			return kerr.InvalidPartitions.Code, "number of partitions must be positive or -1", none
+		}
+		if n == -1 {
+			n = a.cfg.DefaultPartitions
+		}
 	}
-	if n < 1 || n > maxPartitions {
+	if n > maxPartitions {
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("partitions must be between 1 and %d", maxPartitions), none
-	}
-	if rt.ReplicationFactor < -1 || rt.ReplicationFactor == 0 {
-		return kerr.InvalidReplicationFactor.Code, "replication factor must be positive or -1", none
 	}
 	cfg := make(map[string]string)
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			continue
+			return kerr.InvalidConfig.Code, "Null value not supported for topic configs: " + c.Name, none
 		}
 		if err := validateTopicConfig(c.Name, *c.Value); err != nil {
 			return kerr.InvalidConfig.Code, err.Error(), none
@@ -134,4 +171,52 @@ func validateTopicName(name string) error {
 		}
 	}
 	return nil
+}
+
+// checkTopicAssignment checks a CreateTopics manual assignment as Kafka's
+// controller does: replication factor and partition count must be -1, and
+// the assignments must cover partitions 0..n-1 once each with live agents.
+func (a *Agent) checkTopicAssignment(rt kmsg.CreateTopicsRequestTopic) (int16, string) {
+	if rt.ReplicationFactor != -1 {
+		return kerr.InvalidRequest.Code, "A manual partition assignment was specified, but replication factor was not set to -1."
+	}
+	if rt.NumPartitions != -1 {
+		return kerr.InvalidRequest.Code, "A manual partition assignment was specified, but numPartitions was not set to -1."
+	}
+	v := a.members.View()
+	seen := make(map[int32]bool, len(rt.ReplicaAssignment))
+	replicas := 0
+	for _, as := range rt.ReplicaAssignment {
+		if seen[as.Partition] {
+			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Found multiple manual partition assignments for partition %d", as.Partition)
+		}
+		seen[as.Partition] = true
+		if err := checkAssignment(v, as.Replicas, replicas); err != nil {
+			return kerr.InvalidReplicaAssignment.Code, err.Error()
+		}
+		replicas = len(as.Replicas)
+	}
+	for i := range int32(len(seen)) {
+		if !seen[i] {
+			return kerr.InvalidReplicaAssignment.Code, "partitions should be a consecutive 0-based integer sequence"
+		}
+	}
+	return 0, ""
+}
+
+// collidingTopic returns an existing topic whose name equals name once '.'
+// and '_' are taken for the same character: Kafka refuses such a pair,
+// because metric names confuse them.
+func (a *Agent) collidingTopic(name string) (string, bool) {
+	if !strings.ContainsAny(name, "._") {
+		return "", false
+	}
+	unify := func(s string) string { return strings.ReplaceAll(s, ".", "_") }
+	u := unify(name)
+	for _, t := range a.topics.List() {
+		if t.Name != name && unify(t.Name) == u {
+			return t.Name, true
+		}
+	}
+	return "", false
 }

@@ -1,11 +1,19 @@
 package agent
 
-// DeleteTopics, versions 1–6 (by name, and by topic id from v6). Internal
+// DeleteTopics, versions 0–6 (by name, and by topic id from v6). Internal
 // topics cannot be deleted (INVALID_TOPIC_EXCEPTION).
+//
+// The answer waits, up to the request's timeout, until every live agent
+// has dropped the deleted topics (acknowledged their deletion, see package
+// partition), so that once a client has its answer no agent lists them any
+// more. A deletion that is not acknowledged in time is still committed; its
+// topic answers REQUEST_TIMED_OUT, as Kafka answers a deletion that did not
+// complete within the timeout.
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -23,6 +31,7 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 		id   metastore.TopicID
 	}
 	var targets []target
+	deleted := make(map[string]*kmsg.DeleteTopicsResponseTopic)
 	if req.Version >= 6 {
 		for _, t := range req.Topics {
 			targets = append(targets, target{name: t.Topic, id: t.TopicID})
@@ -82,8 +91,56 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, c *wire.Conn, kreq kmsg.
 		default:
 			a.topics.Drop(name)
 			a.log.Info("deleted topic", "topic", name)
+			deleted[name] = nil
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return wire.Respond(resp)
+	w, ok := a.store.(metastore.CommitWatcher)
+	if !ok || len(deleted) == 0 {
+		return wire.Respond(resp) // one agent: dropped from its cache above
+	}
+	for i := range resp.Topics {
+		if st := &resp.Topics[i]; st.ErrorCode == 0 && st.Topic != nil {
+			deleted[*st.Topic] = st
+		}
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return wire.Defer(func(ctx context.Context) kmsg.Response {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		for name, st := range deleted {
+			if !a.awaitDeletionSeen(ctx, w, name) {
+				st.ErrorCode = kerr.RequestTimedOut.Code
+			}
+		}
+		return resp
+	})
+}
+
+// deletionSeenPoll is how often DeleteTopics asks whether every agent has
+// acknowledged a deletion; agents do within a notification's round trip.
+const deletionSeenPoll = 10 * time.Millisecond
+
+// awaitDeletionSeen waits until every live agent has acknowledged the
+// deletion of name, or ctx ends; it reports whether they did.
+func (a *Agent) awaitDeletionSeen(ctx context.Context, w metastore.CommitWatcher, name string) bool {
+	t := time.NewTicker(deletionSeenPoll)
+	defer t.Stop()
+	for {
+		seen, err := w.TopicDeletionSeen(ctx, name)
+		if err == nil && seen {
+			return true
+		}
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("delete topics: deletion acknowledgements", "topic", name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
 }

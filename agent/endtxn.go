@@ -1,6 +1,7 @@
 package agent
 
-// EndTxn, versions 0–3: commits or aborts the producer's transaction
+// EndTxn, versions 0–4 (v4: the client knows TRANSACTION_ABORTABLE):
+// commits or aborts the producer's transaction
 // (markers, staged offsets, final state) before answering.
 
 import (

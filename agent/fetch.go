@@ -1,6 +1,12 @@
 package agent
 
-// Fetch, versions 4–16.
+// Fetch, versions 0–17.
+//
+// v0–v3 clients read only message formats v0 and v1, which Kafka
+// down-converts to; Silt stores only v2 batches and does not convert, so
+// each partition of such a fetch answers UNSUPPORTED_VERSION, as Kafka does
+// with message.downconversion.enable=false (KIP-283). v17 adds only a
+// follower's directory id.
 //
 // Fetch sessions (KIP-227) from v7: fetchsession.go. Reads go
 // through the index (in-memory tail, then the store) and the block cache;
@@ -50,6 +56,7 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 	}
 	az := a.access(c)
 	var parts []fetchPart
+	errored := false
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		var topic *partition.Topic
@@ -89,10 +96,16 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 				rp.ErrorCode = errorCode(terr)
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case req.Version < 4:
+				rp.ErrorCode = kerr.UnsupportedVersion.Code
 			default:
 				parts = append(parts, fetchPart{p: topic.Partitions[rpart.Partition], internal: internal, rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
 			}
+			errored = errored || rp.ErrorCode != 0
 		}
+	}
+	if errored && len(parts) == 0 {
+		return wire.Respond(resp) // nothing to wait for: Kafka answers errors at once
 	}
 	return wire.Defer(func(ctx context.Context) kmsg.Response {
 		a.fetch(ctx, req, parts)

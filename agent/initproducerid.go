@@ -1,6 +1,7 @@
 package agent
 
-// InitProducerId, versions 0–4.
+// InitProducerId, versions 0–5 (v5 only tells that the client knows
+// TRANSACTION_ABORTABLE, KIP-890).
 //
 // InitProducerId hands out producer ids from the metastore so idempotent
 // producers (the default in franz-go and the Java client) can start. An
@@ -10,7 +11,9 @@ package agent
 // restarts its sequences, which the flush commit checks. With a
 // transactional id the request goes to that id's transaction coordinator
 // (package txn), which completes or aborts what the previous producer left
-// and bumps the epoch, fencing it.
+// and bumps the epoch, fencing it. As in Kafka, a transactional producer's
+// timeout must be positive and at most transaction.max.timeout.ms
+// (INVALID_TRANSACTION_TIMEOUT), checked before the coordinator is.
 
 import (
 	"context"
@@ -41,6 +44,10 @@ func (a *Agent) handleInitProducerID(ctx context.Context, c *wire.Conn, kreq kms
 		return wire.Respond(resp)
 	}
 	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		if req.TransactionTimeoutMillis <= 0 || int64(req.TransactionTimeoutMillis) > a.cfg.TxnMaxTimeout.Milliseconds() {
+			resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
+			return wire.Respond(resp)
+		}
 		if !a.isCoordinator(*req.TransactionalID) {
 			resp.ErrorCode = kerr.NotCoordinator.Code
 			return wire.Respond(resp)

@@ -1,11 +1,20 @@
 package agent
 
-// ListOffsets, versions 1–8: latest (-1), earliest (-2: the log start
-// offset), max timestamp (-3, v7+) and by timestamp (never below the log
-// start offset). Internal topics answer from their own logs
+// ListOffsets, versions 0–9: latest (-1), earliest (-2: the log start
+// offset), max timestamp (-3, v7+), earliest local (-4, v8+: the log start
+// offset, as Kafka answers without tiered storage), latest tiered (-5, v9+:
+// -1, nothing is tiered in Kafka's sense) and by timestamp (never below the
+// log start offset). Internal topics answer from their own logs
 // (internaltopics.go). By-timestamp finds the chunk through the store's
 // timestamp index and then the exact record by decoding that batch, with
 // decompression bounded by maxDecompressedBatch.
+//
+// v0 answers a list of at most MaxNumOffsets offsets, newest first, that
+// Kafka takes from segment boundaries: here latest answers the high
+// watermark followed by the log start offset, earliest the log start
+// offset, and a timestamp the first offset at or after it (the boundary a
+// segment ending there would have), or the high watermark past the last
+// record.
 
 import (
 	"context"
@@ -62,6 +71,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 				} else {
 					sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, off, 0
 				}
+				if err == nil && req.Version == 0 {
+					sp.OldStyleOffsets, sp.ErrorCode = oldStyleOffsets(topic.Partitions[rpart.Partition], rpart.Timestamp, off, rpart.MaxNumOffsets)
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -84,6 +96,10 @@ func (a *Agent) listOffset(ctx context.Context, p *partition.Partition, target i
 		return -1, hw, nil
 	case -2:
 		return -1, logStart, nil
+	case -4: // earliest local: all of a partition is "local" to Silt
+		return -1, logStart, nil
+	case -5: // latest tiered: as Kafka without remote storage
+		return -1, -1, nil
 	}
 	if target < -3 {
 		return -1, -1, kerr.InvalidRequest
@@ -136,8 +152,10 @@ func listInternalOffset(ctx context.Context, it *internalTopic, part int32, targ
 	switch {
 	case target == -1:
 		return -1, end, nil
-	case target == -2:
+	case target == -2, target == -4:
 		return -1, 0, nil
+	case target == -5:
+		return -1, -1, nil
 	case target == -3:
 		return it.maxTime(ctx, part, end)
 	case target < 0:
@@ -177,4 +195,35 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target
 		base += h.OffsetCount()
 	}
 	return -1, -1, it.Err()
+}
+
+// oldStyleOffsets answers one partition of a ListOffsets v0 request: up to
+// maxNum offsets, newest first. off is what listOffset found for target.
+func oldStyleOffsets(p *partition.Partition, target, off int64, maxNum int32) ([]int64, int16) {
+	hw, logStart := p.Offsets()
+	var offsets []int64
+	switch target {
+	case -1:
+		offsets = []int64{hw}
+		if logStart < hw {
+			offsets = append(offsets, logStart)
+		}
+	case -2:
+		offsets = []int64{logStart}
+	default:
+		if target < 0 {
+			return nil, kerr.InvalidRequest.Code
+		}
+		if off < 0 { // past the last record
+			off = hw
+		}
+		offsets = []int64{off}
+	}
+	if maxNum < 0 {
+		maxNum = 0
+	}
+	if int(maxNum) < len(offsets) {
+		offsets = offsets[:maxNum]
+	}
+	return offsets, 0
 }

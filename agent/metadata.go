@@ -1,6 +1,7 @@
 package agent
 
-// Metadata, versions 1–12.
+// Metadata, versions 0–12. In v0 an empty topic list asks for every topic
+// (null, which v1+ uses for that, does not exist in v0).
 //
 // Every live agent is a broker. Each partition is led by the agent chosen by
 // rendezvous hashing among the live agents — among those in the client's
@@ -9,8 +10,11 @@ package agent
 // caches warm; any agent accepts produce and fetch for any partition. A
 // requested topic that does not exist is created when auto.create.topics is
 // on and the client allows it (v4+ AllowAutoTopicCreation), unless its name
-// starts with "__" (see internaltopics.go). The internal topics are listed
-// with IsInternal.
+// starts with "__" (see internaltopics.go); as Kafka, the request that
+// creates it is answered LEADER_NOT_AVAILABLE without partitions, and the
+// client asks again. So a topic just deleted is not listed with partitions
+// by the next Metadata request, even one that re-creates it. The internal
+// topics are listed with IsInternal.
 //
 // Each client is told the brokers' addresses on the listener it connected
 // through; agents that do not serve that listener are left out, as Kafka
@@ -47,7 +51,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 	resp.ClusterID = &a.cfg.ClusterID
 	resp.ControllerID = v.CoordinatorFor("controller").NodeID
 
-	if req.Topics == nil {
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		if err := a.topics.Refresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
@@ -93,7 +97,9 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 			if errors.Is(err, metastore.ErrUnknownTopic) && allowCreate && !reservedTopicName(name) {
 				err = kerr.TopicAuthorizationFailed
 				if az.cluster(metastore.OpCreate) || az.topic(metastore.OpCreate, name) {
-					t, err = a.autoCreate(ctx, name)
+					if _, err = a.autoCreate(ctx, name); err == nil {
+						err = kerr.LeaderNotAvailable
+					}
 				}
 			}
 			if err != nil {

@@ -1,6 +1,6 @@
 package agent
 
-// OffsetForLeaderEpoch, versions 2–4 (client form; replica id -1).
+// OffsetForLeaderEpoch, versions 0–4 (client form; replica id -1).
 //
 // Silt never truncates a partition: what was committed stays, whatever the
 // leadership. So for any epoch a client asks about, the end offset is the

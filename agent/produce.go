@@ -1,7 +1,9 @@
 package agent
 
-// Produce, versions 3–11 (record batch v2 only; v0–v2 carry older message
-// formats, which Silt does not store).
+// Produce, versions 0–11 (record batch v2 only). v0–v2 usually carry
+// message formats v0 and v1, which Kafka up-converts; Silt stores only v2
+// batches and answers such a partition UNSUPPORTED_FOR_MESSAGE_FORMAT. A v2
+// batch is taken at any version, as Kafka takes it.
 //
 // Every batch is validated (magic, CRC-32C, counts, max.message.bytes) before
 // anything is buffered; a partition whose batch fails gets its own error code

@@ -1,6 +1,7 @@
 package agent
 
-// TxnOffsetCommit, versions 0–3: stages offsets in the producer's
+// TxnOffsetCommit, versions 0–4 (v4: the client knows TRANSACTION_ABORTABLE):
+// stages offsets in the producer's
 // transaction; EndTxn applies them to the group when the transaction
 // commits. The group's coordinator takes it and fences the committer
 // (v3+: generation, member id, group.instance.id; group.TxnOffsetCommit);

@@ -21,7 +21,11 @@ const plaintext = "PLAINTEXT"
 
 // agent is this agent's registration.
 func (c Config) agent() metastore.Agent {
-	return metastore.Agent{ID: c.AgentID, Addr: c.Advertise, Zone: c.Zone, Listeners: c.Listeners}
+	node := NodeID(c.AgentID)
+	if c.NodeID != nil {
+		node = *c.NodeID
+	}
+	return metastore.Agent{ID: c.AgentID, Addr: c.Advertise, Zone: c.Zone, Listeners: c.Listeners, NodeID: &node}
 }
 
 func checkListeners(ls []metastore.AgentListener) error {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,7 +17,10 @@ import (
 
 // Config is what Membership needs to register this agent.
 type Config struct {
-	AgentID   string
+	AgentID string
+	// NodeID is the Kafka node id to answer as; nil: derived from AgentID
+	// (NodeID). Either way it is recorded, and no two live agents hold one.
+	NodeID    *int32
 	Advertise string // host:port given to clients
 	Zone      string
 	// Listeners are the advertised address of each Kafka listener, by
@@ -81,6 +85,49 @@ func (m *Membership) Join(ctx context.Context) error {
 	return m.refresh(ctx)
 }
 
+// Start registers this agent for the first time, like Join, except when
+// another agent holds its node id. A predecessor that stopped without
+// leaving (killed) holds it until its lease lapses: Start waits for that
+// (until the lease's end by the store's clock, at least TTL, plus a TTL),
+// within ctx. A holder whose lease is renewed meanwhile is alive, and Start
+// returns the *metastore.NodeIDTakenError at once. Other errors are
+// returned as Join returns them (heartbeats retry).
+func (m *Membership) Start(ctx context.Context) error {
+	err := m.Join(ctx)
+	var taken *metastore.NodeIDTakenError
+	if !errors.As(err, &taken) {
+		return err
+	}
+	first := taken.Holder
+	m.log.Warn("node id held by another agent; waiting for its lease to lapse",
+		"node_id", taken.NodeID, "holder", first.ID, "holder_addr", first.Addr, "lease_until", first.Expires)
+	// The lease ends by the store's clock; a TTL more covers a skew
+	// between its clock and ours. Only an attempt begun after that counts
+	// as proof that the holder lives: a slow one begun before may still
+	// have seen the old lease.
+	deadline := time.Now().Add(max(time.Until(first.Expires), m.cfg.TTL) + m.cfg.TTL)
+	for {
+		t := time.NewTimer(max(min(m.cfg.Heartbeat, time.Until(deadline)), 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		begun := time.Now()
+		err = m.Join(ctx)
+		if !errors.As(err, &taken) {
+			return err
+		}
+		if h := taken.Holder; h.ID != "" && (h.ID != first.ID || h.Expires.After(first.Expires)) {
+			return err // renewed, or another holder: a live agent has it
+		}
+		if !begun.Before(deadline) {
+			return err
+		}
+	}
+}
+
 // Refresh rereads the live agents now, rather than at the next heartbeat.
 // Coordinators call it before taking a group over, so that they act on the
 // store's current epoch and not on a view other agents have moved past.
@@ -133,7 +180,11 @@ func brokerOf(ag metastore.Agent) (Broker, bool) {
 	if err != nil || port < 0 {
 		return Broker{}, false
 	}
-	return Broker{ID: ag.ID, NodeID: NodeID(ag.ID), Host: host, Port: int32(port), Zone: ag.Zone,
+	node := NodeID(ag.ID) // an agent from before node ids were recorded
+	if ag.NodeID != nil {
+		node = *ag.NodeID
+	}
+	return Broker{ID: ag.ID, NodeID: node, Host: host, Port: int32(port), Zone: ag.Zone,
 		listeners: listenersOf(ag)}, true
 }
 

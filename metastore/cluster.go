@@ -35,6 +35,10 @@ type CommitWatcher interface {
 	// every topic deletion numbered up to seq. Acknowledgements only move
 	// forward.
 	AckTopicDeletions(ctx context.Context, agentID string, seq int64) error
+	// TopicDeletionSeen reports whether every live agent has acknowledged
+	// every deletion of a topic named name, so that none lists it any
+	// more. A name never deleted is seen.
+	TopicDeletionSeen(ctx context.Context, name string) (bool, error)
 }
 
 // CommitHandler receives a CommitWatcher's reports, one at a time. An

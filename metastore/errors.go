@@ -31,6 +31,23 @@ var (
 	ErrUnknownCredential = errors.New("unknown credential")
 )
 
+// NodeIDTakenError is returned by RegisterAgent for a node id that another
+// live agent holds.
+type NodeIDTakenError struct {
+	NodeID int32
+	// Holder is the agent holding it; its ID is empty when the store lost
+	// a race and cannot say which agent won.
+	Holder Agent
+}
+
+func (e *NodeIDTakenError) Error() string {
+	if e.Holder.ID == "" {
+		return fmt.Sprintf("node id %d is held by another live agent", e.NodeID)
+	}
+	return fmt.Sprintf("node id %d is held by live agent %q at %s (lease until %s)",
+		e.NodeID, e.Holder.ID, e.Holder.Addr, e.Holder.Expires.UTC().Format("15:04:05.000"))
+}
+
 // UnknownPartitionsError is returned by CommitFlush when chunks name
 // partitions that do not exist; nothing was committed.
 type UnknownPartitionsError struct {

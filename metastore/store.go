@@ -115,6 +115,10 @@ type LogStore interface {
 	// IndexBySegment returns the index rows of one committed segment, so an
 	// agent told of another agent's commit can learn its new offsets.
 	IndexBySegment(ctx context.Context, segmentKey string) ([]IndexEntry, error)
+	// PartitionBytes returns, per partition of a topic that has index rows,
+	// the bytes those rows hold in the bucket: the partition's stored size.
+	// Partitions without rows are absent.
+	PartitionBytes(ctx context.Context, topic TopicID) (map[int32]int64, error)
 }
 
 // UploadStore records uploads before they happen, so that an upload that
@@ -204,7 +208,9 @@ type LeaseStore interface {
 type ClusterStore interface {
 	// RegisterAgent upserts an agent and extends its liveness to ttl from now
 	// (by the store's clock); agents call it again to heartbeat. A new or
-	// returning agent moves the membership epoch forward.
+	// returning agent moves the membership epoch forward. A node id that
+	// another live agent holds gives a *NodeIDTakenError and registers
+	// nothing: no two live agents answer clients as the same broker.
 	RegisterAgent(ctx context.Context, a Agent, ttl time.Duration) error
 	// DeregisterAgent removes an agent at once, moving the membership epoch
 	// forward if it was registered.
@@ -327,4 +333,9 @@ type Agent struct {
 	// that registered before listeners were recorded: it has one PLAINTEXT
 	// listener at Addr.
 	Listeners []AgentListener
+
+	// NodeID is the Kafka node id the agent answers as; at most one live
+	// agent holds each. Nil for an agent that registered before node ids
+	// were recorded (its id is derived from ID, see cluster.NodeID).
+	NodeID *int32
 }

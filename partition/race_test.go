@@ -151,6 +151,8 @@ func (w *fakeWatcher) WatchCommits(ctx context.Context, h metastore.CommitHandle
 
 func (w *fakeWatcher) AckTopicDeletions(context.Context, string, int64) error { return nil }
 
+func (w *fakeWatcher) TopicDeletionSeen(context.Context, string) (bool, error) { return true, nil }
+
 // Issue 11, item 6: after the notification connection comes back, commits
 // other agents made while it was down must be seen, even if a fetch loaded
 // the partition between the failure and the reconnect.

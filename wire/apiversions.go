@@ -10,6 +10,11 @@ package wire
 // without retrying, and we would never learn the client software.) v3+ requests carry the client
 // software name and version, recorded on the Conn; values that do not match
 // Kafka's pattern get INVALID_REQUEST, as Kafka brokers answer.
+//
+// v3+ also report the Registry's features (KIP-584): the supported range
+// of each (before v4, leaving out those whose range starts at 0, which
+// older clients fail to parse: KAFKA-17492), and the finalized level of
+// each that is not 0, with epoch 0 (they never change).
 
 import (
 	"regexp"
@@ -40,6 +45,27 @@ func (s *Server) answerApiVersions(c *Conn, req kmsg.Request) Reply {
 			return Respond(resp)
 		}
 		c.software.Store(&[2]string{r.ClientSoftwareName, r.ClientSoftwareVersion})
+		s.addFeatures(resp, r.Version)
 	}
 	return Respond(resp)
+}
+
+// addFeatures reports the features to a v3+ request.
+func (s *Server) addFeatures(resp *kmsg.ApiVersionsResponse, version int16) {
+	if len(s.features) == 0 {
+		return
+	}
+	resp.FinalizedFeaturesEpoch = 0
+	for _, f := range s.features {
+		if version >= 4 || f.Min > 0 {
+			sf := kmsg.NewApiVersionsResponseSupportedFeature()
+			sf.Name, sf.MinVersion, sf.MaxVersion = f.Name, f.Min, f.Max
+			resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+		}
+		if f.Level != 0 {
+			ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+			ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = f.Name, f.Level, f.Level
+			resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+		}
+	}
 }

@@ -11,12 +11,14 @@ import (
 // partitions. Every claimed array must be followed by that many elements,
 // so the counts are what kmsg will really allocate.
 func scanProduce(version int16, b []byte) (topics, partitions int64, err error) {
-	if version < 3 || version > 13 {
+	if version < 0 || version > 13 {
 		return 0, 0, fmt.Errorf("version %d is not scanned", version)
 	}
 	s := scanner{b: b, flexible: version >= 9}
-	s.nullableString() // transactional id
-	s.skip(2 + 4)      // acks, timeout
+	if version >= 3 {
+		s.nullableString() // transactional id
+	}
+	s.skip(2 + 4) // acks, timeout
 	nt := s.arrayLen()
 	for i := int64(0); i < nt && s.err == nil; i++ {
 		if version >= 13 {

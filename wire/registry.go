@@ -22,9 +22,19 @@ const (
 // supports. It drives both dispatch and the ApiVersions response. Build it at
 // startup; NewServer freezes it, and Register panics afterwards.
 type Registry struct {
-	mu      sync.Mutex
-	frozen  bool
-	entries map[int16]registryEntry
+	mu       sync.Mutex
+	frozen   bool
+	entries  map[int16]registryEntry
+	features []Feature
+}
+
+// Feature is one feature flag ApiVersions v3+ reports (KIP-584): the
+// levels the server supports and the level in force (finalized). Level 0
+// means off, and is not listed as finalized, as Kafka does.
+type Feature struct {
+	Name     string
+	Min, Max int16
+	Level    int16
 }
 
 type registryEntry struct {
@@ -66,6 +76,29 @@ func (r *Registry) Register(key int16, minVersion, maxVersion int16, h Handler) 
 			key, name, minVersion, maxVersion, req.MaxVersion()))
 	}
 	r.entries[key] = registryEntry{min: minVersion, max: maxVersion, handler: h}
+}
+
+// SetFeatures sets the features ApiVersions reports. It panics after
+// NewServer or on a level outside its feature's range: programmer errors.
+func (r *Registry) SetFeatures(fs []Feature) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.frozen {
+		panic("wire: SetFeatures after NewServer")
+	}
+	for _, f := range fs {
+		if f.Min < 0 || f.Min > f.Max || f.Level != 0 && (f.Level < f.Min || f.Level > f.Max) {
+			panic(fmt.Sprintf("wire: feature %s: level %d, range [%d, %d]", f.Name, f.Level, f.Min, f.Max))
+		}
+	}
+	r.features = append([]Feature(nil), fs...)
+}
+
+// Features returns the features set by SetFeatures.
+func (r *Registry) Features() []Feature {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Feature(nil), r.features...)
 }
 
 // Versions returns every registered key with its version range, ApiVersions

@@ -72,10 +72,11 @@ var ErrServerClosed = errors.New("wire: server closed")
 
 // Server serves the Kafka protocol, dispatching requests through a Registry.
 type Server struct {
-	cfg     Config
-	reg     *Registry
-	log     *slog.Logger
-	apiKeys []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
+	cfg      Config
+	reg      *Registry
+	log      *slog.Logger
+	apiKeys  []kmsg.ApiVersionsResponseApiKey // what ApiVersions advertises
+	features []Feature                        // and the features it reports (v3+)
 
 	budget          *budget         // in-flight request memory, shared by all connections
 	expiredSessions atomic.Int64    // see ExpiredSessionsClosed
@@ -148,6 +149,7 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 	}
 	reg.freeze()
 	s.apiKeys = reg.Versions()
+	s.features = reg.Features()
 	s.decodeAmp = make(map[int16]int64, len(reg.entries))
 	for key := range reg.entries {
 		s.decodeAmp[key] = decodeAmp(key)

@@ -87,6 +87,7 @@ func agentKeys() []keySpec {
 		{"advertise", kindString, "", "address given to clients (default: listen; the hostname if listen's host is unspecified)"},
 		{"zone", kindString, "", "availability zone of this agent"},
 		{"agent.id", kindString, "", "agent id (default: hostname + random suffix)"},
+		{"node.id", kindInt, strconv.Itoa(int(d.NodeID)), "Kafka node (broker) id of this agent, kept across restarts; -1: derived from agent.id. Refused at start while another live agent holds it"},
 		{"cluster.id", kindString, d.ClusterID, "cluster id reported to clients"},
 		{"bucket.url", kindString, "", "object store: s3://bucket/prefix?region=…&endpoint=…&path_style=true, file:///dir, mem://"},
 		{"metastore.url", kindString, "", "metadata store: postgres://user@host:5432/db or sqlite:///path/meta.db"},
@@ -99,6 +100,7 @@ func agentKeys() []keySpec {
 		{"fetch.max.bytes", kindSize, formatSize(int64(d.FetchMaxBytes)), "most record bytes in one Fetch response, whatever the client asks for (the first batch may exceed it)"},
 		{"max.incremental.fetch.session.cache.slots", kindInt, strconv.Itoa(d.FetchSessionSlots), "fetch sessions (KIP-227) the agent keeps; 0 opens none"},
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
+		{"transaction.max.timeout.ms", kindInt, strconv.FormatInt(d.TxnMaxTimeout.Milliseconds(), 10), "longest transaction timeout in ms a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
@@ -305,6 +307,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.Advertise = p.str("advertise")
 	a.Zone = p.str("zone")
 	a.ID = p.str("agent.id")
+	a.NodeID = int32(p.int("node.id", math.MaxInt32))
 	a.ClusterID = p.str("cluster.id")
 	s.BucketURL = p.str("bucket.url")
 	s.MetastoreURL = p.str("metastore.url")
@@ -318,6 +321,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.FetchSessionSlots = int(p.int("max.incremental.fetch.session.cache.slots", math.MaxInt32))
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
+	a.TxnMaxTimeout = p.millis("transaction.max.timeout.ms")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")

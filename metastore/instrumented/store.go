@@ -70,6 +70,11 @@ func (s watchingStore) AckTopicDeletions(ctx context.Context, agentID string, se
 	return s.w.AckTopicDeletions(ctx, agentID, seq)
 }
 
+// TopicDeletionSeen implements metastore.CommitWatcher.
+func (s watchingStore) TopicDeletionSeen(ctx context.Context, name string) (bool, error) {
+	return s.w.TopicDeletionSeen(ctx, name)
+}
+
 // Wrap returns next, instrumented with m. The result implements
 // metastore.CommitWatcher if next does.
 func Wrap(next metastore.Store, m *Metrics) metastore.Store {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,13 +30,28 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 		if err != nil {
 			return err
 		}
+		if a.NodeID != nil {
+			var h metastore.Agent
+			err := tx.QueryRow(ctx, "SELECT id, addr, expires_at FROM agents WHERE node_id = $1 AND id <> $2",
+				*a.NodeID, a.ID).Scan(&h.ID, &h.Addr, &h.Expires)
+			switch {
+			case err == nil:
+				return &metastore.NodeIDTakenError{NodeID: *a.NodeID, Holder: h}
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+		}
 		var inserted bool
-		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at, deletions_seen, listeners)
+		err = tx.QueryRow(ctx, `INSERT INTO agents (id, addr, zone, expires_at, deletions_seen, listeners, node_id)
 			VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 microsecond',
-				(SELECT seq FROM topic_deletion_counter WHERE id = 1), $5)
+				(SELECT seq FROM topic_deletion_counter WHERE id = 1), $5, $6)
 			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at,
-				listeners = excluded.listeners
-			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds(), metastore.FormatAgentListeners(a.Listeners)).Scan(&inserted)
+				listeners = excluded.listeners, node_id = excluded.node_id
+			RETURNING (xmax = 0)`, a.ID, a.Addr, a.Zone, ttl.Microseconds(), metastore.FormatAgentListeners(a.Listeners), a.NodeID).Scan(&inserted)
+		if isUniqueViolation(err, "agents_node_id") {
+			// Another agent took it between the check and the insert.
+			return &metastore.NodeIDTakenError{NodeID: *a.NodeID}
+		}
 		if err != nil {
 			return err
 		}
@@ -78,14 +94,14 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents ORDER BY id")
+		rows, err := tx.Query(ctx, "SELECT id, addr, zone, expires_at, listeners, node_id FROM agents ORDER BY id")
 		if err != nil {
 			return err
 		}
 		m.Agents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
 			var a metastore.Agent
 			var ls string
-			if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls); err != nil {
+			if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls, &a.NodeID); err != nil {
 				return a, err
 			}
 			a.Listeners = metastore.ParseAgentListeners(ls)
@@ -146,7 +162,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // Agents implements metastore.Store.
 func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at, listeners FROM agents
+	rows, err := s.pool.Query(ctx, `SELECT id, addr, zone, expires_at, listeners, node_id FROM agents
 		WHERE expires_at > clock_timestamp() ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
@@ -154,7 +170,7 @@ func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
 	as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.Agent, error) {
 		var a metastore.Agent
 		var ls string
-		if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls); err != nil {
+		if err := r.Scan(&a.ID, &a.Addr, &a.Zone, &a.Expires, &ls, &a.NodeID); err != nil {
 			return a, err
 		}
 		a.Listeners = metastore.ParseAgentListeners(ls)

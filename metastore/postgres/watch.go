@@ -136,6 +136,17 @@ func (s *Store) keepalive() (every, timeout time.Duration) {
 	return every, timeout
 }
 
+// TopicDeletionSeen implements metastore.CommitWatcher. It asks what
+// CreateTopic asks before taking a deleted topic's name.
+func (s *Store) TopicDeletionSeen(ctx context.Context, name string) (bool, error) {
+	var pending bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM topic_deletions d JOIN agents a ON a.deletions_seen < d.seq
+		WHERE d.name = $1 AND a.expires_at > clock_timestamp())`, name).Scan(&pending); err != nil {
+		return false, fmt.Errorf("topic %s deletion acknowledgements: %w", name, err)
+	}
+	return !pending, nil
+}
+
 // AckTopicDeletions implements metastore.CommitWatcher.
 func (s *Store) AckTopicDeletions(ctx context.Context, agentID string, seq int64) error {
 	if _, err := s.pool.Exec(ctx, "UPDATE agents SET deletions_seen = greatest(deletions_seen, $2) WHERE id = $1", agentID, seq); err != nil {

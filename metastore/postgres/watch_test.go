@@ -117,7 +117,14 @@ func TestTopicDeletionWaitsForEveryAgent(t *testing.T) {
 		t.Fatalf("deletion of %x reported, want %x", d.id, old.ID)
 	}
 	// Agent b has not acknowledged: the name stays taken (CreateTopic waits
-	// deletionAckWait for acknowledgements, then gives up).
+	// deletionAckWait for acknowledgements, then gives up), and the
+	// deletion is not seen by every agent.
+	if seen, err := s.TopicDeletionSeen(ctx, "t"); err != nil || seen {
+		t.Fatalf("TopicDeletionSeen before b acknowledged: %v %v", seen, err)
+	}
+	if seen, err := s.TopicDeletionSeen(ctx, "never-deleted"); err != nil || !seen {
+		t.Fatalf("TopicDeletionSeen of a name never deleted: %v %v", seen, err)
+	}
 	_, err = s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
 	if !errors.Is(err, metastore.ErrTopicDeletionPending) || !errors.Is(err, metastore.ErrTopicExists) {
 		t.Fatalf("CreateTopic before every agent acknowledged: %v, want ErrTopicDeletionPending", err)
@@ -127,6 +134,9 @@ func TestTopicDeletionWaitsForEveryAgent(t *testing.T) {
 	}
 	if err := s.AckTopicDeletions(ctx, "b", d.seq); err != nil {
 		t.Fatal(err)
+	}
+	if seen, err := s.TopicDeletionSeen(ctx, "t"); err != nil || !seen {
+		t.Fatalf("TopicDeletionSeen after b acknowledged: %v %v", seen, err)
 	}
 	again, err := s.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 1})
 	if err != nil || again.ID == old.ID {

@@ -36,10 +36,27 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 		case err != nil:
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at, listeners) VALUES (?, ?, ?, ?, ?)
+		var nodeID sql.NullInt32
+		if a.NodeID != nil {
+			nodeID = sql.NullInt32{Int32: *a.NodeID, Valid: true}
+			// Writes are serialized (one write connection): no other agent
+			// can take it between this check and the insert.
+			var h metastore.Agent
+			var exp int64
+			err := tx.QueryRowContext(ctx, "SELECT id, addr, expires_at FROM agents WHERE node_id = ? AND id <> ?",
+				*a.NodeID, a.ID).Scan(&h.ID, &h.Addr, &exp)
+			switch {
+			case err == nil:
+				h.Expires = time.Unix(0, exp)
+				return &metastore.NodeIDTakenError{NodeID: *a.NodeID, Holder: h}
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, addr, zone, expires_at, listeners, node_id) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, zone = excluded.zone, expires_at = excluded.expires_at,
-				listeners = excluded.listeners`,
-			a.ID, a.Addr, a.Zone, now()+int64(ttl), metastore.FormatAgentListeners(a.Listeners)); err != nil {
+				listeners = excluded.listeners, node_id = excluded.node_id`,
+			a.ID, a.Addr, a.Zone, now()+int64(ttl), metastore.FormatAgentListeners(a.Listeners), nodeID); err != nil {
 			return err
 		}
 		if expired > 0 || existing == 0 {
@@ -84,20 +101,22 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents ORDER BY id")
+		rows, err := tx.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners, node_id FROM agents ORDER BY id")
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				a   metastore.Agent
-				exp int64
-				ls  string
+				a    metastore.Agent
+				exp  int64
+				ls   string
+				node sql.NullInt32
 			)
-			if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls); err != nil {
+			if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls, &node); err != nil {
 				return err
 			}
+			a.NodeID = nodeIDOf(node)
 			a.Listeners = metastore.ParseAgentListeners(ls)
 			a.Expires = time.Unix(0, exp)
 			m.Agents = append(m.Agents, a)
@@ -161,7 +180,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // Agents implements metastore.Store.
 func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners FROM agents WHERE expires_at > ? ORDER BY id", now())
+	rows, err := s.read.QueryContext(ctx, "SELECT id, addr, zone, expires_at, listeners, node_id FROM agents WHERE expires_at > ? ORDER BY id", now())
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -169,13 +188,15 @@ func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
 	out := []metastore.Agent{}
 	for rows.Next() {
 		var (
-			a   metastore.Agent
-			exp int64
-			ls  string
+			a    metastore.Agent
+			exp  int64
+			ls   string
+			node sql.NullInt32
 		)
-		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls); err != nil {
+		if err := rows.Scan(&a.ID, &a.Addr, &a.Zone, &exp, &ls, &node); err != nil {
 			return nil, fmt.Errorf("list agents: %w", err)
 		}
+		a.NodeID = nodeIDOf(node)
 		a.Listeners = metastore.ParseAgentListeners(ls)
 		a.Expires = time.Unix(0, exp)
 		out = append(out, a)
@@ -184,4 +205,13 @@ func (s *Store) Agents(ctx context.Context) ([]metastore.Agent, error) {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
 	return out, nil
+}
+
+// nodeIDOf is an agent's recorded node id; NULL for one registered before
+// node ids were recorded.
+func nodeIDOf(n sql.NullInt32) *int32 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int32
 }

@@ -94,3 +94,26 @@ func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartiti
 		ORDER BY max_ts DESC, base_offset LIMIT 1`,
 		tp.Topic[:], tp.Partition)
 }
+
+// PartitionBytes implements metastore.Store.
+func (s *Store) PartitionBytes(ctx context.Context, topic metastore.TopicID) (map[int32]int64, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT partition, sum(length) FROM index_entries
+		WHERE topic_id = ? GROUP BY partition`, topic[:])
+	if err != nil {
+		return nil, fmt.Errorf("partition bytes: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int32]int64)
+	for rows.Next() {
+		var p int32
+		var n int64
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("partition bytes: %w", err)
+		}
+		out[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("partition bytes: %w", err)
+	}
+	return out, nil
+}
