@@ -60,6 +60,15 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 				} else {
 					sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, off, 0
 				}
+				if err == nil && req.Version == 0 {
+					// Its log starts at 0 and ends at its end.
+					end, err := internal.end(ctx, rpart.Partition)
+					if err != nil {
+						sp.ErrorCode = errorCode(err)
+					} else {
+						sp.OldStyleOffsets, sp.ErrorCode = oldStyleOffsets(end, 0, rpart.Timestamp, off, rpart.MaxNumOffsets)
+					}
+				}
 			default:
 				ts, off, err := a.listOffset(ctx, topic.Partitions[rpart.Partition], rpart.Timestamp)
 				if err == nil && rpart.Timestamp == -1 && req.IsolationLevel == 1 {
@@ -72,7 +81,8 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 					sp.Timestamp, sp.Offset, sp.LeaderEpoch = ts, off, 0
 				}
 				if err == nil && req.Version == 0 {
-					sp.OldStyleOffsets, sp.ErrorCode = oldStyleOffsets(topic.Partitions[rpart.Partition], rpart.Timestamp, off, rpart.MaxNumOffsets)
+					hw, logStart := topic.Partitions[rpart.Partition].Offsets()
+					sp.OldStyleOffsets, sp.ErrorCode = oldStyleOffsets(hw, logStart, rpart.Timestamp, off, rpart.MaxNumOffsets)
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -198,9 +208,9 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target
 }
 
 // oldStyleOffsets answers one partition of a ListOffsets v0 request: up to
-// maxNum offsets, newest first. off is what listOffset found for target.
-func oldStyleOffsets(p *partition.Partition, target, off int64, maxNum int32) ([]int64, int16) {
-	hw, logStart := p.Offsets()
+// maxNum offsets, newest first, of a log from logStart to hw. off is what
+// listOffset found for target.
+func oldStyleOffsets(hw, logStart, target, off int64, maxNum int32) ([]int64, int16) {
 	var offsets []int64
 	switch target {
 	case -1:
