@@ -78,6 +78,7 @@ func newInternalTopics(log *group.OffsetLog) internalTopics {
 			watch:   log.Watch,
 			unwatch: log.Unwatch,
 			byTime:  log.FirstAtOrAfter,
+			maxTime: log.MaxTimestamp,
 		},
 		transactionStateTopic: empty,
 	}
