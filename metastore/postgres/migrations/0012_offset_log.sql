@@ -20,6 +20,14 @@ ALTER TABLE consumer_offsets
     ADD COLUMN commit_ms bigint  NOT NULL DEFAULT 0;
 CREATE INDEX consumer_offsets_by_seq ON consumer_offsets (part, seq);
 
+-- Groups take a sequence number at every save too: their metadata is a
+-- record of the same partition (SaveGroup numbers the row it stored).
+ALTER TABLE consumer_groups
+    ADD COLUMN part      integer NOT NULL DEFAULT -1,
+    ADD COLUMN seq       bigint  NOT NULL DEFAULT -1,
+    ADD COLUMN commit_ms bigint  NOT NULL DEFAULT 0;
+CREATE INDEX consumer_groups_by_seq ON consumer_groups (part, seq);
+
 -- commit_offsets writes a group's offsets, one sequence number per row
 -- written, replacing earlier ones for the same partitions. DISTINCT ON
 -- keeps the last entry when a partition appears twice.
