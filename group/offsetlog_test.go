@@ -171,7 +171,7 @@ func TestOffsetLogGroupMetadata(t *testing.T) {
 	err = s.SaveGroup(ctx, metastore.Group{ID: group, Generation: 3, ProtocolType: "consumer", Protocol: "range", Leader: "m1", State: "Stable",
 		Members: []metastore.GroupMember{
 			{ID: "m1", ClientID: "c1", ClientHost: "/10.0.0.1", SessionTimeoutMs: 45000, RebalanceTimeoutMs: 60000,
-				Protocols: []metastore.GroupProtocol{{Name: "cooperative-sticky", Metadata: []byte("no")}, {Name: "range", Metadata: []byte("sub1")}},
+				Protocols:  []metastore.GroupProtocol{{Name: "cooperative-sticky", Metadata: []byte("no")}, {Name: "range", Metadata: []byte("sub1")}},
 				Assignment: []byte("as1")},
 			{ID: "m2", InstanceID: "static-2", ClientID: "c2", ClientHost: "/10.0.0.2", SessionTimeoutMs: 10000, RebalanceTimeoutMs: 20000,
 				Protocols: []metastore.GroupProtocol{{Name: "range", Metadata: []byte("sub2")}}},
