@@ -15,7 +15,7 @@
 // a commit moves a partition's high watermark.
 //
 // Internal topics (internaltopics.go): __consumer_offsets, served from the
-// committed offsets through group.OffsetLog, and an empty
+// committed offsets and saved groups through group.OffsetLog, and an empty
 // __transaction_state, listed as Kafka lists them; no "__" name is
 // auto-created.
 //
