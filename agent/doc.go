@@ -14,6 +14,11 @@
 // filled, patches base offsets and returns whole batches; long polls wake when
 // a commit moves a partition's high watermark.
 //
+// Internal topics (internaltopics.go): __consumer_offsets, served from the
+// committed offsets and saved groups through group.OffsetLog, and an empty
+// __transaction_state, listed as Kafka lists them; no "__" name is
+// auto-created.
+//
 // Authorization: with authorizer=acl every handler checks the request's
 // principal against the ACLs (auth/acl) before it acts and answers Kafka's
 // *_AUTHORIZATION_FAILED codes per topic, partition, group or

@@ -6,9 +6,9 @@ package agent
 // transaction.state.log.num.partitions).
 //
 // They are not topics in the store. __consumer_offsets is served from the
-// committed offsets (group.OffsetLog): partition p holds the groups Kafka's
-// hash puts there, offsets are the store's sequence numbers, and its log
-// start offset is 0 as in a compacted Kafka topic. __transaction_state is
+// committed offsets and saved groups (group.OffsetLog): partition p holds
+// the groups Kafka's hash puts there, offsets are the store's sequence
+// numbers, and its log start offset is 0 as in a compacted Kafka topic. __transaction_state is
 // listed and readable but always empty: transaction state lives in the
 // store's own tables, not in a log clients read.
 //
@@ -78,6 +78,7 @@ func newInternalTopics(log *group.OffsetLog) internalTopics {
 			watch:   log.Watch,
 			unwatch: log.Unwatch,
 			byTime:  log.FirstAtOrAfter,
+			maxTime: log.MaxTimestamp,
 		},
 		transactionStateTopic: empty,
 	}

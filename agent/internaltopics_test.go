@@ -257,6 +257,41 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 		}
 	}
 
+	// ListOffsets by timestamp and max timestamp: record timestamps are
+	// commit times.
+	listAt := func(ts int64) (int64, int64) {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "__consumer_offsets"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = part, ts
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("list offsets at %d: %v", ts, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.Offset, p.Timestamp
+	}
+	newest := got[0]
+	if got[1].value.CommitTimestamp > newest.value.CommitTimestamp {
+		newest = got[1]
+	}
+	if off, ts := listAt(-3); off != newest.offset || ts != newest.value.CommitTimestamp {
+		t.Errorf("max timestamp: offset %d at %d, want %d at %d", off, ts, newest.offset, newest.value.CommitTimestamp)
+	}
+	if off, ts := listAt(got[1].value.CommitTimestamp); off < got[0].offset || off > got[1].offset || ts != got[off-got[0].offset].value.CommitTimestamp {
+		t.Errorf("by the last commit's time: offset %d at %d, want at most %d", off, ts, got[1].offset)
+	}
+	if off, _ := listAt(got[1].value.CommitTimestamp + 3_600_000); off != -1 {
+		t.Errorf("an hour after the last commit: offset %d, want -1", off)
+	}
+
 	// A fetch waiting at the end is answered when the next commit lands:
 	// it would wait ten minutes otherwise, past the test's deadline.
 	consumer.Close()

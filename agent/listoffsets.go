@@ -167,11 +167,13 @@ func listInternalOffset(ctx context.Context, it *internalTopic, part int32, targ
 	case target == -5:
 		return -1, -1, nil
 	case target == -3:
-		return it.maxTime(ctx, part, end)
+		offset, ts, err = it.maxTime(ctx, part, end)
+		return ts, offset, err
 	case target < 0:
 		return -1, -1, kerr.InvalidRequest
 	}
-	return it.byTime(ctx, part, target, end)
+	offset, ts, err = it.byTime(ctx, part, target, end)
+	return ts, offset, err
 }
 
 // maxDecompressedBatch bounds the records of one batch decompressed to find

@@ -4,10 +4,10 @@
 // the fencing of committed offsets (OffsetCommit, OffsetFetch,
 // OffsetDelete), and DescribeGroups, ListGroups and DeleteGroups.
 //
-// OffsetLog serves the committed offsets as the records of Kafka's
-// internal topic __consumer_offsets (offset commit keys and values in
-// Kafka's schema, the store's sequence numbers as offsets), for tools that
-// read offsets from that topic.
+// OffsetLog serves the committed offsets and saved groups as the records
+// of Kafka's internal topic __consumer_offsets (offset commit and group
+// metadata keys and values in Kafka's schema, the store's sequence numbers
+// as offsets), for tools that read offsets from that topic.
 //
 // A Coordinator takes decoded kmsg requests and returns kmsg responses.
 // JoinGroup and SyncGroup may park a request until the rebalance gets

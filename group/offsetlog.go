@@ -25,12 +25,15 @@ type OffsetLogStore interface {
 // its records are the store's rows in sequence order, the sequence being
 // the record's offset (metastore.OffsetLogStore): a log already compacted
 // to the latest value per key, with gaps, like a compacted Kafka topic.
-// Each record is an offset commit in Kafka's schema: key OffsetCommitKey v1
-// (group, topic, partition), value OffsetCommitValue v3 (offset, leader
-// epoch, metadata, commit timestamp). Deleted offsets vanish rather than
-// leave tombstones (see OffsetLogStore): a reader that has already read a
-// deleted offset keeps it, as a Kafka reader does once the tombstone has
-// been compacted away. Group metadata records (key v2) are not served.
+// Each record is in Kafka's schema: an offset commit, key OffsetCommitKey
+// v1 (group, topic, partition) and value OffsetCommitValue v3 (offset,
+// leader epoch, metadata, commit timestamp), or a group's metadata as last
+// saved, key GroupMetadataKey v2 and value GroupMetadataValue v3
+// (generation, protocol, leader, members with their subscriptions and
+// assignments). Deleted offsets and groups vanish rather than leave
+// tombstones (see OffsetLogStore): a reader that has already read one
+// keeps it, as a Kafka reader does once the tombstone has been compacted
+// away.
 //
 // Long polls watch a partition and are woken by Committed, which the agent
 // calls for commits it makes, and by CommittedPartition, which it calls
@@ -144,18 +147,56 @@ func encodeOffsetRecords(rows []metastore.OffsetLogEntry) []byte {
 			out = append(out, segment.BuildBatch(base, recs)...)
 			recs, base = recs[:0], r.Seq
 		}
-		k := kmsg.OffsetCommitKey{Version: 1, Group: r.Group, Topic: r.Topic, Partition: r.Partition}
-		v := kmsg.NewOffsetCommitValue()
-		v.Version = 3
-		v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = r.Offset, r.LeaderEpoch, r.Metadata, r.CommitTimeMs
+		key, value := offsetRecord(r)
 		recs = append(recs, segment.Record{
 			OffsetDelta: int32(r.Seq - base),
 			TimestampMs: r.CommitTimeMs,
-			Key:         k.AppendTo(nil),
-			Value:       v.AppendTo(nil),
+			Key:         key,
+			Value:       value,
 		})
 	}
 	return append(out, segment.BuildBatch(base, recs)...)
+}
+
+// offsetRecord encodes one entry's key and value as Kafka writes them.
+func offsetRecord(r metastore.OffsetLogEntry) (key, value []byte) {
+	if g := r.GroupMetadata; g != nil {
+		k := kmsg.GroupMetadataKey{Version: 2, Group: r.Group}
+		v := kmsg.NewGroupMetadataValue()
+		v.Version = 3
+		v.ProtocolType, v.Generation, v.CurrentStateTimestamp = g.ProtocolType, g.Generation, r.CommitTimeMs
+		if g.Protocol != "" {
+			v.Protocol = &g.Protocol
+		}
+		if g.Leader != "" {
+			v.Leader = &g.Leader
+		}
+		for _, m := range g.Members {
+			vm := kmsg.NewGroupMetadataValueMember()
+			vm.MemberID, vm.ClientID, vm.ClientHost = m.ID, m.ClientID, m.ClientHost
+			if m.InstanceID != "" {
+				vm.InstanceID = &m.InstanceID
+			}
+			vm.RebalanceTimeoutMillis, vm.SessionTimeoutMillis = m.RebalanceTimeoutMs, m.SessionTimeoutMs
+			vm.Subscription = []byte{}
+			for _, p := range m.Protocols {
+				if p.Name == g.Protocol {
+					vm.Subscription = p.Metadata
+				}
+			}
+			vm.Assignment = m.Assignment
+			if vm.Assignment == nil {
+				vm.Assignment = []byte{}
+			}
+			v.Members = append(v.Members, vm)
+		}
+		return k.AppendTo(nil), v.AppendTo(nil)
+	}
+	k := kmsg.OffsetCommitKey{Version: 1, Group: r.Group, Topic: r.Topic, Partition: r.Partition}
+	v := kmsg.NewOffsetCommitValue()
+	v.Version = 3
+	v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = r.Offset, r.LeaderEpoch, r.Metadata, r.CommitTimeMs
+	return k.AppendTo(nil), v.AppendTo(nil)
 }
 
 // Watch registers ch to be signalled when a commit this agent makes

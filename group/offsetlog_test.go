@@ -156,3 +156,68 @@ func TestOffsetLogWakes(t *testing.T) {
 	default:
 	}
 }
+
+// A saved group reads back as Kafka's group metadata record (key v2,
+// value v3), members with the chosen protocol's subscription and their
+// assignments, in sequence order among the offsets.
+func TestOffsetLogGroupMetadata(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const group = "my-group"
+	err = s.SaveGroup(ctx, metastore.Group{ID: group, Generation: 3, ProtocolType: "consumer", Protocol: "range", Leader: "m1", State: "Stable",
+		Members: []metastore.GroupMember{
+			{ID: "m1", ClientID: "c1", ClientHost: "/10.0.0.1", SessionTimeoutMs: 45000, RebalanceTimeoutMs: 60000,
+				Protocols:  []metastore.GroupProtocol{{Name: "cooperative-sticky", Metadata: []byte("no")}, {Name: "range", Metadata: []byte("sub1")}},
+				Assignment: []byte("as1")},
+			{ID: "m2", InstanceID: "static-2", ClientID: "c2", ClientHost: "/10.0.0.2", SessionTimeoutMs: 10000, RebalanceTimeoutMs: 20000,
+				Protocols: []metastore.GroupProtocol{{Name: "range", Metadata: []byte("sub2")}}},
+		}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOffsets(ctx, group, []metastore.CommittedOffset{{Topic: "t", Partition: 0, Offset: 9, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	l := NewOffsetLog(s)
+	part := metastore.OffsetsPartition(group)
+	end, err := l.End(ctx, part)
+	if err != nil || end != 2 {
+		t.Fatalf("End = %d, %v; want 2", end, err)
+	}
+	b, err := l.Read(ctx, part, 0, end, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(b); err != nil || rb.NumRecords != 2 || rb.FirstOffset != 0 {
+		t.Fatalf("batch %+v: %v", rb, err)
+	}
+	var r kmsg.Record
+	if err := r.ReadFrom(rb.Records); err != nil {
+		t.Fatal(err)
+	}
+	var k kmsg.GroupMetadataKey
+	v := kmsg.NewGroupMetadataValue()
+	if err := k.ReadFrom(r.Key); err != nil || k.Version != 2 || k.Group != group {
+		t.Fatalf("key %+v: %v", k, err)
+	}
+	if err := v.ReadFrom(r.Value); err != nil {
+		t.Fatal(err)
+	}
+	if v.Version != 3 || v.ProtocolType != "consumer" || v.Generation != 3 || v.Protocol == nil || *v.Protocol != "range" ||
+		v.Leader == nil || *v.Leader != "m1" || v.CurrentStateTimestamp <= 0 || len(v.Members) != 2 {
+		t.Fatalf("value %+v", v)
+	}
+	m1, m2 := v.Members[0], v.Members[1]
+	if m1.MemberID != "m1" || m1.InstanceID != nil || m1.ClientID != "c1" || m1.ClientHost != "/10.0.0.1" || m1.SessionTimeoutMillis != 45000 ||
+		m1.RebalanceTimeoutMillis != 60000 || string(m1.Subscription) != "sub1" || string(m1.Assignment) != "as1" {
+		t.Fatalf("member 1: %+v", m1)
+	}
+	if m2.MemberID != "m2" || m2.InstanceID == nil || *m2.InstanceID != "static-2" || string(m2.Subscription) != "sub2" || len(m2.Assignment) != 0 {
+		t.Fatalf("member 2: %+v", m2)
+	}
+}

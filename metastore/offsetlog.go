@@ -33,13 +33,14 @@ func OffsetsPartition(group string) int32 {
 // __consumer_offsets topic, already compacted to the latest value per key.
 //
 // Every write of a committed offset (CommitOffsets, CommitGroupOffsets)
-// takes the next sequence number of its group's partition
-// (OffsetsPartition), in the same transaction; the sequence is the
-// record's offset in that partition. So a partition is the rows of its
-// groups ordered by sequence, with gaps where a row was overwritten or
-// deleted, exactly like a compacted Kafka log. Deleted offsets (DeleteGroup,
-// DeleteGroupOffsets, DeleteTopic) vanish from the log: no tombstone is
-// kept.
+// and every SaveGroup that stores a group takes the next sequence number of
+// its group's partition (OffsetsPartition), in the same transaction; the
+// sequence is the record's offset in that partition. So a partition is the
+// rows of its groups (offsets, and each group's metadata as last saved)
+// ordered by sequence, with gaps where a row was overwritten or deleted,
+// exactly like a compacted Kafka log. Deleted offsets and groups
+// (DeleteGroup, DeleteGroupOffsets, DeleteTopic) vanish from the log: no
+// tombstone is kept.
 //
 // Contract, in addition to Store's:
 //   - Sequence numbers are taken in commit order per partition: once
@@ -70,10 +71,15 @@ func OffsetLogEntrySize(group, topic, metadata string) int64 {
 // as a record.
 const offsetLogEntryOverhead = 64
 
-// OffsetLogEntry is one committed offset as a record of __consumer_offsets.
+// OffsetLogEntry is one committed offset, or one group's metadata, as a
+// record of __consumer_offsets.
 type OffsetLogEntry struct {
 	Seq   int64
 	Group string
 	CommittedOffset
-	CommitTimeMs int64 // when the store recorded it (Unix milliseconds)
+	// GroupMetadata, if set, makes the entry the group's metadata as last
+	// saved (SaveGroup) rather than an offset; CommittedOffset is then
+	// empty.
+	GroupMetadata *Group
+	CommitTimeMs  int64 // when the store recorded it (Unix milliseconds)
 }

@@ -105,7 +105,8 @@ type burrowLag struct {
 // TestBurrowReportsLag: LinkedIn's Burrow (Debian's package), which learns
 // committed offsets only by consuming __consumer_offsets, reports the lag of
 // a group on a three-agent cluster: 1,000 records, committed at 400, lag
-// 600 (before internal topics it answered NOTFOUND).
+// 600 (before internal topics it answered NOTFOUND). The group had a member
+// first, so Burrow also reads the group's metadata records.
 func TestBurrowReportsLag(t *testing.T) {
 	burrow, java := burrowTools(t)
 	c := startSiltCluster(t, 3)
@@ -143,6 +144,22 @@ func TestBurrowReportsLag(t *testing.T) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
+	// A consumer of the group joins, reads and leaves, so the group has
+	// been saved (its metadata records are in __consumer_offsets, as in
+	// Kafka) before its offset is committed from outside it.
+	member, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n == 0; {
+		fs := member.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("group member: %v", err)
+		}
+		n = fs.NumRecords()
+	}
+	member.Close() // leaves the group: it is saved empty
 	commit := func(at int64) {
 		t.Helper()
 		offs := kadm.Offsets{}

@@ -1,8 +1,10 @@
 package metastoretest
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -40,6 +42,9 @@ func offsetLog(t *testing.T, s metastore.Store, part int32) (end int64, rows []m
 	return end, rows
 }
 
+// logRow is an entry in short: an offset, or (Topic "group") a group's
+// metadata with its generation as Offset, its state as Metadata and its
+// member count as Partition.
 type logRow struct {
 	Seq       int64
 	Group     string
@@ -57,15 +62,20 @@ func logRows(t *testing.T, es []metastore.OffsetLogEntry) []logRow {
 		if e.CommitTimeMs <= 0 {
 			t.Errorf("row %d of group %s has commit time %d", e.Seq, e.Group, e.CommitTimeMs)
 		}
+		if g := e.GroupMetadata; g != nil {
+			out = append(out, logRow{e.Seq, e.Group, "group", int32(len(g.Members)), int64(g.Generation), 0, g.State})
+			continue
+		}
 		out = append(out, logRow{e.Seq, e.Group, e.Topic, e.Partition, e.Offset, e.LeaderEpoch, e.Metadata})
 	}
 	return out
 }
 
-// testOffsetLog: every write of a committed offset, fenced or not, takes
-// the next sequence number of its group's partition of __consumer_offsets;
-// the log of a partition is its groups' rows in sequence order, rewritten
-// rows move to the end, deleted ones vanish, and the end never goes back.
+// testOffsetLog: every write of a committed offset, fenced or not, and
+// every group save takes the next sequence number of its group's partition
+// of __consumer_offsets; the log of a partition is its groups' rows in
+// sequence order, rewritten rows move to the end, deleted ones vanish, and
+// the end never goes back.
 func testOffsetLog(t *testing.T, s metastore.Store) {
 	ctx := ctxFor(t)
 	same, other := groupsInOnePartition(2)
@@ -100,24 +110,41 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 	end, rows := offsetLog(t, s, part)
 	want := []logRow{
 		{1, g1, "a", 1, 20, -1, ""},
-		{2, g2, "b", 0, 5, 3, ""},
-		{3, g1, "a", 0, 11, 2, "n"},
+		{2, g2, "group", 1, 1, 0, "Stable"},
+		{3, g2, "b", 0, 5, 3, ""},
+		{4, g1, "a", 0, 11, 2, "n"},
 	}
-	if end != 4 || !reflect.DeepEqual(logRows(t, rows), want) {
-		t.Fatalf("partition %d: end %d, rows %+v; want end 4, rows %+v", part, end, logRows(t, rows), want)
+	if end != 5 || !reflect.DeepEqual(logRows(t, rows), want) {
+		t.Fatalf("partition %d: end %d, rows %+v; want end 5, rows %+v", part, end, logRows(t, rows), want)
+	}
+	if g := rows[1].GroupMetadata; g.ID != g2 || g.ProtocolType != "consumer" || g.Protocol != "range" || g.Leader != "m1" || g.Members[0].ID != "m1" {
+		t.Fatalf("group metadata: %+v", g)
+	}
+	// A save refused by the generation check takes no number; the next
+	// save moves the group's record to the end.
+	if err := s.SaveGroup(ctx, metastore.Group{ID: g2, Generation: 3, State: "Empty"}, 2); !errors.Is(err, metastore.ErrStaleGeneration) {
+		t.Fatalf("SaveGroup from a stale generation: %v", err)
+	}
+	if err := s.SaveGroup(ctx, metastore.Group{ID: g2, Generation: 2, ProtocolType: "consumer", State: "Empty"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	end, rows = offsetLog(t, s, part)
+	want = append(slices.Delete(want, 1, 2), logRow{5, g2, "group", 0, 2, 0, "Empty"})
+	if end < 6 || !reflect.DeepEqual(logRows(t, rows), want) {
+		t.Fatalf("after a group save: end %d, rows %+v; want rows %+v", end, logRows(t, rows), want)
 	}
 	if end, rows := offsetLog(t, s, metastore.OffsetsPartition(other)); end != 1 || len(rows) != 1 || rows[0].Group != other {
 		t.Fatalf("the other group's partition: end %d, rows %+v", end, rows)
 	}
 
 	// from, end and limit bound what is returned.
-	got, err := s.OffsetLog(ctx, part, 2, 4, 1, 1<<20)
-	if err != nil || len(got) != 1 || got[0].Seq != 2 {
+	got, err := s.OffsetLog(ctx, part, 2, 6, 1, 1<<20)
+	if err != nil || len(got) != 1 || got[0].Seq != 3 {
 		t.Fatalf("OffsetLog(from 2, limit 1) = %+v, %v", got, err)
 	}
-	got, err = s.OffsetLog(ctx, part, 0, 3, 10, 1<<20)
-	if err != nil || len(got) != 2 || got[1].Seq != 2 {
-		t.Fatalf("OffsetLog(end 3) = %+v, %v", got, err)
+	got, err = s.OffsetLog(ctx, part, 0, 4, 10, 1<<20)
+	if err != nil || len(got) != 2 || got[1].Seq != 3 {
+		t.Fatalf("OffsetLog(end 4) = %+v, %v", got, err)
 	}
 
 	// maxBytes bounds the rows by their sizes (OffsetLogEntrySize): a row
@@ -125,7 +152,7 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 	size := func(e metastore.OffsetLogEntry) int64 {
 		return metastore.OffsetLogEntrySize(e.Group, e.Topic, e.Metadata)
 	}
-	all, err := s.OffsetLog(ctx, part, 0, 4, 10, 1<<20)
+	all, err := s.OffsetLog(ctx, part, 0, 5, 10, 1<<20) // three offsets
 	if err != nil || len(all) != 3 {
 		t.Fatalf("OffsetLog = %+v, %v", all, err)
 	}
@@ -139,7 +166,7 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 		{size(all[0]) + size(all[1]), 2},
 		{size(all[0]) + size(all[1]) + 1, 3},
 	} {
-		got, err := s.OffsetLog(ctx, part, 0, 4, 10, c.maxBytes)
+		got, err := s.OffsetLog(ctx, part, 0, 5, 10, c.maxBytes)
 		if err != nil || len(got) != c.want {
 			t.Fatalf("OffsetLog(maxBytes %d) = %d rows, %v; want %d", c.maxBytes, len(got), err, c.want)
 		}
@@ -175,7 +202,7 @@ func testOffsetLog(t *testing.T, s metastore.Store) {
 	commit(g1, metastore.CommittedOffset{Topic: "c", Partition: 0, Offset: 1},
 		metastore.CommittedOffset{Topic: "c", Partition: 0, Offset: 2})
 	end, rows = offsetLog(t, s, part)
-	if last := rows[len(rows)-1]; end <= before || last.Topic != "c" || last.Offset != 2 || last.Seq >= end || len(rows) != 3 {
+	if last := rows[len(rows)-1]; end <= before || last.Topic != "c" || last.Offset != 2 || last.Seq >= end || len(rows) != 4 {
 		t.Fatalf("after a commit naming one partition twice: end %d, rows %+v", end, logRows(t, rows))
 	}
 	if err := s.DeleteGroup(ctx, other); err != nil {

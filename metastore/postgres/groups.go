@@ -56,7 +56,7 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 		if err := checkGroupEpoch(ctx, tx, g.ID, g.Epoch); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `WITH upd AS (
+		err := tx.QueryRow(ctx, `WITH upd AS (
 			UPDATE consumer_groups
 			SET generation = $2, protocol_type = $3, protocol = $4, leader = $5, state = $6,
 				member_ids = $7, members = $8
@@ -71,6 +71,10 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 		)
 		SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins)`,
 			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, ids, enc, prevGeneration).Scan(&n)
+		if err != nil || n == 0 {
+			return err
+		}
+		return numberGroup(ctx, tx, g.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("save group %s: %w", g.ID, err)

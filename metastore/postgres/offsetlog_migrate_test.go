@@ -12,7 +12,7 @@ import (
 	"github.com/siltstream/silt/metastore"
 )
 
-// Offsets committed before migration 0012 get their partition of
+// Offsets and groups saved before migration 0012 get their partition of
 // __consumer_offsets and sequence numbers when it is applied, and later
 // commits continue after them.
 func TestMigrationNumbersEarlierOffsets(t *testing.T) {
@@ -47,6 +47,10 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 		('my-group', 'b', 0, 5, -1, ''), ('my-group', 'a', 1, 7, 2, 'm'), ('hello', 'a', 0, 9, -1, '')`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := conn.Exec(ctx, `INSERT INTO consumer_groups (group_id, generation, protocol_type, protocol, leader, state, member_ids, members)
+		VALUES ('my-group', 4, 'consumer', 'range', '', 'Empty', '{}', '[]')`); err != nil {
+		t.Fatal(err)
+	}
 	conn.Close(ctx)
 
 	if err := Migrate(ctx, url); err != nil {
@@ -57,7 +61,7 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for part, want := range map[int32][]string{12: {"my-group a 1 7", "my-group b 0 5"}, 22: {"hello a 0 9"}, 0: nil} {
+	for part, want := range map[int32][]string{12: {"my-group a 1 7", "my-group b 0 5", "my-group group 4 Empty"}, 22: {"hello a 0 9"}, 0: nil} {
 		end, err := s.OffsetLogEnd(ctx, part)
 		if err != nil {
 			t.Fatal(err)
@@ -70,7 +74,11 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 			t.Fatalf("partition %d: end %d, %d rows; want %d", part, end, len(rows), len(want))
 		}
 		for i, r := range rows {
-			if got := fmt.Sprintf("%s %s %d %d", r.Group, r.Topic, r.Partition, r.Offset); r.Seq != int64(i) || got != want[i] || r.CommitTimeMs <= 0 {
+			got := fmt.Sprintf("%s %s %d %d", r.Group, r.Topic, r.Partition, r.Offset)
+			if g := r.GroupMetadata; g != nil {
+				got = fmt.Sprintf("%s group %d %s", g.ID, g.Generation, g.State)
+			}
+			if r.Seq != int64(i) || got != want[i] || r.CommitTimeMs <= 0 {
 				t.Fatalf("partition %d row %d: %d %q at %d, want %d %q", part, i, r.Seq, got, r.CommitTimeMs, i, want[i])
 			}
 		}
@@ -78,7 +86,7 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 	if err := s.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "c", Offset: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10, 1<<20); err != nil || len(rows) != 3 || rows[2].Seq != 2 || rows[2].Topic != "c" {
+	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10, 1<<20); err != nil || len(rows) != 4 || rows[3].Seq != 3 || rows[3].Topic != "c" {
 		t.Fatalf("after a commit: %+v, %v", rows, err)
 	}
 }

@@ -76,7 +76,10 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 				protocol = excluded.protocol, leader = excluded.leader, state = excluded.state,
 				members = excluded.members`,
 			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, string(enc))
-		return err
+		if err != nil {
+			return err
+		}
+		return numberGroup(ctx, tx, g.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("save group %s at generation %d: %w", g.ID, g.Generation, err)

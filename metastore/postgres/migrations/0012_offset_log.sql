@@ -11,13 +11,22 @@ CREATE TABLE consumer_offsets_log (
 );
 INSERT INTO consumer_offsets_log (part, next_seq) SELECT g, 0 FROM generate_series(0, 49) AS g;
 
--- part -1: a row written before this migration; the store numbers those
--- at start (its hash is computed in Go).
+-- part -1: a row written before this migration, numbered by the Go step
+-- run in this migration's transaction (numberOffsetLog: the hash of the
+-- group id is computed in Go), or since by an agent not upgraded yet.
 ALTER TABLE consumer_offsets
     ADD COLUMN part      integer NOT NULL DEFAULT -1,
     ADD COLUMN seq       bigint  NOT NULL DEFAULT -1,
     ADD COLUMN commit_ms bigint  NOT NULL DEFAULT 0;
 CREATE INDEX consumer_offsets_by_seq ON consumer_offsets (part, seq);
+
+-- Groups take a sequence number at every save too: their metadata is a
+-- record of the same partition (SaveGroup numbers the row it stored).
+ALTER TABLE consumer_groups
+    ADD COLUMN part      integer NOT NULL DEFAULT -1,
+    ADD COLUMN seq       bigint  NOT NULL DEFAULT -1,
+    ADD COLUMN commit_ms bigint  NOT NULL DEFAULT 0;
+CREATE INDEX consumer_groups_by_seq ON consumer_groups (part, seq);
 
 -- commit_offsets writes a group's offsets, one sequence number per row
 -- written, replacing earlier ones for the same partitions. DISTINCT ON
@@ -60,9 +69,12 @@ BEGIN
 END;
 $$;
 
--- commit_group_offsets is 0003's check, then commit_offsets. It takes the
--- partition of __consumer_offsets as well, so it replaces the old one.
-DROP FUNCTION commit_group_offsets(text, integer, text, text[], integer[], bigint[], integer[], text[]);
+-- commit_group_offsets is 0003's check, then commit_offsets; it takes the
+-- partition of __consumer_offsets as well. 0003's function (one argument
+-- fewer) stays for agents not upgraded yet during a rolling upgrade: their
+-- commits still count, but are not numbered (an older row keeps its old
+-- place in the log, a new one has part -1 and is not in it) until an
+-- upgraded agent writes the row again.
 CREATE FUNCTION commit_group_offsets(
     p_group      text,
     p_generation integer,

@@ -17,3 +17,10 @@ ALTER TABLE consumer_offsets ADD COLUMN part INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE consumer_offsets ADD COLUMN seq INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE consumer_offsets ADD COLUMN commit_ms INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX consumer_offsets_by_seq ON consumer_offsets (part, seq);
+
+-- Groups take a sequence number at every save too: their metadata is a
+-- record of the same partition (SaveGroup numbers the row it stored).
+ALTER TABLE consumer_groups ADD COLUMN part INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE consumer_groups ADD COLUMN seq INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE consumer_groups ADD COLUMN commit_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX consumer_groups_by_seq ON consumer_groups (part, seq);
