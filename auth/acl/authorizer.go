@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,14 @@ type Authorizer struct {
 	store        Store
 	m            atomic.Pointer[Matcher]
 	changed      chan struct{}
+
+	// Reloads may overlap (Run's, and the one an ACL change makes at
+	// once): each is numbered when it starts reading, and a matcher is
+	// installed only if no later-started reload installed one first, so
+	// a slow reload of older bindings never replaces newer ones.
+	reloads   atomic.Uint64
+	installMu sync.Mutex // guards installed
+	installed uint64
 }
 
 // New returns an Authorizer over store; call Reload (or Run) to load.
@@ -115,8 +124,10 @@ func (a *Authorizer) decide(r Result) bool {
 	return r == Allowed || (r == NoACL && a.allowIfNoACL)
 }
 
-// Reload reads every binding and swaps the matcher.
+// Reload reads every binding and swaps the matcher, unless a reload that
+// started later already did.
 func (a *Authorizer) Reload(ctx context.Context) error {
+	n := a.reloads.Add(1)
 	bs, err := a.store.ACLs(ctx, metastore.ACLFilter{
 		ResourceType: metastore.ResourceAny, PatternType: metastore.PatternAny,
 		Operation: metastore.OpAny, Permission: metastore.PermissionAny,
@@ -124,7 +135,13 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload acls: %w", err)
 	}
-	a.m.Store(NewMatcher(bs))
+	m := NewMatcher(bs)
+	a.installMu.Lock()
+	defer a.installMu.Unlock()
+	if n > a.installed {
+		a.m.Store(m)
+		a.installed = n
+	}
 	return nil
 }
 
