@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
-	"github.com/siltstream/silt/metastore/postgres"
 )
 
 // TestWatchCommitsReportsACLChanges: creating and deleting ACLs through
@@ -16,20 +14,7 @@ import (
 func TestWatchCommitsReportsACLChanges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	writer, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	watcher, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
+	writer, watcher := twoAgents(ctx, t)
 
 	changed := make(chan struct{}, 8)
 	ready := make(chan struct{})

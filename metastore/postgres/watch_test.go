@@ -11,25 +11,31 @@ import (
 	"github.com/siltstream/silt/metastore/postgres"
 )
 
+// twoAgents opens two stores on one new, migrated database: one agent
+// writing, another watching. Both close when the test ends.
+func twoAgents(ctx context.Context, t *testing.T) (writer, watcher *postgres.Store) {
+	t.Helper()
+	url := testenv.Postgres(t).NewDatabase(t)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *postgres.Store {
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open()
+}
+
 // TestWatchCommitsSeesOtherStoresCommits: a commit through one store (one
 // agent) is reported to a watcher on another store (another agent).
 func TestWatchCommitsSeesOtherStoresCommits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	writer, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	watcher, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
+	writer, watcher := twoAgents(ctx, t)
 
 	type commit struct{ agent, key string }
 	got := make(chan commit, 4)
@@ -160,20 +166,7 @@ func TestTopicDeletionWaitsForEveryAgent(t *testing.T) {
 func TestWatchReportsLogStartMoves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	writer, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	watcher, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
+	writer, watcher := twoAgents(ctx, t)
 
 	type moved struct {
 		tp metastore.TopicPartition
@@ -231,20 +224,7 @@ func TestWatchReportsLogStartMoves(t *testing.T) {
 func TestWatchReportsOffsetCommits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	if err := postgres.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	writer, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	watcher, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
+	writer, watcher := twoAgents(ctx, t)
 
 	got := make(chan int32, 4)
 	ready := make(chan struct{})
