@@ -55,6 +55,7 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 		return wire.Respond(resp)
 	}
 	az := a.access(c)
+	epochs := a.epochCheck()
 	var parts []fetchPart
 	errored := false
 	for i := range req.Topics {
@@ -87,6 +88,7 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 			rp.Partition = rpart.Partition
 			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
 			rp.RecordBatches = noRecords
+			stale := epochs.code(ctx, rpart.CurrentLeaderEpoch)
 			switch {
 			case terr != nil && req.Version >= 13:
 				rp.ErrorCode = kerr.UnknownTopicID.Code
@@ -98,6 +100,8 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case req.Version < 4:
 				rp.ErrorCode = kerr.UnsupportedVersion.Code
+			case stale != 0:
+				rp.ErrorCode = stale
 			default:
 				parts = append(parts, fetchPart{p: topic.Partitions[rpart.Partition], internal: internal, rp: rp, offset: rpart.FetchOffset, maxBytes: int64(rpart.PartitionMaxBytes)})
 			}

@@ -34,6 +34,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	az := a.access(c)
+	epochs := a.epochCheck()
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -52,6 +53,8 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 				sp.ErrorCode = errorCode(terr)
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case epochs.code(ctx, rpart.CurrentLeaderEpoch) != 0:
+				sp.ErrorCode = epochs.code(ctx, rpart.CurrentLeaderEpoch)
 			case internal != nil:
 				ts, off, err := listInternalOffset(ctx, internal, rpart.Partition, rpart.Timestamp)
 				if err != nil {

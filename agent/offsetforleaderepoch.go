@@ -6,7 +6,8 @@ package agent
 // leadership. So for any epoch a client asks about, the end offset is the
 // current high watermark, and a client validating its position after a
 // leader change always finds it valid. An epoch newer than this agent knows
-// gets UNKNOWN_LEADER_EPOCH (the client refreshes metadata and retries).
+// gets UNKNOWN_LEADER_EPOCH (the client refreshes metadata and retries), a
+// current leader epoch older than its FENCED_LEADER_EPOCH (leaderepoch.go).
 
 import (
 	"context"
@@ -22,7 +23,7 @@ import (
 func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-	current := a.members.View().LeaderEpoch()
+	epochs := a.epochCheck()
 	az := a.access(c)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
@@ -42,7 +43,9 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kr
 				sp.ErrorCode = errorCode(terr)
 			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.CurrentLeaderEpoch > current || rp.LeaderEpoch > current:
+			case epochs.code(ctx, rp.CurrentLeaderEpoch) != 0:
+				sp.ErrorCode = epochs.code(ctx, rp.CurrentLeaderEpoch)
+			case rp.LeaderEpoch > epochs.current && !epochs.unsure:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case internal != nil:
 				end, err := internal.end(ctx, rp.Partition)
