@@ -8,10 +8,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +29,10 @@ func runCompat(ctx context.Context, o options, env *benchEnv, logf func(string, 
 	for run := 1; run <= o.kgoRuns; run++ {
 		args := []string{"-test.run", o.kgoRun, "-test.count", "1", "-test.timeout", "30m"}
 		cmd := exec.CommandContext(ctx, o.kgoTest, args...)
-		cmd.Env = append(os.Environ(), "KGO_SEEDS="+strings.Join(env.brokers, ","), "KGO_LOG_LEVEL=none")
+		// The tests log nothing unless KGO_LOG_LEVEL is set here; with
+		// --keep-logs each run's whole output is kept beside the agents' logs.
+		level := cmp.Or(os.Getenv("KGO_LOG_LEVEL"), "none")
+		cmd.Env = append(os.Environ(), "KGO_SEEDS="+strings.Join(env.brokers, ","), "KGO_LOG_LEVEL="+level)
 		if o.kgoRecords > 0 {
 			cmd.Env = append(cmd.Env, "KGO_TEST_RECORDS="+strconv.Itoa(o.kgoRecords))
 		}
@@ -48,6 +53,12 @@ func runCompat(ctx context.Context, o options, env *benchEnv, logf func(string, 
 			return fmt.Errorf("run %d: churn: %w", run, cerr)
 		}
 		took := time.Since(start).Round(time.Second)
+		if env.keepLogs && env.tmpDir != "" {
+			path := filepath.Join(env.tmpDir, fmt.Sprintf("kgo-run-%d.log", run))
+			if werr := os.WriteFile(path, out.Bytes(), 0o644); werr != nil {
+				logf("keep kgo output: %v", werr)
+			}
+		}
 		if err == nil {
 			passed++
 			logf("kgo run %d/%d: PASS (%s)", run, o.kgoRuns, took)
