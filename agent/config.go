@@ -39,6 +39,10 @@ type Config struct {
 	// BufferBytes bounds produced bytes held in memory: buffered, uploading
 	// and committing. Producers wait when it is full. (buffer.bytes)
 	BufferBytes int64
+	// BufferReserve is the part of BufferBytes produced bytes may not use:
+	// left to the Go runtime's own memory when the process's memory limit
+	// is the budgets themselves (cmd/silt sets both). 0: none.
+	BufferReserve int64
 	// MaxUploads bounds concurrent segment uploads. (flush.max.uploads)
 	MaxUploads int
 
@@ -157,6 +161,7 @@ func (c *Config) ingestConfig(log *slog.Logger) ingest.Config {
 		FlushInterval: c.FlushInterval,
 		FlushBytes:    c.FlushBytes,
 		BufferBytes:   c.BufferBytes,
+		Reserve:       c.BufferReserve,
 		MaxUploads:    c.MaxUploads,
 		Logger:        log,
 	}

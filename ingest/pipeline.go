@@ -91,8 +91,11 @@ type Config struct {
 	// BufferBytes bounds bytes held in memory: buffered, uploading and
 	// committing (buffer.bytes).
 	BufferBytes int64
-	MaxUploads  int // flush.max.uploads: concurrent segment uploads
-	Logger      *slog.Logger
+	// Reserve is the part of BufferBytes left unused, for the runtime's
+	// own memory (see cmd/silt's memory plan); 0: none.
+	Reserve    int64
+	MaxUploads int // flush.max.uploads: concurrent segment uploads
+	Logger     *slog.Logger
 }
 
 // Validate checks c; errors name the config key.
@@ -105,6 +108,8 @@ func (c Config) Validate() error {
 	case c.BufferBytes < 3*c.FlushBytes:
 		// Two flushes' room for building a segment, at least one for batches.
 		return fmt.Errorf("buffer.bytes: must be at least three times flush.bytes (%d), got %d", c.FlushBytes, c.BufferBytes)
+	case c.Reserve < 0 || c.BufferBytes-c.Reserve < 3*c.FlushBytes:
+		return fmt.Errorf("buffer.bytes: a reserve of %d leaves less than three times flush.bytes (%d) of %d", c.Reserve, c.FlushBytes, c.BufferBytes)
 	case c.MaxUploads < 1:
 		return fmt.Errorf("flush.max.uploads: must be at least 1, got %d", c.MaxUploads)
 	}
@@ -154,9 +159,9 @@ func New(cfg Config, bucket objectstore.Bucket, store Store, obs Observer, stats
 	// less two flushes. Building a segment copies up to flush.bytes of
 	// batches, which are in memory twice until the copy is done; then the
 	// batches are garbage until the collector runs. Both must fit in
-	// buffer.bytes for the agent's memory to stay near its budgets (see
-	// cmd/silt's memoryLimit).
-	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes-2*cfg.FlushBytes)
+	// buffer.bytes, less the runtime's reserve, for the agent's memory to
+	// stay within its budgets (see cmd/silt's memory plan).
+	buf := newBuffer(cfg.FlushInterval, cfg.FlushBytes, cfg.BufferBytes-cfg.Reserve-2*cfg.FlushBytes)
 	return &Pipeline{
 		buf:     buf,
 		fl:      newFlusher(cfg, buf, bucket, store, obs, stats, m),

@@ -172,8 +172,9 @@ func serveAgent(ctx context.Context, s settings, log *slog.Logger, onServing fun
 		closeListeners(lns)
 		return &configError{err}
 	}
-	if limit, set := applyMemoryLimit(cfg, s.Cache); set {
-		log.Info("Go memory limit set from the agent's budgets (set GOMEMLIMIT to override)", "bytes", limit)
+	if plan, set := applyMemoryLimit(&cfg, &s.Cache); set {
+		log.Info("Go memory limit set to the agent's budgets (set GOMEMLIMIT to override)", "bytes", plan.limit,
+			"runtime_reserve_from_buffer", plan.bufferReserve, "runtime_reserve_from_cache", plan.cacheReserve)
 	}
 	// The cache is ours: the agent reads and writes through it, and we stop
 	// it (read-ahead, disk writes) once the agent has stopped.
