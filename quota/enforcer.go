@@ -144,6 +144,10 @@ func newImage(qs []metastore.ClientQuota) *image {
 	return img
 }
 
+// Enabled reports whether any quota of type t is configured: without
+// one, callers need not work out what to record.
+func (e *Enforcer) Enabled(t Type) bool { return len(e.img.Load().bound[t]) > 0 }
+
 // Quotas returns the quotas as last loaded.
 func (e *Enforcer) Quotas() []metastore.ClientQuota { return e.img.Load().all }
 
@@ -306,6 +310,10 @@ func (e *Enforcer) record(t Type, user, clientID string, v float64, undo bool) t
 		s.rate.record(-v, now)
 	}
 	e.mu.Unlock()
+	if t == Request {
+		// Kafka bounds request-quota throttles by one sample's span.
+		d = min(d, sampleSpan)
+	}
 	d = min(d, time.Duration(math.MaxInt32)*time.Millisecond)
 	if d > 0 {
 		e.throttled[t].Add(int64(d))
