@@ -153,7 +153,7 @@ func (a *Agent) handleAlterClientQuotas(ctx context.Context, c *wire.Conn, kreq 
 		return wire.Respond(resp)
 	}
 	for _, alt := range apply {
-		a.log.Info("altered client quotas", "entity", alt.Entity, "set", alt.Set, "removed", alt.Remove, "by", a.access(c).principal)
+		a.log.Info("altered client quotas", "entity", quota.EntityString(alt.Entity), "set", alt.Set, "removed", alt.Remove, "by", c.Principal())
 	}
 	if err := a.quotas.Reload(ctx); err != nil {
 		a.log.Warn("reload client quotas after a change", "err", err)

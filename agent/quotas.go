@@ -165,3 +165,9 @@ func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQuotaThrottle, prometheus.CounterValue, c.q.Throttled(t).Seconds(), t.String())
 	}
 }
+
+// ClientQuotaBound returns the quota of type t this agent applies to
+// (user, clientID), as it last loaded them; admin tools and tests use it.
+func (a *Agent) ClientQuotaBound(t quota.Type, user, clientID string) (float64, bool) {
+	return a.quotas.Bound(t, user, clientID)
+}

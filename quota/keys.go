@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -117,6 +118,24 @@ func Components(e metastore.QuotaEntity) []Component {
 	add(TypeClientID, e.ClientID)
 	add(TypeIP, e.IP)
 	return out
+}
+
+// EntityString renders e as Kafka's tools do: "user=alice,
+// client-id=<default>".
+func EntityString(e metastore.QuotaEntity) string {
+	var b strings.Builder
+	for i, c := range Components(e) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.Type + "=")
+		if c.Name == nil {
+			b.WriteString("<default>")
+		} else {
+			b.WriteString(*c.Name)
+		}
+	}
+	return b.String()
 }
 
 // ValidateValue checks that key may be set to v on e, as Kafka's
