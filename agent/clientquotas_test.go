@@ -248,3 +248,46 @@ func TestClientQuotasReachEveryAgent(t *testing.T) {
 		})
 	}
 }
+
+// TestClientQuotasAuthorization: describing needs DESCRIBE_CONFIGS on the
+// cluster and altering ALTER_CONFIGS on it, as in Kafka.
+func TestClientQuotasAuthorization(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, withACLs(nil))
+	admin, alice := ta.as(t, "admin"), ta.as(t, "alice")
+	codes := func(cl requester) (describe, alter int16) {
+		d := kmsg.NewPtrDescribeClientQuotasRequest()
+		describe = request(t, cl, d).(*kmsg.DescribeClientQuotasResponse).ErrorCode
+		a := kmsg.NewPtrAlterClientQuotasRequest()
+		e := kmsg.NewAlterClientQuotasRequestEntry()
+		ent := kmsg.NewAlterClientQuotasRequestEntryEntity()
+		ent.Type, ent.Name = "client-id", sp("app")
+		op := kmsg.NewAlterClientQuotasRequestEntryOp()
+		op.Key, op.Value = "producer_byte_rate", 1000
+		e.Entity, e.Ops = append(e.Entity, ent), append(e.Ops, op)
+		a.Entries = append(a.Entries, e)
+		alter = request(t, cl, a).(*kmsg.AlterClientQuotasResponse).Entries[0].ErrorCode
+		return describe, alter
+	}
+	if d, a := codes(admin); d != 0 || a != 0 {
+		t.Fatalf("admin: describe %d, alter %d", d, a)
+	}
+	denied := kerr.ClusterAuthorizationFailed.Code
+	if d, a := codes(alice); d != denied || a != denied {
+		t.Fatalf("alice: describe %d, alter %d; want CLUSTER_AUTHORIZATION_FAILED", d, a)
+	}
+	// DESCRIBE and ALTER are not enough: Kafka asks for the _CONFIGS
+	// operations.
+	createACLs(t, admin,
+		allow(rtCluster, "kafka-cluster", "alice", kmsg.ACLOperationDescribe),
+		allow(rtCluster, "kafka-cluster", "alice", kmsg.ACLOperationAlter))
+	if d, a := codes(alice); d != denied || a != denied {
+		t.Fatalf("alice with DESCRIBE and ALTER: describe %d, alter %d; want CLUSTER_AUTHORIZATION_FAILED", d, a)
+	}
+	createACLs(t, admin,
+		allow(rtCluster, "kafka-cluster", "alice", kmsg.ACLOperationDescribeConfigs),
+		allow(rtCluster, "kafka-cluster", "alice", kmsg.ACLOperationAlterConfigs))
+	if d, a := codes(alice); d != 0 || a != 0 {
+		t.Fatalf("alice with the grants: describe %d, alter %d", d, a)
+	}
+}
