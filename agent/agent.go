@@ -104,6 +104,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	wcfg.ThrottleConnection = a.quotas.RecordConnection // connection_creation_rate
 	// Produce frames reserve their bytes in the write buffer before they
 	// are read, so buffer.bytes bounds every produced byte in the agent.
 	wcfg.ProduceBudget = a.ingest

@@ -198,3 +198,32 @@ func TestRequestQuota(t *testing.T) {
 		t.Fatalf("throttles seen %d, counted %v; want some", h.n.Load(), ta.QuotaThrottled(quota.Request))
 	}
 }
+
+// TestConnectionQuota: connections from an IP over its
+// connection_creation_rate are closed unserved, after the first ten
+// seconds' worth; the agent counts the throttle.
+func TestConnectionQuota(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, bk backend) {
+		ta := startAgent(t, bk, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := kadm.NewClient(ta.client(t)).AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
+			Entity: quotaEntity("ip", "127.0.0.1"), Ops: []kadm.AlterClientQuotaOp{{Key: "connection_creation_rate", Value: 1}},
+		}})
+		if err != nil || firstQuotaErr(res) != nil {
+			t.Fatalf("alter: %v, %v", err, firstQuotaErr(res))
+		}
+		// kgo's one connection above counts; at 1/s the window holds ten.
+		refused := 0
+		for i := 0; i < 15 && refused == 0; i++ {
+			cl := ta.client(t, kgo.RequestRetries(0), kgo.DialTimeout(5*time.Second))
+			if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl); err != nil {
+				refused++
+			}
+			cl.Close()
+		}
+		if refused == 0 || ta.QuotaThrottled(quota.Connection) <= 0 {
+			t.Fatalf("refused none of 15 connections (counted %v)", ta.QuotaThrottled(quota.Connection))
+		}
+	})
+}

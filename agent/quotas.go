@@ -20,8 +20,12 @@ package agent
 // A client over its quota gets throttle_time_ms (the larger of the quota's
 // throttle and any the handler reported, e.g. Produce backpressure), and
 // its connection is muted for that time (KIP-219, wire.Reply.Throttled).
-// controller_mutation_rate and connection_creation_rate are stored and
-// described but not enforced.
+//
+// connection_creation_rate (an ip entity's, else the default ip entity's)
+// is enforced when a connection is accepted: one over its IP's rate is
+// held unread for the throttle time and closed, as Kafka does (the wire
+// server's Config.ThrottleConnection). controller_mutation_rate is stored
+// and described but not enforced: an agent has no controller to protect.
 
 import (
 	"context"
@@ -151,7 +155,7 @@ func (w quotaWatcher) WatchCommits(ctx context.Context, h metastore.CommitHandle
 func (a *Agent) QuotaThrottled(t quota.Type) time.Duration { return a.quotas.Throttled(t) }
 
 var descQuotaThrottle = prometheus.NewDesc("silt_quota_throttle_seconds_total",
-	"Throttle time handed out to clients over a client quota (throttle_time_ms, with the connection muted), by quota type: produce (producer_byte_rate), fetch (consumer_byte_rate), request (request_percentage).",
+	"Throttle time handed out to clients over a client quota, by quota type: produce (producer_byte_rate), fetch (consumer_byte_rate), request (request_percentage), each as throttle_time_ms with the connection muted; connection (connection_creation_rate), as new connections held and closed.",
 	[]string{"type"}, nil)
 
 // quotaCollector exports the throttle time per quota type; no series is
@@ -161,7 +165,7 @@ type quotaCollector struct{ q *quota.Enforcer }
 func (c quotaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descQuotaThrottle }
 
 func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range []quota.Type{quota.Produce, quota.Fetch, quota.Request} {
+	for _, t := range []quota.Type{quota.Produce, quota.Fetch, quota.Request, quota.Connection} {
 		ch <- prometheus.MustNewConstMetric(descQuotaThrottle, prometheus.CounterValue, c.q.Throttled(t).Seconds(), t.String())
 	}
 }

@@ -4,7 +4,8 @@
 // sensors that turn recorded bytes or handling time into a throttle time.
 //
 // The main type is Enforcer: it keeps the stored quotas (metastore
-// QuotaStore) in memory, reloading them on a change notification and on
+// QuotaStore) in memory, rates per (user, client id) and per IP (for
+// connection_creation_rate), reloading them on a change notification and on
 // an interval, and answers Record calls from the request handlers.
 //
 // Quotas are per agent, as Kafka's are per broker: each agent measures and

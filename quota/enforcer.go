@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,13 +17,15 @@ type Store interface {
 	ClientQuotas(ctx context.Context) ([]metastore.ClientQuota, error)
 }
 
-// Type is a quota the agent enforces per (user, client id).
+// Type is a quota the agent enforces, per (user, client id) or, for
+// Connection, per IP.
 type Type int
 
 const (
-	Produce Type = iota // producer_byte_rate: bytes of Produce requests
-	Fetch               // consumer_byte_rate: bytes of Fetch responses
-	Request             // request_percentage: handling time, percent of one thread
+	Produce    Type = iota // producer_byte_rate: bytes of Produce requests
+	Fetch                  // consumer_byte_rate: bytes of Fetch responses
+	Request                // request_percentage: handling time, percent of one thread
+	Connection             // connection_creation_rate: new connections per second, per IP
 	numTypes
 )
 
@@ -33,6 +36,8 @@ func (t Type) Key() string {
 		return ProducerByteRate
 	case Fetch:
 		return ConsumerByteRate
+	case Connection:
+		return ConnectionCreationRate
 	}
 	return RequestPercentage
 }
@@ -44,6 +49,8 @@ func (t Type) String() string {
 		return "produce"
 	case Fetch:
 		return "fetch"
+	case Connection:
+		return "connection"
 	}
 	return "request"
 }
@@ -98,7 +105,7 @@ type image struct {
 // sensorKey is what Kafka's metric tags name: the (user, client id) pair
 // a rate is measured for, with a component blank when the quota that
 // applies is shared by every client id of the user (or every user of the
-// client id).
+// client id). Connection sensors hold the IP in user.
 type sensorKey struct {
 	typ      Type
 	user     string
@@ -136,9 +143,21 @@ func newImage(qs []metastore.ClientQuota) *image {
 	}
 	for _, q := range qs {
 		for t := Type(0); t < numTypes; t++ {
-			if v, ok := q.Values[t.Key()]; ok {
-				img.bound[t][q.Entity] = v
+			v, ok := q.Values[t.Key()]
+			if !ok {
+				continue
 			}
+			e := q.Entity
+			if e.IP.Kind == metastore.QuotaNamed {
+				// Matched against the connection's address in
+				// canonical form.
+				ip, err := netip.ParseAddr(e.IP.Name)
+				if err != nil {
+					continue
+				}
+				e.IP.Name = ip.Unmap().String()
+			}
+			img.bound[t][e] = v
 		}
 	}
 	return img
@@ -225,7 +244,7 @@ func (e *Enforcer) Sensors() int {
 //  4. default user, client id   8. default client id
 func (img *image) resolve(t Type, user, clientID string) (bound float64, key sensorKey, ok bool) {
 	bounds := img.bound[t]
-	if len(bounds) == 0 {
+	if len(bounds) == 0 || t == Connection {
 		return 0, key, false
 	}
 	u, du := metastore.Named(user), metastore.DefaultName()
@@ -293,6 +312,10 @@ func (e *Enforcer) record(t Type, user, clientID string, v float64, undo bool) t
 	if !ok {
 		return 0
 	}
+	return e.recordKey(t, key, bound, v, undo)
+}
+
+func (e *Enforcer) recordKey(t Type, key sensorKey, bound, v float64, undo bool) time.Duration {
 	now := e.now()
 	e.mu.Lock()
 	s := e.sensors[key]
@@ -319,6 +342,27 @@ func (e *Enforcer) record(t Type, user, clientID string, v float64, undo bool) t
 		e.throttled[t].Add(int64(d))
 	}
 	return d
+}
+
+// RecordConnection records a new connection from ip against its
+// connection_creation_rate (the IP's own, else the default IP entity's;
+// Kafka's broker-wide max.connection.creation.rate is not a quota here),
+// and returns how long to hold the connection before closing it: zero
+// within the quota.
+func (e *Enforcer) RecordConnection(ip netip.Addr) time.Duration {
+	bounds := e.img.Load().bound[Connection]
+	if len(bounds) == 0 {
+		return 0
+	}
+	name := ip.Unmap().String()
+	bound, ok := bounds[metastore.QuotaEntity{IP: metastore.Named(name)}]
+	if !ok {
+		if bound, ok = bounds[metastore.QuotaEntity{IP: metastore.DefaultName()}]; !ok {
+			return 0
+		}
+	}
+	// A refused connection is not counted, as in Kafka.
+	return e.recordKey(Connection, sensorKey{typ: Connection, user: name}, bound, 1, true)
 }
 
 // evictLocked drops the least recently used sensor.

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -168,5 +169,36 @@ func TestValidate(t *testing.T) {
 		if err := ValidateValue(c.e, c.key, c.v); (err == nil) != c.ok {
 			t.Errorf("ValidateValue(%+v, %s, %v) = %v; want ok %v", c.e, c.key, c.v, err, c.ok)
 		}
+	}
+}
+
+// TestConnectionRate: connections from an IP beyond its
+// connection_creation_rate are refused for a while, and not counted; the
+// default IP entity applies to IPs without their own; IPv4-mapped
+// addresses are the IPv4 address.
+func TestConnectionRate(t *testing.T) {
+	now := time.Unix(1000, 0)
+	e := New(Config{Now: func() time.Time { return now }}, staticStore{
+		{Entity: metastore.QuotaEntity{IP: metastore.Named("10.0.0.1")}, Values: map[string]float64{ConnectionCreationRate: 1}},
+		{Entity: metastore.QuotaEntity{IP: metastore.DefaultName()}, Values: map[string]float64{ConnectionCreationRate: 100}},
+	})
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("::ffff:10.0.0.1")
+	for i := 0; i < 10; i++ { // ten seconds' worth pass at once
+		if d := e.RecordConnection(ip); d != 0 {
+			t.Fatalf("connection %d throttled %v", i, d)
+		}
+	}
+	if d := e.RecordConnection(ip); d == 0 {
+		t.Fatal("the eleventh connection within a second passed a quota of 1/s")
+	}
+	if d := e.RecordConnection(netip.MustParseAddr("10.0.0.2")); d != 0 {
+		t.Fatalf("another IP, under the default quota, throttled %v", d)
+	}
+	now = now.Add(12 * time.Second)
+	if d := e.RecordConnection(ip); d != 0 {
+		t.Fatalf("throttled %v after the window passed", d)
 	}
 }

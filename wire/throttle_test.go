@@ -2,7 +2,9 @@ package wire
 
 import (
 	"context"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,5 +63,33 @@ func TestThrottledReply(t *testing.T) {
 		}
 		mu.Unlock()
 		nc.Close()
+	}
+}
+
+// A connection Config.ThrottleConnection throttles is closed unanswered;
+// the others are served; a held connection does not hold up Close.
+func TestThrottledConnection(t *testing.T) {
+	var n atomic.Int32
+	cfg := Config{ThrottleConnection: func(ip netip.Addr) time.Duration {
+		if !ip.IsLoopback() {
+			t.Errorf("ThrottleConnection asked for %v", ip)
+		}
+		if n.Add(1) == 2 {
+			return time.Hour
+		}
+		return 0
+	}}
+	srv, addr := startServer(t, cfg, newTestRegistry(&testHandlers{}))
+	first := dial(t, addr)
+	write(t, first, encodeRequest(heartbeat("", 1), 4, 1, nil))
+	mustReadResponse(t, first)
+	second := dial(t, addr)
+	write(t, second, encodeRequest(heartbeat("", 1), 4, 1, nil))
+	third := dial(t, addr)
+	write(t, third, encodeRequest(heartbeat("", 1), 4, 1, nil))
+	mustReadResponse(t, third)
+	srv.Close() // does not wait the hour
+	if _, _, err := readResponse(second); err == nil {
+		t.Fatal("the throttled connection was answered")
 	}
 }
