@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/internal/promtest"
 	"github.com/siltstream/silt/quota"
 )
 
@@ -108,6 +110,15 @@ func TestProduceQuota(t *testing.T) {
 		}
 		if ta.QuotaThrottled(quota.Produce) <= 0 {
 			t.Error("the agent counted no produce throttle time")
+		}
+		reg := prometheus.NewRegistry()
+		if err := ta.RegisterMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+		got := promtest.Gather(t, reg)
+		if got[`silt_quota_throttle_seconds_total{type="produce"}`] <= 0 || got[`silt_quota_throttle_seconds_total{type="fetch"}`] != 0 {
+			t.Errorf("silt_quota_throttle_seconds_total: produce %v, fetch %v; want > 0 and 0",
+				got[`silt_quota_throttle_seconds_total{type="produce"}`], got[`silt_quota_throttle_seconds_total{type="fetch"}`])
 		}
 		if max := maxWithinQuota(elapsed); testVolume > max {
 			t.Errorf("produced %d bytes in %v: more than a quota of %d B/s allows (%.0f)", testVolume, elapsed, testQuota, max)
