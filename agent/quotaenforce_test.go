@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/siltstream/silt/internal/promtest"
 	"github.com/siltstream/silt/quota"
@@ -125,6 +126,40 @@ func TestProduceQuota(t *testing.T) {
 		}
 		t.Logf("produced %d bytes in %v under a quota of %d B/s", testVolume, elapsed, testQuota)
 	})
+}
+
+// TestProduceQuotaOldVersion: a producer from before KIP-219 (Produce
+// v5) does not back off by itself; its throttled responses come late,
+// carry the throttle, and hold it to the quota all the same.
+func TestProduceQuotaOldVersion(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, nil)
+	createTopic(t, ta.client(t), "quota-produce-v5", 1, nil)
+	setQuota(t, ta, "old-producer", quota.ProducerByteRate, testQuota, quota.Produce)
+	var h throttleHook
+	cl := ta.client(t, kgo.ClientID("old-producer"), kgo.WithHooks(&h), kgo.DefaultProduceTopic("quota-produce-v5"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(2*recordSize), kgo.MaxVersions(kversion.V1_1_0()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	value := randomValue(t)
+	start := time.Now()
+	for sent := 0; sent < testVolume; sent += len(value) {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if h.n.Load() == 0 || ta.QuotaThrottled(quota.Produce) <= 0 {
+		t.Errorf("throttles reported %d, counted %v; want some", h.n.Load(), ta.QuotaThrottled(quota.Produce))
+	}
+	if max := maxWithinQuota(elapsed); testVolume > max {
+		t.Errorf("produced %d bytes in %v: more than a quota of %d B/s allows (%.0f)", testVolume, elapsed, testQuota, max)
+	}
 }
 
 // TestFetchQuota: a consumer whose client id has consumer_byte_rate gets
