@@ -3,6 +3,9 @@ package agent_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,17 +262,41 @@ func TestConnectionQuota(t *testing.T) {
 		if err != nil || firstQuotaErr(res) != nil {
 			t.Fatalf("alter: %v, %v", err, firstQuotaErr(res))
 		}
-		// kgo's one connection above counts; at 1/s the window holds ten.
+		// kgo's connection above counts; at 1/s the window holds ten.
+		// Raw connections, so no client retries hide a refusal.
 		refused := 0
 		for i := 0; i < 15 && refused == 0; i++ {
-			cl := ta.client(t, kgo.RequestRetries(0), kgo.DialTimeout(5*time.Second))
-			if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl); err != nil {
+			if err := rawApiVersions(ta.addr); err != nil {
 				refused++
 			}
-			cl.Close()
 		}
 		if refused == 0 || ta.QuotaThrottled(quota.Connection) <= 0 {
 			t.Fatalf("refused none of 15 connections (counted %v)", ta.QuotaThrottled(quota.Connection))
 		}
 	})
+}
+
+// rawApiVersions sends ApiVersions v0 on a new connection and reads the
+// answer's size; an error means the connection was closed unanswered.
+func rawApiVersions(addr string) error {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	req := kmsg.NewPtrApiVersionsRequest()
+	// Header v1: key, version, correlation id, null client id.
+	msg := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	msg = binary.BigEndian.AppendUint16(msg, 0)
+	msg = binary.BigEndian.AppendUint32(msg, 1)
+	msg = binary.BigEndian.AppendUint16(msg, 0xffff)
+	msg = req.AppendTo(msg)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(msg)))
+	if _, err := nc.Write(append(frame, msg...)); err != nil {
+		return err
+	}
+	var size [4]byte
+	_, err = io.ReadFull(nc, size[:])
+	return err
 }
