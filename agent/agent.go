@@ -18,6 +18,7 @@ import (
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/partition"
+	"github.com/siltstream/silt/quota"
 	"github.com/siltstream/silt/txn"
 	"github.com/siltstream/silt/wire"
 )
@@ -43,6 +44,7 @@ type Agent struct {
 	janitor       *jobs.Janitor       // retention, garbage collection, expiries, under a lease
 	jobMetrics    *jobs.Metrics
 	acls          *acl.Authorizer // nil unless authorizer=acl
+	quotas        *quota.Enforcer // client quotas, enforced on this agent's traffic
 	server        *wire.Server
 	tls           *wire.TLS           // SSL and SASL_SSL listeners' TLS; nil without them
 	auth          *auth.Authenticator // nil without SASL
@@ -77,6 +79,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	if cfg.Authorizer == AuthorizerACL {
 		a.acls = acl.New(acl.Config{SuperUsers: cfg.SuperUsers, AllowIfNoACL: cfg.AllowEveryoneIfNoACL}, store)
 	}
+	a.quotas = quota.New(quota.Config{}, store)
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	a.fetchSessions = newFetchSessions(cfg.FetchSessionSlots)
 	var err error
@@ -101,6 +104,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	wcfg := cfg.Wire
 	wcfg.Logger = log
 	wcfg.Observe = a.reqs.observeRequest
+	wcfg.ThrottleConnection = a.quotas.RecordConnection // connection_creation_rate
 	// Produce frames reserve their bytes in the write buffer before they
 	// are read, so buffer.bytes bounds every produced byte in the agent.
 	wcfg.ProduceBudget = a.ingest
@@ -216,6 +220,12 @@ func (a *Agent) startServing() error {
 			a.acls.Run(ctx, func(err error) { a.log.Warn("reload ACLs failed", "err", err) })
 		})
 	}
+	if err := a.quotas.Reload(ctx); err != nil {
+		a.log.Warn("initial client quota load failed; no quota applies until it succeeds", "err", err)
+	}
+	a.goBackground(func(ctx context.Context) {
+		a.quotas.Run(ctx, func(err error) { a.log.Warn("reload client quotas failed", "err", err) })
+	})
 	cancel()
 	a.goBackground(a.members.Run)
 	// Topics created, grown or deleted through other agents show up within
@@ -230,6 +240,7 @@ func (a *Agent) startServing() error {
 		if a.acls != nil {
 			w = aclWatcher{CommitWatcher: w, acls: a.acls}
 		}
+		w = quotaWatcher{CommitWatcher: w, quotas: a.quotas}
 		w = offsetsWatcher{CommitWatcher: w, log: a.offsets}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}

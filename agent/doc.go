@@ -24,4 +24,10 @@
 // *_AUTHORIZATION_FAILED codes per topic, partition, group or
 // transactional id (authorize.go, authorize_groups.go); acls.go serves
 // CreateAcls, DescribeAcls and DeleteAcls.
+//
+// Client quotas: clientquotas.go serves DescribeClientQuotas and
+// AlterClientQuotas; quotas.go enforces producer_byte_rate,
+// consumer_byte_rate and request_percentage on this agent's own traffic
+// (package quota), as each Kafka broker enforces them on its own, and
+// throttles through throttle_time_ms and a muted connection (KIP-219).
 package agent

@@ -111,9 +111,14 @@ func (a *Agent) handleFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request
 	if errored && len(parts) == 0 {
 		return wire.Respond(resp) // nothing to wait for: Kafka answers errors at once
 	}
+	a.capFetchToQuota(c, req)
 	return wire.Defer(func(ctx context.Context) kmsg.Response {
 		a.fetch(ctx, req, parts)
+		// consumer_byte_rate: over it, the response goes without records
+		// and with the throttle, and the connection is muted (quotas.go).
+		throttle := a.fetchThrottle(c, resp)
 		fc.finish(req, resp)
+		c.Throttle(ctx, resp, throttle)
 		return resp
 	})
 }

@@ -127,7 +127,7 @@ func walkErrorCode(v reflect.Value, depth int) int16 {
 // RegisterMetrics registers the agent's Prometheus collectors on reg. Call
 // it once per agent.
 func (a *Agent) RegisterMetrics(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{a.reqs.requests, a.reqs.latency, &statsCollector{a: a}, a.lag}
+	cs := []prometheus.Collector{a.reqs.requests, a.reqs.latency, &statsCollector{a: a}, a.lag, quotaCollector{a.quotas}}
 	if a.auth != nil {
 		cs = append(cs, a.auth.Collectors()...)
 	}

@@ -163,11 +163,14 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 		}
 	}
 
+	// producer_byte_rate: the throttle goes with the response (the larger
+	// of it and backpressure's), and mutes the connection (quotas.go).
+	throttle := a.produceThrottle(c, req)
 	if req.Acks == 0 {
-		return wire.NoResponse()
+		return wire.NoResponse().Throttled(c, throttle)
 	}
 	if pending == nil {
-		return wire.Respond(resp)
+		return wire.Respond(resp).Throttled(c, throttle)
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	if timeout <= 0 {
@@ -200,7 +203,7 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 			}
 		}
 		return resp
-	})
+	}).Throttled(c, throttle)
 }
 
 // hasTransactionalBatches reports whether any partition's records start

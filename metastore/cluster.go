@@ -62,6 +62,9 @@ type CommitHandler struct {
 	// (ACLStore), by any agent. It should not block: readers reload
 	// elsewhere.
 	ACLsChanged func()
+	// QuotasChanged is called after every change to the stored client
+	// quotas (QuotaStore), by any agent. It should not block.
+	QuotasChanged func()
 	// OffsetsCommitted is called after committed offsets were written to
 	// partition part of __consumer_offsets (OffsetLogStore), by any agent.
 	// It should not block: long polls on that partition re-read.

@@ -37,6 +37,7 @@ type Store interface {
 	ClusterStore
 	CredentialStore
 	ACLStore
+	QuotaStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

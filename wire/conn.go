@@ -46,10 +46,11 @@ type Conn struct {
 	slots chan struct{}
 	queue chan pending
 
-	draining  atomic.Bool  // Shutdown: read no more requests
-	lastWrite atomic.Int64 // unix nanos of the last response written
-	closeOnce sync.Once
-	done      chan struct{} // closed when reader and writer have exited
+	draining   atomic.Bool  // Shutdown: read no more requests
+	mutedUntil atomic.Int64 // unix nanos before which no request is read (throttle.go); 0: never muted
+	lastWrite  atomic.Int64 // unix nanos of the last response written
+	closeOnce  sync.Once
+	done       chan struct{} // closed when reader and writer have exited
 }
 
 // pending is a reply waiting for its turn on the writer.
@@ -158,6 +159,9 @@ func (c *Conn) readLoop() {
 	defer close(c.queue)
 	br := bufio.NewReaderSize(c.nc, 16<<10)
 	for {
+		if !c.waitMuted() {
+			return
+		}
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.ctx.Done():

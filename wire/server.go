@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +55,11 @@ type Config struct {
 	// connection.failed.authentication.delay.ms). Default 100ms; negative
 	// means no delay.
 	FailedAuthenticationDelay time.Duration
+	// ThrottleConnection, if set, is asked for every accepted connection
+	// with the client's IP: a positive answer is how long to hold the
+	// connection unread before closing it (connthrottle.go), for a client
+	// over its connection_creation_rate quota.
+	ThrottleConnection func(ip netip.Addr) time.Duration
 }
 
 // DefaultConfig returns the default configuration.
@@ -90,6 +96,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*Conn]struct{}
 	wg        sync.WaitGroup // connection goroutines; Add only under mu while !closing
+	held      int            // throttled connections held before closing (connthrottle.go)
+	stopHeld  chan struct{}  // closed when the Server starts closing: held connections close at once
 }
 
 // NewServer validates cfg and returns a Server dispatching through reg, which
@@ -143,6 +151,7 @@ func NewServer(cfg Config, reg *Registry) (*Server, error) {
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
+		stopHeld:  make(chan struct{}),
 	}
 	if cfg.Authenticator != nil {
 		s.registerSASL(reg)
@@ -212,6 +221,9 @@ func (s *Server) serve(ln net.Listener, l Listener, t *TLS) error {
 			return fmt.Errorf("wire: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
+		if s.throttleConnection(nc) {
+			continue
+		}
 		s.startConnTLS(nc, l, t)
 	}
 }
@@ -253,6 +265,9 @@ func (s *Server) isClosing() bool {
 // stopAccepting marks the Server closing and closes its listeners.
 // s.mu must be held.
 func (s *Server) stopAccepting() {
+	if !s.closing {
+		close(s.stopHeld)
+	}
 	s.closing = true
 	for ln := range s.listeners {
 		_ = ln.Close()

@@ -25,7 +25,7 @@ type layer struct {
 
 // services are the packages agent's handlers call. They depend on storage
 // and on each other, never on agent or a command.
-var services = []string{"ingest/...", "partition/...", "group/...", "txn/...", "cluster/...", "jobs/...", "auth/..."}
+var services = []string{"ingest/...", "partition/...", "group/...", "txn/...", "cluster/...", "jobs/...", "auth/...", "quota/..."}
 
 // storage is everything below the services.
 var storage = []string{"segment/...", "objectstore/...", "metastore/...", "cache/..."}
@@ -49,7 +49,7 @@ var layers = []layer{
 	// not a driver.
 	{name: "cache", pkgs: []string{"cache/..."}, mayImport: []string{"objectstore"}},
 	// The services own the write pipeline, read state, coordinators,
-	// membership, background jobs and security; they use the protocol's
+	// membership, background jobs, security and client quotas; they use the protocol's
 	// types (auth runs in wire's handshake), storage and one another, and
 	// are called by agent, never calling it.
 	{name: "services", pkgs: services, mayImport: slices.Concat([]string{"wire/..."}, storage, services)},

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"TxnExpiry", testTxnExpiry},
 		{"ScramCredentials", testScramCredentials},
 		{"ACLs", testACLs},
+		{"ClientQuotas", testClientQuotas},
 		{"AdvanceLogStart", testAdvanceLogStart},
 		{"ApplyRetention", testApplyRetention},
 		{"PruneBelowLogStart", testPruneBelowLogStart},

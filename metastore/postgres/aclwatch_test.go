@@ -56,3 +56,31 @@ func TestWatchCommitsReportsACLChanges(t *testing.T) {
 	default:
 	}
 }
+
+// TestWatchCommitsReportsQuotaChanges: altering client quotas through one
+// store is reported to a watcher on another.
+func TestWatchCommitsReportsQuotaChanges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	writer, watcher := twoAgents(ctx, t)
+
+	changed := make(chan struct{}, 8)
+	ready := make(chan struct{})
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go watcher.WatchCommits(wctx, metastore.CommitHandler{
+		Ready:         func(int64) error { close(ready); return nil },
+		QuotasChanged: func() { changed <- struct{}{} },
+	})
+	<-ready
+	if err := writer.AlterClientQuotas(ctx, []metastore.QuotaAlteration{{
+		Entity: metastore.QuotaEntity{ClientID: metastore.Named("app")}, Set: map[string]float64{"producer_byte_rate": 100},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("no notification of a quota change")
+	}
+}

@@ -17,7 +17,7 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // WatchCommits implements metastore.CommitWatcher with LISTEN on a
 // connection of its own: commit_flush NOTIFYs silt_commits with "agent\t
 // segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)",
-// ACL changes NOTIFY silt_acls, moves of a log start offset silt_logstart
+// ACL changes NOTIFY silt_acls, client quota changes silt_quotas, moves of a log start offset silt_logstart
 // with "topic id (hex)\tpartition\tlog start", offset commits silt_offsets
 // with their partition of __consumer_offsets. The channels share the connection, so
 // reports keep commit order.
@@ -29,7 +29,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_quotas; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -77,6 +77,10 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 		case "silt_acls":
 			if h.ACLsChanged != nil {
 				h.ACLsChanged()
+			}
+		case "silt_quotas":
+			if h.QuotasChanged != nil {
+				h.QuotasChanged()
 			}
 		case "silt_commits":
 			if h.Commit != nil {
