@@ -14,7 +14,10 @@ package agent
 // creates it is answered LEADER_NOT_AVAILABLE without partitions, and the
 // client asks again. So a topic just deleted is not listed with partitions
 // by the next Metadata request, even one that re-creates it. The internal
-// topics are listed with IsInternal.
+// topics are listed with IsInternal. Every answer re-reads the topic list
+// from the store first (the cache hears of topics grown through other
+// agents only at its periodic refresh), so partitions just added through
+// any agent are listed by every agent.
 //
 // Each client is told the brokers' addresses on the listener it connected
 // through; agents that do not serve that listener are left out, as Kafka
@@ -30,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/siltstream/silt/cluster"
 
@@ -40,6 +44,10 @@ import (
 	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/wire"
 )
+
+// namedTopicsRefreshTimeout bounds the topic listing a Metadata request
+// naming topics reads first.
+const namedTopicsRefreshTimeout = 2 * time.Second
 
 func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.MetadataRequest)
@@ -68,6 +76,17 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 		a.metadataOperations(az, req, resp)
 		return wire.Respond(resp)
 	}
+	// The cache learns of topics grown or re-configured through other
+	// agents only at its periodic refresh; a client that just added
+	// partitions through one agent asks any agent for them next (kafkajs'
+	// admin does). One listing refreshes every named topic, as above;
+	// bounded, so a store that does not answer leaves the cached topics
+	// to answer with instead of holding the clients that look for leaders.
+	rctx, cancel := context.WithTimeout(ctx, namedTopicsRefreshTimeout)
+	if err := a.topics.Refresh(rctx); err != nil {
+		a.log.Warn("metadata: refresh topics", "err", err)
+	}
+	cancel()
 	allowCreate := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
 		var t *partition.Topic

@@ -3,7 +3,9 @@ package group
 // DescribeGroups versions 0–5, ListGroups versions 0–5 (state filter v4+,
 // type filter v5+) and DeleteGroups versions 0–2. ListGroups lists the
 // groups this process coordinates, so a client that asks every process
-// sees each group once.
+// sees each group once. A group with committed offsets and nothing else
+// (committed from outside group management) is Empty in both, as in
+// Kafka; Dead is for a group that does not exist.
 
 import (
 	"context"
@@ -30,11 +32,13 @@ func (c *Coordinator) DescribeGroups(ctx context.Context, req *kmsg.DescribeGrou
 			continue
 		}
 		g.mu.Lock()
+		offsetsOnly := false
 		switch {
 		case g.unloaded:
 			dg.ErrorCode = kerr.NotCoordinator.Code
 		case !g.exists():
 			dg.State = stateDead.String()
+			offsetsOnly = true
 		default:
 			dg.State = g.state.String()
 			dg.ProtocolType = g.protocolType
@@ -58,9 +62,31 @@ func (c *Coordinator) DescribeGroups(ctx context.Context, req *kmsg.DescribeGrou
 			}
 		}
 		g.mu.Unlock()
+		if offsetsOnly {
+			dg.State, dg.ErrorCode = c.offsetsOnlyState(ctx, id)
+		}
 		resp.Groups = append(resp.Groups, dg)
 	}
 	return resp
+}
+
+// offsetsOnlyState is the state of a group that has neither members nor a
+// saved generation: Empty if it has committed offsets (committed from
+// outside group management), as Kafka describes such a group and as
+// ListGroups lists it, else Dead (no such group).
+func (c *Coordinator) offsetsOnlyState(ctx context.Context, id string) (string, int16) {
+	fctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	committed, err := c.store.FetchOffsets(fctx, id)
+	switch {
+	case err != nil:
+		c.log.Warn("describe group: fetch offsets", "group", id, "err", err)
+		return "", kerr.CoordinatorNotAvailable.Code
+	case len(committed) > 0:
+		return stateEmpty.String(), 0
+	default:
+		return stateDead.String(), 0
+	}
 }
 
 // ListGroups lists the groups this process coordinates: those in the

@@ -115,13 +115,18 @@ type TxnStore interface {
 	// Txns lists all transactions, ordered by transactional id.
 	Txns(ctx context.Context) ([]Txn, error)
 	// PutTxn stores t if the stored transaction still has prev's producer
-	// id, epoch, state and start (StartMillis) (prev nil: only if none is
-	// stored). Otherwise it changes nothing and returns ErrTxnConflict. This
-	// is the fence between two agents that both believe they coordinate a
-	// transactional id. The start tells two transactions of one producer id
-	// and epoch apart, so a coordinator paused in PrepareCommit of one
-	// cannot complete the next one, also in PrepareCommit, over the
-	// coordinator that runs it.
+	// id, epoch, state, start (StartMillis), partitions, groups and offsets
+	// (prev nil: only if none is stored). Otherwise it changes nothing and
+	// returns ErrTxnConflict. This is the fence between two agents that
+	// both believe they coordinate a transactional id. The start tells two
+	// transactions of one producer id and epoch apart, so a coordinator
+	// paused in PrepareCommit of one cannot complete the next one, also in
+	// PrepareCommit, over the coordinator that runs it. The lists make
+	// additions to one ongoing transaction from different agents
+	// (AddPartitionsToTxn on its coordinator, TxnOffsetCommit on the
+	// group's) a compare-and-set too: the later of two writers that read
+	// the same transaction is refused instead of dropping the other's
+	// addition.
 	PutTxn(ctx context.Context, t Txn, prev *Txn) error
 	// AbortedTxns lists tp's aborted transactions overlapping offsets
 	// [from, to), ordered by first offset.

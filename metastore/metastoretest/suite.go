@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"GroupCoordinatorFence", testGroupCoordinatorFence},
 		{"TxnState", testTxnState},
 		{"TxnStateABA", testTxnStateABA},
+		{"TxnListsLostUpdate", testTxnListsLostUpdate},
 		{"TxnBookkeeping", testTxnBookkeeping},
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},
 		{"TxnStaleMarker", testTxnStaleMarker},

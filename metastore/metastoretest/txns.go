@@ -3,14 +3,15 @@ package metastoretest
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/siltstream/silt/metastore"
 )
 
-// testTxnState: PutTxn is a compare-and-set on (producer id, epoch,
-// state), so two coordinators cannot both move a transaction.
+// testTxnState: PutTxn is a compare-and-set on the stored transaction, so
+// two coordinators cannot both move a transaction.
 func testTxnState(t *testing.T, s metastore.Store) {
 	ctx := ctxFor(t)
 	if _, ok, err := s.Txn(ctx, "tx-a"); err != nil || ok {
@@ -57,6 +58,53 @@ func testTxnState(t *testing.T, s metastore.Store) {
 	all, err := s.Txns(ctx)
 	if err != nil || len(all) != 2 || all[0].TransactionalID != "tx-a" || all[1].TransactionalID != "tx-b" {
 		t.Fatalf("Txns = %+v, %v", all, err)
+	}
+}
+
+// testTxnListsLostUpdate: two writers read one ongoing transaction; one
+// adds a partition (AddPartitionsToTxn, on the transaction's coordinator),
+// the other an offset (TxnOffsetCommit, on the group's coordinator, maybe
+// another agent). The second to write still holds the transaction without
+// the first's addition: it is refused, so no addition is lost. Silt lost
+// partitions this way, and the producer's next batch to one was refused
+// INVALID_TXN_STATE (confluent-kafka-python's send_offsets_to_transaction).
+func testTxnListsLostUpdate(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	empty := metastore.Txn{TransactionalID: "lists", ProducerID: 7, State: metastore.TxnEmpty, TimeoutMs: 60000}
+	if err := s.PutTxn(ctx, empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	read := empty
+	read.State, read.StartedAt = metastore.TxnOngoing, time.UnixMilli(1_700_000_000_000)
+	read.Partitions = []metastore.TxnPartition{{Topic: "out", Partition: 0}}
+	read.Groups = []string{"g"}
+	if err := s.PutTxn(ctx, read, &empty); err != nil {
+		t.Fatal(err)
+	}
+
+	withPartition := read
+	withPartition.Partitions = append(slices.Clone(read.Partitions), metastore.TxnPartition{Topic: "out", Partition: 1})
+	if err := s.PutTxn(ctx, withPartition, &read); err != nil {
+		t.Fatalf("adding a partition: %v", err)
+	}
+	withOffset := read
+	withOffset.Offsets = []metastore.TxnOffset{{Group: "g", CommittedOffset: metastore.CommittedOffset{Topic: "in", Partition: 0, Offset: 10, LeaderEpoch: -1}}}
+	if err := s.PutTxn(ctx, withOffset, &read); !errors.Is(err, metastore.ErrTxnConflict) {
+		t.Fatalf("adding an offset over a transaction read before the partition was added: %v, want ErrTxnConflict", err)
+	}
+	got, ok, err := s.Txn(ctx, "lists")
+	if err != nil || !ok || !got.HasPartition("out", 1) || len(got.Offsets) != 0 {
+		t.Fatalf("Txn = %+v, %v, %v; want partition out/1 and no offsets", got, ok, err)
+	}
+
+	// Re-read, the offset is added over the partition.
+	withOffset.Partitions = got.Partitions
+	if err := s.PutTxn(ctx, withOffset, &got); err != nil {
+		t.Fatalf("adding the offset over the transaction re-read: %v", err)
+	}
+	got, _, err = s.Txn(ctx, "lists")
+	if err != nil || !got.HasPartition("out", 1) || len(got.Offsets) != 1 {
+		t.Fatalf("Txn = %+v, %v; want partition out/1 and the offset", got, err)
 	}
 }
 

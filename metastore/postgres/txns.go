@@ -65,11 +65,17 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 		}
 		n = tag.RowsAffected()
 	} else {
+		pl, err := txnrow.EncodeLists(*prev)
+		if err != nil {
+			return err
+		}
 		tag, err := s.pool.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
 				partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
-			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14`,
+			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14
+				AND partitions = $15 AND groups = $16 AND offsets = $17`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
+			pl.Partitions, pl.Groups, pl.Offsets)
 		if err != nil {
 			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
 		}

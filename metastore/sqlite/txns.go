@@ -68,11 +68,17 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 			ON CONFLICT (transactional_id) DO NOTHING`,
 			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
 	} else {
+		var pl txnrow.Lists
+		if pl, err = txnrow.EncodeLists(*prev); err != nil {
+			return err
+		}
 		res, err = s.write.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
 				partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
-			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?`,
+			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?
+				AND partitions = ? AND groups = ? AND offsets = ?`,
 			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis())
+			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
+			pl.Partitions, pl.Groups, pl.Offsets)
 	}
 	if err != nil {
 		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
