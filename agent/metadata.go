@@ -60,7 +60,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 	resp.ControllerID = v.CoordinatorFor("controller").NodeID
 
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
-		if err := a.topics.Refresh(ctx); err != nil {
+		if err := a.topics.RefreshFresh(ctx); err != nil {
 			a.log.Warn("metadata: refresh topics", "err", err)
 		}
 		for _, it := range a.internal.sorted() {
@@ -82,8 +82,10 @@ func (a *Agent) handleMetadata(ctx context.Context, c *wire.Conn, kreq kmsg.Requ
 	// admin does). One listing refreshes every named topic, as above;
 	// bounded, so a store that does not answer leaves the cached topics
 	// to answer with instead of holding the clients that look for leaders.
+	// Concurrent requests share listings (RefreshFresh), so their cost
+	// does not grow with the number of clients.
 	rctx, cancel := context.WithTimeout(ctx, namedTopicsRefreshTimeout)
-	if err := a.topics.Refresh(rctx); err != nil {
+	if err := a.topics.RefreshFresh(rctx); err != nil {
 		a.log.Warn("metadata: refresh topics", "err", err)
 	}
 	cancel()

@@ -53,6 +53,17 @@ type Topics struct {
 
 	missMu          sync.Mutex // serializes refreshes for unknown ids
 	lastMissRefresh time.Time
+
+	freshMu  sync.Mutex // guards the two listings below (RefreshFresh)
+	fresh    *listing   // in flight: began before callers now waiting
+	freshest *listing   // queued: begins once fresh is done; new callers join it
+}
+
+// listing is one shared reload of every topic (RefreshFresh).
+type listing struct {
+	done    chan struct{}
+	err     error
+	waiters int // callers sharing it (guarded by freshMu)
 }
 
 // NewTopics returns an empty cache over store.
@@ -206,6 +217,52 @@ func (ts *Topics) Refresh(ctx context.Context) error {
 	ts.mu.Unlock()
 	return nil
 }
+
+// RefreshFresh reloads every topic with a listing read after the call:
+// everything committed before it is then cached. Callers share listings —
+// one in flight began too early for callers arriving meanwhile, so they
+// share the next, which starts when it ends — so however many callers
+// come, an agent reads at most one listing at a time and each caller waits
+// for at most two.
+func (ts *Topics) RefreshFresh(ctx context.Context) error {
+	ts.freshMu.Lock()
+	l := ts.freshest
+	if l == nil {
+		l = &listing{done: make(chan struct{})}
+		if ts.fresh == nil {
+			ts.fresh = l
+			go ts.runListings(l)
+		} else {
+			ts.freshest = l
+		}
+	}
+	l.waiters++
+	ts.freshMu.Unlock()
+	select {
+	case <-l.done:
+		return l.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runListings reads l, then each listing queued meanwhile, until none is.
+// A listing is not cut short by a caller that stops waiting for it.
+func (ts *Topics) runListings(l *listing) {
+	for l != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), freshListingTimeout)
+		l.err = ts.Refresh(ctx)
+		cancel()
+		close(l.done)
+		ts.freshMu.Lock()
+		l, ts.freshest = ts.freshest, nil
+		ts.fresh = l
+		ts.freshMu.Unlock()
+	}
+}
+
+// freshListingTimeout bounds one shared listing (RefreshFresh).
+const freshListingTimeout = 30 * time.Second
 
 // RefreshEvery reloads every topic each interval until ctx ends, so topics
 // created, grown or deleted through other agents show up.
