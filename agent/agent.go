@@ -261,6 +261,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.ingest.Close()
 	done := make(chan struct{})
 	go func() { a.pipeline.Wait(); close(done) }()
+	a.drainClients(ctx)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- a.server.Shutdown(ctx) }()
 	var err error
@@ -277,6 +278,39 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		err = serr
 	}
 	return err
+}
+
+// drainClients keeps the listeners open, after the peers have seen this
+// agent leave, until no client is connected, shutdown.drain has passed, or
+// ctx ends. Clients whose metadata predates the leave still send requests
+// here; they must get answers that move them on, not a refused connection:
+// franz-go gives up a group session when its coordinator lookup dials a
+// gone agent twice (once by its seed address, once by its node id). Here
+// they do get such answers: Metadata without this agent, coordinator
+// lookups naming another, NOT_LEADER_OR_FOLLOWER for produce (the write
+// pipeline is closed) and FENCED_LEADER_EPOCH for fetches at the old
+// epoch — on which clients refresh their metadata, forget this agent and
+// close their connections to it, which ends the drain early.
+func (a *Agent) drainClients(ctx context.Context) {
+	if a.cfg.ShutdownDrain <= 0 || a.server.ConnCount() == 0 {
+		return
+	}
+	a.log.Info("draining: answering clients that still know this agent until they move on",
+		"clients", a.server.ConnCount(), "drain", a.cfg.ShutdownDrain.String())
+	deadline := time.NewTimer(a.cfg.ShutdownDrain)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for a.server.ConnCount() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			a.log.Info("drained: clients still connected", "clients", a.server.ConnCount())
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Close stops at once. Buffered, unacknowledged produce requests fail.

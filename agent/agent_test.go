@@ -80,6 +80,9 @@ func startAgentCached(t *testing.T, store metastore.Store, bucket objectstore.Bu
 	cfg.Listen = ln.Addr().String()
 	cfg.FlushInterval = 20 * time.Millisecond
 	cfg.AutoCreateTopics = true
+	// Tests stop agents with their clients still connected; the drain has
+	// its own test (TestLeavingAgentAnswersUntilClientsMoveOn).
+	cfg.ShutdownDrain = 0
 	if mutate != nil {
 		mutate(&cfg)
 	}

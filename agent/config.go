@@ -106,6 +106,11 @@ type Config struct {
 	// ShutdownGrace bounds a graceful stop: finish buffered flushes and
 	// answer in-flight requests. (shutdown.grace)
 	ShutdownGrace time.Duration
+	// ShutdownDrain is how long, at most, a stopping agent that has left
+	// the cluster keeps answering clients that still know it — as an agent
+	// that leads and coordinates nothing — before it closes its listeners;
+	// it closes them as soon as no client is connected. (shutdown.drain)
+	ShutdownDrain time.Duration
 
 	// Authorization (ACLs). Authorizer is AuthorizerNone (no checks, the
 	// default) or AuthorizerACL (authorizer); SuperUsers pass every check
@@ -150,6 +155,10 @@ func DefaultConfig() Config {
 		// after retention.
 		GCGrace:       5 * time.Minute,
 		ShutdownGrace: 30 * time.Second,
+		// Long enough for a consumer to fetch once (franz-go waits up to
+		// 5 s for data, Java 0.5 s) and be fenced, and a producer to be
+		// told NOT_LEADER: both then refresh their metadata and forget us.
+		ShutdownDrain: 10 * time.Second,
 		Authorizer:    AuthorizerNone,
 	}
 }
@@ -220,6 +229,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gc.grace: must not be negative, got %v", c.GCGrace)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("shutdown.grace: must be positive, got %v", c.ShutdownGrace)
+	case c.ShutdownDrain < 0 || c.ShutdownDrain >= c.ShutdownGrace:
+		return fmt.Errorf("shutdown.drain: must be at least 0 and less than shutdown.grace (%v), got %v", c.ShutdownGrace, c.ShutdownDrain)
 	}
 	if len(c.SASL.Mechanisms) > 0 {
 		if err := c.SASL.Validate(); err != nil {

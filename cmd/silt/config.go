@@ -108,6 +108,7 @@ func agentKeys() []keySpec {
 		{"cache.disk.bytes", kindSize, "0", "disk read cache size (required with cache.disk.dir)"},
 		{"http.listen", kindString, "127.0.0.1:9644", "HTTP address for metrics, health and status (and pprof with http.pprof); empty disables"},
 		{"shutdown.grace", kindDuration, d.ShutdownGrace.String(), "time allowed to flush and answer in-flight requests on SIGTERM"},
+		{"shutdown.drain", kindDuration, d.ShutdownDrain.String(), "on SIGTERM, after leaving the cluster, how long at most to keep answering clients that still know this agent (ends when none is connected); less than shutdown.grace"},
 		{"membership.heartbeat", kindDuration, d.Heartbeat.String(), "how often the agent renews its registration in the metastore"},
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is handed to the garbage collector"},
@@ -328,6 +329,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	s.Cache.DiskBytes = p.size("cache.disk.bytes")
 	s.HTTPListen = p.str("http.listen")
 	a.ShutdownGrace = p.duration("shutdown.grace")
+	a.ShutdownDrain = p.duration("shutdown.drain")
 	a.Heartbeat = p.duration("membership.heartbeat")
 	a.MembershipTTL = p.duration("membership.ttl")
 	a.OrphanMinAge = p.duration("orphan.min.age")
