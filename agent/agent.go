@@ -242,6 +242,7 @@ func (a *Agent) startServing() error {
 		}
 		w = quotaWatcher{CommitWatcher: w, quotas: a.quotas}
 		w = offsetsWatcher{CommitWatcher: w, log: a.offsets}
+		w = membershipWatcher{CommitWatcher: w, members: a.members}
 		a.goBackground(func(ctx context.Context) { a.topics.WatchCommits(ctx, w, a.cfg.ID, a.log) })
 	}
 	return nil

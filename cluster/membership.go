@@ -41,6 +41,7 @@ type Membership struct {
 	self    Broker
 	leaving atomic.Bool // set by Leave: heartbeats must not re-register us
 	cur     atomic.Pointer[View]
+	changed chan struct{} // Changed: reread the membership now
 }
 
 // NewMembership returns a Membership whose first view lists only this agent;
@@ -56,7 +57,7 @@ func NewMembership(cfg Config, store metastore.ClusterStore) (*Membership, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Membership{cfg: cfg, store: store, log: cfg.Logger, self: self}
+	m := &Membership{cfg: cfg, store: store, log: cfg.Logger, self: self, changed: make(chan struct{}, 1)}
 	m.cur.Store(&View{Brokers: []Broker{self}})
 	return m, nil
 }
@@ -188,7 +189,19 @@ func brokerOf(ag metastore.Agent) (Broker, bool) {
 		listeners: listenersOf(ag)}, true
 }
 
-// Run heartbeats every Heartbeat until ctx ends or Leave is called.
+// Changed tells Run the membership changed (a store notification): it
+// rereads it at once instead of at the next heartbeat, so agents agree on
+// the view within a notification's delay — clients that ask one agent for
+// a coordinator and another for its address find it. It never blocks.
+func (m *Membership) Changed() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Run heartbeats every Heartbeat, and rereads the membership on Changed,
+// until ctx ends or Leave is called.
 func (m *Membership) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Heartbeat)
 	defer t.Stop()
@@ -196,6 +209,11 @@ func (m *Membership) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.changed:
+			if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reread membership after a change", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		if m.leaving.Load() {

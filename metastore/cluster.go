@@ -65,6 +65,9 @@ type CommitHandler struct {
 	// QuotasChanged is called after every change to the stored client
 	// quotas (QuotaStore), by any agent. It should not block.
 	QuotasChanged func()
+	// MembershipChanged is called after the membership epoch moved (an
+	// agent registered, deregistered or lapsed). It should not block.
+	MembershipChanged func()
 	// OffsetsCommitted is called after committed offsets were written to
 	// partition part of __consumer_offsets (OffsetLogStore), by any agent.
 	// It should not block: long polls on that partition re-read.

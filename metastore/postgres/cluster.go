@@ -11,9 +11,14 @@ import (
 	"github.com/siltstream/silt/metastore"
 )
 
-// bumpEpoch moves the membership epoch forward inside tx.
+// bumpEpoch moves the membership epoch forward inside tx, and NOTIFYs
+// silt_membership with it (on commit), so every agent rereads the
+// membership at once rather than at its next heartbeat.
 func bumpEpoch(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "UPDATE cluster_membership SET epoch = epoch + 1 WHERE id = 1")
+	if _, err := tx.Exec(ctx, "UPDATE cluster_membership SET epoch = epoch + 1 WHERE id = 1"); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "SELECT pg_notify('silt_membership', '')")
 	return err
 }
 

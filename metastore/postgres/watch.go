@@ -17,7 +17,8 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // WatchCommits implements metastore.CommitWatcher with LISTEN on a
 // connection of its own: commit_flush NOTIFYs silt_commits with "agent\t
 // segment key", DeleteTopic NOTIFYs silt_topics with "seq\ttopic id (hex)",
-// ACL changes NOTIFY silt_acls, client quota changes silt_quotas, moves of a log start offset silt_logstart
+// ACL changes NOTIFY silt_acls, client quota changes silt_quotas, agents
+// joining or leaving (a new membership epoch) silt_membership, moves of a log start offset silt_logstart
 // with "topic id (hex)\tpartition\tlog start", offset commits silt_offsets
 // with their partition of __consumer_offsets. The channels share the connection, so
 // reports keep commit order.
@@ -29,7 +30,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_quotas; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_quotas; LISTEN silt_membership; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -63,6 +64,12 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 		if err != nil {
 			return fmt.Errorf("watch commits: %w", err)
 		}
+		if n.Channel == "silt_membership" {
+			if h.MembershipChanged != nil {
+				h.MembershipChanged()
+			}
+			continue
+		}
 		if n.Channel == "silt_offsets" {
 			if part, err := strconv.ParseInt(n.Payload, 10, 32); err == nil && h.OffsetsCommitted != nil {
 				h.OffsetsCommitted(int32(part))
@@ -82,6 +89,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 			if h.QuotasChanged != nil {
 				h.QuotasChanged()
 			}
+
 		case "silt_commits":
 			if h.Commit != nil {
 				h.Commit(a, b)
