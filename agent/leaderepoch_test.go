@@ -11,6 +11,21 @@ import (
 	"github.com/siltstream/silt/agent"
 )
 
+// withoutHeartbeats names an agent that does not heartbeat within a test:
+// its view moves only when it rereads the membership for another reason.
+func withoutHeartbeats(id string) func(*agent.Config) {
+	return func(c *agent.Config) { c.ID, c.Heartbeat, c.MembershipTTL = id, time.Hour, 2*time.Hour }
+}
+
+// stopNow stops agents at once. Agents that never renew their registration
+// cannot stop gracefully: leaving, each would wait for peers to notice who
+// never look.
+func stopNow(tas ...*testAgent) {
+	for _, ta := range tas {
+		ta.stopOnce.Do(func() { ta.Close() })
+	}
+}
+
 // leaderEpoch is the leader epoch ta's Metadata gives partition 0 of topic.
 func leaderEpoch(t *testing.T, ta *testAgent, topic string) int32 {
 	t.Helper()
@@ -65,12 +80,7 @@ func epochRequests(t *testing.T, ta *testAgent, topic string, id [16]byte, epoch
 func TestStaleLeaderEpochIsFenced(t *testing.T) {
 	t.Parallel()
 	s := postgresMinIO.newStorage(t)
-	// No heartbeat within the test: an agent's view moves only when it
-	// rereads the membership itself.
-	named := func(id string) func(*agent.Config) {
-		return func(c *agent.Config) { c.ID, c.Heartbeat, c.MembershipTTL = id, time.Hour, 2*time.Hour }
-	}
-	a := startAgentOn(t, s.openStore(t), s.bucket, named("agent-a"))
+	a := startAgentOn(t, s.openStore(t), s.bucket, withoutHeartbeats("agent-a"))
 	cl := a.client(t)
 	createTopic(t, cl, "epochs", 1, nil)
 	if code := rawProduce(t, cl, "epochs", 0, batch("x")); code != 0 {
@@ -83,15 +93,8 @@ func TestStaleLeaderEpochIsFenced(t *testing.T) {
 			kerr.ErrorForCode(f), kerr.ErrorForCode(l), kerr.ErrorForCode(o))
 	}
 
-	b := startAgentOn(t, s.openStore(t), s.bucket, named("agent-b"))
-	// Neither renews its registration, so a graceful stop would wait for
-	// peers to notice that never look: stop both at once (cleanups run
-	// last first, so before the graceful stops).
-	t.Cleanup(func() {
-		for _, ta := range []*testAgent{b, a} {
-			ta.stopOnce.Do(func() { ta.Close() })
-		}
-	})
+	b := startAgentOn(t, s.openStore(t), s.bucket, withoutHeartbeats("agent-b"))
+	t.Cleanup(func() { stopNow(b, a) }) // before the graceful stops: cleanups run last first
 	cur := leaderEpoch(t, b, "epochs")
 	if cur <= old {
 		t.Fatalf("an agent joined and the leader epoch went from %d to %d", old, cur)

@@ -2,9 +2,7 @@ package agent_test
 
 import (
 	"testing"
-	"time"
 
-	"github.com/siltstream/silt/agent"
 	"github.com/siltstream/silt/internal/poll"
 )
 
@@ -18,18 +16,11 @@ import (
 func TestViewsFollowJoinsWithoutHeartbeats(t *testing.T) {
 	t.Parallel()
 	s := postgresMinIO.newStorage(t)
-	slow := func(id string) func(*agent.Config) {
-		return func(c *agent.Config) { c.ID, c.Heartbeat, c.MembershipTTL = id, time.Hour, 2*time.Hour }
-	}
-	a := startAgentOn(t, s.openStore(t), s.bucket, slow("agent-a"))
+	a := startAgentOn(t, s.openStore(t), s.bucket, withoutHeartbeats("agent-a"))
 	if n := len(brokerIDs(t, a)); n != 1 {
 		t.Fatalf("a alone lists %d agents", n)
 	}
-	b := startAgentOn(t, s.openStore(t), s.bucket, slow("agent-b"))
+	b := startAgentOn(t, s.openStore(t), s.bucket, withoutHeartbeats("agent-b"))
 	poll.Until(t, "a listing b, which joined after it", func() bool { return len(brokerIDs(t, a)) == 2 })
-	// Neither renews its registration, so a graceful stop would wait for
-	// peers to notice that never look: stop both at once.
-	for _, ta := range []*testAgent{b, a} {
-		ta.stopOnce.Do(func() { ta.Close() })
-	}
+	stopNow(b, a)
 }

@@ -7,31 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/siltstream/silt/internal/testenv"
 )
 
-// confluentPython returns a python3 that imports confluent_kafka (Debian's
-// python3-confluent-kafka installs it for /usr/bin/python3, which a
-// python3 earlier in PATH, e.g. pyenv's, does not see).
+// confluentPython returns a python3 that imports confluent-kafka.
 func confluentPython(t *testing.T) string {
 	t.Helper()
-	var tried []string
-	cands := []string{"/usr/bin/python3"}
-	if p, err := exec.LookPath("python3"); err == nil {
-		cands = append(cands, p)
-	}
-	for _, py := range cands {
-		if err := exec.Command(py, "-c", "import confluent_kafka").Run(); err == nil {
-			return py
-		}
-		tried = append(tried, py)
-	}
-	if testenv.RequireServices() {
-		t.Fatalf("no python3 with confluent-kafka among %v (apt-get install python3-confluent-kafka)", tried)
-	}
-	t.Skipf("SKIPPING: no python3 with confluent-kafka among %v (apt-get install python3-confluent-kafka)", tried)
-	return ""
+	return pythonWith(t, "confluent_kafka", "confluent-kafka", "python3-confluent-kafka")
 }
 
 // runConfluent runs one step of testdata/confluent_kafka_matrix.py.

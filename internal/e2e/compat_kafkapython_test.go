@@ -17,10 +17,17 @@ import (
 	"github.com/siltstream/silt/internal/testenv"
 )
 
-// kafkaPython returns a python3 that imports kafka-python (Debian's
-// python3-kafka installs it for /usr/bin/python3, which a python3 earlier
-// in PATH, e.g. pyenv's, does not see).
+// kafkaPython returns a python3 that imports kafka-python.
 func kafkaPython(t *testing.T) string {
+	t.Helper()
+	return pythonWith(t, "kafka", "kafka-python", "python3-kafka")
+}
+
+// pythonWith returns a python3 that imports module (Debian's package pkg
+// installs it for /usr/bin/python3, which a python3 earlier in PATH, e.g.
+// pyenv's, does not see). Without one the test fails when services are
+// required (CI), and is skipped loudly otherwise.
+func pythonWith(t *testing.T, module, name, pkg string) string {
 	t.Helper()
 	var tried []string
 	cands := []string{"/usr/bin/python3"}
@@ -28,15 +35,15 @@ func kafkaPython(t *testing.T) string {
 		cands = append(cands, p)
 	}
 	for _, py := range cands {
-		if err := exec.Command(py, "-c", "import kafka").Run(); err == nil {
+		if err := exec.Command(py, "-c", "import "+module).Run(); err == nil {
 			return py
 		}
 		tried = append(tried, py)
 	}
 	if testenv.RequireServices() {
-		t.Fatalf("no python3 with kafka-python among %v (apt-get install python3-kafka)", tried)
+		t.Fatalf("no python3 with %s among %v (apt-get install %s)", name, tried, pkg)
 	}
-	t.Skipf("SKIPPING: no python3 with kafka-python among %v (apt-get install python3-kafka)", tried)
+	t.Skipf("SKIPPING: no python3 with %s among %v (apt-get install %s)", name, tried, pkg)
 	return ""
 }
 
