@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"IdempotentConcurrent", testIdempotentConcurrent},
 		{"Index", testIndex},
 		{"IndexTimestamps", testIndexTimestamps},
+		{"IndexTimestampSearch", testIndexTimestampSearch},
 		{"Orphans", testOrphans},
 		{"OrphanCommittedAfterListing", testOrphanCommittedAfterListing},
 		{"ProducerIDs", testProducerIDs},

@@ -123,8 +123,8 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 
 // IndexBySegment implements metastore.Store.
 func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metastore.IndexEntry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM index_entries WHERE segment_key = $1
-		ORDER BY topic_id, partition`, segmentKey)
+	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM `+indexFrom+` WHERE s.key = $1
+		ORDER BY e.topic_id, e.partition`, segmentKey)
 	if err != nil {
 		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
 	}
