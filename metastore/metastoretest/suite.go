@@ -22,6 +22,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"DeleteTopicForgetsItsState", testDeleteTopicForgetsItsState},
 		{"CommitFlush", testCommitFlush},
 		{"CommitFlushConcurrent", testCommitFlushConcurrent},
+		{"CommitFlushConcurrentWide", testCommitFlushConcurrentWide},
 		{"CommitFlushUnknownPartitions", testCommitFlushUnknownPartitions},
 		{"RetriedCommitAfterDelete", testRetriedCommitAfterDelete},
 		{"CommitFlushGuards", testCommitFlushGuards},

@@ -195,54 +195,50 @@ BEGIN
         RETURN;
     END IF;
 
-    -- ORDER BY is applied before FOR UPDATE, so rows are locked in key order.
-    SELECT count(*) INTO v_locked FROM (
-        SELECT 1
-        FROM partitions p
-        JOIN unnest(p_topic_ids, p_partitions) AS c(topic_id, partition)
-          ON p.topic_id = c.topic_id AND p.partition = c.partition
-        ORDER BY p.topic_id, p.partition
-        FOR UPDATE OF p
-    ) locked;
-
-    IF v_locked <> v_n THEN
-        SELECT array_agg(c.i ORDER BY c.i) INTO missing
-        FROM unnest(p_topic_ids, p_partitions) WITH ORDINALITY AS c(topic_id, partition, i)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM partitions p
-            WHERE p.topic_id = c.topic_id AND p.partition = c.partition);
-        IF missing IS NULL THEN
-            RAISE EXCEPTION 'commit_flush: % chunks but % distinct existing partitions (duplicate partition in flush?)', v_n, v_locked
-                USING ERRCODE = '22023';
-        END IF;
-        RETURN;
-    END IF;
-
     base_offsets := array_fill(-1::bigint, ARRAY[v_n]);
 
-    -- Chunks without listed batches: one row each, set-based.
-    WITH c AS (
-        SELECT *
+    -- One UPDATE locks and advances every touched partition, in
+    -- (topic_id, partition) order, so concurrent flushes never deadlock
+    -- (the lock pass it replaces wrote every row twice). The order is the
+    -- plan's: c is sorted, and with the function's planner settings (no
+    -- sequential or bitmap scan, no hash join: see the ALTER FUNCTION
+    -- below) every remaining plan emits the joined rows in key order -- a
+    -- nested loop driven by c, a merge join, or a scan of the primary key.
+    -- Chunks with listed batches are only locked here (their offsets are
+    -- assigned below, batch by batch); the others get one index row each.
+    -- A partition missing (or named twice) changes fewer rows than there
+    -- are chunks: the exception undoes everything, and the caller asks
+    -- which (SQLSTATE SLT01).
+    WITH c AS MATERIALIZED (
+        SELECT c.*, c.i::integer = ANY (coalesce(p_b_chunk, '{}')) AS by_batch
         FROM unnest(p_topic_ids, p_partitions, p_positions, p_lengths, p_counts,
                     p_batches, p_min_ts, p_max_ts)
              WITH ORDINALITY AS c(topic_id, partition, position, length, cnt,
                                   batches, min_ts, max_ts, i)
-        WHERE NOT (c.i::integer = ANY (coalesce(p_b_chunk, '{}')))
+        ORDER BY c.topic_id, c.partition
     ), advanced AS (
         UPDATE partitions p
-        SET high_watermark = p.high_watermark + c.cnt,
-            max_ts = greatest(p.max_ts, c.max_ts)
+        SET high_watermark = p.high_watermark + CASE WHEN c.by_batch THEN 0 ELSE c.cnt END,
+            max_ts = CASE WHEN c.by_batch THEN p.max_ts ELSE greatest(p.max_ts, c.max_ts) END
         FROM c
         WHERE p.topic_id = c.topic_id AND p.partition = c.partition
-        RETURNING c.i, p.high_watermark - c.cnt AS base_offset, p.max_ts AS run_max_ts
+        RETURNING c.*, p.high_watermark - c.cnt AS base_offset, p.max_ts AS run_max_ts
     ), indexed AS (
+        -- From advanced alone: a join back to c would be a nested loop.
         INSERT INTO index_entries (topic_id, partition, batch_count, base_offset, last_offset,
                                    segment_id, position, length, min_ts, max_ts, run_max_ts)
-        SELECT c.topic_id, c.partition, c.batches, a.base_offset, a.base_offset + c.cnt - 1,
-               v_seg, c.position, c.length, c.min_ts, c.max_ts, a.run_max_ts
-        FROM advanced a JOIN c ON c.i = a.i
+        SELECT a.topic_id, a.partition, a.batches, a.base_offset, a.base_offset + a.cnt - 1,
+               v_seg, a.position, a.length, a.min_ts, a.max_ts, a.run_max_ts
+        FROM advanced a
+        WHERE NOT a.by_batch
     )
-    SELECT array_agg(a.i), array_agg(a.base_offset) INTO v_is, v_bases FROM advanced a;
+    SELECT count(*), array_agg(a.i) FILTER (WHERE NOT a.by_batch),
+           array_agg(a.base_offset) FILTER (WHERE NOT a.by_batch)
+    INTO v_locked, v_is, v_bases FROM advanced a;
+    IF v_locked <> v_n THEN
+        RAISE EXCEPTION 'commit_flush: % chunks but % existing partitions (missing or duplicate partitions)', v_n, v_locked
+            USING ERRCODE = 'SLT01';
+    END IF;
     FOR k IN 1..coalesce(cardinality(v_is), 0) LOOP
         base_offsets[v_is[k]] := v_bases[k];
     END LOOP;
@@ -386,3 +382,13 @@ BEGIN
     PERFORM pg_notify('silt_commits', p_agent || E'\t' || p_segment_key);
 END;
 $$;
+
+-- commit_flush's UPDATE takes its row locks in key order only with these
+-- planner settings (see the comment there). Its other statements are index
+-- lookups and inserts, which they do not change.
+ALTER FUNCTION commit_flush(text, text, bigint, uuid[], integer[], bigint[], bigint[], bigint[], integer[],
+                            bigint[], bigint[], integer[], bigint[], bigint[], bigint[], bigint[], bigint[],
+                            bigint[], integer[], integer[], boolean[], boolean[])
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
+    SET enable_hashjoin = off;
