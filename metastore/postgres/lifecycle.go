@@ -199,7 +199,8 @@ func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, l
 }
 
 // DoomUnreferenced implements metastore.Store in one statement: all its
-// parts see one snapshot. A commit of one of these segments cannot be in
+// parts see one snapshot. A segment's rows can only lie in the offset
+// ranges its record lists (migration 0017), so those are what is checked. A commit of one of these segments cannot be in
 // flight (they are committed, and a retried commit adds no rows), and rows
 // deleted by a transaction this snapshot does not see still count as
 // references, so a segment is doomed only if no committed row points at
@@ -211,7 +212,12 @@ func (s *Store) DoomUnreferenced(ctx context.Context, limit int) (int, bool, err
 		), d AS (
 			DELETE FROM segments s
 			WHERE s.id IN (SELECT segment_id FROM c) AND s.state = 'committed'
-			  AND NOT EXISTS (SELECT 1 FROM index_entries e WHERE e.segment_id = s.id)
+			  AND NOT EXISTS (
+				SELECT 1 FROM unnest(s.chunk_topic_ids, s.chunk_partitions, s.chunk_starts, s.chunk_ends)
+					AS r(topic_id, partition, starts, ends)
+				JOIN index_entries e ON e.topic_id = r.topic_id AND e.partition = r.partition
+					AND e.base_offset >= r.starts AND e.base_offset < r.ends
+				WHERE e.segment_id = s.id)
 			RETURNING s.key, s.size
 		), i AS (
 			INSERT INTO gc_objects (key, size) SELECT key, coalesce(size, 0) FROM d

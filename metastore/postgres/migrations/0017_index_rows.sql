@@ -1,6 +1,8 @@
 -- Cheaper index rows, so a flush's commit stays fast (issue "The life of
 -- data in the bucket", item 5). Per chunk, commit_flush used to write an
--- index row into three btrees; now into two, with smaller keys:
+-- index row into three btrees and lock its partition row before updating
+-- it; now it writes a smaller row into one btree and updates the
+-- partition row once:
 --
 --   * Segments are numbered (segments.id, a bigint identity) and index
 --     rows reference that number instead of the object key: an 8-byte
@@ -18,6 +20,8 @@
 --     which then may exceed every max_ts left: lookups scan forward from
 --     index_ts_start for the first row whose own max_ts qualifies, so
 --     answers stay exact.
+--   * Index rows have no btree by segment any more: each segment lists
+--     the offset ranges its commit assigned (see below).
 --   * gc_candidates hold segment ids.
 --
 -- Numbered 0017: 0015 and 0016 are taken by other branches.
@@ -64,9 +68,29 @@ WHERE p.topic_id = m.topic_id AND p.partition = m.partition;
 DROP TABLE index_entries;
 ALTER TABLE index_entries_0017 RENAME TO index_entries;
 ALTER TABLE index_entries ADD CONSTRAINT index_entries_pkey PRIMARY KEY (topic_id, partition, base_offset);
--- Retried commits and other agents' commit notifications look rows up by
--- segment, and garbage collection checks that none is left.
-CREATE INDEX index_entries_by_segment ON index_entries (segment_id);
+
+-- Each committed segment lists where its rows went: per chunk (in the
+-- order of the commit's chunks) the topic, the partition and the offsets
+-- [chunk_starts, chunk_ends) its commit assigned there. Rows are only ever
+-- added by committing a segment, so every row that references it lies in
+-- those ranges: retried commits and other agents' commit notifications
+-- find them by primary key (IndexBySegment), and garbage collection checks
+-- that none is left, without a third btree on index_entries written per
+-- chunk. Arrays of one row, written once per commit, cost far less.
+ALTER TABLE segments
+    ADD COLUMN chunk_topic_ids  uuid[],
+    ADD COLUMN chunk_partitions integer[],
+    ADD COLUMN chunk_starts     bigint[],
+    ADD COLUMN chunk_ends       bigint[];
+UPDATE segments s
+SET chunk_topic_ids = c.topic_ids, chunk_partitions = c.partitions,
+    chunk_starts = c.starts, chunk_ends = c.ends
+FROM (SELECT segment_id, array_agg(topic_id) AS topic_ids, array_agg(partition) AS partitions,
+             array_agg(starts) AS starts, array_agg(ends) AS ends
+      FROM (SELECT segment_id, topic_id, partition, min(base_offset) AS starts, max(last_offset) + 1 AS ends
+            FROM index_entries GROUP BY segment_id, topic_id, partition) r
+      GROUP BY segment_id) c
+WHERE s.id = c.segment_id;
 
 ALTER TABLE gc_candidates ADD COLUMN segment_id bigint;
 UPDATE gc_candidates c SET segment_id = s.id FROM segments s WHERE s.key = c.segment_key;
@@ -155,6 +179,8 @@ DECLARE
     v_nb       integer := coalesce(cardinality(p_b_chunk), 0);
     v_locked   integer;
     v_seg      bigint;
+    v_starts   bigint[];
+    v_ends     bigint[];
     v_run      bigint;
     v_state    text;
     v_is       bigint[];
@@ -196,14 +222,18 @@ BEGIN
     END IF;
 
     base_offsets := array_fill(-1::bigint, ARRAY[v_n]);
+    v_starts := base_offsets;
+    v_ends := base_offsets;
 
     -- One UPDATE locks and advances every touched partition, in
     -- (topic_id, partition) order, so concurrent flushes never deadlock
     -- (the lock pass it replaces wrote every row twice). The order is the
     -- plan's: c is sorted, and with the function's planner settings (no
-    -- sequential or bitmap scan, no hash join: see the ALTER FUNCTION
-    -- below) every remaining plan emits the joined rows in key order -- a
-    -- nested loop driven by c, a merge join, or a scan of the primary key.
+    -- sequential or bitmap scan, no hash or merge join: see the ALTER
+    -- FUNCTION below) what remains is a nested loop, driven either by c
+    -- (probing the primary key per chunk, the plan chosen) or by a scan of
+    -- the primary key: both emit the joined rows in key order. (A merge
+    -- join would too, but reads every partition of every topic.)
     -- Chunks with listed batches are only locked here (their offsets are
     -- assigned below, batch by batch); the others get one index row each.
     -- A partition missing (or named twice) changes fewer rows than there
@@ -241,6 +271,8 @@ BEGIN
     END IF;
     FOR k IN 1..coalesce(cardinality(v_is), 0) LOOP
         base_offsets[v_is[k]] := v_bases[k];
+        v_starts[v_is[k]] := v_bases[k];
+        v_ends[v_is[k]] := v_bases[k] + p_counts[v_is[k]];
     END LOOP;
 
     -- Chunks with listed batches: batch by batch.
@@ -255,12 +287,14 @@ BEGIN
                     r_open := false;
                 END IF;
                 UPDATE partitions SET high_watermark = v_hw, max_ts = v_run WHERE topic_id = v_tid AND partition = v_part;
+                v_ends[ci] := v_hw;
             END IF;
             EXIT WHEN k > v_nb;
             ci := p_b_chunk[k];
             v_tid := p_topic_ids[ci];
             v_part := p_partitions[ci];
             SELECT high_watermark, max_ts INTO v_hw, v_run FROM partitions WHERE topic_id = v_tid AND partition = v_part;
+            v_starts[ci] := v_hw;
         END IF;
 
         v_verdict := 0;
@@ -374,8 +408,10 @@ BEGIN
     END LOOP;
 
     UPDATE segments
-    SET state = 'committed', size = p_size, committed_at = now()
-    WHERE key = p_segment_key;
+    SET state = 'committed', size = p_size, committed_at = now(),
+        chunk_topic_ids = p_topic_ids, chunk_partitions = p_partitions,
+        chunk_starts = v_starts, chunk_ends = v_ends
+    WHERE id = v_seg;
 
     -- Delivered at COMMIT: other agents fetch the new index rows once per
     -- flush and wake their long polls, instead of polling per fetch.
@@ -391,4 +427,5 @@ ALTER FUNCTION commit_flush(text, text, bigint, uuid[], integer[], bigint[], big
                             bigint[], integer[], integer[], boolean[], boolean[])
     SET enable_seqscan = off
     SET enable_bitmapscan = off
-    SET enable_hashjoin = off;
+    SET enable_hashjoin = off
+    SET enable_mergejoin = off;
