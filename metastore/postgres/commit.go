@@ -74,9 +74,6 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 	if errors.As(err, &pgErr) && pgErr.Code == "P0002" {
 		return metastore.FlushResult{}, fmt.Errorf("commit flush %s: %w", f.SegmentKey, metastore.ErrUploadNotRecorded)
 	}
-	if errors.As(err, &pgErr) && pgErr.Code == "SLT01" {
-		return metastore.FlushResult{}, s.missingPartitions(ctx, f, topicIDs, partitions)
-	}
 	if err != nil {
 		return metastore.FlushResult{}, permanentIfRejected(fmt.Errorf("commit flush %s: %w", f.SegmentKey, err))
 	}
@@ -116,28 +113,6 @@ func (s *Store) CommitFlush(ctx context.Context, f metastore.Flush) (metastore.F
 		}
 	}
 	return res, nil
-}
-
-// missingPartitions explains a commit_flush that found fewer partitions
-// than chunks (and so committed nothing): an *UnknownPartitionsError
-// listing those that do not exist, or, if all do, a permanent error (a
-// partition named twice).
-func (s *Store) missingPartitions(ctx context.Context, f metastore.Flush, topicIDs []pgtype.UUID, partitions []int32) error {
-	var missing []int32
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(c.i::integer ORDER BY c.i), '{}')
-		FROM unnest($1::uuid[], $2::integer[]) WITH ORDINALITY AS c(topic_id, partition, i)
-		WHERE NOT EXISTS (SELECT 1 FROM partitions p WHERE p.topic_id = c.topic_id AND p.partition = c.partition)`,
-		topicIDs, partitions).Scan(&missing); err != nil {
-		return fmt.Errorf("commit flush %s: find missing partitions: %w", f.SegmentKey, err)
-	}
-	if len(missing) == 0 {
-		return &metastore.PermanentError{Err: fmt.Errorf("commit flush %s: a partition appears in more than one chunk", f.SegmentKey)}
-	}
-	uerr := &metastore.UnknownPartitionsError{}
-	for _, i := range missing {
-		uerr.Partitions = append(uerr.Partitions, f.Chunks[i-1].TopicPartition)
-	}
-	return uerr
 }
 
 // batchArrays are the p_b_* arguments of commit_flush.

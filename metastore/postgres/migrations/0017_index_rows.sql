@@ -237,8 +237,9 @@ BEGIN
     -- Chunks with listed batches are only locked here (their offsets are
     -- assigned below, batch by batch); the others get one index row each.
     -- A partition missing (or named twice) changes fewer rows than there
-    -- are chunks: the exception undoes everything, and the caller asks
-    -- which (SQLSTATE SLT01).
+    -- are chunks: the exception undoes this block (a subtransaction) and
+    -- the missing partitions are listed, as 0005 answers.
+    BEGIN
     WITH c AS MATERIALIZED (
         SELECT c.*, c.i::integer = ANY (coalesce(p_b_chunk, '{}')) AS by_batch
         FROM unnest(p_topic_ids, p_partitions, p_positions, p_lengths, p_counts,
@@ -266,9 +267,20 @@ BEGIN
            array_agg(a.base_offset) FILTER (WHERE NOT a.by_batch)
     INTO v_locked, v_is, v_bases FROM advanced a;
     IF v_locked <> v_n THEN
-        RAISE EXCEPTION 'commit_flush: % chunks but % existing partitions (missing or duplicate partitions)', v_n, v_locked
-            USING ERRCODE = 'SLT01';
+        RAISE EXCEPTION USING ERRCODE = 'SLT01';
     END IF;
+    EXCEPTION WHEN SQLSTATE 'SLT01' THEN
+        SELECT array_agg(c.i ORDER BY c.i) INTO missing
+        FROM unnest(p_topic_ids, p_partitions) WITH ORDINALITY AS c(topic_id, partition, i)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM partitions p
+            WHERE p.topic_id = c.topic_id AND p.partition = c.partition);
+        IF missing IS NULL THEN
+            RAISE EXCEPTION 'commit_flush: % chunks but fewer distinct existing partitions (duplicate partition in flush?)', v_n
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN;
+    END;
     FOR k IN 1..coalesce(cardinality(v_is), 0) LOOP
         base_offsets[v_is[k]] := v_bases[k];
         v_starts[v_is[k]] := v_bases[k];
