@@ -38,7 +38,7 @@ fuzz:
 
 bench: .bin/minio
 	$(GO) run ./cmd/silt-bench
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./metastore/... ./segment/... ./auth/...
+	SILT_TEST_PG_DURABLE=1 $(GO) test -run '^$$' -bench . -benchtime 2s ./metastore/... ./segment/... ./auth/...
 
 clean:
 	rm -rf .bin/silt silt-data

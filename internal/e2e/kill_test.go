@@ -63,7 +63,7 @@ func TestSIGKILLOnMinIOAndPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), "SELECT DISTINCT segment_key FROM index_entries")
+	rows, err := conn.Query(context.Background(), "SELECT DISTINCT s.key FROM index_entries e JOIN segments s ON s.id = e.segment_id")
 	if err != nil {
 		t.Fatal(err)
 	}

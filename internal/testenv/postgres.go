@@ -73,6 +73,12 @@ func (s *PostgresServer) NewDatabase(t testing.TB) string {
 	return s.URL(name)
 }
 
+// PostgresDurable reports whether SILT_TEST_PG_DURABLE=1 asks for the
+// throwaway Postgres cluster to run with Postgres's default durability
+// (fsync and full-page writes on), as production does: for benchmarks
+// whose figures are quoted. Tests do not need it.
+func PostgresDurable() bool { return os.Getenv("SILT_TEST_PG_DURABLE") == "1" }
+
 // findPostgresBin looks for a Postgres server binary on PATH, then in the
 // Debian layout /usr/lib/postgresql/<version>/bin (newest version first).
 func findPostgresBin(name string) (string, error) {
@@ -180,16 +186,19 @@ func startPostgres() (*PostgresServer, error) {
 	defer logFile.Close()
 	// fsync and full-page writes are off because this cluster is thrown away
 	// when the test binary exits: crash safety buys nothing here and costs
-	// seconds per run. Production settings are not tested by these flags.
-	srv := exec.Command(postgresBin,
+	// seconds per run. Production settings are not tested by these flags;
+	// benchmarks that quote figures set SILT_TEST_PG_DURABLE=1 to keep them.
+	args := []string{
 		"-D", dataDir,
 		"-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+dir,
-		"-c", "fsync=off",
-		"-c", "full_page_writes=off",
+		"-c", "unix_socket_directories=" + dir,
 		"-c", "max_connections=300",
-	)
+	}
+	if !PostgresDurable() {
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	srv := exec.Command(postgresBin, args...)
 	srv.Dir = dir
 	srv.Stdout, srv.Stderr = logFile, logFile
 	// Pdeathsig kills the server if the test binary dies without running

@@ -412,7 +412,7 @@ func (k *checker) checkBucket(ctx context.Context) {
 		return
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT DISTINCT segment_key FROM index_entries")
+	rows, err := conn.Query(ctx, "SELECT DISTINCT s.key FROM index_entries e JOIN segments s ON s.id = e.segment_id")
 	if err != nil {
 		k.v.add("harness", "list index rows: %v", err)
 		return

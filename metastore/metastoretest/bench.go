@@ -6,13 +6,17 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/siltstream/silt/metastore"
 )
 
 // BenchCommitFlush measures CommitFlush of flushes touching 1, 100 and 1,000
 // partitions (sub-benchmarks partitions=N), one segment per iteration.
-func BenchCommitFlush(b *testing.B, s metastore.Store) {
+// serverCPU, if not nil, returns the CPU time the store's server processes
+// have used so far: each sub-benchmark then also reports server-cpu-ms/op,
+// which moves less than wall time on a machine shared with other work.
+func BenchCommitFlush(b *testing.B, s metastore.Store, serverCPU func() time.Duration) {
 	ctx := context.Background()
 	seq := 0
 	for _, n := range []int{1, 100, 1000} {
@@ -35,6 +39,7 @@ func BenchCommitFlush(b *testing.B, s metastore.Store) {
 					MaxTimestamp:   1700000000100,
 				}
 			}
+			var cpu time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				seq++
@@ -48,10 +53,22 @@ func BenchCommitFlush(b *testing.B, s metastore.Store) {
 				if err := s.RecordUpload(ctx, f.SegmentKey, f.AgentID); err != nil {
 					b.Fatal(err)
 				}
+				var before time.Duration
+				if serverCPU != nil {
+					before = serverCPU()
+				}
 				b.StartTimer()
 				if _, err := s.CommitFlush(ctx, f); err != nil {
 					b.Fatal(err)
 				}
+				if serverCPU != nil {
+					b.StopTimer()
+					cpu += serverCPU() - before
+					b.StartTimer()
+				}
+			}
+			if serverCPU != nil {
+				b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "server-cpu-ms/op")
 			}
 		})
 	}

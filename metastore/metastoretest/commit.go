@@ -310,3 +310,60 @@ func testIndexBySegment(t *testing.T, s metastore.Store) {
 		t.Fatalf("IndexBySegment(nope) = %+v, %v", es, err)
 	}
 }
+
+// testCommitFlushConcurrentWide runs committers whose every flush touches
+// all partitions of two topics, each flush listing them in its own order:
+// a store that locked partitions in the order it meets them would
+// deadlock here (Postgres would abort one commit with an error).
+func testCommitFlushConcurrentWide(t *testing.T, s metastore.Store) {
+	const (
+		committers = 4
+		flushes    = 8
+		partitions = 150
+	)
+	ctx := ctxFor(t)
+	tops := []metastore.Topic{createTopic(t, s, "wide-a", partitions), createTopic(t, s, "wide-b", partitions)}
+	var wg sync.WaitGroup
+	errs := make(chan error, committers)
+	for w := 0; w < committers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w)))
+			for i := 0; i < flushes; i++ {
+				f := metastore.Flush{SegmentKey: fmt.Sprintf("wide-%d-%d", w, i), AgentID: fmt.Sprintf("agent-%d", w)}
+				for _, top := range tops {
+					for p := 0; p < partitions; p++ {
+						c := chunk(top.ID, int32(p), 2)
+						f.Chunks = append(f.Chunks, c)
+					}
+				}
+				rng.Shuffle(len(f.Chunks), func(i, j int) { f.Chunks[i], f.Chunks[j] = f.Chunks[j], f.Chunks[i] })
+				for j := range f.Chunks {
+					f.Chunks[j].Position = f.Size
+					f.Size += f.Chunks[j].Length
+				}
+				if err := s.RecordUpload(ctx, f.SegmentKey, f.AgentID); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.CommitFlush(ctx, f); err != nil {
+					errs <- fmt.Errorf("CommitFlush(%s): %w", f.SegmentKey, err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, top := range tops {
+		for p, hw := range highWatermarks(t, s, top.ID) {
+			if want := int64(committers * flushes * 2); hw != want {
+				t.Fatalf("%s/%d: high watermark %d, want %d", top.Name, p, hw, want)
+			}
+		}
+	}
+}

@@ -126,10 +126,17 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 	return m, nil
 }
 
-// IndexBySegment implements metastore.Store.
+// IndexBySegment implements metastore.Store. The segment record lists the
+// offsets its commit assigned per partition (migration 0017): the rows are
+// found by primary key there.
 func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metastore.IndexEntry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM index_entries WHERE segment_key = $1
-		ORDER BY topic_id, partition`, segmentKey)
+	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM segments s
+		CROSS JOIN LATERAL unnest(s.chunk_topic_ids, s.chunk_partitions, s.chunk_starts, s.chunk_ends)
+			AS c(topic_id, partition, starts, ends)
+		JOIN index_entries e ON e.topic_id = c.topic_id AND e.partition = c.partition
+			AND e.base_offset >= c.starts AND e.base_offset < c.ends AND e.segment_id = s.id
+		WHERE s.key = $1
+		ORDER BY e.topic_id, e.partition, e.base_offset`, segmentKey)
 	if err != nil {
 		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
 	}

@@ -11,7 +11,13 @@ import (
 	"github.com/siltstream/silt/metastore"
 )
 
-const indexColumns = "topic_id, partition, base_offset, last_offset, segment_key, position, length, batch_count, min_ts, max_ts"
+// indexColumns are an index row's columns, with its segment's key, read
+// from index_entries e joined with segments s (see indexFrom).
+const indexColumns = "e.topic_id, e.partition, e.base_offset, e.last_offset, s.key, e.position, e.length, e.batch_count, e.min_ts, e.max_ts"
+
+// indexFrom joins index rows with their segments' keys: a segment record
+// stays while an index row references it (metastore.GCStore).
+const indexFrom = "index_entries e JOIN segments s ON s.id = e.segment_id"
 
 func scanIndexEntry(r pgx.Row) (metastore.IndexEntry, error) {
 	var (
@@ -36,9 +42,9 @@ func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset i
 		lim = &l
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM (
-			SELECT `+indexColumns+`, sum(length) OVER (ORDER BY base_offset) - length AS before
+			SELECT e.*, sum(length) OVER (ORDER BY base_offset) - length AS before
 			FROM (
-				SELECT `+indexColumns+` FROM index_entries
+				SELECT * FROM index_entries
 				WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
 				  AND base_offset >= coalesce((
 					SELECT base_offset FROM index_entries
@@ -46,10 +52,10 @@ func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset i
 					ORDER BY base_offset DESC LIMIT 1), $3)
 				ORDER BY base_offset
 				LIMIT $5
-			) candidates
-		) budgeted
-		WHERE before < greatest($4::bigint, 1)
-		ORDER BY base_offset`,
+			) e
+		) e JOIN segments s ON s.id = e.segment_id
+		WHERE e.before < greatest($4::bigint, 1)
+		ORDER BY e.base_offset`,
 		uuidArg(tp.Topic), tp.Partition, offset, maxBytes, lim)
 	if err != nil {
 		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
@@ -72,22 +78,39 @@ func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPar
 	return e, true, nil
 }
 
-// IndexByTimestamp implements metastore.Store. The inner query uses the
-// (topic_id, partition, max_ts, base_offset) index, which only visits rows
-// at or after ts: few, for the usual recent-timestamp lookups.
+// IndexByTimestamp implements metastore.Store. index_ts_start (migration
+// 0017) finds by binary search the first row whose running maximum
+// timestamp reaches ts; no row before it has a timestamp that high, and
+// usually it is the answer itself (not when the running maximum came from
+// rows retention has deleted since, hence the scan on from it).
 func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (metastore.IndexEntry, bool, error) {
-	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
-		WHERE topic_id = $1 AND partition = $2 AND base_offset = (
-			SELECT min(base_offset) FROM index_entries
-			WHERE topic_id = $1 AND partition = $2 AND max_ts >= $3)`,
+	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM `+indexFrom+`
+		WHERE e.topic_id = $1 AND e.partition = $2 AND e.max_ts >= $3
+		  AND e.base_offset >= (SELECT index_ts_start($1, $2, $3))
+		ORDER BY e.base_offset LIMIT 1`,
 		uuidArg(tp.Topic), tp.Partition, ts)
 }
 
-// IndexMaxTimestamp implements metastore.Store.
+// IndexMaxTimestamp implements metastore.Store. The last row's running
+// maximum is at least every row's max_ts, so the first row reaching it
+// holds the largest timestamp, unless that maximum came from rows deleted
+// since: then (rarely) the second branch, a scan of the partition's rows,
+// answers. Append runs its branches in order and LIMIT stops it after the
+// first row.
 func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (metastore.IndexEntry, bool, error) {
-	return s.indexRow(ctx, "index max timestamp", tp, `SELECT `+indexColumns+` FROM index_entries
-		WHERE topic_id = $1 AND partition = $2
-		ORDER BY max_ts DESC, base_offset LIMIT 1`,
+	return s.indexRow(ctx, "index max timestamp", tp, `WITH m AS MATERIALIZED (
+			SELECT run_max_ts AS ts, index_ts_start($1, $2, run_max_ts) AS start
+			FROM (SELECT run_max_ts FROM index_entries
+				WHERE topic_id = $1 AND partition = $2
+				ORDER BY base_offset DESC LIMIT 1) last)
+		(SELECT `+indexColumns+` FROM m, `+indexFrom+`
+		WHERE e.topic_id = $1 AND e.partition = $2 AND e.base_offset >= m.start AND e.max_ts >= m.ts
+		ORDER BY e.base_offset LIMIT 1)
+		UNION ALL
+		(SELECT `+indexColumns+` FROM `+indexFrom+`
+		WHERE e.topic_id = $1 AND e.partition = $2
+		ORDER BY e.max_ts DESC, e.base_offset LIMIT 1)
+		LIMIT 1`,
 		uuidArg(tp.Topic), tp.Partition)
 }
 

@@ -176,9 +176,9 @@ func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, l
 	if err := tx.QueryRow(ctx, `WITH d AS (
 			DELETE FROM index_entries
 			WHERE topic_id = $1 AND partition = $2 AND base_offset < $3 AND last_offset < $3
-			RETURNING segment_key, length
+			RETURNING segment_id, length
 		), c AS (
-			INSERT INTO gc_candidates (segment_key) SELECT DISTINCT segment_key FROM d
+			INSERT INTO gc_candidates (segment_id) SELECT DISTINCT segment_id FROM d
 		)
 		SELECT count(*), coalesce(sum(length), 0) FROM d`, id, tp.Partition, logStart).Scan(&rows, &bytes); err != nil {
 		return 0, 0, err
@@ -199,7 +199,8 @@ func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, l
 }
 
 // DoomUnreferenced implements metastore.Store in one statement: all its
-// parts see one snapshot. A commit of one of these segments cannot be in
+// parts see one snapshot. A segment's rows can only lie in the offset
+// ranges its record lists (migration 0017), so those are what is checked. A commit of one of these segments cannot be in
 // flight (they are committed, and a retried commit adds no rows), and rows
 // deleted by a transaction this snapshot does not see still count as
 // references, so a segment is doomed only if no committed row points at
@@ -207,11 +208,16 @@ func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, l
 func (s *Store) DoomUnreferenced(ctx context.Context, limit int) (int, bool, error) {
 	var doomed, examined int
 	err := s.pool.QueryRow(ctx, `WITH c AS (
-			SELECT id, segment_key FROM gc_candidates ORDER BY id LIMIT $1
+			SELECT id, segment_id FROM gc_candidates ORDER BY id LIMIT $1
 		), d AS (
 			DELETE FROM segments s
-			WHERE s.key IN (SELECT segment_key FROM c) AND s.state = 'committed'
-			  AND NOT EXISTS (SELECT 1 FROM index_entries e WHERE e.segment_key = s.key)
+			WHERE s.id IN (SELECT segment_id FROM c) AND s.state = 'committed'
+			  AND NOT EXISTS (
+				SELECT 1 FROM unnest(s.chunk_topic_ids, s.chunk_partitions, s.chunk_starts, s.chunk_ends)
+					AS r(topic_id, partition, starts, ends)
+				JOIN index_entries e ON e.topic_id = r.topic_id AND e.partition = r.partition
+					AND e.base_offset >= r.starts AND e.base_offset < r.ends
+				WHERE e.segment_id = s.id)
 			RETURNING s.key, s.size
 		), i AS (
 			INSERT INTO gc_objects (key, size) SELECT key, coalesce(size, 0) FROM d

@@ -7,7 +7,7 @@ import (
 )
 
 func BenchmarkCommitFlush(b *testing.B) {
-	metastoretest.BenchCommitFlush(b, newStore(b))
+	metastoretest.BenchCommitFlush(b, newStore(b), nil) // in process: no server to measure
 }
 
 func BenchmarkCommitOffsets(b *testing.B) {
