@@ -60,6 +60,10 @@ func (a *Agent) registry() *wire.Registry {
 	r.Register(int16(kmsg.GetTelemetrySubscriptions), 0, 0, a.handleGetTelemetrySubscriptions)
 	r.Register(int16(kmsg.DescribeLogDirs), 0, 4, a.handleDescribeLogDirs)
 	r.Register(int16(kmsg.PushTelemetry), 0, 0, a.handlePushTelemetry)
-	r.SetFeatures(features)
+	if a.cfg.ConsumerGroups() {
+		r.Register(int16(kmsg.ConsumerGroupHeartbeat), 0, 1, a.handleConsumerGroupHeartbeat)
+		r.Register(int16(kmsg.ConsumerGroupDescribe), 0, 1, a.handleConsumerGroupDescribe)
+	}
+	r.SetFeatures(a.features())
 	return r
 }
