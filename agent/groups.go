@@ -60,9 +60,16 @@ func (a *Agent) groupTopics(ctx context.Context) ([]group.TopicInfo, error) {
 		}
 	}
 	ts := a.topics.List()
-	out := make([]group.TopicInfo, 0, len(ts))
+	out := make([]group.TopicInfo, 0, len(ts)+1)
+	// Internal topics too: Kafka resolves regexes over every topic, so
+	// a regex naming __consumer_offsets subscribes to it.
+	for _, it := range a.internal.sorted() {
+		out = append(out, group.TopicInfo{Name: it.topic.Name, ID: it.topic.ID, Partitions: len(it.topic.Partitions)})
+	}
 	for _, t := range ts {
-		out = append(out, group.TopicInfo{Name: t.Name, ID: t.ID, Partitions: len(t.Partitions)})
+		if a.internal.byName(t.Name) == nil {
+			out = append(out, group.TopicInfo{Name: t.Name, ID: t.ID, Partitions: len(t.Partitions)})
+		}
 	}
 	return out, nil
 }
