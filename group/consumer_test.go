@@ -345,8 +345,8 @@ func TestConsumerGroupInvalidRequests(t *testing.T) {
 			rt.Partitions = []int32{0}
 			r.Topics = append(r.Topics, rt)
 		}, kerr.InvalidRequest.Code},
-		"no rebalance timeout": {func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RebalanceTimeoutMillis = -1 }, kerr.InvalidRequest.Code},
-		"unknown assignor":     {func(r *kmsg.ConsumerGroupHeartbeatRequest) { s := "sticky"; r.ServerAssignor = &s }, kerr.UnsupportedAssignor.Code},
+		"no rebalance timeout":          {func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RebalanceTimeoutMillis = -1 }, kerr.InvalidRequest.Code},
+		"unknown assignor":              {func(r *kmsg.ConsumerGroupHeartbeatRequest) { s := "sticky"; r.ServerAssignor = &s }, kerr.UnsupportedAssignor.Code},
 		"static leave without instance": {func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = -2 }, kerr.InvalidRequest.Code},
 	} {
 		req := newCGMember(t, c, "m").request()
