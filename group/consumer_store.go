@@ -10,7 +10,6 @@ package group
 import (
 	"encoding/hex"
 	"encoding/json"
-	"regexp"
 	"time"
 
 	"github.com/siltstream/silt/metastore"
@@ -125,7 +124,7 @@ func (g *group) restoreConsumer(s metastore.Group) {
 			assigned: decodeParts(sm.Assigned), revoking: decodeParts(sm.Revoking), target: decodeParts(sm.Target),
 		}
 		if m.regex != "" {
-			m.re, _ = regexp.Compile(m.regex) // compiled when it was taken
+			m.re, _ = compileSubscription(m.regex) // compiled when it was taken
 		}
 		if m.state == memberUnrevoked {
 			m.revokeBy = now.Add(m.rebalanceTimeout)

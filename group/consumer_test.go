@@ -286,7 +286,8 @@ func TestConsumerGroupRegexAndNewTopic(t *testing.T) {
 	if resp := m.send(req); resp.ErrorCode != 0 || m.count() != 2 {
 		t.Fatalf("regex join: %v, %d partitions", kerr.ErrorForCode(resp.ErrorCode), m.count())
 	}
-	ts.list = append(ts.list, TopicInfo{Name: "orders-v2", ID: cgOtherID, Partitions: 3}, TopicInfo{Name: "other", ID: metastore.TopicID{3}, Partitions: 1})
+	ts.list = append(ts.list, TopicInfo{Name: "orders-v2", ID: cgOtherID, Partitions: 3}, TopicInfo{Name: "other", ID: metastore.TopicID{3}, Partitions: 1},
+		TopicInfo{Name: "x-orders", ID: metastore.TopicID{4}, Partitions: 1}) // the regex matches whole names only
 	m.heartbeat()
 	if m.count() != 5 {
 		t.Fatalf("after orders-v2 appeared: %d partitions, want 5", m.count())

@@ -65,7 +65,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	var re *regexp.Regexp
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
 		var err error
-		if re, err = regexp.Compile(*req.SubscribedTopicRegex); err != nil {
+		if re, err = compileSubscription(*req.SubscribedTopicRegex); err != nil {
 			return fail(kerr.InvalidRegularExpression.Code, "SubscribedTopicRegex does not compile: "+err.Error())
 		}
 	}
@@ -96,6 +96,15 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 		return g.leaveConsumerLocked(req, resp)
 	}
 	return g.heartbeatConsumerLocked(req, resp, re, topics, client)
+}
+
+// compileSubscription compiles a subscribed topic regex to match whole
+// topic names, as Kafka's matcher does (RE2J's matches()).
+func compileSubscription(expr string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(expr); err != nil {
+		return nil, err // the client's expression, not our wrapping, in the message
+	}
+	return regexp.Compile("^(?:" + expr + ")$")
 }
 
 // checkHeartbeat is Kafka's validation of the request's fields.

@@ -386,6 +386,13 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 // consumer-protocol group subscribe to, read from their metadata.
 func (g *group) subscribedTopicsLocked() map[string]bool {
 	out := make(map[string]bool)
+	if g.consumer != nil {
+		// A consumer group: the topics its subscriptions resolved to.
+		for name := range g.consumer.subscribed {
+			out[name] = true
+		}
+		return out
+	}
 	if g.protocolType != "consumer" {
 		return out
 	}
