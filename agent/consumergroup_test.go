@@ -89,6 +89,26 @@ func seenWith(prefix string, cs ...*groupConsumer) int {
 func TestConsumerGroup848(t *testing.T) {
 	t.Parallel()
 	ta := startAgent(t, sqliteMem, consumerGroupsOn)
+	// ApiVersions advertises the APIs and finalizes group.version 1, as
+	// Kafka 4 does.
+	vreq := kmsg.NewPtrApiVersionsRequest()
+	vreq.SetVersion(4)
+	vreq.ClientSoftwareName, vreq.ClientSoftwareVersion = "test", "1"
+	vresp := kmsg.NewPtrApiVersionsResponse()
+	vresp.SetVersion(4)
+	rawRequest(t, ta.addr, vreq, vresp)
+	keys := map[int16]int16{}
+	for _, k := range vresp.ApiKeys {
+		keys[k.ApiKey] = k.MaxVersion
+	}
+	fin := map[string]int16{}
+	for _, f := range vresp.FinalizedFeatures {
+		fin[f.Name] = f.MaxVersionLevel
+	}
+	if keys[int16(kmsg.ConsumerGroupHeartbeat)] != 1 || keys[int16(kmsg.ConsumerGroupDescribe)] != 1 || fin["group.version"] != 1 {
+		t.Fatalf("ApiVersions: heartbeat v%d, describe v%d, finalized %v", keys[68], keys[69], fin)
+	}
+
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "cg", 12, nil)
 	produceN(t, cl, "cg", 12, 20, "first-")
