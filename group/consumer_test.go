@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/metastore"
 )
 
@@ -404,5 +406,28 @@ func TestAssignors(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestConsumerGroupSessionExpiry: a member that stops heartbeating
+// leaves the group when its session lapses, and its partitions go to the
+// others.
+func TestConsumerGroupSessionExpiry(t *testing.T) {
+	f := newFixture(t)
+	ts := &cgTopics{list: []TopicInfo{{Name: topic, ID: cgTopicID, Partitions: 4}}}
+	c := f.coordinator(func(cfg *Config) {
+		cfg.Topics = ts.get
+		cfg.ConsumerSessionTimeout = 200 * time.Millisecond
+		cfg.ConsumerHeartbeatInterval = 50 * time.Millisecond
+	})
+	a, b := newCGMember(t, c, "a"), newCGMember(t, c, "b")
+	settle(t, c, a, b)
+	// Only a keeps heartbeating; b's session lapses.
+	poll.Until(t, "b expired and a owns all four partitions", func() bool {
+		a.heartbeat()
+		return a.count() == 4
+	})
+	if resp := b.send(b.request()); resp.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("expired member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
