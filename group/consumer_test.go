@@ -431,3 +431,48 @@ func TestConsumerGroupSessionExpiry(t *testing.T) {
 		t.Fatalf("expired member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
+
+// commitHookStore runs before ahead of each offset commit, once.
+type commitHookStore struct {
+	Store
+	before func()
+}
+
+func (s *commitHookStore) CommitGroupOffsets(ctx context.Context, group string, epoch int64, generation int32, memberID string, offsets []metastore.CommittedOffset) error {
+	if f := s.before; f != nil && len(offsets) > 0 {
+		s.before = nil
+		f()
+	}
+	return s.Store.CommitGroupOffsets(ctx, group, epoch, generation, memberID, offsets)
+}
+
+// TestConsumerGroupCommitRacesJoin: a member joining between a commit's
+// check and its write moves the group epoch but not the committer's
+// member epoch; the commit still succeeds (it was answered
+// STALE_MEMBER_EPOCH, which franz-go's ETL test caught).
+func TestConsumerGroupCommitRacesJoin(t *testing.T) {
+	f := newFixture(t)
+	ts := &cgTopics{list: []TopicInfo{{Name: topic, ID: cgTopicID, Partitions: 12}}}
+	hs := &commitHookStore{Store: f.store}
+	c := f.coordinator(func(cfg *Config) { cfg.Topics = ts.get; cfg.Store = hs })
+	f.partitions12(c)
+	a := newCGMember(t, c, "a")
+	a.heartbeat()
+	b := newCGMember(t, c, "b")
+	hs.before = func() { b.heartbeat() }
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.SetVersion(9)
+	req.Group, req.MemberID, req.Generation = groupID, a.id, a.epoch
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 3, 7
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if code := c.OffsetCommit(context.Background(), req).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("commit while a member joined: %v", kerr.ErrorForCode(code))
+	}
+	if b.epoch <= a.epoch {
+		t.Fatalf("the join did not move the group epoch: a %d, b %d", a.epoch, b.epoch)
+	}
+}

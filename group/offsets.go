@@ -60,12 +60,14 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	if code != 0 {
 		return code
 	}
+	memberEpoch := generation
 	g.mu.Lock()
-	if g.consumer != nil {
+	consumer := g.consumer != nil
+	if consumer {
 		// A consumer group fences by member epoch (the request's
 		// generation field from v9); the store checks the member against
 		// the group epoch the coordinator saved last.
-		code = g.confirmLocked(g.checkConsumerCommitLocked(req.MemberID, generation, req.Version < 9, false))
+		code = g.confirmLocked(g.checkConsumerCommitLocked(req.MemberID, memberEpoch, req.Version < 9, false))
 		if code == 0 && generation >= 0 {
 			generation = g.savedGen
 		}
@@ -120,8 +122,29 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	epoch := g.epoch
 	g.mu.Unlock()
 	err := c.store.CommitGroupOffsets(cctx, req.Group, epoch, generation, req.MemberID, offsets)
+	// A consumer group's epoch moves whenever a member joins, leaves or
+	// changes its subscription, without the committer's member epoch
+	// moving: if this process saved a new group epoch since the check,
+	// the commit is checked again and retried at the new one.
+	recheck := int16(0)
+	for try := 0; consumer && generation >= 0 && errors.Is(err, metastore.ErrStaleGeneration) && try < maxCommitRetries; try++ {
+		g.mu.Lock()
+		moved := !g.unloaded && g.consumer != nil && g.savedGen != generation
+		if moved {
+			if recheck = g.checkConsumerCommitLocked(req.MemberID, memberEpoch, req.Version < 9, false); recheck == 0 {
+				generation = g.savedGen
+			}
+		}
+		g.mu.Unlock()
+		if !moved || recheck != 0 {
+			break
+		}
+		err = c.store.CommitGroupOffsets(cctx, req.Group, epoch, generation, req.MemberID, offsets)
+	}
 	code = 0
 	switch {
+	case recheck != 0:
+		code = recheck // the member's epoch moved on meanwhile
 	case err == nil:
 	case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
 		code = g.refusedByStore(generation, err)
@@ -140,6 +163,10 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	}
 	return 0
 }
+
+// maxCommitRetries bounds how often a consumer group member's commit is
+// retried because the group epoch moved on under it (see commitOffsets).
+const maxCommitRetries = 5
 
 // refusedByStore answers a commit the store refused after the group in
 // memory accepted it. If this process moved the group to another
