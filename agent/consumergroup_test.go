@@ -108,6 +108,17 @@ func TestConsumerGroup848(t *testing.T) {
 	if keys[int16(kmsg.ConsumerGroupHeartbeat)] != 1 || keys[int16(kmsg.ConsumerGroupDescribe)] != 1 || fin["group.version"] != 1 {
 		t.Fatalf("ApiVersions: heartbeat v%d, describe v%d, finalized %v", keys[68], keys[69], fin)
 	}
+	ureq := kmsg.NewPtrUpdateFeaturesRequest()
+	ureq.SetVersion(1)
+	u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+	u.Feature, u.MaxVersionLevel, u.UpgradeType = "group.version", 1, 1
+	ureq.FeatureUpdates = append(ureq.FeatureUpdates, u)
+	uresp := kmsg.NewPtrUpdateFeaturesResponse()
+	uresp.SetVersion(1)
+	rawRequest(t, ta.addr, ureq, uresp)
+	if len(uresp.Results) != 1 || uresp.Results[0].ErrorCode != 0 {
+		t.Fatalf("UpdateFeatures group.version to the level in force, 1: %+v", uresp)
+	}
 
 	cl := ta.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "cg", 12, nil)
