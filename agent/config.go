@@ -141,8 +141,11 @@ const (
 	GroupProtocolConsumer = "consumer"
 )
 
-// DefaultGroupProtocols is group.coordinator.rebalance.protocols' default.
-var DefaultGroupProtocols = []string{GroupProtocolClassic}
+// DefaultGroupProtocols is group.coordinator.rebalance.protocols'
+// default, Kafka 4's: both. Clients choose (franz-go with
+// kgo.ServerSideBalancer, Java with group.protocol=consumer); others keep
+// the classic protocol.
+var DefaultGroupProtocols = []string{GroupProtocolClassic, GroupProtocolConsumer}
 
 // ConsumerGroups reports whether the consumer group protocol (KIP-848)
 // is on.
