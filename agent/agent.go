@@ -27,11 +27,14 @@ import (
 // that do the work. Each part gets only what it uses; none of them knows the
 // Agent.
 type Agent struct {
-	cfg           Config
-	log           *slog.Logger
-	store         metastore.Store
-	bucket        *cache.Bucket       // the caller's; the agent reads and writes through it
-	topics        *partition.Topics   // read-side state of every partition
+	cfg    Config
+	log    *slog.Logger
+	store  metastore.Store
+	bucket *cache.Bucket     // the caller's; the agent reads and writes through it
+	topics *partition.Topics // read-side state of every partition
+
+	groupTopicsMu sync.Mutex          // guards groupTopicsAt
+	groupTopicsAt time.Time           // when groupTopics last refreshed the topics
 	reader        *partition.Reader   // the fetch read path
 	fetchSessions *fetchSessions      // KIP-227
 	ingest        *ingest.Pipeline    // the write path: produce and markers
@@ -121,7 +124,10 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.offsets = group.NewOffsetLog(store)
 	a.internal = newInternalTopics(a.offsets)
 	signal := offsetCommitSignal{Store: store, log: a.offsets}
-	a.groups = group.NewCoordinator(group.Config{Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log})
+	a.groups = group.NewCoordinator(group.Config{
+		Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log,
+		Topics: a.groupTopics, ConsumerSessionTimeout: cfg.ConsumerSessionTimeout, ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
+	})
 	a.txns = txn.New(txn.Config{
 		Store: signal, Markers: a.ingest, Topics: topicResolver{a.topics},
 		IsCoordinator: a.isCoordinator, Logger: log,

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/siltstream/silt/auth"
@@ -123,7 +124,38 @@ type Config struct {
 	AllowEveryoneIfNoACL bool
 	PrincipalBuilder     func(*wire.Conn) string
 
+	// GroupProtocols are the group protocols the coordinator serves
+	// (group.coordinator.rebalance.protocols): GroupProtocolClassic
+	// (JoinGroup/SyncGroup, always on) and GroupProtocolConsumer (KIP-848:
+	// ConsumerGroupHeartbeat and ConsumerGroupDescribe are advertised and
+	// group.version 1 is finalized only with it).
+	GroupProtocols []string
+	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are a consumer
+	// group member's session and the heartbeat interval it is told to
+	// keep (group.consumer.session.timeout.ms,
+	// group.consumer.heartbeat.interval.ms; Kafka's 45 s and 5 s).
+	ConsumerSessionTimeout    time.Duration
+	ConsumerHeartbeatInterval time.Duration
+
 	Logger *slog.Logger
+}
+
+// Group protocols (group.coordinator.rebalance.protocols).
+const (
+	GroupProtocolClassic  = "classic"
+	GroupProtocolConsumer = "consumer"
+)
+
+// DefaultGroupProtocols is group.coordinator.rebalance.protocols'
+// default, Kafka 4's: both. Clients choose (franz-go with
+// kgo.ServerSideBalancer, Java with group.protocol=consumer); others keep
+// the classic protocol.
+var DefaultGroupProtocols = []string{GroupProtocolClassic, GroupProtocolConsumer}
+
+// ConsumerGroups reports whether the consumer group protocol (KIP-848)
+// is on.
+func (c *Config) ConsumerGroups() bool {
+	return slices.Contains(c.GroupProtocols, GroupProtocolConsumer)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -160,6 +192,10 @@ func DefaultConfig() Config {
 		// told NOT_LEADER: both then refresh their metadata and forget us.
 		ShutdownDrain: 10 * time.Second,
 		Authorizer:    AuthorizerNone,
+
+		GroupProtocols:            slices.Clone(DefaultGroupProtocols),
+		ConsumerSessionTimeout:    45 * time.Second,
+		ConsumerHeartbeatInterval: 5 * time.Second,
 	}
 }
 
@@ -232,6 +268,9 @@ func (c *Config) Validate() error {
 	case c.ShutdownDrain < 0 || c.ShutdownDrain >= c.ShutdownGrace:
 		return fmt.Errorf("shutdown.drain: must be at least 0 and less than shutdown.grace (%v), got %v", c.ShutdownGrace, c.ShutdownDrain)
 	}
+	if err := c.validateGroupProtocols(); err != nil {
+		return err
+	}
 	if len(c.SASL.Mechanisms) > 0 {
 		if err := c.SASL.Validate(); err != nil {
 			return err
@@ -246,6 +285,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// validateGroupProtocols checks the group protocol keys as Kafka does:
+// classic must be on, nothing but classic and consumer is known, and a
+// consumer group member heartbeats more often than its session lapses.
+func (c *Config) validateGroupProtocols() error {
+	if c.GroupProtocols == nil {
+		c.GroupProtocols = slices.Clone(DefaultGroupProtocols)
+	}
+	for _, p := range c.GroupProtocols {
+		if p != GroupProtocolClassic && p != GroupProtocolConsumer {
+			return fmt.Errorf("group.coordinator.rebalance.protocols: unknown protocol %q (known: classic, consumer)", p)
+		}
+	}
+	switch {
+	case !slices.Contains(c.GroupProtocols, GroupProtocolClassic):
+		return fmt.Errorf("group.coordinator.rebalance.protocols: must contain classic, got %v", c.GroupProtocols)
+	case c.ConsumerHeartbeatInterval <= 0:
+		return fmt.Errorf("group.consumer.heartbeat.interval.ms: must be positive, got %v", c.ConsumerHeartbeatInterval)
+	case c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
+		return fmt.Errorf("group.consumer.session.timeout.ms: must be longer than group.consumer.heartbeat.interval.ms (%v), got %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
 	}
 	return nil
 }

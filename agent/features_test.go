@@ -6,16 +6,19 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltstream/silt/agent"
 )
 
-// TestFeatures: ApiVersions v4 lists group.version and transaction.version
-// as supported at level 0 only and finalizes neither (classic groups,
-// transactions before KIP-890 part 2); v3 leaves 0-0 ranges out, as Kafka
+// TestFeatures: with classic groups only
+// (group.coordinator.rebalance.protocols=classic), ApiVersions v4 lists
+// group.version and transaction.version as supported at level 0 only and
+// finalizes neither (transactions before KIP-890 part 2); v3 leaves 0-0 ranges out, as Kafka
 // does. UpdateFeatures answers each update as Kafka's controller would
 // with those ranges.
 func TestFeatures(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t, sqliteMem, nil)
+	ta := startAgent(t, sqliteMem, func(c *agent.Config) { c.GroupProtocols = []string{agent.GroupProtocolClassic} })
 	for v, want := range map[int16]string{
 		3: "supported [] finalized []",
 		4: "supported [group.version:0-0 transaction.version:0-0] finalized []",

@@ -5,9 +5,11 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltstream/silt/group"
 	"github.com/siltstream/silt/wire"
 )
 
@@ -35,4 +37,39 @@ func groupReply(resp kmsg.Response, parked <-chan kmsg.Response) wire.Reply {
 			return nil
 		}
 	})
+}
+
+// groupTopicsRefresh is how stale the topic list consumer groups resolve
+// subscriptions from may be: a topic created on another agent joins the
+// regex subscriptions that match it within about this long.
+const groupTopicsRefresh = time.Second
+
+// groupTopics lists the cluster's topics for consumer groups'
+// subscriptions, rereading them from the store at most once per
+// groupTopicsRefresh.
+func (a *Agent) groupTopics(ctx context.Context) ([]group.TopicInfo, error) {
+	a.groupTopicsMu.Lock()
+	stale := time.Since(a.groupTopicsAt) >= groupTopicsRefresh
+	if stale {
+		a.groupTopicsAt = time.Now()
+	}
+	a.groupTopicsMu.Unlock()
+	if stale {
+		if err := a.topics.Refresh(ctx); err != nil {
+			a.log.Warn("consumer groups: refresh topics", "err", err)
+		}
+	}
+	ts := a.topics.List()
+	out := make([]group.TopicInfo, 0, len(ts)+1)
+	// Internal topics too: Kafka resolves regexes over every topic, so
+	// a regex naming __consumer_offsets subscribes to it.
+	for _, it := range a.internal.sorted() {
+		out = append(out, group.TopicInfo{Name: it.topic.Name, ID: it.topic.ID, Partitions: len(it.topic.Partitions)})
+	}
+	for _, t := range ts {
+		if a.internal.byName(t.Name) == nil {
+			out = append(out, group.TopicInfo{Name: t.Name, ID: t.ID, Partitions: len(t.Partitions)})
+		}
+	}
+	return out, nil
 }

@@ -66,6 +66,10 @@ func (a *Agent) registry() *wire.Registry {
 	reg(kmsg.PushTelemetry, 0, 0, a.handlePushTelemetry)
 	reg(kmsg.DescribeClientQuotas, 0, 1, a.handleDescribeClientQuotas)
 	reg(kmsg.AlterClientQuotas, 0, 1, a.handleAlterClientQuotas)
-	r.SetFeatures(features)
+	if a.cfg.ConsumerGroups() {
+		reg(kmsg.ConsumerGroupHeartbeat, 0, 1, a.handleConsumerGroupHeartbeat)
+		reg(kmsg.ConsumerGroupDescribe, 0, 1, a.handleConsumerGroupDescribe)
+	}
+	r.SetFeatures(a.features())
 	return r
 }

@@ -9,6 +9,8 @@ package agent
 // transaction.version 0 (EndTxn up to v4), so it supports exactly level 0
 // of both, and level 0, off, is what is finalized: ApiVersions lists the
 // ranges and no finalized level, as Kafka does for features at level 0.
+// With consumer groups on (group.coordinator.rebalance.protocols lists
+// consumer), group.version supports 0-1 and 1 is finalized.
 //
 // Silt's features are fixed, so UpdateFeatures changes nothing; it answers
 // each update as Kafka's controller would with these supported ranges: a
@@ -28,10 +30,16 @@ import (
 	"github.com/siltstream/silt/wire"
 )
 
-// features are the feature flags Silt supports and has in force.
-var features = []wire.Feature{
-	{Name: "group.version", Min: 0, Max: 0, Level: 0},
-	{Name: "transaction.version", Min: 0, Max: 0, Level: 0},
+// features are the feature flags Silt supports and has in force:
+// group.version 1 while consumer groups are on
+// (group.coordinator.rebalance.protocols has consumer), as Kafka 4
+// reports it, else 0.
+func (a *Agent) features() []wire.Feature {
+	gv := wire.Feature{Name: "group.version", Min: 0, Max: 0, Level: 0}
+	if a.cfg.ConsumerGroups() {
+		gv = wire.Feature{Name: "group.version", Min: 0, Max: 1, Level: 1}
+	}
+	return []wire.Feature{gv, {Name: "transaction.version", Min: 0, Max: 0, Level: 0}}
 }
 
 // KIP-778 upgrade types.
@@ -64,7 +72,7 @@ func (a *Agent) handleUpdateFeatures(ctx context.Context, c *wire.Conn, kreq kms
 		}
 		r := kmsg.NewUpdateFeaturesResponseResult()
 		r.Feature = u.Feature
-		if msg := checkFeatureUpdate(u.Feature, u.MaxVersionLevel, upgrade); msg != "" {
+		if msg := checkFeatureUpdate(a.features(), u.Feature, u.MaxVersionLevel, upgrade); msg != "" {
 			r.ErrorCode = kerr.InvalidUpdateVersion.Code
 			r.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Invalid update version %d for feature %s. %s", u.MaxVersionLevel, u.Feature, msg))
 		}
@@ -76,7 +84,7 @@ func (a *Agent) handleUpdateFeatures(ctx context.Context, c *wire.Conn, kreq kms
 // checkFeatureUpdate returns why Kafka's controller would refuse to set
 // feature name to level with upgrade type upgrade, or "" if it would take
 // it (which, all levels being fixed, changes nothing).
-func checkFeatureUpdate(name string, level int16, upgrade int8) string {
+func checkFeatureUpdate(features []wire.Feature, name string, level int16, upgrade int8) string {
 	if upgrade < upgradeTypeUpgrade || upgrade > upgradeTypeUnsafeDowngrade {
 		return "The controller does not support the given upgrade type."
 	}

@@ -1,7 +1,10 @@
 package group
 
 // DescribeGroups versions 0–5, ListGroups versions 0–5 (state filter v4+,
-// type filter v5+) and DeleteGroups versions 0–2. ListGroups lists the
+// type filter v5+: "classic" or "consumer") and DeleteGroups versions
+// 0–2, for both group types; a consumer group described with
+// DescribeGroups is Dead, as Kafka answers (ConsumerGroupDescribe
+// describes it). ListGroups lists the
 // groups this process coordinates, so a client that asks every process
 // sees each group once. A group with committed offsets and nothing else
 // (committed from outside group management) is Empty in both, as in
@@ -36,6 +39,15 @@ func (c *Coordinator) DescribeGroups(ctx context.Context, req *kmsg.DescribeGrou
 		switch {
 		case g.unloaded:
 			dg.ErrorCode = kerr.NotCoordinator.Code
+		case g.consumer != nil:
+			// As Kafka answers for a group of another type: Dead before
+			// v6 (which has no error message to say why).
+			dg.State = stateDead.String()
+			if req.Version >= 6 {
+				dg.ErrorCode = kerr.GroupIDNotFound.Code
+				msg := "Group " + id + " is not a classic group."
+				dg.ErrorMessage = &msg
+			}
 		case !g.exists():
 			dg.State = stateDead.String()
 			offsetsOnly = true
@@ -93,9 +105,6 @@ func (c *Coordinator) offsetsOnlyState(ctx context.Context, id string) (string, 
 // store, and those in their first rebalance, not stored yet.
 func (c *Coordinator) ListGroups(ctx context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if len(req.TypesFilter) > 0 && !containsFold(req.TypesFilter, "classic") {
-		return resp
-	}
 	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	stored, err := c.store.Groups(lctx)
@@ -110,18 +119,28 @@ func (c *Coordinator) ListGroups(ctx context.Context, req *kmsg.ListGroupsReques
 			return
 		}
 		seen[s.ID] = true
+		if s.Type == "" {
+			s.Type = metastore.GroupTypeClassic
+		}
 		if g := c.loaded(s.ID); g != nil {
 			g.mu.Lock()
-			if !g.unloaded && g.exists() {
-				s.ProtocolType, s.State = g.protocolType, g.state.String()
+			switch {
+			case g.unloaded || !g.exists():
+			case g.consumer != nil:
+				s.ProtocolType, s.State, s.Type = "consumer", g.consumer.stateName(g.generation), metastore.GroupTypeConsumer
+			default:
+				s.ProtocolType, s.State, s.Type = g.protocolType, g.state.String(), metastore.GroupTypeClassic
 			}
 			g.mu.Unlock()
 		}
 		if len(req.StatesFilter) > 0 && !containsFold(req.StatesFilter, s.State) {
 			return
 		}
+		if len(req.TypesFilter) > 0 && !containsFold(req.TypesFilter, s.Type) {
+			return
+		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = s.ID, s.ProtocolType, s.State, "classic"
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = s.ID, s.ProtocolType, s.State, s.Type
 		resp.Groups = append(resp.Groups, lg)
 	}
 	for _, s := range stored {
@@ -174,6 +193,8 @@ func (c *Coordinator) deleteGroup(ctx context.Context, id string) int16 {
 	case g.unloaded:
 		return kerr.NotCoordinator.Code
 	case len(g.members) > 0 || len(g.pending) > 0 || (g.state != stateEmpty && g.state != stateDead):
+		return kerr.NonEmptyGroup.Code
+	case g.consumer != nil && len(g.consumer.members) > 0:
 		return kerr.NonEmptyGroup.Code
 	}
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)

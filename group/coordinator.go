@@ -17,6 +17,15 @@ const (
 	// group.max.session.timeout.ms.
 	DefaultMinSessionTimeout = 6 * time.Second
 	DefaultMaxSessionTimeout = 30 * time.Minute
+	// DefaultConsumerSessionTimeout and DefaultConsumerHeartbeatInterval
+	// are Kafka's defaults for group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms.
+	DefaultConsumerSessionTimeout    = 45 * time.Second
+	DefaultConsumerHeartbeatInterval = 5 * time.Second
+	// DefaultConsumerMaxSize bounds a consumer group's members. Kafka's
+	// default is unbounded; ours keeps one client from growing a group's
+	// memory (and its saved state) without end.
+	DefaultConsumerMaxSize = 10000
 	// storeTimeout bounds one store call made for a group.
 	storeTimeout = 10 * time.Second
 	// sweepInterval is how often loaded groups are checked for coordination
@@ -48,6 +57,19 @@ type Config struct {
 	// and OffsetDelete. A topic that does not exist is an error wrapping
 	// metastore.ErrUnknownTopic. Required.
 	Partitions func(ctx context.Context, topic string) (int, error)
+	// Topics lists the cluster's topics (name, id, partition count) for
+	// consumer groups' subscriptions, regexes included. It may answer
+	// from a cache that trails topic creation by a little. nil: consumer
+	// groups see no topics.
+	Topics func(ctx context.Context) ([]TopicInfo, error)
+	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are Kafka's
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms; zero means Kafka's defaults
+	// (45 s, 5 s).
+	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
+	// ConsumerMaxSize is group.consumer.max.size: members a consumer
+	// group takes; zero means DefaultConsumerMaxSize.
+	ConsumerMaxSize int
 	// Log receives the coordinator's events; nil discards them.
 	Log *slog.Logger
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
@@ -64,6 +86,10 @@ type Coordinator struct {
 	log           *slog.Logger
 	minSession    time.Duration
 	maxSession    time.Duration
+	topics        func(context.Context) ([]TopicInfo, error)
+	cSession      time.Duration
+	cHeartbeat    time.Duration
+	cMaxSize      int
 
 	mu      sync.Mutex
 	groups  map[string]*group
@@ -86,6 +112,10 @@ func NewCoordinator(cfg Config) *Coordinator {
 		log:           log.With("component", "groups"),
 		minSession:    cfg.MinSessionTimeout,
 		maxSession:    cfg.MaxSessionTimeout,
+		topics:        cfg.Topics,
+		cSession:      cfg.ConsumerSessionTimeout,
+		cHeartbeat:    cfg.ConsumerHeartbeatInterval,
+		cMaxSize:      cfg.ConsumerMaxSize,
 		groups:        make(map[string]*group),
 		loading:       make(map[string]struct{}),
 	}
@@ -94,6 +124,15 @@ func NewCoordinator(cfg Config) *Coordinator {
 	}
 	if c.maxSession <= 0 {
 		c.maxSession = DefaultMaxSessionTimeout
+	}
+	if c.cSession <= 0 {
+		c.cSession = DefaultConsumerSessionTimeout
+	}
+	if c.cHeartbeat <= 0 {
+		c.cHeartbeat = DefaultConsumerHeartbeatInterval
+	}
+	if c.cMaxSize <= 0 {
+		c.cMaxSize = DefaultConsumerMaxSize
 	}
 	return c
 }
@@ -120,6 +159,10 @@ func (c *Coordinator) sweep() {
 		case !c.isCoordinator(g.id):
 			c.log.Info("no longer coordinating group; unloading", "group", g.id)
 			g.unloadLocked()
+		case g.consumer != nil:
+			if len(g.consumer.members) == 0 {
+				g.unloadLocked()
+			}
 		case g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0:
 			g.unloadLocked() // saved (or never mattered); reloads on demand
 		}

@@ -4,6 +4,23 @@
 // the fencing of committed offsets (OffsetCommit, OffsetFetch,
 // OffsetDelete), and DescribeGroups, ListGroups and DeleteGroups.
 //
+// Beside it, consumer groups of KIP-848's protocol (group type
+// "consumer"): ConsumerGroupHeartbeat with member epochs and server-side
+// assignors (uniform, range), the reconciliation of each member toward
+// its target assignment (a partition moves only once its previous owner
+// reported it revoked; consumer.go), and ConsumerGroupDescribe. A group
+// id is of one type at a time: an empty group takes either protocol, a
+// group with members refuses the other (GROUP_ID_NOT_FOUND for a
+// heartbeat to a classic group, INCONSISTENT_GROUP_PROTOCOL for a
+// JoinGroup to a consumer group); Kafka's online migration between the
+// two is not done. A consumer group is saved, in the same row and with
+// the same fencing as a classic group (generation = group epoch), before
+// any member learns a new epoch or assignment (consumer_store.go), so a
+// coordinator that takes it over resumes every member where it stands.
+// Offsets of a consumer group are fenced by member epoch
+// (STALE_MEMBER_EPOCH) in memory and by the stored group epoch and
+// member list in the store.
+//
 // OffsetLog serves the committed offsets and saved groups as the records
 // of Kafka's internal topic __consumer_offsets (offset commit and group
 // metadata keys and values in Kafka's schema, the store's sequence numbers

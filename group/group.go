@@ -63,6 +63,9 @@ type group struct {
 	pendingOrder []string               // the same ids, oldest first (may hold ids no longer pending)
 	rebalance    *time.Timer
 	rebalanceSeq uint64
+	// consumer is set while the group is of type consumer (KIP-848);
+	// the classic fields above other than generation stay empty then.
+	consumer *consumerGroup
 }
 
 type member struct {
@@ -97,6 +100,10 @@ type syncWaiter struct {
 // wait for the leader's SyncGroup, which they now send here.
 func (g *group) restore(s metastore.Group) {
 	g.generation, g.savedGen = s.Generation, s.Generation
+	if s.Type == metastore.GroupTypeConsumer {
+		g.restoreConsumer(s)
+		return
+	}
 	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
 	g.state = stateEmpty
 	for _, sm := range s.Members {
@@ -145,6 +152,13 @@ func (g *group) unloadLocked() {
 		}
 		g.failWaitersLocked(m, kerr.NotCoordinator.Code)
 	}
+	if g.consumer != nil {
+		for _, m := range g.consumer.members {
+			if m.timer != nil {
+				m.timer.Stop()
+			}
+		}
+	}
 	g.c.mu.Lock()
 	if g.c.groups[g.id] == g {
 		delete(g.c.groups, g.id)
@@ -182,6 +196,9 @@ func syncError(req *kmsg.SyncGroupRequest, code int16) *kmsg.SyncGroupResponse {
 // failure the group is unloaded: the store holds the last good state, and
 // a stale generation means another agent moved the group on.
 func (g *group) saveLocked() bool {
+	if g.consumer != nil {
+		return g.storeLocked(g.consumerRecordLocked())
+	}
 	sg := metastore.Group{
 		ID: g.id, Generation: g.generation, ProtocolType: g.protocolType,
 		Protocol: g.protocol, Leader: g.leader, State: g.state.String(),
@@ -194,6 +211,11 @@ func (g *group) saveLocked() bool {
 			Protocols: m.protocols, Assignment: m.assignment,
 		})
 	}
+	return g.storeLocked(sg)
+}
+
+// storeLocked saves sg from the generation last saved; see saveLocked.
+func (g *group) storeLocked(sg metastore.Group) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	sg.Epoch = g.epoch

@@ -70,6 +70,14 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	if g.unloaded {
 		return fail(kerr.NotCoordinator.Code)
 	}
+	if g.consumer != nil {
+		if len(g.consumer.members) > 0 {
+			// A consumer group with members takes no classic member
+			// (Kafka's online migration is not supported).
+			return fail(kerr.InconsistentGroupProtocol.Code)
+		}
+		g.consumer = nil // an empty consumer group becomes a classic group
+	}
 	if !g.supportsLocked(req.ProtocolType, protos, req.MemberID) {
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}

@@ -60,8 +60,20 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	if code != 0 {
 		return code
 	}
+	memberEpoch := generation
 	g.mu.Lock()
-	code = g.confirmLocked(g.checkCommitLocked(req.MemberID, req.InstanceID, generation))
+	consumer := g.consumer != nil
+	if consumer {
+		// A consumer group fences by member epoch (the request's
+		// generation field from v9); the store checks the member against
+		// the group epoch the coordinator saved last.
+		code = g.confirmLocked(g.checkConsumerCommitLocked(req.MemberID, memberEpoch, req.Version < 9, false))
+		if code == 0 && generation >= 0 {
+			generation = g.savedGen
+		}
+	} else {
+		code = g.confirmLocked(g.checkCommitLocked(req.MemberID, req.InstanceID, generation))
+	}
 	g.mu.Unlock()
 	if code != 0 {
 		return code
@@ -110,8 +122,29 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	epoch := g.epoch
 	g.mu.Unlock()
 	err := c.store.CommitGroupOffsets(cctx, req.Group, epoch, generation, req.MemberID, offsets)
+	// A consumer group's epoch moves whenever a member joins, leaves or
+	// changes its subscription, without the committer's member epoch
+	// moving: if this process saved a new group epoch since the check,
+	// the commit is checked again and retried at the new one.
+	recheck := int16(0)
+	for try := 0; consumer && generation >= 0 && errors.Is(err, metastore.ErrStaleGeneration) && try < maxCommitRetries; try++ {
+		g.mu.Lock()
+		moved := !g.unloaded && g.consumer != nil && g.savedGen != generation
+		if moved {
+			if recheck = g.checkConsumerCommitLocked(req.MemberID, memberEpoch, req.Version < 9, false); recheck == 0 {
+				generation = g.savedGen
+			}
+		}
+		g.mu.Unlock()
+		if !moved || recheck != 0 {
+			break
+		}
+		err = c.store.CommitGroupOffsets(cctx, req.Group, epoch, generation, req.MemberID, offsets)
+	}
 	code = 0
 	switch {
+	case recheck != 0:
+		code = recheck // the member's epoch moved on meanwhile
 	case err == nil:
 	case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrGroupNotEmpty):
 		code = g.refusedByStore(generation, err)
@@ -131,6 +164,10 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	return 0
 }
 
+// maxCommitRetries bounds how often a consumer group member's commit is
+// retried because the group epoch moved on under it (see commitOffsets).
+const maxCommitRetries = 5
+
 // refusedByStore answers a commit the store refused after the group in
 // memory accepted it. If this process moved the group to another
 // generation meanwhile, the committer is behind: ILLEGAL_GENERATION.
@@ -143,6 +180,8 @@ func (g *group) refusedByStore(generation int32, err error) int16 {
 	switch {
 	case g.unloaded:
 		return kerr.NotCoordinator.Code
+	case generation >= 0 && g.generation != generation && g.consumer != nil:
+		return kerr.StaleMemberEpoch.Code // the group epoch moved on: the member's retry may hold a new member epoch
 	case generation >= 0 && g.generation != generation:
 		return kerr.IllegalGeneration.Code
 	}
@@ -203,7 +242,12 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 			}
 			all := rg.Topics == nil
 			var code int16
-			sg.Topics, code = c.fetchOffsets(ctx, rg.Group, topics, all)
+			if rg.MemberID != nil || rg.MemberEpoch >= 0 {
+				code = c.checkConsumerFetch(ctx, rg.Group, rg.MemberID, rg.MemberEpoch)
+			}
+			if code == 0 {
+				sg.Topics, code = c.fetchOffsets(ctx, rg.Group, topics, all)
+			}
 			sg.ErrorCode = code
 			resp.Groups = append(resp.Groups, sg)
 		}
@@ -369,6 +413,13 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 // consumer-protocol group subscribe to, read from their metadata.
 func (g *group) subscribedTopicsLocked() map[string]bool {
 	out := make(map[string]bool)
+	if g.consumer != nil {
+		// A consumer group: the topics its subscriptions resolved to.
+		for name := range g.consumer.subscribed {
+			out[name] = true
+		}
+		return out
+	}
 	if g.protocolType != "consumer" {
 		return out
 	}
@@ -390,4 +441,62 @@ func (g *group) subscribedTopicsLocked() map[string]bool {
 		}
 	}
 	return out
+}
+
+// checkConsumerCommitLocked is Kafka's validateOffsetCommit for a
+// consumer group: a commit from outside the group (member epoch < 0) only
+// while it has no members; a member's commit with its current member
+// epoch (else STALE_MEMBER_EPOCH) and, unless transactional, OffsetCommit
+// v9 or later. A transactional commit that names no member is not fenced.
+func (g *group) checkConsumerCommitLocked(memberID string, memberEpoch int32, oldVersion, txn bool) int16 {
+	cg := g.consumer
+	switch {
+	case g.unloaded:
+		return kerr.NotCoordinator.Code
+	case memberEpoch < 0 && len(cg.members) == 0:
+		return 0
+	case txn && memberEpoch < 0 && memberID == "":
+		return 0
+	}
+	m, ok := cg.members[memberID]
+	switch {
+	case !ok:
+		return kerr.UnknownMemberID.Code
+	case !txn && oldVersion:
+		return kerr.UnsupportedVersion.Code
+	case memberEpoch != m.epoch:
+		return kerr.StaleMemberEpoch.Code
+	}
+	return 0
+}
+
+// checkConsumerFetch is Kafka's validateOffsetFetch for OffsetFetch v9+
+// requests that name a member: in a consumer group the member must exist
+// (UNKNOWN_MEMBER_ID) at the epoch it names (STALE_MEMBER_EPOCH). Other
+// groups are not checked.
+func (c *Coordinator) checkConsumerFetch(ctx context.Context, id string, memberID *string, memberEpoch int32) int16 {
+	g, code := c.acquire(ctx, id)
+	if code != 0 {
+		return code
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.unloaded:
+		return kerr.NotCoordinator.Code
+	case g.consumer == nil:
+		return 0
+	}
+	mid := ""
+	if memberID != nil {
+		mid = *memberID
+	}
+	m, ok := g.consumer.members[mid]
+	switch {
+	case !ok:
+		return g.confirmLocked(kerr.UnknownMemberID.Code)
+	case memberEpoch != m.epoch:
+		return kerr.StaleMemberEpoch.Code
+	}
+	return 0
 }

@@ -52,7 +52,20 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	member, code := g.checkTxnCommitLocked(who)
+	var member bool
+	generation := who.Generation
+	if g.consumer != nil {
+		code = g.checkConsumerCommitLocked(who.MemberID, who.Generation, false, true)
+		if code == kerr.StaleMemberEpoch.Code {
+			// TxnOffsetCommit has no STALE_MEMBER_EPOCH; Kafka answers
+			// ILLEGAL_GENERATION.
+			code = kerr.IllegalGeneration.Code
+		}
+		member = code == 0 && (who.Generation >= 0 || who.MemberID != "")
+		generation = g.savedGen
+	} else {
+		member, code = g.checkTxnCommitLocked(who)
+	}
 	if code != 0 {
 		return kerr.ErrorForCode(g.confirmLocked(code))
 	}
@@ -60,7 +73,7 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 		// (A generation not saved yet is one the store cannot confirm.)
 		cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		// With no offsets, CommitGroupOffsets only checks the committer.
-		err := c.store.CommitGroupOffsets(cctx, group, g.epoch, who.Generation, who.MemberID, nil)
+		err := c.store.CommitGroupOffsets(cctx, group, g.epoch, generation, who.MemberID, nil)
 		cancel()
 		switch {
 		case errors.Is(err, metastore.ErrStaleGeneration), errors.Is(err, metastore.ErrUnknownMember), errors.Is(err, metastore.ErrCoordinatorMoved):

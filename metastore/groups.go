@@ -90,7 +90,30 @@ type Group struct {
 	Leader       string // member id; empty if no members
 	State        string // Kafka's state name, e.g. "Stable", "Empty"
 	Members      []GroupMember
+	// Type is Kafka's group type: "classic" (JoinGroup/SyncGroup) or
+	// "consumer" (KIP-848, ConsumerGroupHeartbeat). Empty means classic.
+	Type string
+	// ConsumerState is a consumer group's state beyond Members, as the
+	// group package encodes it (member epochs, assignments, the target
+	// assignment); opaque to the store. Members still lists every member
+	// (the commit check and DeleteGroup use it), and Generation is the
+	// group epoch.
+	ConsumerState []byte
 }
+
+// TypeName is g.Type, with "classic" for empty.
+func (g Group) TypeName() string {
+	if g.Type == "" {
+		return GroupTypeClassic
+	}
+	return g.Type
+}
+
+// Kafka's group types.
+const (
+	GroupTypeClassic  = "classic"
+	GroupTypeConsumer = "consumer"
+)
 
 // GroupMember is one member of a saved group.
 type GroupMember struct {
@@ -116,6 +139,7 @@ type GroupSummary struct {
 	ID           string
 	ProtocolType string
 	State        string
+	Type         string // GroupTypeClassic or GroupTypeConsumer
 }
 
 // GroupPartition names a partition by topic name, as offsets do.

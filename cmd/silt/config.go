@@ -102,6 +102,9 @@ func agentKeys() []keySpec {
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"transaction.max.timeout.ms", kindInt, strconv.FormatInt(d.TxnMaxTimeout.Milliseconds(), 10), "longest transaction timeout in ms a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
+		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always) and consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1)"},
+		{"group.consumer.session.timeout.ms", kindInt, strconv.FormatInt(d.ConsumerSessionTimeout.Milliseconds(), 10), "consumer group (KIP-848) member session in ms: a member silent this long leaves the group"},
+		{"group.consumer.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ConsumerHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms consumer group (KIP-848) members are told to keep"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
@@ -323,6 +326,9 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.AutoCreateTopics = p.bool("auto.create.topics")
 	a.DefaultPartitions = int32(p.int("num.partitions", math.MaxInt32))
 	a.TxnMaxTimeout = p.millis("transaction.max.timeout.ms")
+	a.GroupProtocols = p.list("group.coordinator.rebalance.protocols")
+	a.ConsumerSessionTimeout = p.millis("group.consumer.session.timeout.ms")
+	a.ConsumerHeartbeatInterval = p.millis("group.consumer.heartbeat.interval.ms")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")

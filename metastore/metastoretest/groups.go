@@ -26,7 +26,7 @@ func testGroups(t *testing.T, s metastore.Store) {
 		}
 	}
 	g1 := metastore.Group{ID: "g", Generation: 1, ProtocolType: "consumer", Protocol: "range", Leader: "m1", State: "Stable",
-		Members: []metastore.GroupMember{member("m1", ""), member("m2", "static-2")}}
+		Members: []metastore.GroupMember{member("m1", ""), member("m2", "static-2")}, Type: metastore.GroupTypeClassic}
 	if err := s.SaveGroup(ctx, g1, 1); !errors.Is(err, metastore.ErrStaleGeneration) {
 		t.Fatalf("SaveGroup of a new group from generation 1: %v, want ErrStaleGeneration", err)
 	}
@@ -133,11 +133,25 @@ func testGroups(t *testing.T, s metastore.Store) {
 		Members: []metastore.GroupMember{member("x", "")}}, 0); err != nil {
 		t.Fatal(err)
 	}
+	// A consumer group (KIP-848) keeps its type and its opaque state.
+	cg := metastore.Group{ID: "c", Generation: 3, ProtocolType: "consumer", State: "Stable",
+		Members: []metastore.GroupMember{{ID: "cm", Protocols: []metastore.GroupProtocol{}}}, Type: metastore.GroupTypeConsumer,
+		ConsumerState: []byte(`{"epoch":3}`)}
+	if err := s.SaveGroup(ctx, cg, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.Group(ctx, "c"); err != nil || !ok || !reflect.DeepEqual(got, cg) {
+		t.Fatalf("consumer Group = %+v, %v, %v; want %+v", got, ok, err, cg)
+	}
+	if err := s.CommitGroupOffsets(ctx, "c", 0, 3, "cm", more[:1]); err != nil {
+		t.Fatalf("member commit to a consumer group: %v", err)
+	}
 	gs, err := s.Groups(ctx)
 	want := []metastore.GroupSummary{
-		{ID: "a", ProtocolType: "connect", State: "Stable"},
-		{ID: "g", ProtocolType: "consumer", State: "Empty"},
-		{ID: "simple", ProtocolType: "", State: "Empty"},
+		{ID: "a", ProtocolType: "connect", State: "Stable", Type: metastore.GroupTypeClassic},
+		{ID: "c", ProtocolType: "consumer", State: "Stable", Type: metastore.GroupTypeConsumer},
+		{ID: "g", ProtocolType: "consumer", State: "Empty", Type: metastore.GroupTypeClassic},
+		{ID: "simple", ProtocolType: "", State: "Empty", Type: metastore.GroupTypeClassic},
 	}
 	if err != nil || !reflect.DeepEqual(gs, want) {
 		t.Fatalf("Groups = %+v, %v; want %+v", gs, err, want)
@@ -172,7 +186,7 @@ func testGroups(t *testing.T, s metastore.Store) {
 		t.Fatal(err)
 	}
 	gs, _ = s.Groups(ctx)
-	if len(gs) != 2 {
+	if len(gs) != 3 { // a, c and g
 		t.Fatalf("Groups after deletes = %+v", gs)
 	}
 }

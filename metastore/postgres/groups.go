@@ -15,9 +15,10 @@ import (
 func (s *Store) Group(ctx context.Context, id string) (metastore.Group, bool, error) {
 	g := metastore.Group{ID: id}
 	var members []byte
-	err := s.pool.QueryRow(ctx, `SELECT generation, protocol_type, protocol, leader, state, members
+	var cstate string
+	err := s.pool.QueryRow(ctx, `SELECT generation, protocol_type, protocol, leader, state, members, group_type, consumer_state
 		FROM consumer_groups WHERE group_id = $1`, id).
-		Scan(&g.Generation, &g.ProtocolType, &g.Protocol, &g.Leader, &g.State, &members)
+		Scan(&g.Generation, &g.ProtocolType, &g.Protocol, &g.Leader, &g.State, &members, &g.Type, &cstate)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -26,6 +27,9 @@ func (s *Store) Group(ctx context.Context, id string) (metastore.Group, bool, er
 	}
 	if err := json.Unmarshal(members, &g.Members); err != nil {
 		return metastore.Group{}, false, fmt.Errorf("load group %s: decode members: %w", id, err)
+	}
+	if cstate != "" {
+		g.ConsumerState = []byte(cstate)
 	}
 	return g, true, nil
 }
@@ -59,18 +63,18 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 		err := tx.QueryRow(ctx, `WITH upd AS (
 			UPDATE consumer_groups
 			SET generation = $2, protocol_type = $3, protocol = $4, leader = $5, state = $6,
-				member_ids = $7, members = $8
+				member_ids = $7, members = $8, group_type = $10, consumer_state = $11
 			WHERE group_id = $1 AND generation = $9::integer
 			RETURNING 1
 		), ins AS (
 			INSERT INTO consumer_groups
-				(group_id, generation, protocol_type, protocol, leader, state, member_ids, members)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9::integer = 0
+				(group_id, generation, protocol_type, protocol, leader, state, member_ids, members, group_type, consumer_state)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $10, $11 WHERE $9::integer = 0
 			ON CONFLICT (group_id) DO NOTHING
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins)`,
-			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, ids, enc, prevGeneration).Scan(&n)
+			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, ids, enc, prevGeneration, g.TypeName(), string(g.ConsumerState)).Scan(&n)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -118,9 +122,9 @@ func checkGroupEpoch(ctx context.Context, tx pgx.Tx, group string, epoch int64) 
 
 // Groups implements metastore.GroupStore.
 func (s *Store) Groups(ctx context.Context) ([]metastore.GroupSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT group_id, protocol_type, state FROM consumer_groups
+	rows, err := s.pool.Query(ctx, `SELECT group_id, protocol_type, state, group_type FROM consumer_groups
 		UNION ALL
-		SELECT DISTINCT o.group_id, '', 'Empty' FROM consumer_offsets o
+		SELECT DISTINCT o.group_id, '', 'Empty', 'classic' FROM consumer_offsets o
 		WHERE NOT EXISTS (SELECT 1 FROM consumer_groups g WHERE g.group_id = o.group_id)
 		ORDER BY 1`)
 	if err != nil {
@@ -128,7 +132,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.GroupSummary, error) {
 	}
 	gs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.GroupSummary, error) {
 		var g metastore.GroupSummary
-		err := r.Scan(&g.ID, &g.ProtocolType, &g.State)
+		err := r.Scan(&g.ID, &g.ProtocolType, &g.State, &g.Type)
 		return g, err
 	})
 	if err != nil {

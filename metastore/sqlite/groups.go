@@ -25,10 +25,10 @@ type querier interface {
 
 func loadGroup(ctx context.Context, q querier, id string) (metastore.Group, bool, error) {
 	g := metastore.Group{ID: id}
-	var members string
-	err := q.QueryRowContext(ctx, `SELECT generation, protocol_type, protocol, leader, state, members
+	var members, cstate string
+	err := q.QueryRowContext(ctx, `SELECT generation, protocol_type, protocol, leader, state, members, group_type, consumer_state
 		FROM consumer_groups WHERE group_id = ?`, id).
-		Scan(&g.Generation, &g.ProtocolType, &g.Protocol, &g.Leader, &g.State, &members)
+		Scan(&g.Generation, &g.ProtocolType, &g.Protocol, &g.Leader, &g.State, &members, &g.Type, &cstate)
 	if errors.Is(err, sql.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -37,6 +37,9 @@ func loadGroup(ctx context.Context, q querier, id string) (metastore.Group, bool
 	}
 	if err := json.Unmarshal([]byte(members), &g.Members); err != nil {
 		return metastore.Group{}, false, fmt.Errorf("decode members: %w", err)
+	}
+	if cstate != "" {
+		g.ConsumerState = []byte(cstate)
 	}
 	return g, true, nil
 }
@@ -69,13 +72,14 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 			return fmt.Errorf("stored generation is %d, not %d: %w", stored, prevGeneration, metastore.ErrStaleGeneration)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO consumer_groups
-				(group_id, generation, protocol_type, protocol, leader, state, members)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+				(group_id, generation, protocol_type, protocol, leader, state, members, group_type, consumer_state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (group_id) DO UPDATE
 			SET generation = excluded.generation, protocol_type = excluded.protocol_type,
 				protocol = excluded.protocol, leader = excluded.leader, state = excluded.state,
-				members = excluded.members`,
-			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, string(enc))
+				members = excluded.members, group_type = excluded.group_type,
+				consumer_state = excluded.consumer_state`,
+			g.ID, g.Generation, g.ProtocolType, g.Protocol, g.Leader, g.State, string(enc), g.TypeName(), string(g.ConsumerState))
 		if err != nil {
 			return err
 		}
@@ -89,9 +93,9 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 
 // Groups implements metastore.GroupStore.
 func (s *Store) Groups(ctx context.Context) ([]metastore.GroupSummary, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT group_id, protocol_type, state FROM consumer_groups
+	rows, err := s.read.QueryContext(ctx, `SELECT group_id, protocol_type, state, group_type FROM consumer_groups
 		UNION ALL
-		SELECT DISTINCT o.group_id, '', 'Empty' FROM consumer_offsets o
+		SELECT DISTINCT o.group_id, '', 'Empty', 'classic' FROM consumer_offsets o
 		WHERE NOT EXISTS (SELECT 1 FROM consumer_groups g WHERE g.group_id = o.group_id)
 		ORDER BY 1`)
 	if err != nil {
@@ -101,7 +105,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.GroupSummary, error) {
 	out := []metastore.GroupSummary{}
 	for rows.Next() {
 		var g metastore.GroupSummary
-		if err := rows.Scan(&g.ID, &g.ProtocolType, &g.State); err != nil {
+		if err := rows.Scan(&g.ID, &g.ProtocolType, &g.State, &g.Type); err != nil {
 			return nil, fmt.Errorf("list groups: %w", err)
 		}
 		out = append(out, g)
