@@ -27,8 +27,12 @@ func startCluster(t *testing.T, zones ...string) []*testAgent {
 		out = append(out, startAgentOn(t, s.openStore(t), s.bucket, func(c *agent.Config) {
 			c.ID = "agent-" + string(rune('a'+i))
 			c.Zone = z
+			// Fast heartbeats, so joins show up at once; a lease of 40 of
+			// them, so a machine loaded enough to starve a few heartbeats
+			// does not drop live agents (a reassignment naming one was
+			// refused as unregistered with 500 ms at a load average of 18).
 			c.Heartbeat = 50 * time.Millisecond
-			c.MembershipTTL = 500 * time.Millisecond
+			c.MembershipTTL = 2 * time.Second
 		}))
 	}
 	return out
