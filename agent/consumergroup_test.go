@@ -269,7 +269,7 @@ func TestConsumerGroup848CoordinatorMoves(t *testing.T) {
 	produceN(t, cl, "mv", 6, 10, "first-")
 	c1 := tas[0].groupConsumer(t, "mvg", "mv", append(kip848(), kgo.SeedBrokers(seeds...))...)
 	c2 := tas[0].groupConsumer(t, "mvg", "mv", append(kip848(), kgo.SeedBrokers(seeds...))...)
-	poll.Until(t, "two members split six partitions and read everything", func() bool {
+	poll.Within(t, "two members split six partitions and read everything", 2*time.Minute, func() bool {
 		return disjointCover(6, c1, c2) && len(c1.owned()) == 3 && seenWith("first-", c1, c2) == 60
 	})
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,7 @@ type Membership struct {
 	store   metastore.ClusterStore
 	log     *slog.Logger
 	self    Broker
+	regMu   sync.Mutex  // registrations (Join) and Leave take turns
 	leaving atomic.Bool // set by Leave: heartbeats must not re-register us
 	cur     atomic.Pointer[View]
 	changed chan struct{} // Changed: reread the membership now
@@ -80,7 +82,16 @@ func (m *Membership) IsCoordinator(key string) bool {
 
 // Join registers this agent and reads the membership once.
 func (m *Membership) Join(ctx context.Context) error {
-	if err := m.store.RegisterAgent(ctx, m.cfg.agent(), m.cfg.TTL); err != nil {
+	// A heartbeat under way when Leave deregisters must not register us
+	// again after it: registrations and the leave take turns.
+	m.regMu.Lock()
+	if m.leaving.Load() {
+		m.regMu.Unlock()
+		return nil
+	}
+	err := m.store.RegisterAgent(ctx, m.cfg.agent(), m.cfg.TTL)
+	m.regMu.Unlock()
+	if err != nil {
 		return err
 	}
 	return m.refresh(ctx)
@@ -229,7 +240,9 @@ func (m *Membership) Run(ctx context.Context) {
 // then on its own view lists only the others: its Metadata answers send
 // clients to them, and it coordinates nothing.
 func (m *Membership) Leave(ctx context.Context) {
+	m.regMu.Lock()
 	m.leaving.Store(true)
+	m.regMu.Unlock()
 	if err := m.store.DeregisterAgent(ctx, m.cfg.AgentID); err != nil {
 		m.log.Warn("deregister failed; the lease will lapse instead", "err", err)
 	}
