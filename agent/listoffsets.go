@@ -48,13 +48,14 @@ func (a *Agent) handleListOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.R
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rpart.Partition
 			sp.Timestamp, sp.Offset = -1, -1
+			stale := epochs.code(ctx, rpart.CurrentLeaderEpoch)
 			switch {
 			case terr != nil:
 				sp.ErrorCode = errorCode(terr)
 			case rpart.Partition < 0 || int(rpart.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case epochs.code(ctx, rpart.CurrentLeaderEpoch) != 0:
-				sp.ErrorCode = epochs.code(ctx, rpart.CurrentLeaderEpoch)
+			case stale != 0:
+				sp.ErrorCode = stale
 			case internal != nil:
 				ts, off, err := listInternalOffset(ctx, internal, rpart.Partition, rpart.Timestamp)
 				if err != nil {

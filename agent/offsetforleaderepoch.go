@@ -38,13 +38,14 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, c *wire.Conn, kr
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			stale := epochs.code(ctx, rp.CurrentLeaderEpoch)
 			switch {
 			case terr != nil:
 				sp.ErrorCode = errorCode(terr)
 			case rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case epochs.code(ctx, rp.CurrentLeaderEpoch) != 0:
-				sp.ErrorCode = epochs.code(ctx, rp.CurrentLeaderEpoch)
+			case stale != 0:
+				sp.ErrorCode = stale
 			case rp.LeaderEpoch > epochs.current && !epochs.unsure:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case internal != nil:
