@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
 )
 
@@ -17,30 +14,7 @@ import (
 func TestMigrationNumbersSegments(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := embeddedMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
-		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Version > 14 {
-			break
-		}
-		if _, err := conn.Exec(ctx, m.SQL); err != nil {
-			t.Fatalf("apply %s: %v", m.Name, err)
-		}
-		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, conn := databaseAt(ctx, t, 14)
 	// Partition 0: offsets 0-2 in seg-a (max ts 300), 3-4 in seg-b (500),
 	// 5-9 in seg-c (400); partition 1: 0-1 in seg-b, 2 in seg-lost, whose
 	// record is missing (it should not be). Candidates: seg-a, and gone,

@@ -18,30 +18,7 @@ import (
 func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url := testenv.Postgres(t).NewDatabase(t)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := embeddedMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
-		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Version >= 12 {
-			break
-		}
-		if _, err := conn.Exec(ctx, m.SQL); err != nil {
-			t.Fatalf("apply %s: %v", m.Name, err)
-		}
-		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url, conn := databaseAt(ctx, t, 11)
 	// my-group is in partition 12, hello in 22.
 	if _, err := conn.Exec(ctx, `INSERT INTO consumer_offsets (group_id, topic, partition, "offset", leader_epoch, metadata) VALUES
 		('my-group', 'b', 0, 5, -1, ''), ('my-group', 'a', 1, 7, 2, 'm'), ('hello', 'a', 0, 9, -1, '')`); err != nil {
@@ -89,4 +66,36 @@ func TestMigrationNumbersEarlierOffsets(t *testing.T) {
 	if rows, err := s.OffsetLog(ctx, 12, 0, 10, 10, 1<<20); err != nil || len(rows) != 4 || rows[3].Seq != 3 || rows[3].Topic != "c" {
 		t.Fatalf("after a commit: %+v, %v", rows, err)
 	}
+}
+
+// databaseAt returns a new database migrated up to and including schema
+// version last, and a connection to it, as a test of a later migration
+// starts from.
+func databaseAt(ctx context.Context, t *testing.T, last int) (url string, conn *pgx.Conn) {
+	t.Helper()
+	url = testenv.Postgres(t).NewDatabase(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := embeddedMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
+		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version > last {
+			break
+		}
+		if _, err := conn.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("apply %s: %v", m.Name, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return url, conn
 }
