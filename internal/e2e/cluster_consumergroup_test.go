@@ -18,8 +18,18 @@ import (
 // consumer groups on; three franz-go members of a consumer group
 // (kgo.ServerSideBalancer) read a 6-partition topic while producers
 // write. The agent coordinating the group is SIGKILLed: the members carry
-// on from the group as the metastore holds it and every acknowledged
-// record is consumed.
+// on from the group as the metastore holds it, all three are members at
+// the new coordinator, and every acknowledged record is consumed.
+//
+// The members refresh metadata every 5 s (kgo.MetadataMaxAge) because of
+// a franz-go defect (v1.22.2 and v1.22.3): a dial error on a KIP-848
+// heartbeat does not drop the cached coordinator (ConsumerGroupHeartbeat
+// bypasses the retry wrapper that does), so the member heartbeats the
+// dead address until a metadata refresh drops that broker. A member that
+// fetches learns of the change at once (its fetches get
+// FENCED_LEADER_EPOCH: the membership epoch moved); one that owns no
+// partitions yet fetches nothing and, at the default 5-minute age, stays
+// away for minutes. Seen in 2 of 5 runs before this setting.
 func TestClusterConsumerGroup848SurvivesSIGKILL(t *testing.T) {
 	t.Setenv("SILT_GROUP_COORDINATOR_REBALANCE_PROTOCOLS", "classic,consumer")
 	t.Setenv("SILT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", "500")
@@ -35,7 +45,7 @@ func TestClusterConsumerGroup848SurvivesSIGKILL(t *testing.T) {
 			defer cwg.Done()
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.ConsumerGroup("readers848"), kgo.ConsumeTopics("events848"),
 				kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer()),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(500*time.Millisecond))
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(500*time.Millisecond), kgo.MetadataMaxAge(5*time.Second))
 			if err != nil {
 				t.Errorf("group consumer: %v", err)
 				return
@@ -117,9 +127,7 @@ func TestClusterConsumerGroup848SurvivesSIGKILL(t *testing.T) {
 		n, _ := acked.missing(&seen)
 		return n == 0
 	})
-	// Not asserted: that all three members are back at the new
-	// coordinator. In 2 of 5 fresh-clone runs two members had not returned
-	// after 3 minutes (one member held every partition, every record was
-	// consumed); the cause is not found yet — an open defect, recorded in
-	// the note, not a timing margin to widen.
+	// Members cut off from the dead coordinator at most wait out the 45 s
+	// session there and rejoin.
+	poll.Within(t, "three members at the new coordinator", 3*time.Minute, func() bool { return members() == 3 })
 }
