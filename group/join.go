@@ -62,6 +62,10 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	if code != 0 {
 		return fail(code)
 	}
+	topics, code := c.consumerTopics(ctx, g)
+	if code != 0 {
+		return fail(code)
+	}
 	clientID, host := client.ID, client.Host
 	w := &joinWaiter{req: req, ch: make(chan kmsg.Response, 1)}
 
@@ -72,9 +76,12 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	}
 	if g.consumer != nil {
 		if len(g.consumer.members) > 0 {
-			// A consumer group with members takes no classic member
-			// (Kafka's online migration is not supported).
-			return fail(kerr.InconsistentGroupProtocol.Code)
+			// A consumer group with members takes classic members
+			// (migration.go).
+			if topics == nil && c.topics != nil {
+				return fail(kerr.CoordinatorNotAvailable.Code) // it became one since topics were read
+			}
+			return g.joinConsumerLocked(req, protos, session, rebalance, client, topics), nil
 		}
 		g.consumer = nil // an empty consumer group becomes a classic group
 	}

@@ -25,6 +25,9 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp
 	}
+	if g.consumer != nil {
+		return g.leaveClassicLocked(req, resp)
+	}
 	if req.Version < 3 {
 		resp.ErrorCode = g.confirmLocked(g.leaveLocked(req.MemberID, ""))
 		return resp
