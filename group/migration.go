@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -180,15 +181,26 @@ func indexTopics(ts []TopicInfo) topicIndex {
 // resolved to (consumerGroup.subscribed), for when no topic list is at
 // hand.
 func subscribedIndex(cg *consumerGroup) topicIndex {
-	ix := topicIndex{byName: map[string]TopicInfo{}, byID: map[metastore.TopicID]string{}}
+	return topicIndex{byName: map[string]TopicInfo{}, byID: map[metastore.TopicID]string{}}.withSubscribed(cg)
+}
+
+// withSubscribed adds the topics the group's subscriptions resolved to
+// that ix lacks: a topic list read from a cache may trail the one the
+// group's target was computed from, and a member's partitions of a topic
+// the group knows must never be taken for none.
+func (ix topicIndex) withSubscribed(cg *consumerGroup) topicIndex {
 	for name, v := range cg.subscribed {
+		if _, ok := ix.byName[name]; ok {
+			continue
+		}
 		var id metastore.TopicID
 		if len(v) < len(id)+2 {
 			continue
 		}
 		copy(id[:], v[:len(id)])
+		n, _ := strconv.Atoi(v[len(id)+1:])
 		ix.byID[id] = name
-		ix.byName[name] = TopicInfo{Name: name, ID: id}
+		ix.byName[name] = TopicInfo{Name: name, ID: id, Partitions: n}
 	}
 	return ix
 }
@@ -557,10 +569,7 @@ func (g *group) joinConsumerLocked(req *kmsg.JoinGroupRequest, protos []metastor
 		m.topics = sub.topics
 		bump = true
 	}
-	ix := indexTopics(topics)
-	if topics == nil {
-		ix = subscribedIndex(cg)
-	}
+	ix := indexTopics(topics).withSubscribed(cg)
 	now := time.Now()
 	if subs := resolveSubscriptions(cg, topics); bump || (topics != nil && !sameSubscribed(subs, cg.subscribed)) || g.preferredAssignorLocked() != cg.assignor {
 		g.generation++
@@ -602,10 +611,7 @@ func (g *group) syncConsumerLocked(req *kmsg.SyncGroupRequest, topics []TopicInf
 		g.askRejoinLocked(m)
 		return syncError(req, kerr.RebalanceInProgress.Code)
 	}
-	ix := indexTopics(topics)
-	if topics == nil {
-		ix = subscribedIndex(cg)
-	}
+	ix := indexTopics(topics).withSubscribed(cg)
 	m.classic.syncBy = time.Time{}
 	g.touchLocked(m)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
