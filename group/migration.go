@@ -206,43 +206,48 @@ func (ix topicIndex) withSubscribed(cg *consumerGroup) topicIndex {
 }
 
 // parts maps named partitions to ids; topics that do not exist and
-// partitions out of range are left out.
-func (ix topicIndex) parts(named map[string][]int32) partSet {
-	out := make(partSet)
+// partitions out of range are left out, and counted in dropped.
+func (ix topicIndex) parts(named map[string][]int32) (out partSet, dropped int) {
+	out = make(partSet)
 	for name, ps := range named {
 		t, ok := ix.byName[name]
 		if !ok {
+			dropped += len(ps)
 			continue
 		}
 		for _, p := range ps {
 			if p >= 0 && (t.Partitions == 0 || int(p) < t.Partitions) {
 				out[tp{t.ID, p}] = struct{}{}
+			} else {
+				dropped++
 			}
 		}
 	}
-	return out
+	return out, dropped
 }
 
 // decodeAssignment reads a ConsumerProtocolAssignment; an empty one
-// (a member the leader gave nothing) assigns nothing.
-func (ix topicIndex) decodeAssignment(b []byte) (partSet, error) {
+// (a member the leader gave nothing) assigns nothing. unknown reports
+// partitions of topics (or beyond partition counts) ix does not know.
+func (ix topicIndex) decodeAssignment(b []byte) (s partSet, unknown bool, err error) {
 	if len(b) == 0 {
-		return make(partSet), nil
+		return make(partSet), false, nil
 	}
 	var a kmsg.ConsumerMemberAssignment
 	if err := a.ReadFrom(b); err != nil {
-		return nil, fmt.Errorf("%w: assignment: %v", errMalformedProtocol, err)
+		return nil, false, fmt.Errorf("%w: assignment: %v", errMalformedProtocol, err)
 	}
 	named := make(map[string][]int32)
 	n := 0
 	for _, t := range a.Topics {
 		n += len(t.Partitions)
 		if n > maxOwnedPartitions {
-			return nil, fmt.Errorf("%w: assignment too large", errMalformedProtocol)
+			return nil, false, fmt.Errorf("%w: assignment too large", errMalformedProtocol)
 		}
 		named[t.Topic] = append(named[t.Topic], t.Partitions...)
 	}
-	return ix.parts(named), nil
+	s, dropped := ix.parts(named)
+	return s, dropped > 0, nil
 }
 
 // encodeAssignment writes s as a ConsumerProtocolAssignment of version
@@ -288,9 +293,15 @@ func (g *group) upgradeLocked(topics []TopicInfo) (int16, string) {
 		if err != nil {
 			return notConsumer(err.Error())
 		}
-		assigned, err := ix.decodeAssignment(om.assignment)
+		assigned, unknown, err := ix.decodeAssignment(om.assignment)
 		if err != nil {
 			return notConsumer(err.Error())
+		}
+		if unknown {
+			// A member owns partitions the topic list does not show
+			// (yet): converting would let the target hand them out
+			// while it still consumes them. The joiner retries.
+			return kerr.CoordinatorLoadInProgress.Code, "Group " + g.id + " has partitions assigned this coordinator does not know yet; retry."
 		}
 		m := &cmember{
 			id: om.id, instanceID: om.instanceID, clientID: om.clientID, clientHost: om.clientHost,
@@ -575,7 +586,8 @@ func (g *group) joinConsumerLocked(req *kmsg.JoinGroupRequest, protos []metastor
 		g.generation++
 		g.computeTargetLocked(topics)
 	}
-	cg.reconcile(m, g.generation, ix.parts(sub.owned), now)
+	owned, _ := ix.parts(sub.owned)
+	cg.reconcile(m, g.generation, owned, now)
 	m.classic.joinBy = time.Time{}
 	m.classic.syncBy = now.Add(rebalance)
 	g.touchLocked(m)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -601,5 +602,97 @@ func TestMoveDuringMigration(t *testing.T) {
 	}
 	if a.generation != b.generation {
 		t.Fatalf("generations %d, %d", a.generation, b.generation)
+	}
+}
+
+// TestUpgradeWaitsForTopics: a classic member owns partitions of a topic
+// the coordinator's topic list does not show yet (a cache trailing topic
+// creation). Converting then would let the target hand them out while
+// the member still consumes them, so the joiner is told to retry until
+// the list shows the topic.
+func TestUpgradeWaitsForTopics(t *testing.T) {
+	f := newFixture(t)
+	ts := &cgTopics{list: []TopicInfo{{Name: topic, ID: cgTopicID, Partitions: 2}}}
+	c := f.coordinator(func(cfg *Config) { cfg.Topics = ts.get })
+	a, b := newCCMember(t, c), newCCMember(t, c)
+	classicStable(t, a, b) // partitions 0–11; the list shows 2
+	x := newCGMember(t, c, "x")
+	if resp := x.send(x.request()); resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code {
+		t.Fatalf("heartbeat while the topic list trails: %v, want COORDINATOR_LOAD_IN_PROGRESS", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if consumer, state, _ := groupType(t, c); consumer || state != "Stable" {
+		t.Fatalf("after a deferred upgrade: consumer %v, %s", consumer, state)
+	}
+	ts.list[0].Partitions = 12
+	x.heartbeat()
+	if consumer, _, _ := groupType(t, c); !consumer {
+		t.Fatal("no upgrade once the topic list caught up")
+	}
+	converge(t, c, []*ccMember{a, b}, []*cgMember{x}, 4)
+}
+
+// TestClassicMemberDeadlines: a classic member of a consumer group that
+// does not sync within its rebalance timeout after joining, or does not
+// rejoin within it after being told to, is fenced and the group epoch
+// moves on, as Kafka's join and sync timeouts do.
+func TestClassicMemberDeadlines(t *testing.T) {
+	_, c := migrationFixture(t, "")
+	x := newCGMember(t, c, "x")
+	x.heartbeat()
+	a, b := newCCMember(t, c), newCCMember(t, c)
+	for _, m := range []*ccMember{a, b} {
+		if code := m.joined(recv(t, m.join())); code != 0 {
+			t.Fatalf("classic join: %v", kerr.ErrorForCode(code))
+		}
+	}
+	g := c.loaded(groupID)
+	lapse := func(id string, set func(*classicMember)) {
+		g.mu.Lock()
+		m := g.consumer.members[id]
+		set(m.classic)
+		g.mu.Unlock()
+		g.expireConsumer(m)
+	}
+	member := func(id string) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		_, ok := g.consumer.members[id]
+		return ok
+	}
+	// a never syncs.
+	if code := b.synced(recv(t, b.sync(nil))); code != 0 {
+		t.Fatalf("b sync: %v", kerr.ErrorForCode(code))
+	}
+	lapse(b.id, func(cm *classicMember) {
+		if !cm.syncBy.IsZero() {
+			t.Error("a member that synced still has a sync deadline")
+		}
+	})
+	if !member(b.id) {
+		t.Fatal("a member that synced was fenced for not syncing")
+	}
+	_, _, before := groupType(t, c)
+	lapse(a.id, func(cm *classicMember) { cm.syncBy = time.Now().Add(-time.Second) })
+	if member(a.id) {
+		t.Fatal("a classic member that never synced is still in the group")
+	}
+	if _, _, after := groupType(t, c); after != before+1 {
+		t.Fatalf("group epoch %d after fencing, want %d", after, before+1)
+	}
+	// b is told to rejoin (the epoch moved) and never does.
+	if code := b.heartbeat(); code != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat behind the epoch: %v, want REBALANCE_IN_PROGRESS", kerr.ErrorForCode(code))
+	}
+	lapse(b.id, func(cm *classicMember) {
+		if cm.joinBy.IsZero() {
+			t.Error("a member told to rejoin has no join deadline")
+		}
+		cm.joinBy = time.Now().Add(-time.Second)
+	})
+	if member(b.id) {
+		t.Fatal("a classic member that never rejoined is still in the group")
+	}
+	if code := b.heartbeat(); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("heartbeat of a fenced member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(code))
 	}
 }
