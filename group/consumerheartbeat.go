@@ -283,7 +283,9 @@ func (g *group) heartbeatConsumerLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 			delete(cg.statics, instance)
 			return fail(kerr.CoordinatorNotAvailable.Code)
 		}
-		if old.epoch != epochStaticLeave {
+		if old.epoch != epochStaticLeave && old.classic == nil {
+			// (A member of the classic protocol is replaced at once, as
+			// in Kafka: it cannot have sent the -2 leave.)
 			return fail(kerr.UnreleasedInstanceID.Code)
 		}
 		// The static member is back under a new member id: it takes its

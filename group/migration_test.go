@@ -26,6 +26,7 @@ type ccMember struct {
 	t          *testing.T
 	c          *Coordinator
 	id         string
+	instance   string // group.instance.id; "" for a dynamic member
 	generation int32
 	owned      []int32 // partitions of topic
 	metadata   []byte  // nil: metadata() of what it owns
@@ -37,6 +38,9 @@ func (m *ccMember) joinRequest() *kmsg.JoinGroupRequest {
 	req := kmsg.NewPtrJoinGroupRequest()
 	req.Version = 9
 	req.Group, req.MemberID = groupID, m.id
+	if m.instance != "" {
+		req.InstanceID = &m.instance
+	}
 	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10000, 10000
 	req.ProtocolType = "consumer"
 	md := m.metadata
@@ -121,6 +125,9 @@ func (m *ccMember) heartbeat() int16 {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Version = 4
 	req.Group, req.MemberID, req.Generation = groupID, m.id, m.generation
+	if m.instance != "" {
+		req.InstanceID = &m.instance
+	}
 	return m.c.Heartbeat(context.Background(), req).ErrorCode
 }
 
@@ -695,4 +702,40 @@ func TestClassicMemberDeadlines(t *testing.T) {
 	if code := b.heartbeat(); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat of a fenced member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(code))
 	}
+}
+
+// TestStaticMemberSwitchesProtocol: a static member of the classic
+// protocol restarts with the consumer protocol under the same
+// group.instance.id: it takes its place and partitions at once (Kafka
+// asks a consumer-protocol member for its -2 leave first, not a classic
+// one), and the old incarnation is fenced.
+func TestStaticMemberSwitchesProtocol(t *testing.T) {
+	_, c := migrationFixture(t, "")
+	x := newCGMember(t, c, "x")
+	x.heartbeat()
+	s := newCCMember(t, c)
+	s.instance = "i1"
+	if code := s.joined(recv(t, s.join())); code != 0 {
+		t.Fatalf("static classic join: %v", kerr.ErrorForCode(code))
+	}
+	s.synced(recv(t, s.sync(nil)))
+	converge(t, c, []*ccMember{s}, []*cgMember{x}, 6)
+	had := slices.Clone(s.owned)
+
+	y := newCGMember(t, c, "y")
+	y.instance = "i1"
+	y.heartbeat()
+	var got []int32
+	for _, ps := range y.owned {
+		got = append(got, ps...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, had) {
+		t.Fatalf("the new incarnation owns %v, the classic one had %v", got, had)
+	}
+	if code := s.heartbeat(); code != kerr.FencedInstanceID.Code && code != kerr.UnknownMemberID.Code {
+		t.Fatalf("the replaced classic incarnation's heartbeat: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+	s.owned = nil
+	converge(t, c, nil, []*cgMember{x, y}, 6)
 }
