@@ -18,7 +18,11 @@ package group
 // Stable classic group converts: in the middle of a rebalance this
 // coordinator no longer knows what a member owns (assignments are reset
 // when a join phase ends), so the joiner is answered
-// COORDINATOR_LOAD_IN_PROGRESS, which clients retry, until it is.
+// COORDINATOR_LOAD_IN_PROGRESS, which clients retry, until it is; the
+// same while a member owns partitions of a topic the coordinator's topic
+// list (a cache) does not show yet, rather than dropping them as Kafka
+// drops unknown topics, since the target could then hand them out while
+// the member still consumes them.
 //
 // Classic members of a consumer group keep talking JoinGroup, SyncGroup,
 // Heartbeat, LeaveGroup and OffsetCommit. A JoinGroup updates the
