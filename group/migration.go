@@ -107,6 +107,15 @@ type classicMember struct {
 	syncBy time.Time // it joined, and must sync by then
 }
 
+// metadata is the member's ConsumerProtocol metadata (of its first
+// protocol: all carry the same subscription).
+func (cm *classicMember) metadata() []byte {
+	if len(cm.protocols) == 0 {
+		return nil
+	}
+	return cm.protocols[0].Metadata
+}
+
 func (cm *classicMember) protocolName() string {
 	if len(cm.protocols) == 0 {
 		return ""
@@ -633,7 +642,7 @@ func (g *group) syncConsumerLocked(req *kmsg.SyncGroupRequest, topics []TopicInf
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	protocolType := consumerProtocolType
 	resp.ProtocolType, resp.Protocol = &protocolType, &protocol
-	resp.MemberAssignment = ix.encodeAssignment(m.assigned, protocolVersion(m.classic.protocols[0].Metadata))
+	resp.MemberAssignment = ix.encodeAssignment(m.assigned, protocolVersion(m.classic.metadata()))
 	return resp
 }
 

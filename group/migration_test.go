@@ -739,3 +739,38 @@ func TestStaticMemberSwitchesProtocol(t *testing.T) {
 	s.owned = nil
 	converge(t, c, nil, []*cgMember{x, y}, 6)
 }
+
+// FuzzClassicProtocol: a classic member's ConsumerProtocol metadata and
+// assignment come from clients; decoding them never panics and never
+// yields more than the bounds.
+func FuzzClassicProtocol(f *testing.F) {
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Version = 3
+	md.Topics = []string{topic, "u"}
+	o := kmsg.NewConsumerMemberMetadataOwnedPartition()
+	o.Topic, o.Partitions = topic, []int32{1, 2}
+	md.OwnedPartitions = append(md.OwnedPartitions, o)
+	f.Add(md.AppendTo(nil))
+	f.Add(assignmentOf(span(0, 12)))
+	f.Add([]byte{0, 1, 0x7f, 0xff, 0xff, 0xff})
+	ix := indexTopics([]TopicInfo{{Name: topic, ID: cgTopicID, Partitions: 12}})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if sub, err := decodeSubscription(b); err == nil {
+			n := 0
+			for _, ps := range sub.owned {
+				n += len(ps)
+			}
+			if len(sub.topics) > maxSubscribedTopics || n > maxOwnedPartitions {
+				t.Fatalf("decoded past the bounds: %d topics, %d owned", len(sub.topics), n)
+			}
+		}
+		if s, _, err := ix.decodeAssignment(b); err == nil {
+			for p := range s {
+				if p.t != cgTopicID || p.p < 0 || p.p >= 12 {
+					t.Fatalf("decoded a partition the index does not have: %v", p)
+				}
+			}
+			ix.encodeAssignment(s, protocolVersion(b))
+		}
+	})
+}
