@@ -424,8 +424,9 @@ func (g *group) downgradeLocked(leaving *cmember) {
 // consumerTopics lists the cluster's topics if g is a consumer group,
 // for a classic member's request, which names topics where the group
 // keeps ids. It is read before the request takes g.mu, as
-// ConsumerGroupHeartbeat reads it. ok is false when the list was not
-// read for a consumer group (the group changed type meanwhile).
+// ConsumerGroupHeartbeat reads it: nil if g is not a consumer group (the
+// caller answers COORDINATOR_NOT_AVAILABLE, a retry, should g become one
+// meanwhile) or the coordinator has no topic list.
 func (c *Coordinator) consumerTopics(ctx context.Context, g *group) ([]TopicInfo, int16) {
 	g.mu.Lock()
 	consumer := g.consumer != nil
