@@ -16,8 +16,10 @@ package group
 // than the previous epoch with a subset of its partitions: a lost
 // response), UNRELEASED_INSTANCE_ID (a static member joining while its
 // previous incarnation is still in), FENCED_INSTANCE_ID,
-// GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND for a classic group that has
-// members, and NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE.
+// GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND for a classic group with
+// members that does not convert (migration.go: the policy, its protocol
+// type, its size, malformed metadata; COORDINATOR_LOAD_IN_PROGRESS while
+// it rebalances), and NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE.
 
 import (
 	"context"

@@ -8,7 +8,8 @@ package group
 // until the join phase ends. For one session timeout after this process
 // loaded the group, a member id it does not know is taken in as a new
 // member rather than answered UNKNOWN_MEMBER_ID: the previous coordinator
-// may have handed it out.
+// may have handed it out. A JoinGroup to a consumer group with members
+// joins it as a member speaking the classic protocol (migration.go).
 
 import (
 	"context"
