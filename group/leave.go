@@ -2,7 +2,8 @@ package group
 
 // LeaveGroup, versions 0–5: one member (v0–2) or a batch identified by
 // member id and/or group.instance.id (v3+). Leaving rebalances the rest; the
-// last member leaving empties the group.
+// last member leaving empties the group. In a consumer group they are
+// members speaking the classic protocol (migration.go).
 
 import (
 	"context"

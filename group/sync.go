@@ -4,7 +4,9 @@ package group
 // SyncGroup carries the assignments; the group is saved (compare-and-set on
 // generation) before any member gets its assignment, so an assignment a
 // client holds is always one the store knows. Followers' SyncGroups are
-// parked until then.
+// parked until then. In a consumer group, a member speaking the classic
+// protocol is answered at once from the group's reconciliation
+// (migration.go).
 
 import (
 	"context"
