@@ -774,3 +774,47 @@ func FuzzClassicProtocol(f *testing.F) {
 		}
 	})
 }
+
+// TestOfflineMigration: an empty group changes type with its next
+// member, whatever the policy (Kafka deletes the empty group first): an
+// empty classic group takes a ConsumerGroupHeartbeat, including one whose
+// member ids handed out (MEMBER_ID_REQUIRED) were never claimed, and an
+// empty consumer group a JoinGroup. Committed offsets stay.
+func TestOfflineMigration(t *testing.T) {
+	f, c := migrationFixture(t, MigrationDisabled)
+	a := newCCMember(t, c)
+	a.joined(recv(t, a.join()))
+	a.synced(recv(t, a.sync(map[string][]int32{a.id: span(0, 12)})))
+	if code := a.commit(a.generation); code != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
+	}
+	lreq := kmsg.NewPtrLeaveGroupRequest()
+	lreq.SetVersion(0)
+	lreq.Group, lreq.MemberID = groupID, a.id
+	if code := c.LeaveGroup(context.Background(), lreq).ErrorCode; code != 0 {
+		t.Fatalf("leave: %v", kerr.ErrorForCode(code))
+	}
+	// A member id handed out and never claimed.
+	if resp, _ := c.JoinGroup(context.Background(), newCCMember(t, c).joinRequest(), Client{ID: "classic"}); resp == nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first join: %+v", resp)
+	}
+	x := newCGMember(t, c, "x")
+	x.heartbeat()
+	if consumer, _, _ := groupType(t, c); !consumer || x.count() != 12 {
+		t.Fatalf("empty classic group after a heartbeat: consumer %v, member owns %d", consumer, x.count())
+	}
+	leave := x.request()
+	leave.MemberEpoch = -1
+	if resp := x.send(leave); resp.ErrorCode != 0 {
+		t.Fatalf("leave: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	b := newCCMember(t, c)
+	b.joined(recv(t, b.join()))
+	if consumer, state, _ := groupType(t, c); consumer || state != "CompletingRebalance" {
+		t.Fatalf("empty consumer group after a JoinGroup: consumer %v, %s", consumer, state)
+	}
+	offs, err := f.store.FetchOffsets(context.Background(), groupID)
+	if err != nil || len(offs) != 1 || offs[0].Offset != 7 {
+		t.Fatalf("committed offsets after two conversions: %+v, %v", offs, err)
+	}
+}
