@@ -100,6 +100,9 @@ func trackedConsumer(t *testing.T, seeds []string, group, topic, who string, o *
 		kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.AutoCommitInterval(100 * time.Millisecond),
 		kgo.FetchMaxWait(200 * time.Millisecond),
+		// franz-go keeps heartbeating a coordinator that stopped until a
+		// metadata refresh drops it (see internal/e2e): refresh often.
+		kgo.MetadataMinAge(time.Second), kgo.MetadataMaxAge(2 * time.Second),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			o.assigned(who, m[topic])
 			gc.mu.Lock()
@@ -195,18 +198,33 @@ func allSeen(values []string, cs ...*groupConsumer) bool {
 	return true
 }
 
+// atCoordinator sends req to the group's coordinator as FindCoordinator
+// names it now (not as the client cached it: franz-go keeps a stopped
+// coordinator cached until a metadata refresh drops it).
+func atCoordinator(cl *kgo.Client, group string, req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	coords := kadm.NewClient(cl).FindGroupCoordinators(ctx, group)
+	if err := coords.Error(); err != nil {
+		return nil, err
+	}
+	return cl.Broker(int(coords[group].NodeID)).Request(ctx, req)
+}
+
 // memberTypes describes the group with ConsumerGroupDescribe v1 at its
 // coordinator: member id → MemberType (0 classic, 1 consumer); ok false
 // while it is not a consumer group (GROUP_ID_NOT_FOUND) or the request
 // fails.
 func memberTypes(cl *kgo.Client, group string) (types map[string]int8, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	req := kmsg.NewPtrConsumerGroupDescribeRequest()
 	req.SetVersion(1)
 	req.Groups = []string{group}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != 0 {
+	r, err := atCoordinator(cl, group, req)
+	if err != nil {
+		return nil, false
+	}
+	resp := r.(*kmsg.ConsumerGroupDescribeResponse)
+	if len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != 0 {
 		return nil, false
 	}
 	types = map[string]int8{}
@@ -220,12 +238,14 @@ func memberTypes(cl *kgo.Client, group string) (types map[string]int8, ok bool) 
 // coordinator: its state and protocol type, "" while it is not a
 // classic group or the request fails.
 func classicState(cl *kgo.Client, group string) (state, protocolType string, members int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	req := kmsg.NewPtrDescribeGroupsRequest()
 	req.Groups = []string{group}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != 0 || resp.Groups[0].State == "Dead" {
+	r, err := atCoordinator(cl, group, req)
+	if err != nil {
+		return "", "", 0
+	}
+	resp := r.(*kmsg.DescribeGroupsResponse)
+	if len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != 0 || resp.Groups[0].State == "Dead" {
 		return "", "", 0
 	}
 	g := resp.Groups[0]
@@ -270,8 +290,9 @@ func movingGroup(t *testing.T) string {
 // reconcile, a fourth agent joins the cluster and the group's
 // coordination moves to it (the previous coordinator answers
 // NOT_COORDINATOR); the group resumes there from the store and the three
-// split the partitions. Then the consumer-protocol member leaves and the
-// group is classic again, split between the two. Every record
+// split the partitions. Then that agent stops and another resumes the
+// group. Then the consumer-protocol member leaves and the group is
+// classic again, split between the two. Every record
 // acknowledged is read, and no partition ever has two owners.
 func TestConsumerGroupOnlineMigration(t *testing.T) {
 	t.Parallel()
@@ -361,7 +382,22 @@ func testOnlineMigration(t *testing.T, classic kgo.GroupBalancer, incremental bo
 		return ok && classic == 2 && consumer == 1
 	})
 
-	// The downgrade: the consumer-protocol member leaves.
+	// The coordinator stops: another agent loads the group as saved, a
+	// consumer group with two classic members, and serves the rest.
+	dNode := nodeOf(t, d)
+	d.stopOnce.Do(func() { d.Close() })
+	poll.Within(t, "another agent coordinates the group", 2*time.Minute, func() bool {
+		coords := adm.FindGroupCoordinators(context.Background(), group)
+		return coords.Error() == nil && coords[group].NodeID != dNode
+	})
+	poll.Within(t, "the consumer group described at the next coordinator", 2*time.Minute, func() bool {
+		types, ok := memberTypes(cl, group)
+		classic, consumer := countTypes(types)
+		return ok && classic == 2 && consumer == 1
+	})
+
+	// The downgrade, at the next coordinator: the consumer-protocol
+	// member leaves.
 	c3.stop()
 	poll.Within(t, "the group is classic again, its two members splitting six partitions", 3*time.Minute, func() bool {
 		state, ptype, n := classicState(cl, group)
