@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/auth"
+	"github.com/siltstream/silt/group"
 	"github.com/siltstream/silt/ingest"
 	"github.com/siltstream/silt/wire"
 )
@@ -136,6 +137,12 @@ type Config struct {
 	// group.consumer.heartbeat.interval.ms; Kafka's 45 s and 5 s).
 	ConsumerSessionTimeout    time.Duration
 	ConsumerHeartbeatInterval time.Duration
+	// ConsumerMigrationPolicy is group.consumer.migration.policy: whether
+	// a classic group converts to a consumer group online when a
+	// consumer-protocol member joins, and back when the last one leaves
+	// (bidirectional, upgrade, downgrade or disabled; Kafka's default
+	// bidirectional).
+	ConsumerMigrationPolicy string
 
 	Logger *slog.Logger
 }
@@ -196,6 +203,7 @@ func DefaultConfig() Config {
 		GroupProtocols:            slices.Clone(DefaultGroupProtocols),
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
+		ConsumerMigrationPolicy:   string(group.MigrationBidirectional),
 	}
 }
 
@@ -309,5 +317,13 @@ func (c *Config) validateGroupProtocols() error {
 	case c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
 		return fmt.Errorf("group.consumer.session.timeout.ms: must be longer than group.consumer.heartbeat.interval.ms (%v), got %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
 	}
+	if c.ConsumerMigrationPolicy == "" {
+		c.ConsumerMigrationPolicy = string(group.MigrationBidirectional)
+	}
+	p, err := group.ParseMigrationPolicy(c.ConsumerMigrationPolicy)
+	if err != nil {
+		return fmt.Errorf("group.consumer.migration.policy: %w", err)
+	}
+	c.ConsumerMigrationPolicy = string(p)
 	return nil
 }

@@ -173,7 +173,7 @@ func TestConsumerGroup848(t *testing.T) {
 	}
 
 	// A heartbeat ahead of the member's epoch is fenced; an unknown
-	// member is told so; a classic member cannot join.
+	// member is told so.
 	hb := func(member string, epoch int32) int16 {
 		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		req.SetVersion(1)

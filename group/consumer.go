@@ -129,6 +129,11 @@ type cmember struct {
 	deadline time.Time // session expiry
 	revokeBy time.Time // zero unless revoking
 	timer    *time.Timer
+
+	// classic is set for a member that speaks the classic protocol
+	// (JoinGroup, SyncGroup, Heartbeat) to this consumer group; nil for
+	// a ConsumerGroupHeartbeat member (migration.go).
+	classic *classicMember
 }
 
 func newConsumerGroup() *consumerGroup {

@@ -37,6 +37,15 @@ type savedConsumerMember struct {
 	Assigned           []savedTopic `json:"assigned,omitempty"`
 	Revoking           []savedTopic `json:"revoking,omitempty"`
 	Target             []savedTopic `json:"target,omitempty"`
+	// Classic is set for a member speaking the classic protocol.
+	Classic *savedClassicMember `json:"classic,omitempty"`
+}
+
+// savedClassicMember is what a consumer group keeps of a member that
+// speaks the classic protocol: its JoinGroup's session and protocols.
+type savedClassicMember struct {
+	SessionTimeoutMs int64                     `json:"session_timeout_ms"`
+	Protocols        []metastore.GroupProtocol `json:"protocols"`
 }
 
 type savedTopic struct {
@@ -87,13 +96,17 @@ func (g *group) consumerRecordLocked() metastore.Group {
 			ID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
 			Protocols: []metastore.GroupProtocol{},
 		})
-		saved.Members = append(saved.Members, savedConsumerMember{
+		sm := savedConsumerMember{
 			ID: m.id, InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
 			Epoch: m.epoch, PrevEpoch: m.prevEpoch, State: int8(m.state),
 			RebalanceTimeoutMs: m.rebalanceTimeout.Milliseconds(),
 			Topics:             m.topics, Regex: m.regex, Assignor: m.assignor,
 			Assigned: encodeParts(m.assigned), Revoking: encodeParts(m.revoking), Target: encodeParts(m.target),
-		})
+		}
+		if m.classic != nil {
+			sm.Classic = &savedClassicMember{SessionTimeoutMs: m.classic.session.Milliseconds(), Protocols: m.classic.protocols}
+		}
+		saved.Members = append(saved.Members, sm)
 	}
 	sg.ConsumerState, _ = json.Marshal(saved) // plain data: cannot fail
 	return sg
@@ -125,6 +138,12 @@ func (g *group) restoreConsumer(s metastore.Group) {
 		}
 		if m.regex != "" {
 			m.re, _ = compileSubscription(m.regex) // compiled when it was taken
+		}
+		if sm.Classic != nil && len(sm.Classic.Protocols) > 0 {
+			m.classic = &classicMember{
+				session:   time.Duration(sm.Classic.SessionTimeoutMs) * time.Millisecond,
+				protocols: sm.Classic.Protocols,
+			}
 		}
 		if m.state == memberUnrevoked {
 			m.revokeBy = now.Add(m.rebalanceTimeout)

@@ -80,6 +80,9 @@ func (c *Coordinator) ConsumerGroupDescribe(ctx context.Context, req *kmsg.Consu
 				dm.Assignment.TopicPartitions = describeParts(m.assigned, names)
 				dm.TargetAssignment.TopicPartitions = describeParts(m.target, names)
 				dm.MemberType = 1 // a consumer (KIP-848) member
+				if m.classic != nil {
+					dm.MemberType = 0 // a member speaking the classic protocol (migration.go)
+				}
 				dg.Members = append(dg.Members, dm)
 			}
 		}

@@ -16,8 +16,10 @@ package group
 // than the previous epoch with a subset of its partitions: a lost
 // response), UNRELEASED_INSTANCE_ID (a static member joining while its
 // previous incarnation is still in), FENCED_INSTANCE_ID,
-// GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND for a classic group that has
-// members, and NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE.
+// GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND for a classic group with
+// members that does not convert (migration.go: the policy, its protocol
+// type, its size, malformed metadata; COORDINATOR_LOAD_IN_PROGRESS while
+// it rebalances), and NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE.
 
 import (
 	"context"
@@ -86,16 +88,39 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	if g.unloaded {
 		return fail(kerr.NotCoordinator.Code, "")
 	}
+	upgraded := false
 	if g.consumer == nil {
-		if len(g.members) > 0 || len(g.pending) > 0 || g.state != stateEmpty {
-			return fail(kerr.GroupIDNotFound.Code, "group "+g.id+" is a classic group")
+		if len(g.members) > 0 || g.state != stateEmpty {
+			// A member joining a classic group with members converts it
+			// online, where Kafka would (migration.go).
+			if req.MemberEpoch != 0 {
+				return fail(kerr.GroupIDNotFound.Code, "group "+g.id+" is a classic group")
+			}
+			if code, msg := g.upgradeLocked(topics); code != 0 {
+				return fail(code, msg)
+			}
+			upgraded = true
+		} else {
+			// An empty classic group becomes a consumer group; member
+			// ids it handed out are forgotten (their JoinGroups join
+			// the consumer group).
+			for _, t := range g.pending {
+				t.Stop()
+			}
+			g.pending, g.pendingOrder = make(map[string]*time.Timer), nil
+			g.consumer = newConsumerGroup()
 		}
-		g.consumer = newConsumerGroup() // an empty classic group becomes a consumer group
 	}
 	if req.MemberEpoch < 0 {
 		return g.leaveConsumerLocked(req, resp)
 	}
-	return g.heartbeatConsumerLocked(req, resp, re, topics, client)
+	resp = g.heartbeatConsumerLocked(req, resp, re, topics, client)
+	if upgraded && !g.unloaded && (resp.ErrorCode != 0 || !g.savedSince()) {
+		// The conversion was not saved: the store still holds the
+		// classic group, which the next request reloads.
+		g.unloadLocked()
+	}
+	return resp
 }
 
 // compileSubscription compiles a subscribed topic regex to match whole
@@ -212,7 +237,7 @@ func (g *group) leaveConsumerLocked(req *kmsg.ConsumerGroupHeartbeatRequest, res
 		return resp
 	}
 	g.c.log.Info("consumer group member left", "group", g.id, "member", m.id)
-	g.removeConsumerMemberLocked(m)
+	g.fenceConsumerMemberLocked(m)
 	if !g.saveLocked() {
 		resp.ErrorCode, resp.MemberID, resp.MemberEpoch = kerr.NotCoordinator.Code, nil, 0
 	}
@@ -260,7 +285,9 @@ func (g *group) heartbeatConsumerLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 			delete(cg.statics, instance)
 			return fail(kerr.CoordinatorNotAvailable.Code)
 		}
-		if old.epoch != epochStaticLeave {
+		if old.epoch != epochStaticLeave && old.classic == nil {
+			// (A member of the classic protocol is replaced at once, as
+			// in Kafka: it cannot have sent the -2 leave.)
 			return fail(kerr.UnreleasedInstanceID.Code)
 		}
 		// The static member is back under a new member id: it takes its
@@ -312,7 +339,9 @@ func (g *group) heartbeatConsumerLocked(req *kmsg.ConsumerGroupHeartbeatRequest,
 		return fail(kerr.FencedMemberEpoch.Code)
 	}
 
-	// The request's fields, where given.
+	// The request's fields, where given. A member that spoke the
+	// classic protocol speaks this one from now on.
+	m.classic = nil
 	m.clientID, m.clientHost = client.ID, client.Host
 	if req.RackID != nil {
 		m.rackID = *req.RackID
@@ -489,27 +518,54 @@ func (g *group) computeTargetLocked(topics []TopicInfo) {
 	}
 }
 
-// touchLocked extends m's session.
+// touchLocked extends m's session: group.consumer.session.timeout.ms,
+// or for a member of the classic protocol the session of its JoinGroup.
 func (g *group) touchLocked(m *cmember) {
 	session := g.c.cSession
-	m.deadline = time.Now().Add(session)
-	if m.timer == nil {
-		m.timer = time.AfterFunc(session, func() { g.expireConsumer(m) })
-		return
+	if m.classic != nil {
+		session = m.classic.session
 	}
-	m.timer.Reset(session)
+	m.deadline = time.Now().Add(session)
+	g.armLocked(m)
 }
 
 // armRevocationLocked makes sure m's timer fires by the time its
 // revocation is due.
-func (g *group) armRevocationLocked(m *cmember) {
-	if m.timer != nil && !m.revokeBy.IsZero() && m.revokeBy.Before(m.deadline) {
-		m.timer.Reset(time.Until(m.revokeBy))
+func (g *group) armRevocationLocked(m *cmember) { g.armLocked(m) }
+
+// armLocked sets m's timer to its next deadline (nextDue).
+func (g *group) armLocked(m *cmember) {
+	d := time.Until(m.nextDue())
+	if m.timer == nil {
+		m.timer = time.AfterFunc(d, func() { g.expireConsumer(m) })
+		return
 	}
+	m.timer.Reset(d)
 }
 
-// expireConsumer removes m if its session lapsed or it did not revoke
-// in time; otherwise it rearms the timer.
+// nextDue is the earliest of m's deadlines: its session, its revocation
+// (while revoking) and, for a classic member, the rejoin and SyncGroup it
+// was asked for.
+func (m *cmember) nextDue() time.Time {
+	next := m.deadline
+	due := []time.Time{}
+	if m.state == memberUnrevoked {
+		due = append(due, m.revokeBy)
+	}
+	if m.classic != nil {
+		due = append(due, m.classic.joinBy, m.classic.syncBy)
+	}
+	for _, t := range due {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// expireConsumer fences m if its session lapsed or it missed a deadline
+// (revocation; a classic member's rejoin or SyncGroup); otherwise it
+// rearms the timer.
 func (g *group) expireConsumer(m *cmember) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -517,20 +573,18 @@ func (g *group) expireConsumer(m *cmember) {
 		return
 	}
 	now := time.Now()
-	revokeLate := m.state == memberUnrevoked && !m.revokeBy.IsZero() && !now.Before(m.revokeBy)
-	if !revokeLate && now.Before(m.deadline) {
-		next := m.deadline
-		if m.state == memberUnrevoked && !m.revokeBy.IsZero() && m.revokeBy.Before(next) {
-			next = m.revokeBy
-		}
-		m.timer.Reset(next.Sub(now))
+	if due := m.nextDue(); now.Before(due) {
+		m.timer.Reset(due.Sub(now))
 		return
 	}
-	if revokeLate {
-		g.c.log.Info("consumer group member did not revoke in time; fencing it", "group", g.id, "member", m.id)
-	} else {
+	switch {
+	case !now.Before(m.deadline):
 		g.c.log.Info("consumer group member session expired", "group", g.id, "member", m.id)
+	case m.state == memberUnrevoked && !m.revokeBy.IsZero() && !now.Before(m.revokeBy):
+		g.c.log.Info("consumer group member did not revoke in time; fencing it", "group", g.id, "member", m.id)
+	default:
+		g.c.log.Info("classic member of a consumer group did not rejoin or sync in time; fencing it", "group", g.id, "member", m.id)
 	}
-	g.removeConsumerMemberLocked(m)
+	g.fenceConsumerMemberLocked(m)
 	g.saveLocked()
 }

@@ -70,6 +70,10 @@ type Config struct {
 	// ConsumerMaxSize is group.consumer.max.size: members a consumer
 	// group takes; zero means DefaultConsumerMaxSize.
 	ConsumerMaxSize int
+	// MigrationPolicy is group.consumer.migration.policy: whether a
+	// classic group converts to a consumer group online, and back; ""
+	// means MigrationBidirectional, Kafka's default.
+	MigrationPolicy MigrationPolicy
 	// Log receives the coordinator's events; nil discards them.
 	Log *slog.Logger
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
@@ -90,6 +94,7 @@ type Coordinator struct {
 	cSession      time.Duration
 	cHeartbeat    time.Duration
 	cMaxSize      int
+	migration     MigrationPolicy
 
 	mu      sync.Mutex
 	groups  map[string]*group
@@ -116,6 +121,7 @@ func NewCoordinator(cfg Config) *Coordinator {
 		cSession:      cfg.ConsumerSessionTimeout,
 		cHeartbeat:    cfg.ConsumerHeartbeatInterval,
 		cMaxSize:      cfg.ConsumerMaxSize,
+		migration:     cfg.MigrationPolicy,
 		groups:        make(map[string]*group),
 		loading:       make(map[string]struct{}),
 	}
@@ -133,6 +139,9 @@ func NewCoordinator(cfg Config) *Coordinator {
 	}
 	if c.cMaxSize <= 0 {
 		c.cMaxSize = DefaultConsumerMaxSize
+	}
+	if c.migration == "" {
+		c.migration = MigrationBidirectional
 	}
 	return c
 }

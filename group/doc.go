@@ -9,17 +9,26 @@
 // assignors (uniform, range), the reconciliation of each member toward
 // its target assignment (a partition moves only once its previous owner
 // reported it revoked; consumer.go), and ConsumerGroupDescribe. A group
-// id is of one type at a time: an empty group takes either protocol, a
-// group with members refuses the other (GROUP_ID_NOT_FOUND for a
-// heartbeat to a classic group, INCONSISTENT_GROUP_PROTOCOL for a
-// JoinGroup to a consumer group); Kafka's online migration between the
-// two is not done. A consumer group is saved, in the same row and with
-// the same fencing as a classic group (generation = group epoch), before
-// any member learns a new epoch or assignment (consumer_store.go), so a
-// coordinator that takes it over resumes every member where it stands.
-// Offsets of a consumer group are fenced by member epoch
-// (STALE_MEMBER_EPOCH) in memory and by the stored group epoch and
-// member list in the store.
+// id is of one type at a time. An empty group takes either protocol.
+// A group with members migrates online as Kafka's does, under
+// group.consumer.migration.policy (migration.go): a ConsumerGroupHeartbeat
+// joining a stable classic group of the consumer embedded protocol
+// converts it into a consumer group whose classic members keep their
+// partitions and keep speaking JoinGroup, SyncGroup, Heartbeat and
+// LeaveGroup, served from the consumer group's reconciliation; a classic
+// JoinGroup joins a consumer group with members the same way; and when
+// the last member speaking the consumer protocol leaves, the remaining
+// classic members form a classic group again and rebalance. A group
+// refused a conversion answers as Kafka does (GROUP_ID_NOT_FOUND for a
+// heartbeat to a classic group). A conversion is saved before any
+// member hears of it. A consumer group is saved, in the same row and
+// with the same fencing as a classic group (generation = group epoch),
+// before any member learns a new epoch or assignment
+// (consumer_store.go), so a coordinator that takes it over resumes every
+// member where it stands. Offsets of a consumer group are fenced by
+// member epoch (STALE_MEMBER_EPOCH; ILLEGAL_GENERATION for a member
+// speaking the classic protocol, whose generation is its member epoch)
+// in memory and by the stored group epoch and member list in the store.
 //
 // OffsetLog serves the committed offsets and saved groups as the records
 // of Kafka's internal topic __consumer_offsets (offset commit and group

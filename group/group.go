@@ -123,6 +123,11 @@ func (g *group) restore(s metastore.Group) {
 	case len(g.members) == 0:
 	case s.State == stateCompletingRebalance.String():
 		g.state = stateCompletingRebalance
+	case s.State == statePreparingRebalance.String():
+		// Saved so by a consumer group converting back (migration.go):
+		// its members rejoin.
+		g.state = stateStable
+		g.prepareRebalanceLocked()
 	default:
 		g.state = stateStable
 	}

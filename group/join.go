@@ -8,7 +8,8 @@ package group
 // until the join phase ends. For one session timeout after this process
 // loaded the group, a member id it does not know is taken in as a new
 // member rather than answered UNKNOWN_MEMBER_ID: the previous coordinator
-// may have handed it out.
+// may have handed it out. A JoinGroup to a consumer group with members
+// joins it as a member speaking the classic protocol (migration.go).
 
 import (
 	"context"
@@ -62,6 +63,10 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	if code != 0 {
 		return fail(code)
 	}
+	topics, code := c.consumerTopics(ctx, g)
+	if code != 0 {
+		return fail(code)
+	}
 	clientID, host := client.ID, client.Host
 	w := &joinWaiter{req: req, ch: make(chan kmsg.Response, 1)}
 
@@ -72,9 +77,12 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	}
 	if g.consumer != nil {
 		if len(g.consumer.members) > 0 {
-			// A consumer group with members takes no classic member
-			// (Kafka's online migration is not supported).
-			return fail(kerr.InconsistentGroupProtocol.Code)
+			// A consumer group with members takes classic members
+			// (migration.go).
+			if topics == nil && c.topics != nil {
+				return fail(kerr.CoordinatorNotAvailable.Code) // it became one since topics were read
+			}
+			return g.joinConsumerLocked(req, protos, session, rebalance, client, topics), nil
 		}
 		g.consumer = nil // an empty consumer group becomes a classic group
 	}

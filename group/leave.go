@@ -2,7 +2,8 @@ package group
 
 // LeaveGroup, versions 0–5: one member (v0–2) or a batch identified by
 // member id and/or group.instance.id (v3+). Leaving rebalances the rest; the
-// last member leaving empties the group.
+// last member leaving empties the group. In a consumer group they are
+// members speaking the classic protocol (migration.go).
 
 import (
 	"context"
@@ -24,6 +25,9 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 	if g.unloaded {
 		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp
+	}
+	if g.consumer != nil {
+		return g.leaveClassicLocked(req, resp)
 	}
 	if req.Version < 3 {
 		resp.ErrorCode = g.confirmLocked(g.leaveLocked(req.MemberID, ""))

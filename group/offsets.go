@@ -462,8 +462,10 @@ func (g *group) checkConsumerCommitLocked(memberID string, memberEpoch int32, ol
 	switch {
 	case !ok:
 		return kerr.UnknownMemberID.Code
-	case !txn && oldVersion:
+	case !txn && oldVersion && m.classic == nil:
 		return kerr.UnsupportedVersion.Code
+	case memberEpoch != m.epoch && m.classic != nil:
+		return kerr.IllegalGeneration.Code // a classic member's generation is its member epoch
 	case memberEpoch != m.epoch:
 		return kerr.StaleMemberEpoch.Code
 	}
@@ -495,6 +497,8 @@ func (c *Coordinator) checkConsumerFetch(ctx context.Context, id string, memberI
 	switch {
 	case !ok:
 		return g.confirmLocked(kerr.UnknownMemberID.Code)
+	case memberEpoch != m.epoch && m.classic != nil:
+		return kerr.IllegalGeneration.Code
 	case memberEpoch != m.epoch:
 		return kerr.StaleMemberEpoch.Code
 	}

@@ -4,7 +4,9 @@ package group
 // SyncGroup carries the assignments; the group is saved (compare-and-set on
 // generation) before any member gets its assignment, so an assignment a
 // client holds is always one the store knows. Followers' SyncGroups are
-// parked until then.
+// parked until then. In a consumer group, a member speaking the classic
+// protocol is answered at once from the group's reconciliation
+// (migration.go).
 
 import (
 	"context"
@@ -49,8 +51,18 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 	if code != 0 {
 		return fail(code)
 	}
+	topics, code := c.consumerTopics(ctx, g)
+	if code != 0 {
+		return fail(code)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.unloaded && g.consumer != nil {
+		if topics == nil && c.topics != nil {
+			return fail(kerr.CoordinatorNotAvailable.Code) // it became one since topics were read
+		}
+		return g.syncConsumerLocked(req, topics), nil
+	}
 	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
 		return fail(g.confirmLocked(code))
@@ -122,6 +134,10 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.unloaded && g.consumer != nil {
+		resp.ErrorCode = g.heartbeatClassicLocked(req)
+		return resp
+	}
 	m, code := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if code != 0 {
 		resp.ErrorCode = g.confirmLocked(code)

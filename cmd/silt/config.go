@@ -105,6 +105,7 @@ func agentKeys() []keySpec {
 		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always) and consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1)"},
 		{"group.consumer.session.timeout.ms", kindInt, strconv.FormatInt(d.ConsumerSessionTimeout.Milliseconds(), 10), "consumer group (KIP-848) member session in ms: a member silent this long leaves the group"},
 		{"group.consumer.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ConsumerHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms consumer group (KIP-848) members are told to keep"},
+		{"group.consumer.migration.policy", kindString, d.ConsumerMigrationPolicy, "online migration between classic and consumer groups: bidirectional, upgrade (classic to consumer only), downgrade (consumer to classic only) or disabled"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
@@ -329,6 +330,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.GroupProtocols = p.list("group.coordinator.rebalance.protocols")
 	a.ConsumerSessionTimeout = p.millis("group.consumer.session.timeout.ms")
 	a.ConsumerHeartbeatInterval = p.millis("group.consumer.heartbeat.interval.ms")
+	a.ConsumerMigrationPolicy = p.str("group.consumer.migration.policy")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")

@@ -166,6 +166,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{[]string{"--http-listen", "localhost"}, `http.listen: "localhost" is not host:port`},
 		{[]string{"--flush-bytes", "43MiB"}, `buffer.bytes: must be at least three times flush.bytes`},
 		{[]string{"--flush-interval", "0s"}, `flush.interval: must be positive`},
+		{[]string{"--group-consumer-migration-policy", "sideways"}, `group.consumer.migration.policy: unknown migration policy "sideways"`},
 	}
 	for _, c := range cases {
 		_, err := loadSettingsT(t, "", c.args...)
