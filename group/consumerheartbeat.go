@@ -86,6 +86,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	if g.unloaded {
 		return fail(kerr.NotCoordinator.Code, "")
 	}
+	if g.share != nil {
+		return fail(kerr.GroupIDNotFound.Code, "Group "+g.id+" is not a consumer group.")
+	}
 	if g.consumer == nil {
 		if len(g.members) > 0 || len(g.pending) > 0 || g.state != stateEmpty {
 			return fail(kerr.GroupIDNotFound.Code, "group "+g.id+" is a classic group")

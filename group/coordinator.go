@@ -26,6 +26,13 @@ const (
 	// default is unbounded; ours keeps one client from growing a group's
 	// memory (and its saved state) without end.
 	DefaultConsumerMaxSize = 10000
+	// DefaultShareSessionTimeout, DefaultShareHeartbeatInterval and
+	// DefaultShareMaxSize are Kafka's defaults for
+	// group.share.session.timeout.ms, group.share.heartbeat.interval.ms
+	// and group.share.max.size.
+	DefaultShareSessionTimeout    = 45 * time.Second
+	DefaultShareHeartbeatInterval = 5 * time.Second
+	DefaultShareMaxSize           = 200
 	// storeTimeout bounds one store call made for a group.
 	storeTimeout = 10 * time.Second
 	// sweepInterval is how often loaded groups are checked for coordination
@@ -70,6 +77,12 @@ type Config struct {
 	// ConsumerMaxSize is group.consumer.max.size: members a consumer
 	// group takes; zero means DefaultConsumerMaxSize.
 	ConsumerMaxSize int
+	// ShareSessionTimeout, ShareHeartbeatInterval and ShareMaxSize are
+	// Kafka's group.share.session.timeout.ms,
+	// group.share.heartbeat.interval.ms and group.share.max.size; zero
+	// means Kafka's defaults (45 s, 5 s, 200).
+	ShareSessionTimeout, ShareHeartbeatInterval time.Duration
+	ShareMaxSize                                int
 	// Log receives the coordinator's events; nil discards them.
 	Log *slog.Logger
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
@@ -90,6 +103,9 @@ type Coordinator struct {
 	cSession      time.Duration
 	cHeartbeat    time.Duration
 	cMaxSize      int
+	sSession      time.Duration
+	sHeartbeat    time.Duration
+	sMaxSize      int
 
 	mu      sync.Mutex
 	groups  map[string]*group
@@ -116,6 +132,9 @@ func NewCoordinator(cfg Config) *Coordinator {
 		cSession:      cfg.ConsumerSessionTimeout,
 		cHeartbeat:    cfg.ConsumerHeartbeatInterval,
 		cMaxSize:      cfg.ConsumerMaxSize,
+		sSession:      cfg.ShareSessionTimeout,
+		sHeartbeat:    cfg.ShareHeartbeatInterval,
+		sMaxSize:      cfg.ShareMaxSize,
 		groups:        make(map[string]*group),
 		loading:       make(map[string]struct{}),
 	}
@@ -133,6 +152,15 @@ func NewCoordinator(cfg Config) *Coordinator {
 	}
 	if c.cMaxSize <= 0 {
 		c.cMaxSize = DefaultConsumerMaxSize
+	}
+	if c.sSession <= 0 {
+		c.sSession = DefaultShareSessionTimeout
+	}
+	if c.sHeartbeat <= 0 {
+		c.sHeartbeat = DefaultShareHeartbeatInterval
+	}
+	if c.sMaxSize <= 0 {
+		c.sMaxSize = DefaultShareMaxSize
 	}
 	return c
 }
@@ -161,6 +189,10 @@ func (c *Coordinator) sweep() {
 			g.unloadLocked()
 		case g.consumer != nil:
 			if len(g.consumer.members) == 0 {
+				g.unloadLocked()
+			}
+		case g.share != nil:
+			if len(g.share.members) == 0 {
 				g.unloadLocked()
 			}
 		case g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0:

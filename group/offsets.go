@@ -63,6 +63,12 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	memberEpoch := generation
 	g.mu.Lock()
 	consumer := g.consumer != nil
+	if g.share != nil {
+		// A share group commits no offsets (its progress is the share
+		// partitions' start offsets); Kafka answers GROUP_ID_NOT_FOUND.
+		g.mu.Unlock()
+		return kerr.GroupIDNotFound.Code
+	}
 	if consumer {
 		// A consumer group fences by member epoch (the request's
 		// generation field from v9); the store checks the member against
