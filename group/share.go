@@ -17,10 +17,12 @@ package group
 // loads the group next resumes it where it stands.
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/siltstream/silt/metastore"
@@ -34,7 +36,8 @@ const AssignorSimple = "simple"
 type shareGroup struct {
 	members map[string]*smember
 	// subscribed is the resolution of the members' subscriptions the
-	// target was computed from: topic name → "id/partitions".
+	// target was computed from: topic name → "hex id/partitions" (text,
+	// so it survives the JSON it is saved as).
 	subscribed map[string]string
 }
 
@@ -80,7 +83,7 @@ func (sg *shareGroup) resolve(topics []TopicInfo) map[string]string {
 	for _, t := range topics {
 		for _, m := range sg.members {
 			if slices.Contains(m.topics, t.Name) {
-				out[t.Name] = string(t.ID[:]) + "/" + strconv.Itoa(t.Partitions)
+				out[t.Name] = hex.EncodeToString(t.ID[:]) + "/" + strconv.Itoa(t.Partitions)
 				break
 			}
 		}
@@ -93,11 +96,14 @@ func (sg *shareGroup) subscribedTopics() []topicInfo {
 	var out []topicInfo
 	for name, v := range sg.subscribed {
 		var id metastore.TopicID
-		if len(v) < len(id)+2 {
+		hexID, count, ok := strings.Cut(v, "/")
+		if !ok || hex.DecodedLen(len(hexID)) != len(id) {
 			continue
 		}
-		copy(id[:], v[:len(id)])
-		n, err := strconv.Atoi(v[len(id)+1:])
+		if _, err := hex.Decode(id[:], []byte(hexID)); err != nil {
+			continue
+		}
+		n, err := strconv.Atoi(count)
 		if err != nil {
 			continue
 		}
