@@ -126,9 +126,11 @@ type Config struct {
 
 	// GroupProtocols are the group protocols the coordinator serves
 	// (group.coordinator.rebalance.protocols): GroupProtocolClassic
-	// (JoinGroup/SyncGroup, always on) and GroupProtocolConsumer (KIP-848:
+	// (JoinGroup/SyncGroup, always on), GroupProtocolConsumer (KIP-848:
 	// ConsumerGroupHeartbeat and ConsumerGroupDescribe are advertised and
-	// group.version 1 is finalized only with it).
+	// group.version 1 is finalized only with it) and GroupProtocolShare
+	// (KIP-932 share groups: ShareGroupHeartbeat and ShareGroupDescribe
+	// are advertised, and share.version 1 finalized, only with it).
 	GroupProtocols []string
 	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are a consumer
 	// group member's session and the heartbeat interval it is told to
@@ -136,6 +138,14 @@ type Config struct {
 	// group.consumer.heartbeat.interval.ms; Kafka's 45 s and 5 s).
 	ConsumerSessionTimeout    time.Duration
 	ConsumerHeartbeatInterval time.Duration
+	// ShareSessionTimeout, ShareHeartbeatInterval and ShareMaxSize are a
+	// share group member's session, the heartbeat interval it is told to
+	// keep, and the members a share group takes
+	// (group.share.session.timeout.ms, group.share.heartbeat.interval.ms,
+	// group.share.max.size; Kafka's 45 s, 5 s and 200).
+	ShareSessionTimeout    time.Duration
+	ShareHeartbeatInterval time.Duration
+	ShareMaxSize           int
 
 	Logger *slog.Logger
 }
@@ -144,18 +154,27 @@ type Config struct {
 const (
 	GroupProtocolClassic  = "classic"
 	GroupProtocolConsumer = "consumer"
+	GroupProtocolShare    = "share"
 )
 
 // DefaultGroupProtocols is group.coordinator.rebalance.protocols'
-// default, Kafka 4's: both. Clients choose (franz-go with
+// default: classic and consumer, Kafka 4's. Clients choose (franz-go with
 // kgo.ServerSideBalancer, Java with group.protocol=consumer); others keep
-// the classic protocol.
+// the classic protocol. Share groups (share) are opt-in, as in Kafka
+// before 4.2 (share.version off unless enabled): turning them on makes a
+// share group's every fetch and acknowledgement a metastore write, a cost
+// an operator should choose.
 var DefaultGroupProtocols = []string{GroupProtocolClassic, GroupProtocolConsumer}
 
 // ConsumerGroups reports whether the consumer group protocol (KIP-848)
 // is on.
 func (c *Config) ConsumerGroups() bool {
 	return slices.Contains(c.GroupProtocols, GroupProtocolConsumer)
+}
+
+// ShareGroups reports whether share groups (KIP-932) are on.
+func (c *Config) ShareGroups() bool {
+	return slices.Contains(c.GroupProtocols, GroupProtocolShare)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -196,6 +215,9 @@ func DefaultConfig() Config {
 		GroupProtocols:            slices.Clone(DefaultGroupProtocols),
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
+		ShareSessionTimeout:       45 * time.Second,
+		ShareHeartbeatInterval:    5 * time.Second,
+		ShareMaxSize:              200,
 	}
 }
 
@@ -297,8 +319,8 @@ func (c *Config) validateGroupProtocols() error {
 		c.GroupProtocols = slices.Clone(DefaultGroupProtocols)
 	}
 	for _, p := range c.GroupProtocols {
-		if p != GroupProtocolClassic && p != GroupProtocolConsumer {
-			return fmt.Errorf("group.coordinator.rebalance.protocols: unknown protocol %q (known: classic, consumer)", p)
+		if p != GroupProtocolClassic && p != GroupProtocolConsumer && p != GroupProtocolShare {
+			return fmt.Errorf("group.coordinator.rebalance.protocols: unknown protocol %q (known: classic, consumer, share)", p)
 		}
 	}
 	switch {
@@ -308,6 +330,12 @@ func (c *Config) validateGroupProtocols() error {
 		return fmt.Errorf("group.consumer.heartbeat.interval.ms: must be positive, got %v", c.ConsumerHeartbeatInterval)
 	case c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
 		return fmt.Errorf("group.consumer.session.timeout.ms: must be longer than group.consumer.heartbeat.interval.ms (%v), got %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
+	case c.ShareHeartbeatInterval <= 0:
+		return fmt.Errorf("group.share.heartbeat.interval.ms: must be positive, got %v", c.ShareHeartbeatInterval)
+	case c.ShareSessionTimeout <= c.ShareHeartbeatInterval:
+		return fmt.Errorf("group.share.session.timeout.ms: must be longer than group.share.heartbeat.interval.ms (%v), got %v", c.ShareHeartbeatInterval, c.ShareSessionTimeout)
+	case c.ShareMaxSize <= 0:
+		return fmt.Errorf("group.share.max.size: must be positive, got %d", c.ShareMaxSize)
 	}
 	return nil
 }

@@ -102,9 +102,12 @@ func agentKeys() []keySpec {
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"transaction.max.timeout.ms", kindInt, strconv.FormatInt(d.TxnMaxTimeout.Milliseconds(), 10), "longest transaction timeout in ms a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
-		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always) and consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1)"},
+		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always), consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1) and share (KIP-932 share groups: ShareGroupHeartbeat and ShareGroupDescribe, share.version 1; off by default)"},
 		{"group.consumer.session.timeout.ms", kindInt, strconv.FormatInt(d.ConsumerSessionTimeout.Milliseconds(), 10), "consumer group (KIP-848) member session in ms: a member silent this long leaves the group"},
 		{"group.consumer.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ConsumerHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms consumer group (KIP-848) members are told to keep"},
+		{"group.share.session.timeout.ms", kindInt, strconv.FormatInt(d.ShareSessionTimeout.Milliseconds(), 10), "share group (KIP-932) member session in ms: a member silent this long leaves the group"},
+		{"group.share.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ShareHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms share group (KIP-932) members are told to keep"},
+		{"group.share.max.size", kindInt, strconv.Itoa(d.ShareMaxSize), "members a share group takes (more: GROUP_MAX_SIZE_REACHED)"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
@@ -329,6 +332,9 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.GroupProtocols = p.list("group.coordinator.rebalance.protocols")
 	a.ConsumerSessionTimeout = p.millis("group.consumer.session.timeout.ms")
 	a.ConsumerHeartbeatInterval = p.millis("group.consumer.heartbeat.interval.ms")
+	a.ShareSessionTimeout = p.millis("group.share.session.timeout.ms")
+	a.ShareHeartbeatInterval = p.millis("group.share.heartbeat.interval.ms")
+	a.ShareMaxSize = int(p.int("group.share.max.size", math.MaxInt32))
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")
