@@ -38,6 +38,7 @@ type Store interface {
 	CredentialStore
 	ACLStore
 	QuotaStore
+	ShareStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)
