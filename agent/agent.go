@@ -37,6 +37,7 @@ type Agent struct {
 	groupTopicsAt time.Time           // when groupTopics last refreshed the topics
 	reader        *partition.Reader   // the fetch read path
 	fetchSessions *fetchSessions      // KIP-227
+	shareSessions *shareSessions      // KIP-932
 	ingest        *ingest.Pipeline    // the write path: produce and markers
 	members       *cluster.Membership // live agents and placement
 	groups        *group.Coordinator  // consumer groups this agent coordinates
@@ -85,6 +86,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.quotas = quota.New(quota.Config{}, store)
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	a.fetchSessions = newFetchSessions(cfg.FetchSessionSlots)
+	a.shareSessions = newShareSessions(cfg.ShareSessionSlots)
 	var err error
 	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
 	if err != nil {

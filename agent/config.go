@@ -146,6 +146,27 @@ type Config struct {
 	ShareSessionTimeout    time.Duration
 	ShareHeartbeatInterval time.Duration
 	ShareMaxSize           int
+	// Share-partition settings, Kafka's names and defaults, as agent
+	// (broker) keys: Silt has no per-group configs (DescribeConfigs has
+	// no GROUP resource), so share.auto.offset.reset and
+	// share.isolation.level, group configs in Kafka, apply to every share
+	// group. ShareRecordLockDuration is how long a fetched record stays
+	// acquired (group.share.record.lock.duration.ms, 30 s);
+	// ShareDeliveryCountLimit how often a record is delivered before it
+	// is archived (group.share.delivery.count.limit, 5);
+	// SharePartitionMaxRecordLocks the records in flight per share
+	// partition (group.share.partition.max.record.locks, 2000);
+	// ShareAutoOffsetReset where a new share partition starts
+	// (share.auto.offset.reset: latest or earliest); ShareIsolationLevel
+	// (share.isolation.level: read_uncommitted only, see README);
+	// ShareSessionSlots the share sessions the agent keeps
+	// (group.share.max.share.sessions, 2000).
+	ShareRecordLockDuration      time.Duration
+	ShareDeliveryCountLimit      int
+	SharePartitionMaxRecordLocks int
+	ShareAutoOffsetReset         string
+	ShareIsolationLevel          string
+	ShareSessionSlots            int
 
 	Logger *slog.Logger
 }
@@ -171,6 +192,12 @@ var DefaultGroupProtocols = []string{GroupProtocolClassic, GroupProtocolConsumer
 func (c *Config) ConsumerGroups() bool {
 	return slices.Contains(c.GroupProtocols, GroupProtocolConsumer)
 }
+
+// share.auto.offset.reset values.
+const (
+	ShareOffsetLatest   = "latest"
+	ShareOffsetEarliest = "earliest"
+)
 
 // ShareGroups reports whether share groups (KIP-932) are on.
 func (c *Config) ShareGroups() bool {
@@ -218,6 +245,13 @@ func DefaultConfig() Config {
 		ShareSessionTimeout:       45 * time.Second,
 		ShareHeartbeatInterval:    5 * time.Second,
 		ShareMaxSize:              200,
+
+		ShareRecordLockDuration:      30 * time.Second,
+		ShareDeliveryCountLimit:      5,
+		SharePartitionMaxRecordLocks: 2000,
+		ShareAutoOffsetReset:         ShareOffsetLatest,
+		ShareIsolationLevel:          "read_uncommitted",
+		ShareSessionSlots:            2000,
 	}
 }
 
@@ -336,6 +370,18 @@ func (c *Config) validateGroupProtocols() error {
 		return fmt.Errorf("group.share.session.timeout.ms: must be longer than group.share.heartbeat.interval.ms (%v), got %v", c.ShareHeartbeatInterval, c.ShareSessionTimeout)
 	case c.ShareMaxSize <= 0:
 		return fmt.Errorf("group.share.max.size: must be positive, got %d", c.ShareMaxSize)
+	case c.ShareRecordLockDuration <= 0:
+		return fmt.Errorf("group.share.record.lock.duration.ms: must be positive, got %v", c.ShareRecordLockDuration)
+	case c.ShareDeliveryCountLimit < 2 || c.ShareDeliveryCountLimit > 10:
+		return fmt.Errorf("group.share.delivery.count.limit: must be 2 to 10 (Kafka's range), got %d", c.ShareDeliveryCountLimit)
+	case c.SharePartitionMaxRecordLocks < 100 || c.SharePartitionMaxRecordLocks > 10000:
+		return fmt.Errorf("group.share.partition.max.record.locks: must be 100 to 10000, got %d", c.SharePartitionMaxRecordLocks)
+	case c.ShareAutoOffsetReset != ShareOffsetLatest && c.ShareAutoOffsetReset != ShareOffsetEarliest:
+		return fmt.Errorf("share.auto.offset.reset: must be latest or earliest, got %q", c.ShareAutoOffsetReset)
+	case c.ShareIsolationLevel != "read_uncommitted":
+		return fmt.Errorf("share.isolation.level: only read_uncommitted is supported, got %q", c.ShareIsolationLevel)
+	case c.ShareSessionSlots <= 0:
+		return fmt.Errorf("group.share.max.share.sessions: must be positive, got %d", c.ShareSessionSlots)
 	}
 	return nil
 }

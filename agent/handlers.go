@@ -81,6 +81,8 @@ func (a *Agent) registry() *wire.Registry {
 	}
 	share(kmsg.ShareGroupHeartbeat, 1, 1, a.handleShareGroupHeartbeat)
 	share(kmsg.ShareGroupDescribe, 1, 1, a.handleShareGroupDescribe)
+	share(kmsg.ShareFetch, 1, 2, a.handleShareFetch)
+	share(kmsg.ShareAcknowledge, 1, 2, a.handleShareAcknowledge)
 	r.SetFeatures(a.features())
 	return r
 }

@@ -39,6 +39,14 @@ func shareGroupsOff(_ context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Rep
 			resp.Groups = append(resp.Groups, g)
 		}
 		return wire.Respond(resp)
+	case *kmsg.ShareFetchRequest:
+		resp := req.ResponseKind().(*kmsg.ShareFetchResponse)
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	case *kmsg.ShareAcknowledgeRequest:
+		resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
+		resp.ErrorCode = code
+		return wire.Respond(resp)
 	}
 	return wire.CloseConn(fmt.Errorf("%s: share groups are off", kmsg.NameForKey(kreq.Key())))
 }

@@ -108,6 +108,12 @@ func agentKeys() []keySpec {
 		{"group.share.session.timeout.ms", kindInt, strconv.FormatInt(d.ShareSessionTimeout.Milliseconds(), 10), "share group (KIP-932) member session in ms: a member silent this long leaves the group"},
 		{"group.share.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ShareHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms share group (KIP-932) members are told to keep"},
 		{"group.share.max.size", kindInt, strconv.Itoa(d.ShareMaxSize), "members a share group takes (more: GROUP_MAX_SIZE_REACHED)"},
+		{"group.share.record.lock.duration.ms", kindInt, strconv.FormatInt(d.ShareRecordLockDuration.Milliseconds(), 10), "how long (ms) a record a share group member fetched stays acquired before it is delivered again"},
+		{"group.share.delivery.count.limit", kindInt, strconv.Itoa(d.ShareDeliveryCountLimit), "deliveries of a record to share group members before it is archived (2-10)"},
+		{"group.share.partition.max.record.locks", kindInt, strconv.Itoa(d.SharePartitionMaxRecordLocks), "records in flight per share partition (100-10000)"},
+		{"group.share.max.share.sessions", kindInt, strconv.Itoa(d.ShareSessionSlots), "share sessions the agent keeps (more: SHARE_SESSION_LIMIT_REACHED)"},
+		{"share.auto.offset.reset", kindString, d.ShareAutoOffsetReset, "where a share group starts reading a partition it never read: latest or earliest (a group config in Kafka; here for every share group)"},
+		{"share.isolation.level", kindString, d.ShareIsolationLevel, "share groups read read_uncommitted (the only level supported; a group config in Kafka)"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
@@ -335,6 +341,12 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.ShareSessionTimeout = p.millis("group.share.session.timeout.ms")
 	a.ShareHeartbeatInterval = p.millis("group.share.heartbeat.interval.ms")
 	a.ShareMaxSize = int(p.int("group.share.max.size", math.MaxInt32))
+	a.ShareRecordLockDuration = p.millis("group.share.record.lock.duration.ms")
+	a.ShareDeliveryCountLimit = int(p.int("group.share.delivery.count.limit", math.MaxInt32))
+	a.SharePartitionMaxRecordLocks = int(p.int("group.share.partition.max.record.locks", math.MaxInt32))
+	a.ShareSessionSlots = int(p.int("group.share.max.share.sessions", math.MaxInt32))
+	a.ShareAutoOffsetReset = p.str("share.auto.offset.reset")
+	a.ShareIsolationLevel = p.str("share.isolation.level")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")
