@@ -203,6 +203,15 @@ func (c *Coordinator) deleteGroup(ctx context.Context, id string) int16 {
 	}
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if g.share != nil {
+		// The share group's record states go first: a later group of the
+		// same name must not inherit them. If the group's own deletion
+		// then fails, it stays, empty, and starts its partitions afresh.
+		if err := c.store.DeleteSharePartitions(dctx, id, nil); err != nil {
+			c.log.Warn("delete share group: forget its share partitions", "group", id, "err", err)
+			return kerr.CoordinatorNotAvailable.Code
+		}
+	}
 	err := c.store.DeleteGroup(dctx, id)
 	switch {
 	case errors.Is(err, metastore.ErrGroupNotFound):

@@ -41,10 +41,12 @@ const (
 )
 
 // Store is what the coordinator keeps in the metadata store: groups, fenced
-// by generation, and their committed offsets.
+// by generation, their committed offsets, and share groups' share
+// partitions (for the share offset APIs and DeleteGroups).
 type Store interface {
 	metastore.GroupStore
 	metastore.OffsetStore
+	metastore.ShareStore
 }
 
 // Config is what a Coordinator is built from.
@@ -83,6 +85,17 @@ type Config struct {
 	// means Kafka's defaults (45 s, 5 s, 200).
 	ShareSessionTimeout, ShareHeartbeatInterval time.Duration
 	ShareMaxSize                                int
+	// Topic resolves one topic by name, from the store if need be, for
+	// the share offset APIs; an unknown topic is an error wrapping
+	// metastore.ErrUnknownTopic. nil: every topic is unknown.
+	Topic func(ctx context.Context, name string) (TopicInfo, error)
+	// HighWatermark returns a partition's high watermark, for the lag
+	// DescribeShareGroupOffsets reports. nil: lag is -1.
+	HighWatermark func(ctx context.Context, topic metastore.TopicID, partition int32) (int64, error)
+	// ReleaseShareMember returns the records a share group member holds
+	// to its group, when the member leaves or its session lapses (as
+	// Kafka does). nil: they wait for their acquisition locks to lapse.
+	ReleaseShareMember func(ctx context.Context, group, member string)
 	// Log receives the coordinator's events; nil discards them.
 	Log *slog.Logger
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
@@ -106,6 +119,9 @@ type Coordinator struct {
 	sSession      time.Duration
 	sHeartbeat    time.Duration
 	sMaxSize      int
+	topicByName   func(context.Context, string) (TopicInfo, error)
+	highWatermark func(context.Context, metastore.TopicID, int32) (int64, error)
+	releaseShare  func(ctx context.Context, group, member string)
 
 	mu      sync.Mutex
 	groups  map[string]*group
@@ -135,6 +151,9 @@ func NewCoordinator(cfg Config) *Coordinator {
 		sSession:      cfg.ShareSessionTimeout,
 		sHeartbeat:    cfg.ShareHeartbeatInterval,
 		sMaxSize:      cfg.ShareMaxSize,
+		topicByName:   cfg.Topic,
+		highWatermark: cfg.HighWatermark,
+		releaseShare:  cfg.ReleaseShareMember,
 		groups:        make(map[string]*group),
 		loading:       make(map[string]struct{}),
 	}

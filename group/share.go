@@ -17,6 +17,7 @@ package group
 // loads the group next resumes it where it stands.
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"slices"
@@ -248,6 +249,11 @@ func (g *group) removeShareMemberLocked(m *smember) {
 	delete(g.share.members, m.id)
 	g.generation++
 	g.computeShareTargetLocked()
+	if g.c.releaseShare != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		g.c.releaseShare(ctx, g.id, m.id)
+		cancel()
+	}
 }
 
 // computeShareTargetLocked computes the target assignment at the group

@@ -185,8 +185,15 @@ func TestShareGroupJoinShareLeave(t *testing.T) {
 	if g := c2.ShareGroupDescribe(context.Background(), &kmsg.ShareGroupDescribeRequest{Version: 1, GroupIDs: []string{groupID}}).Groups[0]; g.GroupState != "Empty" {
 		t.Fatalf("after everyone left: %s", g.GroupState)
 	}
+	key := metastore.SharePartitionKey{Group: groupID, Topic: shTopicID, Partition: 1}
+	if err := f.store.SetShareStartOffset(context.Background(), key, 5); err != nil {
+		t.Fatal(err)
+	}
 	if code := c2.DeleteGroups(context.Background(), &kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{groupID}}).Groups[0].ErrorCode; code != 0 {
 		t.Fatalf("delete the empty share group: %v", kerr.ErrorForCode(code))
+	}
+	if ps, err := f.store.SharePartitions(context.Background(), groupID); err != nil || len(ps) != 0 {
+		t.Fatalf("share partitions after the group was deleted: %+v, %v", ps, err)
 	}
 }
 
