@@ -130,6 +130,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log,
 		Topics: a.groupTopics, ConsumerSessionTimeout: cfg.ConsumerSessionTimeout, ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
 		ShareSessionTimeout: cfg.ShareSessionTimeout, ShareHeartbeatInterval: cfg.ShareHeartbeatInterval, ShareMaxSize: cfg.ShareMaxSize,
+		Topic: a.groupTopic, HighWatermark: a.highWatermark, ReleaseShareMember: a.releaseShareRecords,
 	})
 	a.txns = txn.New(txn.Config{
 		Store: signal, Markers: a.ingest, Topics: topicResolver{a.topics},

@@ -83,6 +83,9 @@ func (a *Agent) registry() *wire.Registry {
 	share(kmsg.ShareGroupDescribe, 1, 1, a.handleShareGroupDescribe)
 	share(kmsg.ShareFetch, 1, 2, a.handleShareFetch)
 	share(kmsg.ShareAcknowledge, 1, 2, a.handleShareAcknowledge)
+	share(kmsg.DescribeShareGroupOffsets, 0, 1, a.handleDescribeShareGroupOffsets)
+	share(kmsg.AlterShareGroupOffsets, 0, 0, a.handleAlterShareGroupOffsets)
+	share(kmsg.DeleteShareGroupOffsets, 0, 0, a.handleDeleteShareGroupOffsets)
 	r.SetFeatures(a.features())
 	return r
 }

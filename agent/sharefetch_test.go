@@ -324,3 +324,128 @@ func TestShareSessionErrors(t *testing.T) {
 		t.Fatalf("after the session closed: %+v, want 0 and 1 at count 2", got)
 	}
 }
+
+// TestShareGroupOffsetsAdmin: DescribeShareGroupOffsets reports the
+// share-partition start offset and lag; AlterShareGroupOffsets and
+// DeleteShareGroupOffsets refuse a group with members and work on an
+// empty one; a member leaving the group releases its records at once.
+func TestShareGroupOffsetsAdmin(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, shareFetchOn(time.Minute, 5))
+	cl := ta.client(t)
+	ctx := context.Background()
+	id := shareTopic(t, cl, "sadm", 5)
+	m := &shareMember{cl: cl, group: "sadmg", id: "member-a", topics: []string{"sadm"}}
+	if code := m.heartbeat(ctx); code != 0 {
+		t.Fatalf("join: %v", kerr.ErrorForCode(code))
+	}
+	f := &shareFetcher{t: t, cl: cl, group: "sadmg", member: m.id, topicID: id}
+	if got := f.fetch(5); len(got) != 5 {
+		t.Fatalf("fetch: %+v", got)
+	}
+	for o := range int64(3) {
+		f.ack(o, 1)
+	}
+	if code := f.acknowledge(); code != 0 {
+		t.Fatalf("accept 0..2: %v", kerr.ErrorForCode(code))
+	}
+
+	describe := func(group string) kmsg.DescribeShareGroupOffsetsResponseGroup {
+		t.Helper()
+		req := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+		rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+		rg.GroupID = group
+		rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+		rt.Topic, rt.Partitions = "sadm", []int32{0, 7}
+		rg.Topics = append(rg.Topics, rt)
+		req.Groups = append(req.Groups, rg)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Groups[0]
+	}
+	g := describe("sadmg")
+	if g.ErrorCode != 0 || len(g.Topics) != 1 || g.Topics[0].TopicID != id {
+		t.Fatalf("describe: %+v", g)
+	}
+	if p := g.Topics[0].Partitions[0]; p.StartOffset != 3 || p.Lag != 2 || p.ErrorCode != 0 {
+		t.Fatalf("partition 0: start %d, lag %d, %v; want 3, 2", p.StartOffset, p.Lag, kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := g.Topics[0].Partitions[1]; p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("partition 7 of a one-partition topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+
+	alter := func(offset int64) int16 {
+		t.Helper()
+		req := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+		req.GroupID = "sadmg"
+		rt := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+		rt.Topic = "sadm"
+		rp := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+		rp.Partition, rp.StartOffset = 0, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != 0 {
+			return resp.ErrorCode
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	deleteOffsets := func(group string, topics ...string) (int16, []int16) {
+		t.Helper()
+		req := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+		req.GroupID = group
+		for _, name := range topics {
+			rt := kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+			rt.Topic = name
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var codes []int16
+		for _, rt := range resp.Topics {
+			codes = append(codes, rt.ErrorCode)
+		}
+		return resp.ErrorCode, codes
+	}
+	if code := alter(1); code != kerr.NonEmptyGroup.Code {
+		t.Fatalf("alter with a member: %v, want NON_EMPTY_GROUP", kerr.ErrorForCode(code))
+	}
+	if code, _ := deleteOffsets("sadmg", "sadm"); code != kerr.NonEmptyGroup.Code {
+		t.Fatalf("delete with a member: %v, want NON_EMPTY_GROUP", kerr.ErrorForCode(code))
+	}
+
+	// The member leaves: the records it held (3, 4) go back at once.
+	leave := kmsg.NewPtrShareGroupHeartbeatRequest()
+	leave.GroupID, leave.MemberID, leave.MemberEpoch = "sadmg", m.id, -1
+	if resp, err := leave.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("leave: %+v, %v", resp, err)
+	}
+	other := &shareFetcher{t: t, cl: cl, group: "sadmg", member: "member-b", topicID: id}
+	if got := other.fetch(5); len(got) != 2 || got[0] != (acquired{3, 2}) {
+		t.Fatalf("after the member left: %+v, want 3 and 4 at count 2", got)
+	}
+
+	if code := alter(1); code != 0 {
+		t.Fatalf("alter an empty group: %v", kerr.ErrorForCode(code))
+	}
+	if p := describe("sadmg").Topics[0].Partitions[0]; p.StartOffset != 1 {
+		t.Fatalf("after alter: start %d, want 1", p.StartOffset)
+	}
+	code, codes := deleteOffsets("sadmg", "sadm", "nope")
+	if code != 0 || len(codes) != 2 || codes[0] != 0 || codes[1] != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("delete: %v, %v", kerr.ErrorForCode(code), codes)
+	}
+	if p := describe("sadmg").Topics[0].Partitions[0]; p.StartOffset != -1 {
+		t.Fatalf("after delete: start %d, want -1", p.StartOffset)
+	}
+	if code, _ := deleteOffsets("no-such-group", "sadm"); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("delete offsets of a missing group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+}

@@ -8,7 +8,10 @@ package agent
 //
 // ShareGroupHeartbeat, version 1: READ on the group is required
 // (GROUP_AUTHORIZATION_FAILED). ShareGroupDescribe, version 1: each group
-// DESCRIBE-authorized on its own.
+// DESCRIBE-authorized on its own. ShareFetch and ShareAcknowledge:
+// sharefetch.go, shareacknowledge.go. The offset admin APIs
+// (DescribeShareGroupOffsets v0–1, AlterShareGroupOffsets and
+// DeleteShareGroupOffsets v0): at the end of this file.
 
 import (
 	"context"
@@ -45,6 +48,22 @@ func shareGroupsOff(_ context.Context, _ *wire.Conn, kreq kmsg.Request) wire.Rep
 		return wire.Respond(resp)
 	case *kmsg.ShareAcknowledgeRequest:
 		resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	case *kmsg.DescribeShareGroupOffsetsRequest:
+		resp := req.ResponseKind().(*kmsg.DescribeShareGroupOffsetsResponse)
+		for _, g := range req.Groups {
+			dg := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
+			dg.GroupID, dg.ErrorCode = g.GroupID, code
+			resp.Groups = append(resp.Groups, dg)
+		}
+		return wire.Respond(resp)
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		resp := req.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
+		resp.ErrorCode = code
+		return wire.Respond(resp)
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
 		resp.ErrorCode = code
 		return wire.Respond(resp)
 	}
@@ -100,4 +119,90 @@ func (a *Agent) handleShareGroupDescribe(ctx context.Context, c *wire.Conn, kreq
 		i++
 	}
 	return wire.Respond(resp)
+}
+
+// groupTopic resolves one topic for the group coordinator.
+func (a *Agent) groupTopic(ctx context.Context, name string) (group.TopicInfo, error) {
+	t, err := a.topic(ctx, name)
+	if err != nil {
+		return group.TopicInfo{}, err
+	}
+	return group.TopicInfo{Name: t.Name, ID: t.ID, Partitions: len(t.Partitions)}, nil
+}
+
+// highWatermark is a partition's high watermark as this agent knows it.
+func (a *Agent) highWatermark(ctx context.Context, id metastore.TopicID, part int32) (int64, error) {
+	t, err := a.topicByID(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if part < 0 || int(part) >= len(t.Partitions) {
+		return 0, metastore.ErrUnknownTopic
+	}
+	p := t.Partitions[part]
+	if err := a.topics.Load(ctx, p); err != nil {
+		return 0, err
+	}
+	hw, _ := p.Offsets()
+	return hw, nil
+}
+
+// releaseShareRecords returns a share group member's records to its
+// group (the member left the group).
+func (a *Agent) releaseShareRecords(ctx context.Context, group, member string) {
+	a.releaseShareMember(ctx, shareSessionKey{group: group, member: member})
+}
+
+// The share group offset admin APIs, answered by the group coordinator:
+// DescribeShareGroupOffsets (DESCRIBE on the group), AlterShareGroupOffsets
+// (READ) and DeleteShareGroupOffsets (DELETE), GROUP_AUTHORIZATION_FAILED
+// otherwise. Topic ACLs are not checked for them.
+
+func (a *Agent) handleDescribeShareGroupOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.DescribeShareGroupOffsetsRequest)
+	az := a.access(c)
+	allowed := *req
+	allowed.Groups = nil
+	denied := map[int]bool{}
+	for i, g := range req.Groups {
+		if az.group(metastore.OpDescribe, g.GroupID) {
+			allowed.Groups = append(allowed.Groups, g)
+		} else {
+			denied[i] = true
+		}
+	}
+	described := a.groups.DescribeShareGroupOffsets(ctx, &allowed)
+	resp := req.ResponseKind().(*kmsg.DescribeShareGroupOffsetsResponse)
+	j := 0
+	for i, g := range req.Groups {
+		if denied[i] {
+			dg := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
+			dg.GroupID, dg.ErrorCode = g.GroupID, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, dg)
+			continue
+		}
+		resp.Groups = append(resp.Groups, described.Groups[j])
+		j++
+	}
+	return wire.Respond(resp)
+}
+
+func (a *Agent) handleAlterShareGroupOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.AlterShareGroupOffsetsRequest)
+	if !a.access(c).group(metastore.OpRead, req.GroupID) {
+		resp := req.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
+	return wire.Respond(a.groups.AlterShareGroupOffsets(ctx, req))
+}
+
+func (a *Agent) handleDeleteShareGroupOffsets(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
+	req := kreq.(*kmsg.DeleteShareGroupOffsetsRequest)
+	if !a.access(c).group(metastore.OpDelete, req.GroupID) {
+		resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return wire.Respond(resp)
+	}
+	return wire.Respond(a.groups.DeleteShareGroupOffsets(ctx, req))
 }
