@@ -367,8 +367,10 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, se
 			return int64(len(fp.rp.Records)), true
 		}
 		// Nothing acquirable in what was read: read again from where the
-		// store says records may be acquired, if that is further on.
-		if nextFrom <= from || nextFrom >= hw {
+		// store says records may be acquired (further on when others hold
+		// what was read; further back when locks lapsed or the hint was
+		// stale), if that is somewhere else below the high watermark.
+		if nextFrom == from || nextFrom >= hw {
 			return 0, false
 		}
 		from = nextFrom
