@@ -86,7 +86,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.quotas = quota.New(quota.Config{}, store)
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	a.fetchSessions = newFetchSessions(cfg.FetchSessionSlots)
-	a.shareSessions = newShareSessions(cfg.ShareSessionSlots)
+	a.shareSessions = newShareSessions(cfg.ShareSessionSlots, a.shareSessionEnded)
 	var err error
 	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
 	if err != nil {

@@ -110,7 +110,11 @@ func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 		if hasAcks {
 			return fail(kerr.InvalidRequest.Code, "Acknowledge data present in initial fetch request.")
 		}
-		sess, code = a.shareSessions.open(key, named)
+		var done <-chan struct{}
+		if c != nil {
+			done = c.Done()
+		}
+		sess, code = a.shareSessions.open(key, named, done)
 	case req.ShareSessionEpoch == -1:
 		// The session ends: acknowledgements apply, nothing is fetched,
 		// and the member's other records are released.
@@ -455,6 +459,14 @@ func (a *Agent) acknowledgeShare(ctx context.Context, az access, key shareSessio
 		}
 	}
 	return 0, ""
+}
+
+// shareSessionEnded releases the records of a member whose share session
+// ended with its connection.
+func (a *Agent) shareSessionEnded(key shareSessionKey) {
+	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
+	defer cancel()
+	a.releaseShareMember(ctx, key)
 }
 
 // releaseShareMember returns the records key's member holds to the

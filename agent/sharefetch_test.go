@@ -449,3 +449,32 @@ func TestShareGroupOffsetsAdmin(t *testing.T) {
 		t.Fatalf("delete offsets of a missing group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
 	}
 }
+
+// TestShareSessionEndsWithConnection: a member whose connection closes
+// (a crashed client) loses its records at once, as in Kafka 4.2, not
+// after the acquisition lock (ten minutes here).
+func TestShareSessionEndsWithConnection(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, shareFetchOn(10*time.Minute, 5))
+	id := shareTopic(t, ta.client(t), "sconn", 4)
+	crashing, err := kgo.NewClient(kgo.SeedBrokers(ta.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := &shareFetcher{t: t, cl: crashing, group: "sconng", member: "member-dead", topicID: id}
+	if got := dead.fetch(4); len(got) != 4 {
+		t.Fatalf("first fetch: %+v", got)
+	}
+	crashing.Close()
+	live := &shareFetcher{t: t, cl: ta.client(t), group: "sconng", member: "member-live", topicID: id}
+	var got []acquired
+	poll.Until(t, "the closed connection's records redelivered", func() bool {
+		got = append(got, live.fetch(4)...)
+		return len(got) >= 4
+	})
+	for i, r := range got {
+		if r != (acquired{int64(i), 2}) {
+			t.Fatalf("redelivered %+v, want offsets 0..3 at count 2", got)
+		}
+	}
+}

@@ -12,9 +12,11 @@ package agent
 // is SHARE_SESSION_NOT_FOUND). A ShareFetch opening a session may not
 // carry acknowledgements (INVALID_REQUEST).
 //
-// Sessions are per agent, in memory: a member that fetches from another
-// agent, or after a restart, opens a new one; the records it holds stay
-// acquired in the store until it acknowledges them or their locks lapse.
+// Sessions are per agent, in memory, and tied to the connection that
+// opened them, as in Kafka 4.2: when it closes, the session ends and the
+// member's records are released at once (a member that crashed does not
+// hold its records for a whole lock duration). A member that fetches from
+// another agent, or after a restart, opens a new session there.
 // The cache is bounded in sessions (group.share.max.share.sessions,
 // Kafka's default 2000: SHARE_SESSION_LIMIT_REACHED beyond, unless a
 // session idle for sessionEvictionAge can be evicted) and in partitions
@@ -48,32 +50,66 @@ type shareSession struct {
 	parts    map[shareTP]int64
 	order    []shareTP
 	lastUsed time.Time
+	conn     <-chan struct{} // closed when the connection that opened it ends; nil: none
 }
 
 type shareSessions struct {
-	slots int
-	now   func() time.Time
+	slots   int
+	now     func() time.Time
+	onClose func(shareSessionKey) // a session ended with its connection
 
-	mu       sync.Mutex // guards sessions and every session
+	mu       sync.Mutex // guards the fields below and every session
 	sessions map[shareSessionKey]*shareSession
+	watched  map[<-chan struct{}]bool // connections a goroutine waits on
 }
 
-func newShareSessions(slots int) *shareSessions {
-	return &shareSessions{slots: slots, now: time.Now, sessions: make(map[shareSessionKey]*shareSession)}
+func newShareSessions(slots int, onClose func(shareSessionKey)) *shareSessions {
+	return &shareSessions{
+		slots: slots, now: time.Now, onClose: onClose,
+		sessions: make(map[shareSessionKey]*shareSession), watched: make(map[<-chan struct{}]bool),
+	}
 }
 
-// open starts a session for key with parts, replacing one key had.
-func (s *shareSessions) open(key shareSessionKey, parts []shareTP) (*shareSession, int16) {
+// open starts a session for key with parts, replacing one key had, tied
+// to the connection whose Done channel is conn (nil: none).
+func (s *shareSessions) open(key shareSessionKey, parts []shareTP, conn <-chan struct{}) (*shareSession, int16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, key)
 	if len(s.sessions) >= s.slots && !s.evictLocked() {
 		return nil, kerr.ShareSessionLimitReached.Code
 	}
-	sess := &shareSession{epoch: 1, parts: make(map[shareTP]int64), lastUsed: s.now()}
+	sess := &shareSession{epoch: 1, parts: make(map[shareTP]int64), lastUsed: s.now(), conn: conn}
 	sess.addLocked(parts)
 	s.sessions[key] = sess
+	if conn != nil && !s.watched[conn] {
+		// One goroutine per connection with sessions, ending with it.
+		s.watched[conn] = true
+		go func() {
+			<-conn
+			s.connClosed(conn)
+		}()
+	}
 	return sess, 0
+}
+
+// connClosed ends the sessions tied to a connection that closed.
+func (s *shareSessions) connClosed(conn <-chan struct{}) {
+	s.mu.Lock()
+	delete(s.watched, conn)
+	var ended []shareSessionKey
+	for k, sess := range s.sessions {
+		if sess.conn == conn {
+			delete(s.sessions, k)
+			ended = append(ended, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range ended {
+		if s.onClose != nil {
+			s.onClose(k)
+		}
+	}
 }
 
 // evictLocked drops the least recently used session idle for longer than
