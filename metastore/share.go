@@ -53,6 +53,18 @@ type ShareStore interface {
 	DeleteSharePartitions(ctx context.Context, group string, keys []SharePartitionKey) error
 }
 
+// GroupConfigStore keeps group configs (Kafka's GROUP config resource),
+// which exist whether or not the group does.
+type GroupConfigStore interface {
+	// GroupConfig returns the configs set on a group id (none: an empty
+	// map).
+	GroupConfig(ctx context.Context, group string) (map[string]string, error)
+	// SetGroupConfig replaces a group's configs with next if they are
+	// still prev (compared as a whole); otherwise nothing changes and the
+	// error wraps ErrConfigChanged.
+	SetGroupConfig(ctx context.Context, group string, next, prev map[string]string) error
+}
+
 // ErrInvalidRecordState: an acknowledgement of a record the member does
 // not hold acquired (Kafka's INVALID_RECORD_STATE).
 var ErrInvalidRecordState = errors.New("record is not acquired by this member")

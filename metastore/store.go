@@ -39,6 +39,7 @@ type Store interface {
 	ACLStore
 	QuotaStore
 	ShareStore
+	GroupConfigStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

@@ -215,3 +215,39 @@ func testShareAcquireRace(t *testing.T, s metastore.Store) {
 		}
 	}
 }
+
+// testGroupConfigs covers metastore.GroupConfigStore: configs of a group
+// that does not exist, setting them, and the compare-and-set.
+func testGroupConfigs(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	got, err := s.GroupConfig(ctx, "gc")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("configs of a group never configured: %v, %v", got, err)
+	}
+	one := map[string]string{"share.auto.offset.reset": "earliest"}
+	if err := s.SetGroupConfig(ctx, "gc", one, map[string]string{"x": "y"}); !errors.Is(err, metastore.ErrConfigChanged) {
+		t.Fatalf("set from a config that is not stored: %v, want ErrConfigChanged", err)
+	}
+	if err := s.SetGroupConfig(ctx, "gc", one, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GroupConfig(ctx, "gc"); err != nil || !reflect.DeepEqual(got, one) {
+		t.Fatalf("configs: %v, %v; want %v", got, err, one)
+	}
+	two := map[string]string{"share.auto.offset.reset": "latest", "share.record.lock.duration.ms": "15000"}
+	if err := s.SetGroupConfig(ctx, "gc", two, nil); !errors.Is(err, metastore.ErrConfigChanged) {
+		t.Fatalf("set from empty over a stored config: %v, want ErrConfigChanged", err)
+	}
+	if err := s.SetGroupConfig(ctx, "gc", two, one); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetGroupConfig(ctx, "gc", map[string]string{}, two); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GroupConfig(ctx, "gc"); err != nil || len(got) != 0 {
+		t.Fatalf("after clearing: %v, %v", got, err)
+	}
+	if got, _ := s.GroupConfig(ctx, "other"); len(got) != 0 {
+		t.Fatalf("another group's configs: %v", got)
+	}
+}

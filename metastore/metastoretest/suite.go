@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"GCRacesCommits", testGCRacesCommits},
 		{"ShareStates", testShareStates},
 		{"ShareAcquireRace", testShareAcquireRace},
+		{"GroupConfigs", testGroupConfigs},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

@@ -162,3 +162,39 @@ func (s *Store) DeleteSharePartitions(ctx context.Context, group string, keys []
 	}
 	return nil
 }
+
+// GroupConfig implements metastore.GroupConfigStore.
+func (s *Store) GroupConfig(ctx context.Context, group string) (map[string]string, error) {
+	var enc string
+	err := s.pool.QueryRow(ctx, `SELECT configs FROM group_configs WHERE group_id = $1`, group).Scan(&enc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load configs of group %s: %w", group, err)
+	}
+	return sharerow.DecodeConfig(enc)
+}
+
+// SetGroupConfig implements metastore.GroupConfigStore: the row is
+// created if need be and locked, compared, then written.
+func (s *Store) SetGroupConfig(ctx context.Context, group string, next, prev map[string]string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO group_configs (group_id) VALUES ($1) ON CONFLICT DO NOTHING`, group); err != nil {
+			return err
+		}
+		var stored string
+		if err := tx.QueryRow(ctx, `SELECT configs FROM group_configs WHERE group_id = $1 FOR UPDATE`, group).Scan(&stored); err != nil {
+			return err
+		}
+		if stored != sharerow.EncodeConfig(prev) {
+			return metastore.ErrConfigChanged
+		}
+		_, err := tx.Exec(ctx, `UPDATE group_configs SET configs = $2 WHERE group_id = $1`, group, sharerow.EncodeConfig(next))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set configs of group %s: %w", group, err)
+	}
+	return nil
+}

@@ -162,3 +162,37 @@ func (s *Store) DeleteSharePartitions(ctx context.Context, group string, keys []
 	}
 	return nil
 }
+
+// GroupConfig implements metastore.GroupConfigStore.
+func (s *Store) GroupConfig(ctx context.Context, group string) (map[string]string, error) {
+	var enc string
+	err := s.read.QueryRowContext(ctx, `SELECT configs FROM group_configs WHERE group_id = ?`, group).Scan(&enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load configs of group %s: %w", group, err)
+	}
+	return sharerow.DecodeConfig(enc)
+}
+
+// SetGroupConfig implements metastore.GroupConfigStore.
+func (s *Store) SetGroupConfig(ctx context.Context, group string, next, prev map[string]string) error {
+	err := inTx(ctx, s.write, func(tx *sql.Tx) error {
+		stored := "{}"
+		err := tx.QueryRowContext(ctx, `SELECT configs FROM group_configs WHERE group_id = ?`, group).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if stored != sharerow.EncodeConfig(prev) {
+			return metastore.ErrConfigChanged
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO group_configs (group_id, configs) VALUES (?, ?)
+			ON CONFLICT (group_id) DO UPDATE SET configs = excluded.configs`, group, sharerow.EncodeConfig(next))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set configs of group %s: %w", group, err)
+	}
+	return nil
+}

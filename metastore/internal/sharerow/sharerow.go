@@ -46,3 +46,23 @@ func Decode(s string) ([]metastore.ShareBatch, error) {
 	}
 	return out, nil
 }
+
+// EncodeConfig is the configs column of a group's configs: JSON with
+// sorted keys, so equal maps encode alike (the compare-and-set compares
+// the text).
+func EncodeConfig(cfg map[string]string) string {
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	enc, _ := json.Marshal(cfg) // plain data: cannot fail
+	return string(enc)
+}
+
+// DecodeConfig reads a configs column.
+func DecodeConfig(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decode group configs: %w", err)
+	}
+	return out, nil
+}

@@ -8,3 +8,9 @@ CREATE TABLE share_partitions (
     batches      TEXT    NOT NULL DEFAULT '[]',
     PRIMARY KEY (group_id, topic_id, partition)
 );
+
+-- Group configs; see the postgres migration of the same number.
+CREATE TABLE group_configs (
+    group_id TEXT PRIMARY KEY,
+    configs  TEXT NOT NULL DEFAULT '{}'
+);

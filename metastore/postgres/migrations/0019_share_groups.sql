@@ -18,3 +18,11 @@ CREATE TABLE share_partitions (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (group_id, topic_id, partition)
 );
+
+-- Group configs (Kafka's GROUP config resource: share.auto.offset.reset,
+-- share.record.lock.duration.ms, ...), set by IncrementalAlterConfigs
+-- whether or not the group exists yet: a JSON object of name → value.
+CREATE TABLE group_configs (
+    group_id text PRIMARY KEY,
+    configs  text NOT NULL DEFAULT '{}'
+);
