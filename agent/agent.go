@@ -38,6 +38,7 @@ type Agent struct {
 	reader        *partition.Reader   // the fetch read path
 	fetchSessions *fetchSessions      // KIP-227
 	shareSessions *shareSessions      // KIP-932
+	groupConfigs  groupConfigCache    // group configs as last read
 	ingest        *ingest.Pipeline    // the write path: produce and markers
 	members       *cluster.Membership // live agents and placement
 	groups        *group.Coordinator  // consumer groups this agent coordinates

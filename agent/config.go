@@ -147,10 +147,8 @@ type Config struct {
 	ShareHeartbeatInterval time.Duration
 	ShareMaxSize           int
 	// Share-partition settings, Kafka's names and defaults, as agent
-	// (broker) keys: Silt has no per-group configs (DescribeConfigs has
-	// no GROUP resource), so share.auto.offset.reset and
-	// share.isolation.level, group configs in Kafka, apply to every share
-	// group. ShareRecordLockDuration is how long a fetched record stays
+	// (broker) keys; groups override the first four with group configs
+	// (groupconfigs.go). ShareRecordLockDuration is how long a fetched record stays
 	// acquired (group.share.record.lock.duration.ms, 30 s);
 	// ShareDeliveryCountLimit how often a record is delivered before it
 	// is archived (group.share.delivery.count.limit, 5);

@@ -23,7 +23,6 @@ import (
 func (a *Agent) handleShareAcknowledge(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ShareAcknowledgeRequest)
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
-	resp.AcquisitionLockTimeoutMillis = int32(a.cfg.ShareRecordLockDuration / time.Millisecond)
 	fail := func(code int16, msg string) wire.Reply {
 		resp.ErrorCode = code
 		if msg != "" {
@@ -39,6 +38,8 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, c *wire.Conn, kreq k
 	if !az.group(metastore.OpRead, key.group) {
 		return fail(kerr.GroupAuthorizationFailed.Code, "")
 	}
+	ss := a.shareSettingsOf(ctx, key.group)
+	resp.AcquisitionLockTimeoutMillis = int32(ss.lock / time.Millisecond)
 	switch {
 	case req.ShareSessionEpoch == -1:
 		code = a.shareSessions.close(key)
@@ -61,7 +62,7 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, c *wire.Conn, kreq k
 			for _, b := range rp.AcknowledgementBatches {
 				batches = append(batches, metastore.ShareAckBatch{First: b.FirstOffset, Last: b.LastOffset, Types: b.AcknowledgeTypes})
 			}
-			code, msg := a.acknowledgeShare(ctx, az, key, rt.TopicID, rp.Partition, batches)
+			code, msg := a.acknowledgeShare(ctx, az, key, ss, rt.TopicID, rp.Partition, batches)
 			sp.ErrorCode = code
 			if msg != "" {
 				sp.ErrorMessage = &msg
@@ -71,7 +72,7 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, c *wire.Conn, kreq k
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.ShareSessionEpoch == -1 {
-		a.releaseShareMember(ctx, key)
+		a.releaseShareMember(ctx, key, ss)
 	}
 	return wire.Respond(resp)
 }

@@ -13,14 +13,15 @@ package agent
 // from the first offset that may be acquired, acquires up to MaxRecords
 // records among the offsets read, and returns the batches that hold
 // them with their AcquiredRecords ranges and delivery counts. Records
-// stay acquired for group.share.record.lock.duration.ms; at the end of
-// the lock they come back AVAILABLE, or ARCHIVED once delivered
-// group.share.delivery.count.limit times. Nothing acquired: the fetch
-// waits up to MaxWaitMs, woken by commits to its partitions.
+// stay acquired for the group's share.record.lock.duration.ms; at the end
+// of the lock they come back AVAILABLE, or ARCHIVED once delivered
+// share.delivery.count.limit times. Nothing acquired: the fetch waits up
+// to MaxWaitMs, woken by commits to its partitions.
 //
-// A share partition not yet in the store starts at
+// A share partition not yet in the store starts at the group's
 // share.auto.offset.reset: the high watermark (latest) or the log start
-// (earliest), at the first fetch that reaches it.
+// (earliest), at the first fetch that reaches it. Each setting is the
+// group config if set (groupconfigs.go), else the agent's.
 //
 // READ on the group (GROUP_AUTHORIZATION_FAILED) and on each topic
 // (TOPIC_AUTHORIZATION_FAILED) is required.
@@ -74,7 +75,6 @@ type shareFetchPart struct {
 func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ShareFetchRequest)
 	resp := req.ResponseKind().(*kmsg.ShareFetchResponse)
-	resp.AcquisitionLockTimeoutMillis = int32(a.cfg.ShareRecordLockDuration / time.Millisecond)
 	fail := func(code int16, msg string) wire.Reply {
 		resp.ErrorCode = code
 		if msg != "" {
@@ -90,6 +90,8 @@ func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 	if !az.group(metastore.OpRead, key.group) {
 		return fail(kerr.GroupAuthorizationFailed.Code, "")
 	}
+	ss := a.shareSettingsOf(ctx, key.group)
+	resp.AcquisitionLockTimeoutMillis = int32(ss.lock / time.Millisecond)
 	var named, forgotten []shareTP
 	hasAcks := false
 	for _, rt := range req.Topics {
@@ -146,12 +148,12 @@ func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 			for _, b := range rp.AcknowledgementBatches {
 				batches = append(batches, metastore.ShareAckBatch{First: b.FirstOffset, Last: b.LastOffset, Types: b.AcknowledgeTypes})
 			}
-			code, msg := a.acknowledgeShare(ctx, az, key, rt.TopicID, rp.Partition, batches)
+			code, msg := a.acknowledgeShare(ctx, az, key, ss, rt.TopicID, rp.Partition, batches)
 			acks = append(acks, ackResult{shareTP{rt.TopicID, rp.Partition}, code, msg})
 		}
 	}
 	if req.ShareSessionEpoch == -1 {
-		a.releaseShareMember(ctx, key)
+		a.releaseShareMember(ctx, key, ss)
 	}
 	setAcks := func() {
 		for _, r := range acks {
@@ -199,7 +201,7 @@ func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 		return wire.Respond(resp)
 	}
 	return wire.Defer(func(ctx context.Context) kmsg.Response {
-		a.shareFetch(ctx, req, key, sess, parts, answer)
+		a.shareFetch(ctx, req, key, ss, sess, parts, answer)
 		answers.fill(resp)
 		return resp
 	})
@@ -248,7 +250,7 @@ func (s *shareAnswers) fill(resp *kmsg.ShareFetchResponse) {
 
 // shareFetch acquires records for parts, long-polling up to MaxWaitMs
 // until some are acquired.
-func (a *Agent) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest, key shareSessionKey, sess *shareSession, parts []*shareFetchPart, answer func(shareTP) *kmsg.ShareFetchResponseTopicPartition) {
+func (a *Agent) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest, key shareSessionKey, ss shareSettings, sess *shareSession, parts []*shareFetchPart, answer func(shareTP) *kmsg.ShareFetchResponseTopicPartition) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	wake := make(chan struct{}, 1)
 	for _, fp := range parts {
@@ -271,7 +273,7 @@ func (a *Agent) shareFetch(ctx context.Context, req *kmsg.ShareFetchRequest, key
 			if fp.done || total >= maxBytes {
 				continue
 			}
-			n, got := a.shareFetchPartition(ctx, key, sess, fp, maxBytes-total, maxRecords, total == 0, answer)
+			n, got := a.shareFetchPartition(ctx, key, ss, sess, fp, maxBytes-total, maxRecords, total == 0, answer)
 			total += n
 			acquired = acquired || got
 		}
@@ -301,7 +303,7 @@ func allDone(parts []*shareFetchPart) bool {
 
 // shareFetchPartition reads and acquires records of one partition. It
 // returns the bytes it answered and whether it acquired any.
-func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, sess *shareSession, fp *shareFetchPart, maxBytes, maxRecords int64, first bool, answer func(shareTP) *kmsg.ShareFetchResponseTopicPartition) (int64, bool) {
+func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, ss shareSettings, sess *shareSession, fp *shareFetchPart, maxBytes, maxRecords int64, first bool, answer func(shareTP) *kmsg.ShareFetchResponseTopicPartition) (int64, bool) {
 	failWith := func(code int16) (int64, bool) {
 		fp.rp = answer(fp.tp)
 		fp.rp.ErrorCode = code
@@ -320,7 +322,7 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, se
 		hw, logStart = fp.p.Offsets()
 	}
 	initial := hw
-	if a.cfg.ShareAutoOffsetReset == ShareOffsetEarliest {
+	if ss.earliest {
 		initial = logStart
 	}
 	skey := metastore.SharePartitionKey{Group: key.group, Topic: fp.tp.topic, Partition: fp.tp.partition}
@@ -347,9 +349,9 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, se
 		}
 		now := time.Now().UnixMilli()
 		got, st, err := a.store.AcquireShareRecords(ctx, skey, metastore.ShareAcquire{
-			Member: key.member, NowMs: now, LockMs: a.cfg.ShareRecordLockDuration.Milliseconds(),
+			Member: key.member, NowMs: now, LockMs: ss.lock.Milliseconds(),
 			MaxRecords: maxRecords, MaxInFlight: int64(a.cfg.SharePartitionMaxRecordLocks),
-			DeliveryLimit: int16(a.cfg.ShareDeliveryCountLimit), From: from, To: to,
+			DeliveryLimit: ss.deliveryLimit, From: from, To: to,
 			LogStart: logStart, InitialOffset: initial,
 		})
 		if err != nil {
@@ -422,7 +424,7 @@ func trimBatches(data []byte, first, last int64) []byte {
 
 // acknowledgeShare applies one partition's acknowledgements for key's
 // member, and returns the partition's error code and message.
-func (a *Agent) acknowledgeShare(ctx context.Context, az access, key shareSessionKey, topicID [16]byte, part int32, batches []metastore.ShareAckBatch) (int16, string) {
+func (a *Agent) acknowledgeShare(ctx context.Context, az access, key shareSessionKey, ss shareSettings, topicID [16]byte, part int32, batches []metastore.ShareAckBatch) (int16, string) {
 	topic, err := a.topicByID(ctx, topicID)
 	switch {
 	case err != nil:
@@ -443,8 +445,8 @@ func (a *Agent) acknowledgeShare(ctx context.Context, az access, key shareSessio
 		prevLast = b.Last
 	}
 	errs, err := a.store.AcknowledgeShareRecords(ctx, metastore.SharePartitionKey{Group: key.group, Topic: topicID, Partition: part}, metastore.ShareAcknowledge{
-		Member: key.member, NowMs: time.Now().UnixMilli(), LockMs: a.cfg.ShareRecordLockDuration.Milliseconds(),
-		DeliveryLimit: int16(a.cfg.ShareDeliveryCountLimit), Batches: batches,
+		Member: key.member, NowMs: time.Now().UnixMilli(), LockMs: ss.lock.Milliseconds(),
+		DeliveryLimit: ss.deliveryLimit, Batches: batches,
 	})
 	if err != nil {
 		a.log.Warn("share acknowledge failed", "group", key.group, "topic", topic.Name, "partition", part, "err", err)
@@ -466,13 +468,13 @@ func (a *Agent) acknowledgeShare(ctx context.Context, az access, key shareSessio
 func (a *Agent) shareSessionEnded(key shareSessionKey) {
 	ctx, cancel := context.WithTimeout(a.runCtx, 10*time.Second)
 	defer cancel()
-	a.releaseShareMember(ctx, key)
+	a.releaseShareMember(ctx, key, a.shareSettingsOf(ctx, key.group))
 }
 
 // releaseShareMember returns the records key's member holds to the
 // group (its session closed).
-func (a *Agent) releaseShareMember(ctx context.Context, key shareSessionKey) {
-	if err := a.store.ReleaseShareRecords(ctx, key.group, key.member, time.Now().UnixMilli(), int16(a.cfg.ShareDeliveryCountLimit)); err != nil {
+func (a *Agent) releaseShareMember(ctx context.Context, key shareSessionKey, ss shareSettings) {
+	if err := a.store.ReleaseShareRecords(ctx, key.group, key.member, time.Now().UnixMilli(), ss.deliveryLimit); err != nil {
 		a.log.Warn("release share records", "group", key.group, "member", key.member, "err", err)
 	}
 }

@@ -478,3 +478,79 @@ func TestShareSessionEndsWithConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestShareGroupConfigs: share settings per group through the GROUP
+// config resource, as franz-go's share tests set them: the agent's
+// default is latest, a group set to earliest reads what was produced
+// before it started, and its lock duration is what ShareFetch reports.
+// Unknown keys and bad values are INVALID_CONFIG.
+func TestShareGroupConfigs(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, shareGroupsOn) // share.auto.offset.reset: latest
+	cl := ta.client(t)
+	ctx := context.Background()
+	id := shareTopic(t, cl, "sgc", 3)
+	alter := func(group string, kvs ...string) int16 {
+		t.Helper()
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		res := kmsg.NewIncrementalAlterConfigsRequestResource()
+		res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+		for i := 0; i < len(kvs); i += 2 {
+			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			c.Name, c.Value = kvs[i], kmsg.StringPtr(kvs[i+1])
+			res.Configs = append(res.Configs, c)
+		}
+		req.Resources = append(req.Resources, res)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Resources[0].ErrorCode
+	}
+	if code := alter("sgcg", "consumer.session.timeout.ms", "50000"); code != kerr.InvalidConfig.Code {
+		t.Fatalf("an unsupported group config: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
+	}
+	if code := alter("sgcg", "share.auto.offset.reset", "sometime"); code != kerr.InvalidConfig.Code {
+		t.Fatalf("a bad value: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
+	}
+	if code := alter("sgcg", "share.auto.offset.reset", "earliest", "share.record.lock.duration.ms", "15000"); code != 0 {
+		t.Fatalf("set group configs: %v", kerr.ErrorForCode(code))
+	}
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	dr := kmsg.NewDescribeConfigsRequestResource()
+	dr.ResourceType, dr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "sgcg"
+	dreq.Resources = append(dreq.Resources, dr)
+	dresp, err := dreq.RequestWith(ctx, cl)
+	if err != nil || dresp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("describe group configs: %+v, %v", dresp, err)
+	}
+	got := map[string]string{}
+	for _, c := range dresp.Resources[0].Configs {
+		got[c.Name] = fmt.Sprintf("%s/%v", *c.Value, c.Source)
+	}
+	if got["share.auto.offset.reset"] != "earliest/GROUP_CONFIG" || got["share.delivery.count.limit"] != "5/DEFAULT_CONFIG" {
+		t.Fatalf("described: %v", got)
+	}
+
+	f := &shareFetcher{t: t, cl: cl, group: "sgcg", member: "member-c", topicID: id}
+	resp := f.fetchRaw(10)
+	if resp.ErrorCode != 0 || resp.AcquisitionLockTimeoutMillis != 15000 {
+		t.Fatalf("fetch: %v, lock %d ms; want the group's 15000", kerr.ErrorForCode(resp.ErrorCode), resp.AcquisitionLockTimeoutMillis)
+	}
+	n := 0
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			for _, ar := range rp.AcquiredRecords {
+				n += int(ar.LastOffset - ar.FirstOffset + 1)
+			}
+		}
+	}
+	if n != 3 {
+		t.Fatalf("a group reset to earliest got %d of the 3 earlier records", n)
+	}
+	// Another group, on the agent's default (latest), gets none of them.
+	g := &shareFetcher{t: t, cl: cl, group: "sgcg-latest", member: "member-d", topicID: id}
+	if got := g.fetch(10); len(got) != 0 {
+		t.Fatalf("a group at latest got %+v", got)
+	}
+}

@@ -150,7 +150,7 @@ func (a *Agent) highWatermark(ctx context.Context, id metastore.TopicID, part in
 // releaseShareRecords returns a share group member's records to its
 // group (the member left the group).
 func (a *Agent) releaseShareRecords(ctx context.Context, group, member string) {
-	a.releaseShareMember(ctx, shareSessionKey{group: group, member: member})
+	a.releaseShareMember(ctx, shareSessionKey{group: group, member: member}, a.shareSettingsOf(ctx, group))
 }
 
 // The share group offset admin APIs, answered by the group coordinator:
