@@ -554,3 +554,29 @@ func TestShareGroupConfigs(t *testing.T) {
 		t.Fatalf("a group at latest got %+v", got)
 	}
 }
+
+// TestShareSessionLimit: with group.share.max.share.sessions at 1, a
+// second member's session is SHARE_SESSION_LIMIT_REACHED until the first
+// closes its own.
+func TestShareSessionLimit(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, func(c *agent.Config) {
+		shareFetchOn(time.Minute, 5)(c)
+		c.ShareSessionSlots = 1
+	})
+	cl := ta.client(t)
+	id := shareTopic(t, cl, "slim", 1)
+	a := &shareFetcher{t: t, cl: cl, group: "slimg", member: "member-a", topicID: id}
+	b := &shareFetcher{t: t, cl: cl, group: "slimg", member: "member-b", topicID: id}
+	a.fetch(1)
+	if resp := b.fetchRaw(1); resp.ErrorCode != kerr.ShareSessionLimitReached.Code {
+		t.Fatalf("a second session with one slot: %v, want SHARE_SESSION_LIMIT_REACHED", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	a.epoch = -1
+	if resp := a.fetchRaw(1); resp.ErrorCode != 0 {
+		t.Fatalf("close a's session: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if got := b.fetch(1); len(got) != 1 || got[0] != (acquired{0, 2}) {
+		t.Fatalf("b after a closed its session: %+v, want offset 0 at count 2", got)
+	}
+}

@@ -19,9 +19,10 @@ package agent
 // another agent, or after a restart, opens a new session there.
 // The cache is bounded in sessions (group.share.max.share.sessions,
 // Kafka's default 2000: SHARE_SESSION_LIMIT_REACHED beyond, unless a
-// session idle for sessionEvictionAge can be evicted) and in partitions
-// per session (maxSharePartsPerSession: the rest of a request's
-// partitions are not added, and the client sees them unanswered).
+// session idle for sessionEvictionAge can be evicted) and in partitions,
+// per session (maxSharePartsPerSession) and in all (maxSharePartsTotal):
+// past either, the rest of a request's partitions are not added, and the
+// client sees them unanswered.
 
 import (
 	"sync"
@@ -30,9 +31,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// maxSharePartsPerSession bounds the partitions one share session
-// remembers.
-const maxSharePartsPerSession = 10_000
+// maxSharePartsPerSession and maxSharePartsTotal bound the partitions one
+// share session, and all of them, remember: about 100 bytes each.
+const (
+	maxSharePartsPerSession = 10_000
+	maxSharePartsTotal      = 500_000
+)
 
 type shareSessionKey struct{ group, member string }
 
@@ -61,6 +65,7 @@ type shareSessions struct {
 	mu       sync.Mutex // guards the fields below and every session
 	sessions map[shareSessionKey]*shareSession
 	watched  map[<-chan struct{}]bool // connections a goroutine waits on
+	parts    int                      // partitions all sessions remember
 }
 
 func newShareSessions(slots int, onClose func(shareSessionKey)) *shareSessions {
@@ -75,12 +80,12 @@ func newShareSessions(slots int, onClose func(shareSessionKey)) *shareSessions {
 func (s *shareSessions) open(key shareSessionKey, parts []shareTP, conn <-chan struct{}) (*shareSession, int16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.sessions, key)
+	s.dropLocked(key)
 	if len(s.sessions) >= s.slots && !s.evictLocked() {
 		return nil, kerr.ShareSessionLimitReached.Code
 	}
 	sess := &shareSession{epoch: 1, parts: make(map[shareTP]int64), lastUsed: s.now(), conn: conn}
-	sess.addLocked(parts)
+	s.addLocked(sess, parts)
 	s.sessions[key] = sess
 	if conn != nil && !s.watched[conn] {
 		// One goroutine per connection with sessions, ending with it.
@@ -100,7 +105,7 @@ func (s *shareSessions) connClosed(conn <-chan struct{}) {
 	var ended []shareSessionKey
 	for k, sess := range s.sessions {
 		if sess.conn == conn {
-			delete(s.sessions, k)
+			s.dropLocked(k)
 			ended = append(ended, k)
 		}
 	}
@@ -125,17 +130,27 @@ func (s *shareSessions) evictLocked() bool {
 	if at.IsZero() || s.now().Sub(at) < sessionEvictionAge {
 		return false
 	}
-	delete(s.sessions, oldest)
+	s.dropLocked(oldest)
 	return true
 }
 
-func (sess *shareSession) addLocked(parts []shareTP) {
+// dropLocked forgets key's session, if any.
+func (s *shareSessions) dropLocked(key shareSessionKey) {
+	if sess, ok := s.sessions[key]; ok {
+		s.parts -= len(sess.parts)
+		delete(s.sessions, key)
+	}
+}
+
+// addLocked adds parts to sess, within the bounds.
+func (s *shareSessions) addLocked(sess *shareSession, parts []shareTP) {
 	for _, p := range parts {
-		if _, ok := sess.parts[p]; ok || len(sess.parts) >= maxSharePartsPerSession {
+		if _, ok := sess.parts[p]; ok || len(sess.parts) >= maxSharePartsPerSession || s.parts >= maxSharePartsTotal {
 			continue
 		}
 		sess.parts[p] = -1
 		sess.order = append(sess.order, p)
+		s.parts++
 	}
 }
 
@@ -157,6 +172,7 @@ func (s *shareSessions) next(key shareSessionKey, epoch int32, add, forget []sha
 			if _, ok := sess.parts[p]; ok {
 				gone[p] = true
 				delete(sess.parts, p)
+				s.parts--
 			}
 		}
 		kept := sess.order[:0]
@@ -167,7 +183,7 @@ func (s *shareSessions) next(key shareSessionKey, epoch int32, add, forget []sha
 		}
 		sess.order = kept
 	}
-	sess.addLocked(add)
+	s.addLocked(sess, add)
 	sess.epoch = nextSessionEpoch(sess.epoch)
 	sess.lastUsed = s.now()
 	return sess, 0
@@ -181,7 +197,7 @@ func (s *shareSessions) close(key shareSessionKey) int16 {
 	if _, ok := s.sessions[key]; !ok {
 		return kerr.ShareSessionNotFound.Code
 	}
-	delete(s.sessions, key)
+	s.dropLocked(key)
 	return 0
 }
 
