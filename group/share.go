@@ -18,12 +18,9 @@ package group
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/siltstream/silt/metastore"
@@ -84,7 +81,7 @@ func (sg *shareGroup) resolve(topics []TopicInfo) map[string]string {
 	for _, t := range topics {
 		for _, m := range sg.members {
 			if slices.Contains(m.topics, t.Name) {
-				out[t.Name] = hex.EncodeToString(t.ID[:]) + "/" + strconv.Itoa(t.Partitions)
+				out[t.Name] = subscribedValue(t.ID, t.Partitions)
 				break
 			}
 		}
@@ -96,16 +93,8 @@ func (sg *shareGroup) resolve(topics []TopicInfo) map[string]string {
 func (sg *shareGroup) subscribedTopics() []topicInfo {
 	var out []topicInfo
 	for name, v := range sg.subscribed {
-		var id metastore.TopicID
-		hexID, count, ok := strings.Cut(v, "/")
-		if !ok || hex.DecodedLen(len(hexID)) != len(id) {
-			continue
-		}
-		if _, err := hex.Decode(id[:], []byte(hexID)); err != nil {
-			continue
-		}
-		n, err := strconv.Atoi(count)
-		if err != nil {
+		id, n, ok := parseSubscribedValue(v)
+		if !ok {
 			continue
 		}
 		out = append(out, topicInfo{name: name, id: id, partitions: int32(n)})
