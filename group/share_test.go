@@ -159,6 +159,30 @@ func TestShareGroupJoinShareLeave(t *testing.T) {
 	if r, _ := c.JoinGroup(context.Background(), j.joinRequest(), Client{}); r == nil || r.ErrorCode != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("JoinGroup to a share group: %+v", r)
 	}
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.SetVersion(9)
+	oc.Group, oc.Generation = groupID, -1
+	oct := kmsg.NewOffsetCommitRequestTopic()
+	oct.Topic = topic
+	ocp := kmsg.NewOffsetCommitRequestTopicPartition()
+	oct.Partitions = append(oct.Partitions, ocp)
+	oc.Topics = append(oc.Topics, oct)
+	if code := c.OffsetCommit(context.Background(), oc).Topics[0].Partitions[0].ErrorCode; code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("OffsetCommit to a share group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.SetVersion(8)
+	og := kmsg.NewOffsetFetchRequestGroup()
+	og.Group = groupID
+	of.Groups = append(of.Groups, og)
+	if code := c.OffsetFetch(context.Background(), of).Groups[0].ErrorCode; code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("OffsetFetch of a share group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = groupID
+	if code := c.OffsetDelete(context.Background(), od).ErrorCode; code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("OffsetDelete of a share group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
 	if code := c.DeleteGroups(context.Background(), &kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{groupID}}).Groups[0].ErrorCode; code != kerr.NonEmptyGroup.Code {
 		t.Fatalf("delete a share group with members: %v, want NON_EMPTY_GROUP", kerr.ErrorForCode(code))
 	}
