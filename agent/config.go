@@ -156,7 +156,7 @@ type Config struct {
 	// partition (group.share.partition.max.record.locks, 2000);
 	// ShareAutoOffsetReset where a new share partition starts
 	// (share.auto.offset.reset: latest or earliest); ShareIsolationLevel
-	// (share.isolation.level: read_uncommitted only, see README);
+	// (share.isolation.level: read_uncommitted or read_committed);
 	// ShareSessionSlots the share sessions the agent keeps
 	// (group.share.max.share.sessions, 2000).
 	ShareRecordLockDuration      time.Duration
@@ -376,8 +376,8 @@ func (c *Config) validateGroupProtocols() error {
 		return fmt.Errorf("group.share.partition.max.record.locks: must be 100 to 10000, got %d", c.SharePartitionMaxRecordLocks)
 	case c.ShareAutoOffsetReset != ShareOffsetLatest && c.ShareAutoOffsetReset != ShareOffsetEarliest:
 		return fmt.Errorf("share.auto.offset.reset: must be latest or earliest, got %q", c.ShareAutoOffsetReset)
-	case c.ShareIsolationLevel != "read_uncommitted":
-		return fmt.Errorf("share.isolation.level: only read_uncommitted is supported, got %q", c.ShareIsolationLevel)
+	case c.ShareIsolationLevel != "read_uncommitted" && c.ShareIsolationLevel != "read_committed":
+		return fmt.Errorf("share.isolation.level: must be read_uncommitted or read_committed, got %q", c.ShareIsolationLevel)
 	case c.ShareSessionSlots <= 0:
 		return fmt.Errorf("group.share.max.share.sessions: must be positive, got %d", c.ShareSessionSlots)
 	}

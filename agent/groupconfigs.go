@@ -78,8 +78,8 @@ var groupConfigDefs = []groupConfigDef{
 	{
 		name:     "share.isolation.level",
 		def:      func(c *Config) string { return c.ShareIsolationLevel },
-		validate: oneOf("read_uncommitted"),
-		doc:      "share groups read read_uncommitted only",
+		validate: oneOf("read_uncommitted", "read_committed"),
+		doc:      "read_committed: records up to the last stable offset, aborted transactions' records archived, never delivered",
 	},
 }
 
@@ -108,6 +108,7 @@ type shareSettings struct {
 	lock          time.Duration
 	deliveryLimit int16
 	earliest      bool
+	readCommitted bool
 }
 
 type cachedGroupConfig struct {
@@ -160,6 +161,7 @@ func (a *Agent) shareSettingsOf(ctx context.Context, group string) shareSettings
 		lock:          a.cfg.ShareRecordLockDuration,
 		deliveryLimit: int16(a.cfg.ShareDeliveryCountLimit),
 		earliest:      a.cfg.ShareAutoOffsetReset == ShareOffsetEarliest,
+		readCommitted: a.cfg.ShareIsolationLevel == "read_committed",
 	}
 	cfg, err := a.groupConfig(ctx, group)
 	if err != nil {
@@ -178,6 +180,9 @@ func (a *Agent) shareSettingsOf(ctx context.Context, group string) shareSettings
 	}
 	if v, ok := cfg["share.auto.offset.reset"]; ok {
 		s.earliest = v == ShareOffsetEarliest
+	}
+	if v, ok := cfg["share.isolation.level"]; ok {
+		s.readCommitted = v == "read_committed"
 	}
 	return s
 }

@@ -321,7 +321,15 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, ss
 		}
 		hw, logStart = fp.p.Offsets()
 	}
-	initial := hw
+	end := hw // read_uncommitted reads to the high watermark
+	if ss.readCommitted {
+		lso, err := a.topics.StableOffset(ctx, fp.p)
+		if err != nil {
+			return failWith(errorCode(err))
+		}
+		end = lso // never past an open transaction
+	}
+	initial := end
 	if ss.earliest {
 		initial = logStart
 	}
@@ -334,9 +342,9 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, ss
 		from = max(from, logStart)
 		var data []byte
 		to := from
-		if from < hw {
+		if from < end {
 			var err error
-			data, err = a.readPartition(ctx, fp.p, from, hw, maxBytes, first)
+			data, err = a.readPartition(ctx, fp.p, from, end, maxBytes, first)
 			if errors.Is(err, errBelowLogStart) {
 				_, logStart = fp.p.Offsets()
 				continue
@@ -361,6 +369,16 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, ss
 		nextFrom := st.NextAvailable()
 		a.shareSessions.setNext(sess, fp.tp, nextFrom)
 		fp.next = nextFrom
+		if ss.readCommitted && len(got) > 0 {
+			if got, err = a.archiveAborted(ctx, key, ss, skey, fp.p, data, got); err != nil {
+				a.log.Warn("share fetch: archive aborted records", "group", key.group, "topic", fp.p.TopicName, "partition", fp.p.Index, "err", err)
+				return failWith(kerr.KafkaStorageError.Code)
+			}
+			if len(got) == 0 {
+				from = to // all of it aborted: read on
+				continue
+			}
+		}
 		if len(got) > 0 {
 			fp.rp = answer(fp.tp)
 			fp.rp.Records = trimBatches(data, got[0].First, got[len(got)-1].Last)
@@ -376,12 +394,77 @@ func (a *Agent) shareFetchPartition(ctx context.Context, key shareSessionKey, ss
 		// store says records may be acquired (further on when others hold
 		// what was read; further back when locks lapsed or the hint was
 		// stale), if that is somewhere else below the high watermark.
-		if nextFrom == from || nextFrom >= hw {
+		if nextFrom == from || nextFrom >= end {
 			return 0, false
 		}
 		from = nextFrom
 	}
 	return 0, false
+}
+
+// archiveAborted archives the records of aborted transactions among
+// those just acquired (a read_committed share group never delivers them,
+// as Kafka's SharePartition does) and returns the acquired ranges left.
+func (a *Agent) archiveAborted(ctx context.Context, key shareSessionKey, ss shareSettings, skey metastore.SharePartitionKey, p *partition.Partition, data []byte, got []metastore.AcquiredRange) ([]metastore.AcquiredRange, error) {
+	first, last := got[0].First, got[len(got)-1].Last
+	txns, err := a.store.AbortedTxns(ctx, p.TP, first, last+1)
+	if err != nil || len(txns) == 0 {
+		return got, err
+	}
+	var aborted [][2]int64 // inclusive offset ranges, in order
+	for rest := data; len(rest) > 0; {
+		_, r, h, err := segment.NextBatch(rest)
+		if err != nil {
+			break
+		}
+		rest = r
+		if !h.IsTransactional() || h.IsControl() {
+			continue
+		}
+		for _, t := range txns {
+			if t.ProducerID == h.ProducerID && h.BaseOffset >= t.FirstOffset && h.BaseOffset <= t.LastOffset {
+				aborted = append(aborted, [2]int64{h.BaseOffset, h.BaseOffset + h.OffsetCount() - 1})
+				break
+			}
+		}
+	}
+	var kept []metastore.AcquiredRange
+	var archive []metastore.ShareAckBatch
+	for _, r := range got {
+		for o := r.First; o <= r.Last; {
+			// The next aborted range at or after o, if it covers o.
+			hit := false
+			for _, ab := range aborted {
+				if o >= ab[0] && o <= ab[1] {
+					end := min(ab[1], r.Last)
+					archive = append(archive, metastore.ShareAckBatch{First: o, Last: end, Types: []int8{metastore.AckReject}})
+					o, hit = end+1, true
+					break
+				}
+			}
+			if hit {
+				continue
+			}
+			end := r.Last
+			for _, ab := range aborted {
+				if ab[0] > o && ab[0]-1 < end {
+					end = ab[0] - 1
+				}
+			}
+			kept = append(kept, metastore.AcquiredRange{First: o, Last: end, DeliveryCount: r.DeliveryCount})
+			o = end + 1
+		}
+	}
+	if len(archive) == 0 {
+		return got, nil
+	}
+	if _, err := a.store.AcknowledgeShareRecords(ctx, skey, metastore.ShareAcknowledge{
+		Member: key.member, NowMs: time.Now().UnixMilli(), LockMs: ss.lock.Milliseconds(),
+		DeliveryLimit: ss.deliveryLimit, Batches: archive,
+	}); err != nil {
+		return nil, err
+	}
+	return kept, nil
 }
 
 // batchesEnd is the offset after the last batch in data (from if none).

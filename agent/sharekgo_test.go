@@ -69,28 +69,107 @@ func TestShareGroupKgoTransactionMarkers(t *testing.T) {
 	}
 	consumer := ta.client(t, kgo.ShareGroup("stxg"), kgo.ConsumeTopics("stx"))
 	seen := map[string]int{}
-	lag := int64(-1)
 	poll.Until(t, "every record consumed and nothing left in flight", func() bool {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		consumer.PollFetches(pctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
-		req := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
-		rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
-		rg.GroupID = "stxg"
-		rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
-		rt.Topic, rt.Partitions = "stx", []int32{0}
-		rg.Topics = append(rg.Topics, rt)
-		req.Groups = append(req.Groups, rg)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil || len(resp.Groups[0].Topics) != 1 {
-			return false
-		}
-		lag = resp.Groups[0].Topics[0].Partitions[0].Lag
-		return len(seen) == 15 && lag == 0
+		return len(seen) == 15 && shareLag(ctx, cl, "stxg", "stx") == 0
 	})
 	for v, n := range seen {
 		if n != 1 {
 			t.Fatalf("record %s consumed %d times", v, n)
 		}
 	}
+}
+
+// TestShareGroupReadCommitted: a share group with share.isolation.level
+// read_committed (a group config) gets committed transactions' records,
+// never an aborted one's, and an open transaction's only once it
+// commits; afterwards nothing is left in flight.
+func TestShareGroupReadCommitted(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, shareGroupsOn)
+	cl := ta.client(t)
+	ctx := context.Background()
+	createTopic(t, cl, "src", 1, nil)
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "srcg"
+	for _, kv := range [][2]string{{"share.isolation.level", "read_committed"}, {"share.auto.offset.reset", "earliest"}} {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = kv[0], kmsg.StringPtr(kv[1])
+		res.Configs = append(res.Configs, c)
+	}
+	req.Resources = append(req.Resources, res)
+	if resp, err := req.RequestWith(ctx, cl); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("set group configs: %+v, %v", resp, err)
+	}
+	txn := ta.client(t, kgo.TransactionalID("src-producer"), kgo.DefaultProduceTopic("src"))
+	write := func(prefix string, end func() error) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 3 {
+			if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("%s-%d", prefix, j))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if end != nil {
+			if err := end(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("committed", func() error { return txn.EndTransaction(ctx, kgo.TryCommit) })
+	write("aborted", func() error { return txn.EndTransaction(ctx, kgo.TryAbort) })
+	write("open", nil) // left open for now
+
+	consumer := ta.client(t, kgo.ShareGroup("srcg"), kgo.ConsumeTopics("src"))
+	seen := map[string]int{}
+	consume := func() {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		consumer.PollFetches(pctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	poll.Until(t, "the committed transaction consumed", func() bool {
+		consume()
+		return len(seen) >= 3
+	})
+	for range 3 {
+		consume()
+	}
+	for v := range seen {
+		if !strings.HasPrefix(v, "committed-") {
+			t.Fatalf("read_committed share group got %q before it was committed, or aborted", v)
+		}
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the transaction committed later consumed and nothing left in flight", func() bool {
+		consume()
+		return len(seen) >= 6 && shareLag(ctx, cl, "srcg", "src") == 0
+	})
+	for v, n := range seen {
+		if strings.HasPrefix(v, "aborted-") || n != 1 {
+			t.Fatalf("record %s consumed %d times", v, n)
+		}
+	}
+}
+
+// shareLag is a share group's lag on partition 0 of topic, or -1.
+func shareLag(ctx context.Context, cl *kgo.Client, group, topic string) int64 {
+	req := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+	rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+	rg.GroupID = group
+	rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	rg.Topics = append(rg.Topics, rt)
+	req.Groups = append(req.Groups, rg)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Groups) != 1 || len(resp.Groups[0].Topics) != 1 {
+		return -1
+	}
+	return resp.Groups[0].Topics[0].Partitions[0].Lag
 }

@@ -113,7 +113,7 @@ func agentKeys() []keySpec {
 		{"group.share.partition.max.record.locks", kindInt, strconv.Itoa(d.SharePartitionMaxRecordLocks), "records in flight per share partition (100-10000)"},
 		{"group.share.max.share.sessions", kindInt, strconv.Itoa(d.ShareSessionSlots), "share sessions the agent keeps (more: SHARE_SESSION_LIMIT_REACHED)"},
 		{"share.auto.offset.reset", kindString, d.ShareAutoOffsetReset, "where a share group starts reading a partition it never read: latest or earliest (groups may set their own: group config share.auto.offset.reset)"},
-		{"share.isolation.level", kindString, d.ShareIsolationLevel, "share groups read read_uncommitted (the only level supported)"},
+		{"share.isolation.level", kindString, d.ShareIsolationLevel, "isolation level of share groups: read_uncommitted, or read_committed (aborted transactions' records are archived); groups may set their own"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
