@@ -37,6 +37,8 @@ type Agent struct {
 	groupTopicsAt time.Time           // when groupTopics last refreshed the topics
 	reader        *partition.Reader   // the fetch read path
 	fetchSessions *fetchSessions      // KIP-227
+	shareSessions *shareSessions      // KIP-932
+	groupConfigs  groupConfigCache    // group configs as last read
 	ingest        *ingest.Pipeline    // the write path: produce and markers
 	members       *cluster.Membership // live agents and placement
 	groups        *group.Coordinator  // consumer groups this agent coordinates
@@ -85,6 +87,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.quotas = quota.New(quota.Config{}, store)
 	a.reader = partition.NewReader(store, bucket, &a.stats.ReadStats)
 	a.fetchSessions = newFetchSessions(cfg.FetchSessionSlots)
+	a.shareSessions = newShareSessions(cfg.ShareSessionSlots, a.shareSessionEnded)
 	var err error
 	a.ingest, err = ingest.New(cfg.ingestConfig(log), bucket, store, a.topics, &a.stats.Stats)
 	if err != nil {
@@ -127,7 +130,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.groups = group.NewCoordinator(group.Config{
 		Store: signal, IsCoordinator: a.isCoordinator, RefreshPlacement: a.members.Refresh, Partitions: a.partitionCount, Log: log,
 		Topics: a.groupTopics, ConsumerSessionTimeout: cfg.ConsumerSessionTimeout, ConsumerHeartbeatInterval: cfg.ConsumerHeartbeatInterval,
-		MigrationPolicy: group.MigrationPolicy(cfg.ConsumerMigrationPolicy),
+		MigrationPolicy:     group.MigrationPolicy(cfg.ConsumerMigrationPolicy),
+		ShareSessionTimeout: cfg.ShareSessionTimeout, ShareHeartbeatInterval: cfg.ShareHeartbeatInterval, ShareMaxSize: cfg.ShareMaxSize,
+		Topic: a.groupTopic, HighWatermark: a.highWatermark, ReleaseShareMember: a.releaseShareRecords,
 	})
 	a.txns = txn.New(txn.Config{
 		Store: signal, Markers: a.ingest, Topics: topicResolver{a.topics},

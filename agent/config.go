@@ -127,9 +127,11 @@ type Config struct {
 
 	// GroupProtocols are the group protocols the coordinator serves
 	// (group.coordinator.rebalance.protocols): GroupProtocolClassic
-	// (JoinGroup/SyncGroup, always on) and GroupProtocolConsumer (KIP-848:
+	// (JoinGroup/SyncGroup, always on), GroupProtocolConsumer (KIP-848:
 	// ConsumerGroupHeartbeat and ConsumerGroupDescribe are advertised and
-	// group.version 1 is finalized only with it).
+	// group.version 1 is finalized only with it) and GroupProtocolShare
+	// (KIP-932 share groups: ShareGroupHeartbeat and ShareGroupDescribe
+	// are advertised, and share.version 1 finalized, only with it).
 	GroupProtocols []string
 	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are a consumer
 	// group member's session and the heartbeat interval it is told to
@@ -143,6 +145,33 @@ type Config struct {
 	// (bidirectional, upgrade, downgrade or disabled; Kafka's default
 	// bidirectional).
 	ConsumerMigrationPolicy string
+	// ShareSessionTimeout, ShareHeartbeatInterval and ShareMaxSize are a
+	// share group member's session, the heartbeat interval it is told to
+	// keep, and the members a share group takes
+	// (group.share.session.timeout.ms, group.share.heartbeat.interval.ms,
+	// group.share.max.size; Kafka's 45 s, 5 s and 200).
+	ShareSessionTimeout    time.Duration
+	ShareHeartbeatInterval time.Duration
+	ShareMaxSize           int
+	// Share-partition settings, Kafka's names and defaults, as agent
+	// (broker) keys; groups override the first four with group configs
+	// (groupconfigs.go). ShareRecordLockDuration is how long a fetched record stays
+	// acquired (group.share.record.lock.duration.ms, 30 s);
+	// ShareDeliveryCountLimit how often a record is delivered before it
+	// is archived (group.share.delivery.count.limit, 5);
+	// SharePartitionMaxRecordLocks the records in flight per share
+	// partition (group.share.partition.max.record.locks, 2000);
+	// ShareAutoOffsetReset where a new share partition starts
+	// (share.auto.offset.reset: latest or earliest); ShareIsolationLevel
+	// (share.isolation.level: read_uncommitted or read_committed);
+	// ShareSessionSlots the share sessions the agent keeps
+	// (group.share.max.share.sessions, 2000).
+	ShareRecordLockDuration      time.Duration
+	ShareDeliveryCountLimit      int
+	SharePartitionMaxRecordLocks int
+	ShareAutoOffsetReset         string
+	ShareIsolationLevel          string
+	ShareSessionSlots            int
 
 	Logger *slog.Logger
 }
@@ -151,18 +180,33 @@ type Config struct {
 const (
 	GroupProtocolClassic  = "classic"
 	GroupProtocolConsumer = "consumer"
+	GroupProtocolShare    = "share"
 )
 
 // DefaultGroupProtocols is group.coordinator.rebalance.protocols'
-// default, Kafka 4's: both. Clients choose (franz-go with
+// default: classic and consumer, Kafka 4's. Clients choose (franz-go with
 // kgo.ServerSideBalancer, Java with group.protocol=consumer); others keep
-// the classic protocol.
+// the classic protocol. Share groups (share) are opt-in, as in Kafka
+// before 4.2 (share.version off unless enabled): turning them on makes a
+// share group's every fetch and acknowledgement a metastore write, a cost
+// an operator should choose.
 var DefaultGroupProtocols = []string{GroupProtocolClassic, GroupProtocolConsumer}
 
 // ConsumerGroups reports whether the consumer group protocol (KIP-848)
 // is on.
 func (c *Config) ConsumerGroups() bool {
 	return slices.Contains(c.GroupProtocols, GroupProtocolConsumer)
+}
+
+// share.auto.offset.reset values.
+const (
+	ShareOffsetLatest   = "latest"
+	ShareOffsetEarliest = "earliest"
+)
+
+// ShareGroups reports whether share groups (KIP-932) are on.
+func (c *Config) ShareGroups() bool {
+	return slices.Contains(c.GroupProtocols, GroupProtocolShare)
 }
 
 // DefaultConfig returns the defaults of DESIGN.md.
@@ -204,6 +248,16 @@ func DefaultConfig() Config {
 		ConsumerSessionTimeout:    45 * time.Second,
 		ConsumerHeartbeatInterval: 5 * time.Second,
 		ConsumerMigrationPolicy:   string(group.MigrationBidirectional),
+		ShareSessionTimeout:       45 * time.Second,
+		ShareHeartbeatInterval:    5 * time.Second,
+		ShareMaxSize:              200,
+
+		ShareRecordLockDuration:      30 * time.Second,
+		ShareDeliveryCountLimit:      5,
+		SharePartitionMaxRecordLocks: 2000,
+		ShareAutoOffsetReset:         ShareOffsetLatest,
+		ShareIsolationLevel:          "read_uncommitted",
+		ShareSessionSlots:            2000,
 	}
 }
 
@@ -305,8 +359,8 @@ func (c *Config) validateGroupProtocols() error {
 		c.GroupProtocols = slices.Clone(DefaultGroupProtocols)
 	}
 	for _, p := range c.GroupProtocols {
-		if p != GroupProtocolClassic && p != GroupProtocolConsumer {
-			return fmt.Errorf("group.coordinator.rebalance.protocols: unknown protocol %q (known: classic, consumer)", p)
+		if p != GroupProtocolClassic && p != GroupProtocolConsumer && p != GroupProtocolShare {
+			return fmt.Errorf("group.coordinator.rebalance.protocols: unknown protocol %q (known: classic, consumer, share)", p)
 		}
 	}
 	switch {
@@ -316,6 +370,24 @@ func (c *Config) validateGroupProtocols() error {
 		return fmt.Errorf("group.consumer.heartbeat.interval.ms: must be positive, got %v", c.ConsumerHeartbeatInterval)
 	case c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
 		return fmt.Errorf("group.consumer.session.timeout.ms: must be longer than group.consumer.heartbeat.interval.ms (%v), got %v", c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
+	case c.ShareHeartbeatInterval <= 0:
+		return fmt.Errorf("group.share.heartbeat.interval.ms: must be positive, got %v", c.ShareHeartbeatInterval)
+	case c.ShareSessionTimeout <= c.ShareHeartbeatInterval:
+		return fmt.Errorf("group.share.session.timeout.ms: must be longer than group.share.heartbeat.interval.ms (%v), got %v", c.ShareHeartbeatInterval, c.ShareSessionTimeout)
+	case c.ShareMaxSize <= 0:
+		return fmt.Errorf("group.share.max.size: must be positive, got %d", c.ShareMaxSize)
+	case c.ShareRecordLockDuration <= 0:
+		return fmt.Errorf("group.share.record.lock.duration.ms: must be positive, got %v", c.ShareRecordLockDuration)
+	case c.ShareDeliveryCountLimit < 2 || c.ShareDeliveryCountLimit > 10:
+		return fmt.Errorf("group.share.delivery.count.limit: must be 2 to 10 (Kafka's range), got %d", c.ShareDeliveryCountLimit)
+	case c.SharePartitionMaxRecordLocks < 100 || c.SharePartitionMaxRecordLocks > 10000:
+		return fmt.Errorf("group.share.partition.max.record.locks: must be 100 to 10000, got %d", c.SharePartitionMaxRecordLocks)
+	case c.ShareAutoOffsetReset != ShareOffsetLatest && c.ShareAutoOffsetReset != ShareOffsetEarliest:
+		return fmt.Errorf("share.auto.offset.reset: must be latest or earliest, got %q", c.ShareAutoOffsetReset)
+	case c.ShareIsolationLevel != "read_uncommitted" && c.ShareIsolationLevel != "read_committed":
+		return fmt.Errorf("share.isolation.level: must be read_uncommitted or read_committed, got %q", c.ShareIsolationLevel)
+	case c.ShareSessionSlots <= 0:
+		return fmt.Errorf("group.share.max.share.sessions: must be positive, got %d", c.ShareSessionSlots)
 	}
 	if c.ConsumerMigrationPolicy == "" {
 		c.ConsumerMigrationPolicy = string(group.MigrationBidirectional)

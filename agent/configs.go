@@ -1,7 +1,8 @@
 package agent
 
 // DescribeConfigs (0–4), AlterConfigs (0–2), IncrementalAlterConfigs (0–1)
-// for topic configs with Kafka's names, validate-only honoured. Broker
+// for topic configs with Kafka's names, validate-only honoured, and for
+// group configs (groupconfigs.go). Broker
 // configs can be described; they come from the agent's own configuration and
 // cannot be altered over the protocol (INVALID_REQUEST says so), nor can
 // the internal topics' configs.
@@ -84,9 +85,15 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, c *wire.Conn, kreq km
 			for _, kv := range a.brokerConfigs() {
 				add(kv[0], kv[1], kmsg.ConfigSourceStaticBrokerConfig, true, "")
 			}
+		case kmsg.ConfigResourceTypeGroupConfig:
+			code, msg := a.describeGroupConfig(ctx, rr.ResourceName, add)
+			sr.ErrorCode = code
+			if msg != "" {
+				sr.ErrorMessage = &msg
+			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
-			msg := "Silt describes topic and broker configs only"
+			msg := "Silt describes topic, broker and group configs only"
 			sr.ErrorMessage = &msg
 		}
 		resp.Resources = append(resp.Resources, sr)
@@ -133,7 +140,7 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, c *wire.Conn, kreq kmsg.
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}
-		code, msg := a.alterTopicConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
+		code, msg := a.alterConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
 			next := make(map[string]string) // AlterConfigs replaces the whole set
 			for _, c := range rr.Configs {
 				if c.Value != nil {
@@ -163,7 +170,7 @@ func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, c *wire.Conn,
 			resp.Resources = append(resp.Resources, sr)
 			continue
 		}
-		code, msg := a.alterTopicConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
+		code, msg := a.alterConfig(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			next := make(map[string]string, len(cur))
 			for k, v := range cur {
 				next[k] = v
@@ -229,6 +236,15 @@ func editList(cur, val string, add bool) string {
 	return strings.Join(items, ",")
 }
 
+// alterConfig alters a group's configs (alterGroupConfig) or a topic's
+// (alterTopicConfig).
+func (a *Agent) alterConfig(ctx context.Context, rt kmsg.ConfigResourceType, name string, validateOnly bool, edit func(map[string]string) (map[string]string, error)) (int16, string) {
+	if rt == kmsg.ConfigResourceTypeGroupConfig {
+		return a.alterGroupConfig(ctx, name, validateOnly, edit)
+	}
+	return a.alterTopicConfig(ctx, rt, name, validateOnly, edit)
+}
+
 // alterTopicConfig computes a topic's new config with edit, validates every
 // key, and stores it unless validateOnly.
 func (a *Agent) alterTopicConfig(ctx context.Context, rt kmsg.ConfigResourceType, name string, validateOnly bool, edit func(map[string]string) (map[string]string, error)) (int16, string) {
@@ -240,7 +256,7 @@ func (a *Agent) alterTopicConfig(ctx context.Context, rt kmsg.ConfigResourceType
 	case kmsg.ConfigResourceTypeBroker:
 		return kerr.InvalidRequest.Code, "broker configs are static in Silt: set them in the agent's configuration"
 	default:
-		return kerr.InvalidRequest.Code, "Silt alters topic configs only"
+		return kerr.InvalidRequest.Code, "Silt alters topic and group configs only"
 	}
 	// Read, edit, compare-and-set: a concurrent change to the same topic
 	// (through this agent or another) makes the write fail, and the edit is

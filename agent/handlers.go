@@ -70,6 +70,22 @@ func (a *Agent) registry() *wire.Registry {
 		reg(kmsg.ConsumerGroupHeartbeat, 0, 1, a.handleConsumerGroupHeartbeat)
 		reg(kmsg.ConsumerGroupDescribe, 0, 1, a.handleConsumerGroupDescribe)
 	}
+	// Share groups: advertised only while on; otherwise still answered,
+	// with UNSUPPORTED_VERSION, so a client that asks anyway is not cut off.
+	share := func(key kmsg.Key, minVersion, maxVersion int16, h wire.Handler) {
+		if a.cfg.ShareGroups() {
+			reg(key, minVersion, maxVersion, h)
+			return
+		}
+		r.RegisterHidden(int16(key), minVersion, maxVersion, shareGroupsOff)
+	}
+	share(kmsg.ShareGroupHeartbeat, 1, 1, a.handleShareGroupHeartbeat)
+	share(kmsg.ShareGroupDescribe, 1, 1, a.handleShareGroupDescribe)
+	share(kmsg.ShareFetch, 1, 2, a.handleShareFetch)
+	share(kmsg.ShareAcknowledge, 1, 2, a.handleShareAcknowledge)
+	share(kmsg.DescribeShareGroupOffsets, 0, 1, a.handleDescribeShareGroupOffsets)
+	share(kmsg.AlterShareGroupOffsets, 0, 0, a.handleAlterShareGroupOffsets)
+	share(kmsg.DeleteShareGroupOffsets, 0, 0, a.handleDeleteShareGroupOffsets)
 	r.SetFeatures(a.features())
 	return r
 }

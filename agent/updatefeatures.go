@@ -39,7 +39,12 @@ func (a *Agent) features() []wire.Feature {
 	if a.cfg.ConsumerGroups() {
 		gv = wire.Feature{Name: "group.version", Min: 0, Max: 1, Level: 1}
 	}
-	return []wire.Feature{gv, {Name: "transaction.version", Min: 0, Max: 0, Level: 0}}
+	fs := []wire.Feature{gv, {Name: "transaction.version", Min: 0, Max: 0, Level: 0}}
+	if a.cfg.ShareGroups() {
+		// share.version 1 turns on share groups for Kafka 4.1+ clients.
+		fs = append(fs, wire.Feature{Name: "share.version", Min: 0, Max: 1, Level: 1})
+	}
+	return fs
 }
 
 // KIP-778 upgrade types.

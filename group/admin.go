@@ -1,10 +1,10 @@
 package group
 
 // DescribeGroups versions 0–5, ListGroups versions 0–5 (state filter v4+,
-// type filter v5+: "classic" or "consumer") and DeleteGroups versions
-// 0–2, for both group types; a consumer group described with
-// DescribeGroups is Dead, as Kafka answers (ConsumerGroupDescribe
-// describes it). ListGroups lists the
+// type filter v5+: "classic", "consumer" or "share") and DeleteGroups versions
+// 0–2, for every group type; a consumer or share group described with
+// DescribeGroups is Dead, as Kafka answers (ConsumerGroupDescribe and
+// ShareGroupDescribe describe them). ListGroups lists the
 // groups this process coordinates, so a client that asks every process
 // sees each group once. A group with committed offsets and nothing else
 // (committed from outside group management) is Empty in both, as in
@@ -39,7 +39,7 @@ func (c *Coordinator) DescribeGroups(ctx context.Context, req *kmsg.DescribeGrou
 		switch {
 		case g.unloaded:
 			dg.ErrorCode = kerr.NotCoordinator.Code
-		case g.consumer != nil:
+		case g.consumer != nil || g.share != nil:
 			// As Kafka answers for a group of another type: Dead before
 			// v6 (which has no error message to say why).
 			dg.State = stateDead.String()
@@ -128,6 +128,8 @@ func (c *Coordinator) ListGroups(ctx context.Context, req *kmsg.ListGroupsReques
 			case g.unloaded || !g.exists():
 			case g.consumer != nil:
 				s.ProtocolType, s.State, s.Type = "consumer", g.consumer.stateName(g.generation), metastore.GroupTypeConsumer
+			case g.share != nil:
+				s.ProtocolType, s.State, s.Type = "share", g.share.stateName(), metastore.GroupTypeShare
 			default:
 				s.ProtocolType, s.State, s.Type = g.protocolType, g.state.String(), metastore.GroupTypeClassic
 			}
@@ -196,9 +198,20 @@ func (c *Coordinator) deleteGroup(ctx context.Context, id string) int16 {
 		return kerr.NonEmptyGroup.Code
 	case g.consumer != nil && len(g.consumer.members) > 0:
 		return kerr.NonEmptyGroup.Code
+	case g.share != nil && len(g.share.members) > 0:
+		return kerr.NonEmptyGroup.Code
 	}
 	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if g.share != nil {
+		// The share group's record states go first: a later group of the
+		// same name must not inherit them. If the group's own deletion
+		// then fails, it stays, empty, and starts its partitions afresh.
+		if err := c.store.DeleteSharePartitions(dctx, id, nil); err != nil {
+			c.log.Warn("delete share group: forget its share partitions", "group", id, "err", err)
+			return kerr.CoordinatorNotAvailable.Code
+		}
+	}
 	err := c.store.DeleteGroup(dctx, id)
 	switch {
 	case errors.Is(err, metastore.ErrGroupNotFound):

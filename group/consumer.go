@@ -104,8 +104,8 @@ type consumerGroup struct {
 	members map[string]*cmember
 	statics map[string]string // group.instance.id → member id
 	// subscribed is the resolution of every member's subscription the
-	// target was computed from: topic name → "id/partitions". A change
-	// bumps the group epoch.
+	// target was computed from: topic name → subscribedValue ("hex
+	// id/partitions"). A change bumps the group epoch.
 	subscribed map[string]string
 	assignor   string // the assignor the target was computed with
 }

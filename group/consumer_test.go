@@ -476,3 +476,22 @@ func TestConsumerGroupCommitRacesJoin(t *testing.T) {
 		t.Fatalf("the join did not move the group epoch: a %d, b %d", a.epoch, b.epoch)
 	}
 }
+
+// TestConsumerGroupMoveKeepsEpochWithAnyTopicID: a coordinator that
+// loads a consumer group leaves its epoch alone when nothing changed,
+// whatever bytes the subscribed topic's id holds (most random ids are not
+// valid UTF-8, and the group is saved as JSON).
+func TestConsumerGroupMoveKeepsEpochWithAnyTopicID(t *testing.T) {
+	f := newFixture(t)
+	ts := &cgTopics{list: []TopicInfo{{Name: topic, ID: metastore.TopicID{0xff, 0xfe, 0x80}, Partitions: 4}}}
+	c := f.consumerCoordinator(ts)
+	a := newCGMember(t, c, "a")
+	settle(t, c, a)
+	epoch := a.epoch
+	c.Close()
+	a.c = f.consumerCoordinator(ts)
+	a.heartbeat()
+	if a.epoch != epoch {
+		t.Fatalf("after the move the epoch is %d, was %d: the new coordinator saw a changed subscription", a.epoch, epoch)
+	}
+}

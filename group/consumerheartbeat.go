@@ -23,10 +23,12 @@ package group
 
 import (
 	"context"
+	"encoding/hex"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -87,6 +89,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(ctx context.Context, req *kmsg.Cons
 	defer g.mu.Unlock()
 	if g.unloaded {
 		return fail(kerr.NotCoordinator.Code, "")
+	}
+	if g.share != nil {
+		return fail(kerr.GroupIDNotFound.Code, "Group "+g.id+" is not a consumer group.")
 	}
 	upgraded := false
 	if g.consumer == nil {
@@ -433,12 +438,36 @@ func resolveSubscriptions(cg *consumerGroup, topics []TopicInfo) map[string]stri
 	for _, t := range topics {
 		for _, m := range cg.members {
 			if m.subscribes(t.Name) {
-				out[t.Name] = string(t.ID[:]) + "/" + strconv.Itoa(t.Partitions)
+				out[t.Name] = subscribedValue(t.ID, t.Partitions)
 				break
 			}
 		}
 	}
 	return out
+}
+
+// subscribedValue is how a resolved subscription names a topic: "hex
+// id/partitions". Text, so it survives the JSON the group is saved as
+// (raw id bytes in a JSON string are not: most ids are not valid UTF-8).
+func subscribedValue(id metastore.TopicID, partitions int) string {
+	return hex.EncodeToString(id[:]) + "/" + strconv.Itoa(partitions)
+}
+
+// parseSubscribedValue reads a subscribedValue.
+func parseSubscribedValue(v string) (metastore.TopicID, int, bool) {
+	var id metastore.TopicID
+	hexID, count, ok := strings.Cut(v, "/")
+	if !ok || hex.DecodedLen(len(hexID)) != len(id) {
+		return id, 0, false
+	}
+	if _, err := hex.Decode(id[:], []byte(hexID)); err != nil {
+		return id, 0, false
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil {
+		return id, 0, false
+	}
+	return id, n, true
 }
 
 func sameSubscribed(a, b map[string]string) bool {
@@ -489,12 +518,10 @@ func (g *group) computeTargetLocked(topics []TopicInfo) {
 	} else {
 		kept := make(map[string]string)
 		for name, v := range cg.subscribed {
-			var id metastore.TopicID
-			if len(v) < len(id)+2 {
+			id, n, ok := parseSubscribedValue(v)
+			if !ok {
 				continue
 			}
-			copy(id[:], v[:len(id)])
-			n, _ := strconv.Atoi(v[len(id)+1:])
 			// Only topics some remaining member still subscribes to.
 			for _, m := range cg.members {
 				if m.subscribes(name) {

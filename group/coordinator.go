@@ -26,6 +26,13 @@ const (
 	// default is unbounded; ours keeps one client from growing a group's
 	// memory (and its saved state) without end.
 	DefaultConsumerMaxSize = 10000
+	// DefaultShareSessionTimeout, DefaultShareHeartbeatInterval and
+	// DefaultShareMaxSize are Kafka's defaults for
+	// group.share.session.timeout.ms, group.share.heartbeat.interval.ms
+	// and group.share.max.size.
+	DefaultShareSessionTimeout    = 45 * time.Second
+	DefaultShareHeartbeatInterval = 5 * time.Second
+	DefaultShareMaxSize           = 200
 	// storeTimeout bounds one store call made for a group.
 	storeTimeout = 10 * time.Second
 	// sweepInterval is how often loaded groups are checked for coordination
@@ -34,10 +41,12 @@ const (
 )
 
 // Store is what the coordinator keeps in the metadata store: groups, fenced
-// by generation, and their committed offsets.
+// by generation, their committed offsets, and share groups' share
+// partitions (for the share offset APIs and DeleteGroups).
 type Store interface {
 	metastore.GroupStore
 	metastore.OffsetStore
+	metastore.ShareStore
 }
 
 // Config is what a Coordinator is built from.
@@ -74,6 +83,23 @@ type Config struct {
 	// classic group converts to a consumer group online, and back; ""
 	// means MigrationBidirectional, Kafka's default.
 	MigrationPolicy MigrationPolicy
+	// ShareSessionTimeout, ShareHeartbeatInterval and ShareMaxSize are
+	// Kafka's group.share.session.timeout.ms,
+	// group.share.heartbeat.interval.ms and group.share.max.size; zero
+	// means Kafka's defaults (45 s, 5 s, 200).
+	ShareSessionTimeout, ShareHeartbeatInterval time.Duration
+	ShareMaxSize                                int
+	// Topic resolves one topic by name, from the store if need be, for
+	// the share offset APIs; an unknown topic is an error wrapping
+	// metastore.ErrUnknownTopic. nil: every topic is unknown.
+	Topic func(ctx context.Context, name string) (TopicInfo, error)
+	// HighWatermark returns a partition's high watermark, for the lag
+	// DescribeShareGroupOffsets reports. nil: lag is -1.
+	HighWatermark func(ctx context.Context, topic metastore.TopicID, partition int32) (int64, error)
+	// ReleaseShareMember returns the records a share group member holds
+	// to its group, when the member leaves or its session lapses (as
+	// Kafka does). nil: they wait for their acquisition locks to lapse.
+	ReleaseShareMember func(ctx context.Context, group, member string)
 	// Log receives the coordinator's events; nil discards them.
 	Log *slog.Logger
 	// MinSessionTimeout and MaxSessionTimeout bound the session timeouts
@@ -95,6 +121,12 @@ type Coordinator struct {
 	cHeartbeat    time.Duration
 	cMaxSize      int
 	migration     MigrationPolicy
+	sSession      time.Duration
+	sHeartbeat    time.Duration
+	sMaxSize      int
+	topicByName   func(context.Context, string) (TopicInfo, error)
+	highWatermark func(context.Context, metastore.TopicID, int32) (int64, error)
+	releaseShare  func(ctx context.Context, group, member string)
 
 	mu      sync.Mutex
 	groups  map[string]*group
@@ -122,6 +154,12 @@ func NewCoordinator(cfg Config) *Coordinator {
 		cHeartbeat:    cfg.ConsumerHeartbeatInterval,
 		cMaxSize:      cfg.ConsumerMaxSize,
 		migration:     cfg.MigrationPolicy,
+		sSession:      cfg.ShareSessionTimeout,
+		sHeartbeat:    cfg.ShareHeartbeatInterval,
+		sMaxSize:      cfg.ShareMaxSize,
+		topicByName:   cfg.Topic,
+		highWatermark: cfg.HighWatermark,
+		releaseShare:  cfg.ReleaseShareMember,
 		groups:        make(map[string]*group),
 		loading:       make(map[string]struct{}),
 	}
@@ -142,6 +180,15 @@ func NewCoordinator(cfg Config) *Coordinator {
 	}
 	if c.migration == "" {
 		c.migration = MigrationBidirectional
+	}
+	if c.sSession <= 0 {
+		c.sSession = DefaultShareSessionTimeout
+	}
+	if c.sHeartbeat <= 0 {
+		c.sHeartbeat = DefaultShareHeartbeatInterval
+	}
+	if c.sMaxSize <= 0 {
+		c.sMaxSize = DefaultShareMaxSize
 	}
 	return c
 }
@@ -170,6 +217,10 @@ func (c *Coordinator) sweep() {
 			g.unloadLocked()
 		case g.consumer != nil:
 			if len(g.consumer.members) == 0 {
+				g.unloadLocked()
+			}
+		case g.share != nil:
+			if len(g.share.members) == 0 {
 				g.unloadLocked()
 			}
 		case g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0:

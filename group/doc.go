@@ -30,6 +30,18 @@
 // speaking the classic protocol, whose generation is its member epoch)
 // in memory and by the stored group epoch and member list in the store.
 //
+// Share groups of KIP-932 (group type "share", share.go): membership by
+// ShareGroupHeartbeat with member epochs and the server-side simple
+// assignor (several members may share a partition: records, not
+// partitions, are what members hold, and the metastore's ShareStore
+// decides which member holds which record), ShareGroupDescribe, and the
+// share offset admin APIs (shareoffsets.go). A share group is saved like
+// a consumer group, before any member learns a new epoch or assignment,
+// and keeps its type until deleted: the other protocols refuse its id
+// (GROUP_ID_NOT_FOUND, INCONSISTENT_GROUP_PROTOCOL). ShareFetch and
+// ShareAcknowledge are not here: they read partitions, so they live in
+// agent.
+//
 // OffsetLog serves the committed offsets and saved groups as the records
 // of Kafka's internal topic __consumer_offsets (offset commit and group
 // metadata keys and values in Kafka's schema, the store's sequence numbers

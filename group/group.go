@@ -66,6 +66,10 @@ type group struct {
 	// consumer is set while the group is of type consumer (KIP-848);
 	// the classic fields above other than generation stay empty then.
 	consumer *consumerGroup
+	// share is set while the group is of type share (KIP-932); the
+	// classic fields other than generation stay empty then. At most one
+	// of consumer and share is set.
+	share *shareGroup
 }
 
 type member struct {
@@ -100,8 +104,12 @@ type syncWaiter struct {
 // wait for the leader's SyncGroup, which they now send here.
 func (g *group) restore(s metastore.Group) {
 	g.generation, g.savedGen = s.Generation, s.Generation
-	if s.Type == metastore.GroupTypeConsumer {
+	switch s.Type {
+	case metastore.GroupTypeConsumer:
 		g.restoreConsumer(s)
+		return
+	case metastore.GroupTypeShare:
+		g.restoreShare(s)
 		return
 	}
 	g.protocolType, g.protocol, g.leader = s.ProtocolType, s.Protocol, s.Leader
@@ -164,6 +172,13 @@ func (g *group) unloadLocked() {
 			}
 		}
 	}
+	if g.share != nil {
+		for _, m := range g.share.members {
+			if m.timer != nil {
+				m.timer.Stop()
+			}
+		}
+	}
 	g.c.mu.Lock()
 	if g.c.groups[g.id] == g {
 		delete(g.c.groups, g.id)
@@ -203,6 +218,9 @@ func syncError(req *kmsg.SyncGroupRequest, code int16) *kmsg.SyncGroupResponse {
 func (g *group) saveLocked() bool {
 	if g.consumer != nil {
 		return g.storeLocked(g.consumerRecordLocked())
+	}
+	if g.share != nil {
+		return g.storeLocked(g.shareRecordLocked())
 	}
 	sg := metastore.Group{
 		ID: g.id, Generation: g.generation, ProtocolType: g.protocolType,

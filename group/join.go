@@ -75,6 +75,11 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 	if g.unloaded {
 		return fail(kerr.NotCoordinator.Code)
 	}
+	if g.share != nil {
+		// A share group never turns into another type (Kafka: the group
+		// id is taken until the share group is deleted).
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
 	if g.consumer != nil {
 		if len(g.consumer.members) > 0 {
 			// A consumer group with members takes classic members

@@ -63,6 +63,12 @@ func (c *Coordinator) commitOffsets(ctx context.Context, req *kmsg.OffsetCommitR
 	memberEpoch := generation
 	g.mu.Lock()
 	consumer := g.consumer != nil
+	if g.share != nil {
+		// A share group commits no offsets (its progress is the share
+		// partitions' start offsets); Kafka answers GROUP_ID_NOT_FOUND.
+		g.mu.Unlock()
+		return kerr.GroupIDNotFound.Code
+	}
 	if consumer {
 		// A consumer group fences by member epoch (the request's
 		// generation field from v9); the store checks the member against
@@ -301,6 +307,16 @@ func (c *Coordinator) fetchOffsets(ctx context.Context, id string, topics []kmsg
 	case loading:
 		return nil, kerr.CoordinatorLoadInProgress.Code
 	}
+	if g := c.loaded(id); g != nil {
+		// A share group has no committed offsets (Kafka: GROUP_ID_NOT_FOUND).
+		// Only a loaded group is checked: fetches do not load groups.
+		g.mu.Lock()
+		share := g.share != nil
+		g.mu.Unlock()
+		if share {
+			return nil, kerr.GroupIDNotFound.Code
+		}
+	}
 	fctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	committed, err := c.store.FetchOffsets(fctx, id)
@@ -360,10 +376,14 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 	g.mu.Lock()
 	exists, members, ptype := g.exists(), len(g.members) > 0, g.protocolType
 	subscribed := g.subscribedTopicsLocked()
-	unloaded := g.unloaded
+	unloaded, share := g.unloaded, g.share != nil
 	g.mu.Unlock()
-	if unloaded {
+	switch {
+	case unloaded:
 		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	case share:
+		resp.ErrorCode = kerr.GroupIDNotFound.Code // Kafka: not a consumer group
 		return resp
 	}
 	if !exists {

@@ -54,6 +54,9 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, group string, who Txn
 	defer g.mu.Unlock()
 	var member bool
 	generation := who.Generation
+	if g.share != nil {
+		return kerr.GroupIDNotFound
+	}
 	if g.consumer != nil {
 		code = g.checkConsumerCommitLocked(who.MemberID, who.Generation, false, true)
 		if code == kerr.StaleMemberEpoch.Code {

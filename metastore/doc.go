@@ -13,6 +13,12 @@
 // bucket, doomed in the transaction that proves nothing references it (so
 // a racing commit is refused) and released only after a grace period.
 //
+// Share groups (KIP-932): ShareStore keeps each share partition's start
+// offset and in-flight record states, changed one transaction per
+// partition so that any agent can serve a share fetch and no record is
+// held by two members; the transitions are pure functions in share.go,
+// the same for both stores. GroupConfigStore keeps group configs.
+//
 // Stores live in sub-packages: postgres (pgx/v5, for clusters) and sqlite
 // (modernc.org/sqlite, the embedded single-node default). metastoreurl.Open
 // picks one from a URL; metastoretest.Run is the conformance suite both pass.

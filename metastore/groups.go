@@ -90,11 +90,12 @@ type Group struct {
 	Leader       string // member id; empty if no members
 	State        string // Kafka's state name, e.g. "Stable", "Empty"
 	Members      []GroupMember
-	// Type is Kafka's group type: "classic" (JoinGroup/SyncGroup) or
-	// "consumer" (KIP-848, ConsumerGroupHeartbeat). Empty means classic.
+	// Type is Kafka's group type: "classic" (JoinGroup/SyncGroup),
+	// "consumer" (KIP-848, ConsumerGroupHeartbeat) or "share" (KIP-932,
+	// ShareGroupHeartbeat). Empty means classic.
 	Type string
-	// ConsumerState is a consumer group's state beyond Members, as the
-	// group package encodes it (member epochs, assignments, the target
+	// ConsumerState is a consumer or share group's state beyond Members,
+	// as the group package encodes it (member epochs, assignments, the target
 	// assignment); opaque to the store. Members still lists every member
 	// (the commit check and DeleteGroup use it), and Generation is the
 	// group epoch.
@@ -113,6 +114,7 @@ func (g Group) TypeName() string {
 const (
 	GroupTypeClassic  = "classic"
 	GroupTypeConsumer = "consumer"
+	GroupTypeShare    = "share"
 )
 
 // GroupMember is one member of a saved group.
@@ -139,7 +141,7 @@ type GroupSummary struct {
 	ID           string
 	ProtocolType string
 	State        string
-	Type         string // GroupTypeClassic or GroupTypeConsumer
+	Type         string // GroupTypeClassic, GroupTypeConsumer or GroupTypeShare
 }
 
 // GroupPartition names a partition by topic name, as offsets do.

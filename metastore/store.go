@@ -38,6 +38,8 @@ type Store interface {
 	CredentialStore
 	ACLStore
 	QuotaStore
+	ShareStore
+	GroupConfigStore
 
 	// SchemaVersion is the version of the newest migration applied.
 	SchemaVersion(ctx context.Context) (int, error)

@@ -73,6 +73,11 @@ func (c *Conn) ClientID() string {
 	return ""
 }
 
+// Done is closed once the connection has ended (closed by either side, or
+// at shutdown) and its reader and writer have exited, so state a handler
+// ties to the connection (Kafka's share sessions) can be dropped.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 

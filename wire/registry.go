@@ -40,6 +40,7 @@ type Feature struct {
 type registryEntry struct {
 	min, max int16
 	handler  Handler // nil for ApiVersions, which the Server answers
+	hidden   bool    // answered but not advertised (RegisterHidden)
 }
 
 // NewRegistry returns a Registry holding only ApiVersions (key 18, versions
@@ -55,6 +56,18 @@ func NewRegistry() *Registry {
 // version range kmsg does not know, or a call after NewServer: these are
 // programmer errors at startup, not client input.
 func (r *Registry) Register(key int16, minVersion, maxVersion int16, h Handler) {
+	r.register(key, minVersion, maxVersion, h, false)
+}
+
+// RegisterHidden is Register for an API that is answered but not
+// advertised in ApiVersions: a feature turned off by configuration whose
+// requests get an error code (UNSUPPORTED_VERSION, say) rather than a
+// closed connection.
+func (r *Registry) RegisterHidden(key int16, minVersion, maxVersion int16, h Handler) {
+	r.register(key, minVersion, maxVersion, h, true)
+}
+
+func (r *Registry) register(key int16, minVersion, maxVersion int16, h Handler, hidden bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name := kmsg.NameForKey(key)
@@ -75,7 +88,7 @@ func (r *Registry) Register(key int16, minVersion, maxVersion int16, h Handler) 
 		panic(fmt.Sprintf("wire: Register(%d %s): version range [%d, %d] is not within kmsg's [0, %d]",
 			key, name, minVersion, maxVersion, req.MaxVersion()))
 	}
-	r.entries[key] = registryEntry{min: minVersion, max: maxVersion, handler: h}
+	r.entries[key] = registryEntry{min: minVersion, max: maxVersion, handler: h, hidden: hidden}
 }
 
 // SetFeatures sets the features ApiVersions reports. It panics after
@@ -108,6 +121,9 @@ func (r *Registry) Versions() []kmsg.ApiVersionsResponseApiKey {
 	defer r.mu.Unlock()
 	out := make([]kmsg.ApiVersionsResponseApiKey, 0, len(r.entries))
 	for key, e := range r.entries {
+		if e.hidden {
+			continue
+		}
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = key, e.min, e.max
 		out = append(out, k)

@@ -102,10 +102,19 @@ func agentKeys() []keySpec {
 		{"auto.create.topics", kindBool, "false", "create topics on Metadata requests for unknown topics"},
 		{"transaction.max.timeout.ms", kindInt, strconv.FormatInt(d.TxnMaxTimeout.Milliseconds(), 10), "longest transaction timeout in ms a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)"},
 		{"num.partitions", kindInt, strconv.Itoa(int(d.DefaultPartitions)), "partitions of auto-created topics"},
-		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always) and consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1)"},
+		{"group.coordinator.rebalance.protocols", kindString, strings.Join(d.GroupProtocols, ","), "group protocols served, comma-separated: classic (always), consumer (KIP-848 consumer groups: ConsumerGroupHeartbeat, group.version 1) and share (KIP-932 share groups: ShareGroupHeartbeat, ShareFetch, ShareAcknowledge and the share offset APIs, share.version 1; off by default)"},
 		{"group.consumer.session.timeout.ms", kindInt, strconv.FormatInt(d.ConsumerSessionTimeout.Milliseconds(), 10), "consumer group (KIP-848) member session in ms: a member silent this long leaves the group"},
 		{"group.consumer.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ConsumerHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms consumer group (KIP-848) members are told to keep"},
 		{"group.consumer.migration.policy", kindString, d.ConsumerMigrationPolicy, "online migration between classic and consumer groups: bidirectional, upgrade (classic to consumer only), downgrade (consumer to classic only) or disabled"},
+		{"group.share.session.timeout.ms", kindInt, strconv.FormatInt(d.ShareSessionTimeout.Milliseconds(), 10), "share group (KIP-932) member session in ms: a member silent this long leaves the group"},
+		{"group.share.heartbeat.interval.ms", kindInt, strconv.FormatInt(d.ShareHeartbeatInterval.Milliseconds(), 10), "heartbeat interval in ms share group (KIP-932) members are told to keep"},
+		{"group.share.max.size", kindInt, strconv.Itoa(d.ShareMaxSize), "members a share group takes (more: GROUP_MAX_SIZE_REACHED)"},
+		{"group.share.record.lock.duration.ms", kindInt, strconv.FormatInt(d.ShareRecordLockDuration.Milliseconds(), 10), "how long (ms) a record a share group member fetched stays acquired before it is delivered again"},
+		{"group.share.delivery.count.limit", kindInt, strconv.Itoa(d.ShareDeliveryCountLimit), "deliveries of a record to share group members before it is archived (2-10)"},
+		{"group.share.partition.max.record.locks", kindInt, strconv.Itoa(d.SharePartitionMaxRecordLocks), "records in flight per share partition (100-10000)"},
+		{"group.share.max.share.sessions", kindInt, strconv.Itoa(d.ShareSessionSlots), "share sessions the agent keeps (more: SHARE_SESSION_LIMIT_REACHED)"},
+		{"share.auto.offset.reset", kindString, d.ShareAutoOffsetReset, "where a share group starts reading a partition it never read: latest or earliest (groups may set their own: group config share.auto.offset.reset)"},
+		{"share.isolation.level", kindString, d.ShareIsolationLevel, "isolation level of share groups: read_uncommitted, or read_committed (aborted transactions' records are archived); groups may set their own"},
 		{"cache.memory.bytes", kindSize, formatSize(c.MemoryBytes), "memory read cache size"},
 		{"cache.block.bytes", kindSize, formatSize(c.BlockSize), "read cache block size"},
 		{"cache.disk.dir", kindString, "", "disk read cache directory (survives restarts; empty: no disk tier)"},
@@ -331,6 +340,15 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.ConsumerSessionTimeout = p.millis("group.consumer.session.timeout.ms")
 	a.ConsumerHeartbeatInterval = p.millis("group.consumer.heartbeat.interval.ms")
 	a.ConsumerMigrationPolicy = p.str("group.consumer.migration.policy")
+	a.ShareSessionTimeout = p.millis("group.share.session.timeout.ms")
+	a.ShareHeartbeatInterval = p.millis("group.share.heartbeat.interval.ms")
+	a.ShareMaxSize = int(p.int("group.share.max.size", math.MaxInt32))
+	a.ShareRecordLockDuration = p.millis("group.share.record.lock.duration.ms")
+	a.ShareDeliveryCountLimit = int(p.int("group.share.delivery.count.limit", math.MaxInt32))
+	a.SharePartitionMaxRecordLocks = int(p.int("group.share.partition.max.record.locks", math.MaxInt32))
+	a.ShareSessionSlots = int(p.int("group.share.max.share.sessions", math.MaxInt32))
+	a.ShareAutoOffsetReset = p.str("share.auto.offset.reset")
+	a.ShareIsolationLevel = p.str("share.isolation.level")
 	s.Cache.MemoryBytes = p.size("cache.memory.bytes")
 	s.Cache.BlockSize = p.size("cache.block.bytes")
 	s.Cache.DiskDir = p.str("cache.disk.dir")
