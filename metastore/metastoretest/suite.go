@@ -65,6 +65,9 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"DeleteTopicDoomsItsSegments", testDeleteTopicDoomsItsSegments},
 		{"DoomLimit", testDoomLimit},
 		{"GCRacesCommits", testGCRacesCommits},
+		{"ReplaceIndex", testReplaceIndex},
+		{"ReplaceIndexChanged", testReplaceIndexChanged},
+		{"ReplaceIndexRaces", testReplaceIndexRaces},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {
