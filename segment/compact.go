@@ -27,7 +27,8 @@ func NewZstdEncoder() (*zstd.Encoder, error) {
 // the transactional and timestamp-type attributes; the batch length and the
 // Kafka CRC are recomputed. Control batches (transaction markers, which
 // Kafka never compresses) and batches already in zstd are appended
-// unchanged. Records that decompress beyond maxDecompressed bytes fail with
+// unchanged. A batch whose CRC does not match fails with ErrCorruptBatch;
+// records that decompress beyond maxDecompressed bytes fail with
 // ErrTooLarge.
 func RecompressZstd(dst, batch []byte, enc *zstd.Encoder, maxDecompressed int) ([]byte, error) {
 	h, err := ParseBatchHeader(batch)
@@ -39,6 +40,9 @@ func RecompressZstd(dst, batch []byte, enc *zstd.Encoder, maxDecompressed int) (
 	}
 	if h.BatchLength < batchMinLength || h.Size() != len(batch) {
 		return dst, fmt.Errorf("batch length %d with %d bytes present: %w", h.BatchLength, len(batch), ErrCorruptBatch)
+	}
+	if got := Checksum(batch[batchCRCStart:]); got != h.CRC {
+		return dst, fmt.Errorf("batch crc %08x, computed %08x: %w", h.CRC, got, ErrCorruptBatch)
 	}
 	if h.IsControl() || h.Compression() == codecZstd {
 		return append(dst, batch...), nil

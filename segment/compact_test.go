@@ -77,6 +77,11 @@ func TestRecompressZstdLeavesControlAndRefusesBad(t *testing.T) {
 	if _, err := RecompressZstd(nil, big[:len(big)-1], enc, 1<<20); err == nil {
 		t.Fatal("truncated batch accepted")
 	}
+	bad := bytes.Clone(big)
+	bad[len(bad)-1] ^= 1
+	if _, err := RecompressZstd(nil, bad, enc, 1<<20); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("batch with a bad CRC: %v, want ErrCorruptBatch", err)
+	}
 }
 
 // A compacted object carries the first batch's offset in its footer and
