@@ -151,7 +151,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		SegmentBytes: cfg.CompactionSegmentBytes, Owns: a.compacts, Metrics: a.jobMetrics,
 	}
 	a.goBackground(a.janitor.Run)
-	a.goBackground(a.compactor.Run)
+	if cfg.CompactionSegmentBytes > 0 {
+		a.goBackground(a.compactor.Run)
+	}
 	return a, nil
 }
 

@@ -102,7 +102,7 @@ type Config struct {
 	// and collects garbage (compaction.interval).
 	// CompactionSegmentBytes is the target size of a compacted
 	// per-partition segment: the write-path bytes one takes in
-	// (compaction.segment.bytes).
+	// (compaction.segment.bytes); 0 turns compaction off.
 	// GCGrace is how long an object stays in the bucket after the garbage
 	// collector found it unreferenced (gc.grace): a fetch that resolved an
 	// index row just before retention pruned it still reads its bytes.
@@ -270,8 +270,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("janitor.interval: must be positive, got %v", c.JanitorInterval)
 	case c.CompactionInterval <= 0:
 		return fmt.Errorf("compaction.interval: must be positive, got %v", c.CompactionInterval)
-	case c.CompactionSegmentBytes < 1<<20 || c.CompactionSegmentBytes > 1<<30:
-		return fmt.Errorf("compaction.segment.bytes: must be between 1MiB and 1GiB, got %d", c.CompactionSegmentBytes)
+	case c.CompactionSegmentBytes != 0 && (c.CompactionSegmentBytes < 1<<20 || c.CompactionSegmentBytes > 1<<30):
+		return fmt.Errorf("compaction.segment.bytes: must be 0 (no compaction) or between 1MiB and 1GiB, got %d", c.CompactionSegmentBytes)
 	case c.GCGrace < 0:
 		return fmt.Errorf("gc.grace: must not be negative, got %v", c.GCGrace)
 	case c.ShutdownGrace <= 0:
