@@ -2,7 +2,8 @@ package main
 
 // Compaction: after the write-path catch-up read, the catch-up topic is
 // compacted (jobs.Compactor, run in this process against the cluster's
-// database and bucket, its bucket calls counted), then read again from its
+// database and bucket through a block cache as an agent runs it, the calls
+// that reach the bucket counted), then read again from its
 // start through an agent started for it, whose cache has seen nothing: the
 // cold catch-up of compacted data, beside raw GET MB/s. The cluster's
 // agents run with compaction off (--compaction-segment-bytes 0), so the
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/metastoreurl"
@@ -94,9 +96,16 @@ func measureCompaction(ctx context.Context, env *benchEnv, o options, c catchupR
 	if err != nil {
 		return res, err
 	}
+	// Through a block cache as in an agent (default settings), counted
+	// beneath it: what reaches the bucket.
 	b := &countingBucket{Bucket: raw}
+	cb, err := cache.New(b, cache.DefaultConfig())
+	if err != nil {
+		return res, err
+	}
+	defer cb.Stop()
 	comp := &jobs.Compactor{
-		AgentID: "silt-bench", Store: store, Bucket: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AgentID: "silt-bench", Store: store, Bucket: cb, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		SegmentBytes: res.segBytes,
 		Owns:         func(tp metastore.TopicPartition) bool { return tp.Topic == topic.ID },
 	}
