@@ -146,8 +146,11 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.pipeline.Add(1)
 	go func() { defer a.pipeline.Done(); a.ingest.Run(a.runCtx) }()
+	// Compaction reads each old byte once and writes segments consumers
+	// catching up read cold: both bypass the block cache, which keeps what
+	// consumers read. (The collector's deletes go through it.)
 	a.compactor = &jobs.Compactor{
-		AgentID: cfg.ID, Store: store, Bucket: bucket, Log: log, Interval: cfg.CompactionInterval,
+		AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, Interval: cfg.CompactionInterval,
 		SegmentBytes: cfg.CompactionSegmentBytes, Owns: a.compacts, Metrics: a.jobMetrics,
 	}
 	a.goBackground(a.janitor.Run)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/objectstore"
@@ -31,6 +32,10 @@ const DefaultCompactionSegmentBytes = 64 << 20
 // maxRecordsBytes bounds what one batch's records may decompress to when
 // compaction recompresses it; a batch beyond it is kept as it was.
 const maxRecordsBytes = 64 << 20
+
+// compactReads bounds the reads of old segments one compaction has in
+// flight.
+const compactReads = 8
 
 // compactScanRows is how many index rows one store query of the scan for
 // level 0 rows reads.
@@ -258,15 +263,34 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 // compactRun writes rows' batches into one compacted segment and swaps it
 // in. It reports whether the swap happened.
 func (c *Compactor) compactRun(ctx context.Context, tp segment.TopicRef, rows []metastore.IndexEntry, res *Compaction) (bool, error) {
+	// Each row is one ranged read of its segment; rows are read a few at a
+	// time, since each is a round trip to the bucket.
+	chunks := make([][]byte, len(rows))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(compactReads)
+	for i, r := range rows {
+		g.Go(func() error {
+			chunk, err := c.Bucket.Get(gctx, r.SegmentKey, r.Position, r.Length)
+			if err != nil {
+				return fmt.Errorf("read %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
+			}
+			if int64(len(chunk)) != r.Length {
+				return fmt.Errorf("read %s [%d,+%d): %d bytes", r.SegmentKey, r.Position, r.Length, len(chunk))
+			}
+			chunks[i] = chunk
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
 	var (
 		batches [][]byte
 		read    int64
 	)
-	for _, r := range rows {
-		chunk, err := c.Bucket.Get(ctx, r.SegmentKey, r.Position, r.Length)
-		if err != nil {
-			return false, fmt.Errorf("read %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
-		}
+	for i, r := range rows {
+		chunk := chunks[i]
+		chunks[i] = nil
 		read += int64(len(chunk))
 		base := r.BaseOffset
 		for len(chunk) > 0 {

@@ -193,6 +193,8 @@ func (r *report) print(w io.Writer) {
 	if c := r.compaction; c != nil {
 		fmt.Fprintf(tw, "cold catch-up read of compacted data, %s from the start, on %s\t%.1f MB/s\t%s (aim: 0.5x)\t%s\n",
 			sizeString64(c.written), c.reader, c.read.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.read.mbps(), getMBps))
+		fmt.Fprintf(tw, "the same read again, that agent's cache warm (one consumer's ceiling)\t%.1f MB/s\t%s\t%s\n",
+			c.warm.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.warm.mbps(), getMBps))
 	}
 	if s := r.sessions; s != nil {
 		fmt.Fprintf(tw, "fetch request bytes/s, %d partitions, with fetch sessions (KIP-227)\t%s/s (%.1f requests/s)\t%s/s without sessions\t%s\n",
