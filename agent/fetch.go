@@ -25,6 +25,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/partition"
@@ -167,6 +168,7 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 // fetchOnce reads what is available now. It reports the bytes returned and
 // whether any partition answered with an error (which ends a long poll).
 func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64, readCommitted bool) (total int64, errored bool) {
+	a.warm(ctx, parts, maxBytes)
 	for _, fp := range parts {
 		rp := fp.rp
 		rp.RecordBatches = noRecords
@@ -251,6 +253,44 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		total += int64(len(data))
 	}
 	return total, errored
+}
+
+// warmReads bounds the partitions a fetch warms at once.
+const warmReads = 8
+
+// warm has the cache load, concurrently, the first bytes each partition of
+// a fetch will read (partition.Reader.Warm), for the partitions the
+// response can hold (their PartitionMaxBytes add up to maxBytes): a
+// consumer catching up on many partitions then waits for one round of
+// cold bucket reads, not one per partition. The reads below find the
+// blocks cached; what warm did not load they read as before.
+func (a *Agent) warm(ctx context.Context, parts []fetchPart, maxBytes int64) {
+	if len(parts) < 2 {
+		return
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(warmReads)
+	var budget int64
+	for _, fp := range parts {
+		if fp.internal != nil {
+			continue
+		}
+		if budget >= maxBytes {
+			break
+		}
+		budget += fp.maxBytes
+		g.Go(func() error {
+			if a.topics.Load(gctx, fp.p) != nil {
+				return nil
+			}
+			if hw, logStart := fp.p.Offsets(); fp.offset >= hw || fp.offset < logStart {
+				return nil
+			}
+			a.reader.Warm(gctx, fp.p, fp.offset)
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // errBelowLogStart: the offset read is now below the partition's log start
