@@ -132,6 +132,11 @@ func measureCompaction(ctx context.Context, env *benchEnv, o options, c catchupR
 			env.agents = env.agents[:n-1]
 		}
 	}()
+	// Every agent must list it (and lead zone zc's clients to it) before
+	// the read starts, as for the cluster's own agents at setup.
+	if err := env.waitForCluster(ctx); err != nil {
+		return res, err
+	}
 	res.reader = "a fresh agent (cold cache)"
 	want, err := endOffsets(ctx, env.brokers, c.topic)
 	if err != nil {
