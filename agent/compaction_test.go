@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/siltstream/silt/agent"
@@ -22,6 +23,7 @@ type consumed struct {
 	Key       string
 	Value     string
 	Headers   string
+	Timestamp int64 // Unix ms
 }
 
 // consumeN reads topic from the start with cl's isolation level until it
@@ -47,7 +49,8 @@ func consumedOf(r *kgo.Record) consumed {
 	for _, x := range r.Headers {
 		h = append(h, x.Key+"="+string(x.Value))
 	}
-	return consumed{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value), Headers: strings.Join(h, ",")}
+	return consumed{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value), Headers: strings.Join(h, ","),
+		Timestamp: r.Timestamp.UnixMilli()}
 }
 
 func sortConsumed(rs []consumed) []consumed {
@@ -248,6 +251,23 @@ func testCompactionReadsBack(t *testing.T, bk backend) {
 		}
 		if !reflect.DeepEqual(gotStable, wantStable) {
 			t.Fatalf("%s agent, read_committed after compaction:\n%v\nwant\n%v", a.name, gotStable, wantStable)
+		}
+		// ListOffsets by timestamp searches the compacted segments: the
+		// first record at or after each record's timestamp.
+		for _, r := range onlyPartition(wantAll, 1) {
+			want := r.Offset
+			for _, o := range onlyPartition(wantAll, 1) {
+				if o.Timestamp >= r.Timestamp && o.Offset < want {
+					want = o.Offset
+				}
+			}
+			l, err := kadm.NewClient(a.ta.client(t)).ListOffsetsAfterMilli(ctx, r.Timestamp, topic)
+			if err != nil || l.Error() != nil {
+				t.Fatalf("list offsets after %d: %v %v", r.Timestamp, err, l.Error())
+			}
+			if o, _ := l.Lookup(topic, 1); o.Offset != want {
+				t.Fatalf("%s agent: ListOffsets(%d) on partition 1 = %d, want %d", a.name, r.Timestamp, o.Offset, want)
+			}
 		}
 	}
 }
