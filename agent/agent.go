@@ -48,6 +48,7 @@ type Agent struct {
 	lag           *jobs.LagReporter   // consumer lag, on the elected agent
 	janitor       *jobs.Janitor       // retention, garbage collection, expiries, under a lease
 	jobMetrics    *jobs.Metrics
+	compactor     *jobs.Compactor // the partitions this agent leads
 	acls          *acl.Authorizer // nil unless authorizer=acl
 	quotas        *quota.Enforcer // client quotas, enforced on this agent's traffic
 	server        *wire.Server
@@ -151,7 +152,17 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.runCtx, a.runCancel = context.WithCancel(context.Background())
 	a.pipeline.Add(1)
 	go func() { defer a.pipeline.Done(); a.ingest.Run(a.runCtx) }()
+	// Compaction reads each old byte once and writes segments consumers
+	// catching up read cold: both bypass the block cache, which keeps what
+	// consumers read. (The collector's deletes go through it.)
+	a.compactor = &jobs.Compactor{
+		AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, Interval: cfg.CompactionInterval,
+		SegmentBytes: cfg.CompactionSegmentBytes, Owns: a.compacts, Metrics: a.jobMetrics,
+	}
 	a.goBackground(a.janitor.Run)
+	if cfg.CompactionSegmentBytes > 0 {
+		a.goBackground(a.compactor.Run)
+	}
 	return a, nil
 }
 
@@ -359,6 +370,20 @@ func (a *Agent) GroupCount() int {
 // holding the janitor lease does every compaction.interval; admin tools and
 // tests use it.
 func (a *Agent) RunJanitorOnce(ctx context.Context) { a.janitor.RunOnce(ctx) }
+
+// RunCompactionOnce compacts the partitions this agent leads now, as it
+// does every compaction.interval; admin tools and tests use it.
+func (a *Agent) RunCompactionOnce(ctx context.Context) (jobs.Compaction, error) {
+	return a.compactor.CompactOnce(ctx)
+}
+
+// compacts reports whether this agent compacts tp: the partitions it
+// leads, ignoring zones so that one agent of the cluster is chosen. Two
+// agents whose views differ for a moment may both compact a partition;
+// the swap lets only one win (see jobs.Compactor).
+func (a *Agent) compacts(tp metastore.TopicPartition) bool {
+	return a.members.View().LeaderFor(tp, "").ID == a.cfg.ID
+}
 
 // ComputeConsumerLag computes consumer-group lag now and exports it, as the
 // elected agent does periodically; admin tools and tests use it.

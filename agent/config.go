@@ -11,6 +11,7 @@ import (
 	"github.com/siltstream/silt/auth"
 	"github.com/siltstream/silt/group"
 	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/wire"
 )
 
@@ -97,13 +98,18 @@ type Config struct {
 	OrphanMinAge    time.Duration
 	JanitorInterval time.Duration
 
-	// CompactionInterval is how often the agent holding the janitor lease
-	// applies retention and collects garbage (compaction.interval).
+	// CompactionInterval is how often every agent compacts the partitions
+	// it leads, and the agent holding the janitor lease applies retention
+	// and collects garbage (compaction.interval).
+	// CompactionSegmentBytes is the target size of a compacted
+	// per-partition segment: the write-path bytes one takes in
+	// (compaction.segment.bytes); 0 turns compaction off.
 	// GCGrace is how long an object stays in the bucket after the garbage
 	// collector found it unreferenced (gc.grace): a fetch that resolved an
 	// index row just before retention pruned it still reads its bytes.
-	CompactionInterval time.Duration
-	GCGrace            time.Duration
+	CompactionInterval     time.Duration
+	CompactionSegmentBytes int64
+	GCGrace                time.Duration
 
 	// ShutdownGrace bounds a graceful stop: finish buffered flushes and
 	// answer in-flight requests. (shutdown.grace)
@@ -231,6 +237,9 @@ func DefaultConfig() Config {
 		// A minute: retention is a few store queries per partition, and the
 		// bucket returns to its retained size within interval + grace.
 		CompactionInterval: time.Minute,
+		// 64 MiB: a consumer catching up reads a partition at bucket speed
+		// in few GETs, and a compactor holds one segment in memory.
+		CompactionSegmentBytes: jobs.DefaultCompactionSegmentBytes,
 		// Five minutes: far longer than any fetch holds a resolved index
 		// row (a read lasts at most about a client's request timeout, 30 s
 		// by default, and a long poll resolves rows again each time it
@@ -323,6 +332,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("janitor.interval: must be positive, got %v", c.JanitorInterval)
 	case c.CompactionInterval <= 0:
 		return fmt.Errorf("compaction.interval: must be positive, got %v", c.CompactionInterval)
+	case c.CompactionSegmentBytes != 0 && (c.CompactionSegmentBytes < 1<<20 || c.CompactionSegmentBytes > 1<<30):
+		return fmt.Errorf("compaction.segment.bytes: must be 0 (no compaction) or between 1MiB and 1GiB, got %d", c.CompactionSegmentBytes)
 	case c.GCGrace < 0:
 		return fmt.Errorf("gc.grace: must not be negative, got %v", c.GCGrace)
 	case c.ShutdownGrace <= 0:

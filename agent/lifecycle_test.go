@@ -331,6 +331,7 @@ func TestDeleteTopicReclaimsBucket(t *testing.T) {
 	bucket, name := minioBucketNamed(t)
 	ta := startAgentOn(t, store, bucket, func(c *agent.Config) {
 		c.CompactionInterval = 50 * time.Millisecond
+		c.CompactionSegmentBytes = 0 // retention and collection only: rows stay one per flush
 		c.GCGrace = 200 * time.Millisecond
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -489,6 +490,7 @@ func TestRetentionBytesInTheBackground(t *testing.T) {
 func testRetentionBytesInTheBackground(t *testing.T, bk backend) {
 	ta := startAgent(t, bk, func(c *agent.Config) {
 		c.CompactionInterval = 50 * time.Millisecond
+		c.CompactionSegmentBytes = 0 // retention and collection only: rows stay one per flush
 		c.GCGrace = 100 * time.Millisecond
 	})
 	cl := ta.client(t)

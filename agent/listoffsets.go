@@ -19,6 +19,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -187,19 +188,52 @@ func listInternalOffset(ctx context.Context, it *internalTopic, part int32, targ
 // apart: the client reads a few records early rather than missing any.
 const maxDecompressedBatch = 8 << 20
 
+// findRowStep is how much of a row findRecord reads at a time: a
+// compacted row is tens of MiB, and the batch sought is often early.
+const findRowStep = 1 << 20
+
 // findRecord returns the timestamp and offset of the first record in row's
-// chunk whose timestamp is at least target.
+// chunk whose timestamp is at least target. It walks the chunk's batch
+// headers in pieces of findRowStep, reading whole only the batch it
+// searches.
 func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target int64) (int64, int64, error) {
-	chunk, err := a.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
-	if err != nil {
-		return -1, -1, err
+	pos, end, base := row.Position, row.Position+row.Length, row.BaseOffset
+	var (
+		buf    []byte // the object's bytes at [bufPos, bufPos+len(buf))
+		bufPos int64
+	)
+	have := func(n int64) error {
+		if pos >= bufPos && pos+n <= bufPos+int64(len(buf)) {
+			return nil
+		}
+		b, err := a.bucket.Get(ctx, row.SegmentKey, pos, min(max(n, findRowStep), end-pos))
+		if err != nil {
+			return err
+		}
+		if int64(len(b)) < n {
+			return fmt.Errorf("read %s at %d: %d bytes of %d: %w", row.SegmentKey, pos, len(b), n, segment.ErrTruncated)
+		}
+		buf, bufPos = b, pos
+		return nil
 	}
-	base := row.BaseOffset
-	it := segment.NewBatchIter(chunk)
-	for it.Next() {
-		h := it.Header()
+	for pos < end {
+		if err := have(segment.BatchHeaderSize); err != nil {
+			return -1, -1, err
+		}
+		h, err := segment.ParseBatchHeader(buf[pos-bufPos:])
+		if err != nil {
+			return -1, -1, err
+		}
+		size := int64(h.Size())
+		if h.BatchLength < segment.BatchHeaderSize-12 || pos+size > end {
+			return -1, -1, fmt.Errorf("walk %s at %d: batch of %d bytes in a row ending at %d: %w", row.SegmentKey, pos, size, end, segment.ErrCorruptBatch)
+		}
 		if h.MaxTimestamp >= target {
-			delta, ts, err := segment.FirstRecordAtOrAfter(it.Batch(), target, maxDecompressedBatch)
+			if err := have(size); err != nil {
+				return -1, -1, err
+			}
+			batch := buf[pos-bufPos : pos-bufPos+size]
+			delta, ts, err := segment.FirstRecordAtOrAfter(batch, target, maxDecompressedBatch)
 			if err != nil {
 				if !errors.Is(err, segment.ErrNoRecord) {
 					a.log.Warn("list offsets: records of a batch not searched", "segment", row.SegmentKey, "offset", base, "err", err)
@@ -209,8 +243,9 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target
 			return ts, base + int64(delta), nil
 		}
 		base += h.OffsetCount()
+		pos += size
 	}
-	return -1, -1, it.Err()
+	return -1, -1, nil
 }
 
 // oldStyleOffsets answers one partition of a ListOffsets v0 request: up to

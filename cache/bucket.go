@@ -101,6 +101,11 @@ func New(next objectstore.Bucket, cfg Config) (*Bucket, error) {
 	return b, nil
 }
 
+// Next returns the bucket b caches, for a caller whose reads must not fill
+// the cache: compaction reads each byte of old segments once, and would
+// evict what consumers read.
+func (b *Bucket) Next() objectstore.Bucket { return b.next }
+
 // enabled reports whether reads are cached at all.
 func (b *Bucket) enabled() bool { return b.cfg.MemoryBytes > 0 || b.disk != nil }
 

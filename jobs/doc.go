@@ -4,7 +4,10 @@
 // and the GC (the one path by which objects leave the bucket: orphaned
 // uploads, expired data, deleted topics, each only once unreferenced and
 // after gc.grace) and expires idle producer state and transactional ids;
-// and the consumer-lag reporter. Compaction belongs here next.
+// and the consumer-lag reporter; and the Compactor, which every agent runs
+// for the partitions it leads (no lease: its swap is safe when two agents
+// compact one partition), rewriting flush segments into per-partition
+// segments. Keyed compaction (cleanup.policy=compact) belongs here next.
 //
 // A job takes only the store roles and the bucket it uses. It must not
 // import agent or the request-serving packages (ingest, partition, group,

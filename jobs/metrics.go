@@ -2,9 +2,11 @@ package jobs
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the data lifecycle's counters and gauges. They move on the
-// agent holding the janitor lease; other agents export zeros (sum the
-// counters across agents, take the maximum of the gauges). No series is
+// Metrics are the data lifecycle's counters and gauges. Retention's and
+// the collector's move on the agent holding the janitor lease; other
+// agents export zeros (sum the counters across agents, take the maximum of
+// those gauges). Compaction's move on every agent, for the partitions it
+// leads (sum them all). No series is
 // labelled by topic or partition.
 type Metrics struct {
 	retentionBytes   prometheus.Counter
@@ -12,6 +14,11 @@ type Metrics struct {
 	gcDeletedBytes   prometheus.Counter
 	gcBacklogObjects prometheus.Gauge
 	gcBacklogBytes   prometheus.Gauge
+
+	compactionRead     prometheus.Counter
+	compactionWritten  prometheus.Counter
+	compactionSegments prometheus.Counter
+	compactionAwaiting prometheus.Gauge
 }
 
 // NewMetrics creates the collectors; register them with Collectors.
@@ -37,10 +44,27 @@ func NewMetrics() *Metrics {
 			Name: "silt_gc_backlog_bytes",
 			Help: "Bytes of the objects awaiting deletion, as recorded at commit, as of the last collection on this agent.",
 		}),
+		compactionRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_compaction_read_bytes_total",
+			Help: "Bytes of write-path (level 0) segments compaction read from the bucket (or the block cache) to rewrite.",
+		}),
+		compactionWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_compaction_written_bytes_total",
+			Help: "Bytes of compacted per-partition segments uploaded, including those whose swap was refused.",
+		}),
+		compactionSegments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_compaction_segments_total",
+			Help: "Compacted segments swapped into the index.",
+		}),
+		compactionAwaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "silt_compaction_awaiting_bytes",
+			Help: "Bytes of write-path (level 0) index rows awaiting compaction in the partitions this agent compacts, as found by its last pass before it compacted them (each agent compacts the partitions it leads: sum across agents).",
+		}),
 	}
 }
 
 // Collectors lists the collectors for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.retentionBytes, m.gcDeletedObjects, m.gcDeletedBytes, m.gcBacklogObjects, m.gcBacklogBytes}
+	return []prometheus.Collector{m.retentionBytes, m.gcDeletedObjects, m.gcDeletedBytes, m.gcBacklogObjects, m.gcBacklogBytes,
+		m.compactionRead, m.compactionWritten, m.compactionSegments, m.compactionAwaiting}
 }

@@ -108,3 +108,43 @@ type DoomedObject struct {
 	Size     int64 // bytes recorded at commit; 0 for orphans
 	DoomedAt time.Time
 }
+
+// CompactionStore swaps a partition's index rows for the row of a
+// compacted segment (level 0 flush segments rewritten into one level 1
+// per-partition segment, see segment/FORMAT.md).
+type CompactionStore interface {
+	// ReplaceIndex, in ONE transaction: checks that r.Old are still
+	// exactly the partition's index rows over [r.Old[0].BaseOffset,
+	// r.Old[len-1].LastOffset] (same offsets, segment, position and
+	// length, and no others); deletes them; inserts one row for r's
+	// segment covering that range; marks the segment committed, recording
+	// the range as IndexBySegment and DoomUnreferenced expect; and makes
+	// the old rows' segments garbage-collection candidates (GCStore), so
+	// each is doomed once nothing else references it.
+	//
+	// If the rows changed meanwhile (retention, DeleteRecords, a deleted
+	// topic, another compactor swapped them first), nothing changes and
+	// replaced is false: the caller forgets its upload (ForgetUpload) so
+	// the collector deletes it. As with CommitFlush, the upload must have
+	// been recorded and not forgotten, else the error wraps
+	// ErrUploadNotRecorded; a retry of a swap that committed (the segment
+	// is committed already) changes nothing and reports whether its row
+	// is still in the index.
+	ReplaceIndex(ctx context.Context, r Replacement) (replaced bool, err error)
+}
+
+// Replacement is one compaction swap: rows Old of one partition, consecutive
+// in offset order, replaced by one row of segment SegmentKey holding the
+// same offsets at [Position, Position+Length).
+type Replacement struct {
+	TopicPartition
+	Old          []IndexEntry
+	SegmentKey   string
+	AgentID      string
+	Size         int64 // object size in bytes
+	Position     int64
+	Length       int64
+	BatchCount   int32
+	MinTimestamp int64
+	MaxTimestamp int64
+}

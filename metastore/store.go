@@ -33,6 +33,7 @@ type Store interface {
 	TxnStore
 	RetentionStore
 	GCStore
+	CompactionStore
 	LeaseStore
 	ClusterStore
 	CredentialStore

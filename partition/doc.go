@@ -54,6 +54,17 @@
 // object is gone and Reader.Read answers ErrIndexGone, so the caller
 // re-reads the log start and answers out of range (or reads fresh rows).
 //
+// Compaction. The compactor (jobs) replaces a partition's flush rows with
+// one row of a compacted segment in the store; agents are not told. A
+// reader holding the old rows (the tail, the window) reads the old objects
+// until gc.grace has passed; then a read finds its object gone, answers
+// ErrIndexGone, drops the cached rows, and the caller resolves the
+// compacted row from the store. Compacted rows are tens of MiB, so a read
+// takes what it returns in pieces, and each partition remembers a few
+// places where reads stopped (object, byte position, offset) so that a
+// consumer reading on starts there; objects never change, so such a place
+// stays true for as long as the object exists.
+//
 // Lock order: Topics.mu, then Partition.mu. Nothing takes Topics.mu while
 // holding a Partition's mu.
 //

@@ -44,6 +44,53 @@ type Partition struct {
 	open     bool
 	lsoStale bool
 	lsoGen   uint64
+
+	// hints remember where reads of large rows stopped (see readRow), the
+	// newest replacing the oldest.
+	hints    [readHints]readHint
+	hintNext int
+}
+
+// readHints is how many read positions a partition remembers: one per
+// consumer reading it at a different place, for a few.
+const readHints = 4
+
+// readHint says that the batch at byte pos of object key starts at offset.
+// Objects never change, so a hint stays true for as long as the object
+// exists.
+type readHint struct {
+	key         string
+	pos, offset int64
+}
+
+// readHint returns the remembered position in row's object that is
+// closest before offset, if one lies inside row.
+func (p *Partition) readHint(key string, offset int64, row metastore.IndexEntry) (readHint, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best readHint
+	found := false
+	for _, h := range p.hints {
+		if h.key == key && h.offset <= offset && h.offset > row.BaseOffset && h.offset <= row.LastOffset &&
+			h.pos > row.Position && h.pos < row.Position+row.Length && (!found || h.offset > best.offset) {
+			best, found = h, true
+		}
+	}
+	return best, found
+}
+
+// setReadHint remembers h, replacing a hint of the same object at the same
+// place or else the oldest.
+func (p *Partition) setReadHint(h readHint) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.hints {
+		if p.hints[i].key == h.key && p.hints[i].offset == h.offset {
+			return
+		}
+	}
+	p.hints[p.hintNext] = h
+	p.hintNext = (p.hintNext + 1) % readHints
 }
 
 // CachedLSO returns the last stable offset as known, without a query. It

@@ -70,38 +70,12 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 			return nil, fmt.Errorf("read %s/%d at %d: %w", p.TopicName, p.Index, offset, ErrIndexGone)
 		}
 		for _, row := range rows {
-			chunk, err := r.bucket.Get(ctx, row.SegmentKey, row.Position, row.Length)
-			if objectstore.IsNotFound(err) {
-				p.dropIndexCache()
-				return nil, fmt.Errorf("read %s [%d,+%d): %w: %w", row.SegmentKey, row.Position, row.Length, ErrIndexGone, err)
-			}
+			var full bool
+			out, offset, full, err = r.readRow(ctx, p, row, out, offset, end, limit, first)
 			if err != nil {
-				return nil, fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
+				return nil, err
 			}
-			base := row.BaseOffset
-			it := segment.NewBatchIter(chunk)
-			for it.Next() {
-				h, b := it.Header(), it.Batch()
-				last := base + h.OffsetCount() - 1
-				if base >= end {
-					return out, nil // past the end asked for (the LSO for read_committed)
-				}
-				if last >= offset {
-					if int64(len(out)+len(b)) > limit && !(first && len(out) == 0) {
-						return out, nil
-					}
-					start := len(out)
-					out = append(out, b...)
-					segment.SetBaseOffset(out[start:], base)
-					segment.SetLeaderEpoch(out[start:], 0)
-					offset = last + 1
-				}
-				base = last + 1
-			}
-			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("walk %s [%d,+%d): %w", row.SegmentKey, row.Position, row.Length, err)
-			}
-			if int64(len(out)) >= limit {
+			if full {
 				return out, nil
 			}
 		}
@@ -110,6 +84,95 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 		}
 	}
 	return out, nil
+}
+
+// readStep is the least a read of a row asks the cache for at once: rows
+// of the write path are usually smaller and read whole; a compacted row
+// (tens of MiB) is read in pieces of what the fetch can still return.
+const readStep = 1 << 20
+
+// readRow appends to out the batches of row from the one holding offset,
+// while they are below end and fit in limit (with first, the first batch
+// of out always fits). It reads the row in pieces, not whole: a compacted
+// row is tens of MiB, and a fetch wants at most limit of it. Batches
+// before offset are skipped by their headers; where a previous read of
+// the row stopped is remembered (Partition.readHint), so a consumer
+// reading on does not walk the row's headers again. full reports that
+// limit or end stopped the read; next is the offset after out.
+func (r *Reader) readRow(ctx context.Context, p *Partition, row metastore.IndexEntry, out []byte, offset, end, limit int64, first bool) (_ []byte, next int64, full bool, err error) {
+	rowEnd := row.Position + row.Length
+	pos, base := row.Position, row.BaseOffset
+	if h, ok := p.readHint(row.SegmentKey, offset, row); ok {
+		pos, base = h.pos, h.offset
+	}
+	var (
+		buf    []byte // bytes of the object at [bufPos, bufPos+len(buf))
+		bufPos int64
+	)
+	// have makes buf hold [pos, pos+n), reading at least want bytes.
+	have := func(n, want int64) error {
+		if pos >= bufPos && pos+n <= bufPos+int64(len(buf)) {
+			return nil
+		}
+		want = min(max(n, want), rowEnd-pos)
+		b, err := r.bucket.Get(ctx, row.SegmentKey, pos, want)
+		if objectstore.IsNotFound(err) {
+			p.dropIndexCache()
+			return fmt.Errorf("read %s [%d,+%d): %w: %w", row.SegmentKey, pos, want, ErrIndexGone, err)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s [%d,+%d): %w", row.SegmentKey, pos, want, err)
+		}
+		if int64(len(b)) < n {
+			return fmt.Errorf("read %s [%d,+%d): %d bytes: %w", row.SegmentKey, pos, want, len(b), segment.ErrTruncated)
+		}
+		buf, bufPos = b, pos
+		return nil
+	}
+	defer func() {
+		if err == nil && pos < rowEnd && pos > row.Position {
+			p.setReadHint(readHint{key: row.SegmentKey, pos: pos, offset: base})
+		}
+	}()
+	for pos < rowEnd {
+		if base >= end {
+			return out, offset, true, nil // past the end asked for (the LSO for read_committed)
+		}
+		step := max(limit-int64(len(out)), readStep)
+		if err := have(segment.BatchHeaderSize, step); err != nil {
+			return out, offset, false, err
+		}
+		h, err := segment.ParseBatchHeader(buf[pos-bufPos:])
+		if err != nil {
+			return out, offset, false, fmt.Errorf("walk %s at %d: %w", row.SegmentKey, pos, err)
+		}
+		size := int64(h.Size())
+		if h.BatchLength < segment.BatchHeaderSize-12 || pos+size > rowEnd {
+			return out, offset, false, fmt.Errorf("walk %s at %d: batch of %d bytes in a row ending at %d: %w",
+				row.SegmentKey, pos, size, rowEnd, segment.ErrCorruptBatch)
+		}
+		last := base + h.OffsetCount() - 1
+		if last >= offset {
+			if int64(len(out))+size > limit && !(first && len(out) == 0) {
+				return out, offset, true, nil
+			}
+			if err := have(size, step); err != nil {
+				return out, offset, false, err
+			}
+			start := len(out)
+			out = append(out, buf[pos-bufPos:pos-bufPos+size]...)
+			segment.SetBaseOffset(out[start:], base)
+			segment.SetLeaderEpoch(out[start:], 0)
+			offset = last + 1
+		}
+		pos += size
+		base = last + 1
+	}
+	if base != row.LastOffset+1 {
+		return out, offset, false, fmt.Errorf("walk %s [%d,+%d): batches end at offset %d, index row at %d",
+			row.SegmentKey, row.Position, row.Length, base-1, row.LastOffset)
+	}
+	return out, offset, int64(len(out)) >= limit, nil
 }
 
 // index returns index rows of p from offset on, from memory when the tail

@@ -15,8 +15,10 @@ import (
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files under testdata/")
 
 const (
-	goldenSeg = "testdata/golden.seg"
-	goldenTxt = "testdata/golden.txt"
+	goldenSeg          = "testdata/golden.seg"
+	goldenTxt          = "testdata/golden.txt"
+	goldenCompactedSeg = "testdata/golden-compacted.seg"
+	goldenCompactedTxt = "testdata/golden-compacted.txt"
 )
 
 // goldenSegment builds the small, deterministic segment kept in testdata:
@@ -42,6 +44,30 @@ func goldenSegment(t testing.TB) []byte {
 		w.Append(a.tp, b, mustValidate(t, b))
 	}
 	obj, _ := w.Finish()
+	return obj
+}
+
+// goldenCompactedSegment builds the compacted segment kept in testdata: one
+// partition, batches at their real offsets with a gap (as keyed
+// compaction leaves), the second recompressed with zstd, the last a
+// transaction marker.
+func goldenCompactedSegment(t testing.TB) []byte {
+	enc, err := NewZstdEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := makeBatch(batchSpec{baseOffset: 500, records: 3, valueSize: 5, firstTS: 1700000000000, producerID: 9, seed: 1})
+	b2, err := RecompressZstd(nil, makeBatch(batchSpec{baseOffset: 503, records: 4, valueSize: 64, firstTS: 1700000000010, seed: 2}), enc, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3 := makeBatch(batchSpec{baseOffset: 510, records: 1, valueSize: 2, firstTS: 1700000000020, seed: 3})
+	ctl := ControlBatch(9, 0, true, 0, 1700000000030)
+	SetBaseOffset(ctl, 511)
+	obj, _, err := CompactedObject(TopicRef{ID: topicID("orders"), Name: "orders", Partition: 2}, [][]byte{b1, b2, b3, ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return obj
 }
 
@@ -75,39 +101,48 @@ func dumpSegment(t testing.TB, obj []byte) []byte {
 }
 
 func TestGolden(t *testing.T) {
-	obj := goldenSegment(t)
+	checkGolden(t, goldenSegment(t), goldenSeg, goldenTxt)
+}
+
+// TestGoldenCompacted pins the layout of a compacted segment.
+func TestGoldenCompacted(t *testing.T) {
+	checkGolden(t, goldenCompactedSegment(t), goldenCompactedSeg, goldenCompactedTxt)
+}
+
+func checkGolden(t *testing.T, obj []byte, segPath, txtPath string) {
 	txt := dumpSegment(t, obj)
 	if *rewrite {
-		if err := os.MkdirAll(filepath.Dir(goldenSeg), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(segPath), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(goldenSeg, obj, 0o644); err != nil {
+		if err := os.WriteFile(segPath, obj, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(goldenTxt, txt, 0o644); err != nil {
+		if err := os.WriteFile(txtPath, txt, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	wantObj, err := os.ReadFile(goldenSeg)
+	wantObj, err := os.ReadFile(segPath)
 	if err != nil {
 		t.Fatalf("%v (run go test ./segment -run TestGolden -rewrite)", err)
 	}
-	wantTxt, err := os.ReadFile(goldenTxt)
+	wantTxt, err := os.ReadFile(txtPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(obj, wantObj) {
-		t.Errorf("writer output differs from %s: the format changed; if on purpose, bump the version or rewrite", goldenSeg)
+		t.Errorf("writer output differs from %s: the format changed; if on purpose, bump the version or rewrite", segPath)
 	}
 	if got := dumpSegment(t, wantObj); !bytes.Equal(got, wantTxt) {
-		t.Errorf("dump of %s differs from %s:\n%s", goldenSeg, goldenTxt, got)
+		t.Errorf("dump of %s differs from %s:\n%s", segPath, txtPath, got)
 	}
 }
 
 // TestPythonReader runs testdata/readseg.py, a reader written from FORMAT.md
-// alone, over the golden segment, and checks it agrees with this package:
-// the footer as Reader.Dump prints it and the offsets PatchBaseOffsets gives.
+// alone, over the golden segments, and checks it agrees with this package:
+// the footer as Reader.Dump prints it and the offsets PatchBaseOffsets
+// gives (a write-path segment) or the batches hold (a compacted one).
 func TestPythonReader(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -116,40 +151,55 @@ func TestPythonReader(t *testing.T) {
 		}
 		t.Skip("SKIPPING: python3 not installed; the spec cross-check needs it")
 	}
-	bases := []int64{100, 0, 7}
-	args := []string{"testdata/readseg.py", goldenSeg}
-	for _, b := range bases {
-		args = append(args, strconv.FormatInt(b, 10))
-	}
-	out, err := exec.Command(py, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("readseg.py: %v\n%s", err, out)
-	}
+	for _, tc := range []struct {
+		path  string
+		bases []int64
+	}{
+		{goldenSeg, []int64{100, 0, 7}},
+		{goldenCompactedSeg, nil},
+	} {
+		args := []string{"testdata/readseg.py", tc.path}
+		for _, b := range tc.bases {
+			args = append(args, strconv.FormatInt(b, 10))
+		}
+		out, err := exec.Command(py, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("readseg.py %s: %v\n%s", tc.path, err, out)
+		}
 
-	obj, err := os.ReadFile(goldenSeg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Parse(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	if err := r.Dump(&want); err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range r.Chunks() {
-		chunk := bytes.Clone(obj[c.Position : c.Position+c.Length])
-		if _, err := PatchBaseOffsets(chunk, bases[i]); err != nil {
+		obj, err := os.ReadFile(tc.path)
+		if err != nil {
 			t.Fatal(err)
 		}
-		it := NewBatchIter(chunk)
-		for it.Next() {
-			h := it.Header()
-			fmt.Fprintf(&want, "chunk %d batch size=%d records=%d lastOffsetDelta=%d offset=%d\n", i, h.Size(), h.NumRecords, h.LastOffsetDelta, h.BaseOffset)
+		r, err := Parse(obj)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if string(out) != want.String() {
-		t.Fatalf("readseg.py says:\n%s\nsegment package says:\n%s", out, want.String())
+		var want bytes.Buffer
+		if err := r.Dump(&want); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range r.Chunks() {
+			chunk := bytes.Clone(obj[c.Position : c.Position+c.Length])
+			known := c.BaseOffset != NoBaseOffset
+			if i < len(tc.bases) {
+				if _, err := PatchBaseOffsets(chunk, tc.bases[i]); err != nil {
+					t.Fatal(err)
+				}
+				known = true
+			}
+			it := NewBatchIter(chunk)
+			for it.Next() {
+				h := it.Header()
+				fmt.Fprintf(&want, "chunk %d batch size=%d records=%d lastOffsetDelta=%d", i, h.Size(), h.NumRecords, h.LastOffsetDelta)
+				if known {
+					fmt.Fprintf(&want, " offset=%d", h.BaseOffset)
+				}
+				fmt.Fprintln(&want)
+			}
+		}
+		if string(out) != want.String() {
+			t.Fatalf("readseg.py %s says:\n%s\nsegment package says:\n%s", tc.path, out, want.String())
+		}
 	}
 }

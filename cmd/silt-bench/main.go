@@ -313,6 +313,15 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("measure catch-up read: %w", err)
 		}
 		rep.catchup = &c
+		if env.dbURL != "" && env.mio != nil {
+			cr, err := measureCompaction(ctx, env, o, c, progress)
+			if err != nil {
+				return fmt.Errorf("measure compaction: %w", err)
+			}
+			rep.compaction = &cr
+		} else {
+			rep.skipped = append(rep.skipped, "compaction: skipped (an existing cluster: its database and bucket are not ours to compact)")
+		}
 	}
 
 	if o.sessionDur > 0 {

@@ -61,6 +61,7 @@ type report struct {
 	writeCounters *phaseCounters // the writing agent during the throughput phase
 	latency       []latencyResult
 	catchup       *catchupResult
+	compaction    *compactionResult
 	sessions      *fetchSessionsResult
 	overload      *overloadResult
 	skipped       []string
@@ -189,6 +190,12 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(tw, "cold catch-up read, %s from the start, on %s\t%.1f MB/s\t%s\t%s\n",
 			sizeString64(c.written), c.readerName, c.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.mbps(), getMBps))
 	}
+	if c := r.compaction; c != nil {
+		fmt.Fprintf(tw, "cold catch-up read of compacted data, %s from the start, on %s\t%.1f MB/s\t%s (aim: 0.5x)\t%s\n",
+			sizeString64(c.written), c.reader, c.read.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.read.mbps(), getMBps))
+		fmt.Fprintf(tw, "the same read again, that agent's cache warm (one consumer's ceiling)\t%.1f MB/s\t%s\t%s\n",
+			c.warm.mbps(), floorString(getMBps, "MB/s GET"), ratio(c.warm.mbps(), getMBps))
+	}
 	if s := r.sessions; s != nil {
 		fmt.Fprintf(tw, "fetch request bytes/s, %d partitions, with fetch sessions (KIP-227)\t%s/s (%.1f requests/s)\t%s/s without sessions\t%s\n",
 			s.partitions, sizeString64(int64(s.rate(s.withBytes))), s.rate(s.withReqs), sizeString64(int64(s.rate(s.without))), ratio(float64(s.withBytes), float64(s.without)))
@@ -225,6 +232,27 @@ func (r *report) print(w io.Writer) {
 				perUnit(c.getBytes, g*gib, "%.2f GiB"), deltaRatio(c.getBytes, g*gib, 1))
 			fmt.Fprintf(tw, "per GiB read: metastore calls, all (index queries)\t%s (%s)\t\t-\n",
 				perUnit(c.calls, g, "%.1f"), perUnit(c.indexQueries, g, "%.1f"))
+		}
+	}
+	if c := r.compaction; c != nil {
+		if k := c.read.counters; k != nil && k.fetched.ok && k.fetched.v > 0 && c.read.read > 0 {
+			// Compacted batches are zstd: a GiB of records is fewer bytes
+			// fetched. GETs are counted per GiB of record values consumed
+			// (as the write-path figure, whose batches are uncompressed)
+			// and per GiB fetched.
+			g, gf := float64(c.read.read)/gib, k.fetched.v/gib
+			fmt.Fprintf(tw, "per GiB read, compacted: S3 GETs per GiB of records (per GiB fetched)\t%s (%s)\t300 (aim)\t%s\n",
+				perUnit(k.gets, g, "%.1f"), perUnit(k.gets, gf, "%.1f"), deltaRatio(k.gets, g, 300))
+			fmt.Fprintf(tw, "per GiB read, compacted: S3 bytes read per byte fetched\t%s\t1.10 (aim)\t%s\n",
+				perUnit(k.getBytes, k.fetched.v, "%.2f"), deltaRatio(k.getBytes, k.fetched.v, 1.1))
+		}
+		if w := float64(c.written) / gib; w > 0 {
+			b := c.bucket
+			fmt.Fprintf(tw, "compaction per GiB written: S3 GETs / PUTs\t%.1f / %.1f\t\t-\n", float64(b.gets)/w, float64(b.puts)/w)
+			fmt.Fprintf(tw, "compaction per GiB written: S3 bytes read / written\t%.2f / %.2f GiB\t1.00 / 1.00 GiB\t%.2f / %.2f\n",
+				float64(b.getBytes)/gib/w, float64(b.putBytes)/gib/w, float64(b.getBytes)/gib/w, float64(b.putBytes)/gib/w)
+			fmt.Fprintf(tw, "compaction throughput (one compactor, one partition at a time)\t%.1f MB/s read\t\t-\n",
+				mbPerSec(c.pass.ReadBytes, c.elapsed))
 		}
 	}
 	if v := r.overload; v != nil {
@@ -282,6 +310,14 @@ func (r *report) print(w io.Writer) {
 			c.topic, o.partitions, c.writeMBps, c.records, float64(c.read)/1e6, c.elapsed.Round(time.Millisecond))
 		if c.note != "" {
 			fmt.Fprintf(w, "  note: %s\n", c.note)
+		}
+	}
+	if c := r.compaction; c != nil {
+		fmt.Fprintf(w, "compaction: topic %s compacted by one jobs.Compactor in the benchmark process (%s segments, zstd) in %s: %d segments, %.1f MB read, %.1f MB written; then %d records (%.1f MB) read from its start in %s through a fresh agent (zone zc), kgo default fetch sizes; the write path's agents run with compaction off\n",
+			c.topic, sizeString64(c.segBytes), c.elapsed.Round(time.Millisecond), c.pass.Segments, float64(c.pass.ReadBytes)/1e6, float64(c.pass.WrittenBytes)/1e6,
+			c.read.records, float64(c.read.read)/1e6, c.read.elapsed.Round(time.Millisecond))
+		if c.read.note != "" {
+			fmt.Fprintf(w, "  note: %s\n", c.read.note)
 		}
 	}
 	if s := r.sessions; s != nil {

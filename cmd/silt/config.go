@@ -126,7 +126,8 @@ func agentKeys() []keySpec {
 		{"membership.ttl", kindDuration, d.MembershipTTL.String(), "how long a registration lives without renewal before other agents drop it"},
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is handed to the garbage collector"},
 		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often idle producer state and transactional ids are expired"},
-		{"compaction.interval", kindDuration, d.CompactionInterval.String(), "how often retention (retention.ms, retention.bytes) is applied and garbage collected, by the agent holding the janitor lease"},
+		{"compaction.interval", kindDuration, d.CompactionInterval.String(), "how often every agent compacts the partitions it leads, and retention (retention.ms, retention.bytes) is applied and garbage collected by the agent holding the janitor lease"},
+		{"compaction.segment.bytes", kindSize, formatSize(d.CompactionSegmentBytes), "target size of a compacted per-partition segment: the write-path bytes one takes in (1MiB to 1GiB; 0 turns compaction off)"},
 		{"gc.grace", kindDuration, d.GCGrace.String(), "how long an unreferenced object (expired, of a deleted topic, orphaned) stays in the bucket before deletion; longer than any fetch may still read it"},
 		{"sasl.mechanisms", kindString, "", "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"},
 		{"sasl.oauthbearer.jwks.url", kindString, "", "OAUTHBEARER: URL of the JSON Web Key Set that signs tokens"},
@@ -361,6 +362,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.OrphanMinAge = p.duration("orphan.min.age")
 	a.JanitorInterval = p.duration("janitor.interval")
 	a.CompactionInterval = p.duration("compaction.interval")
+	a.CompactionSegmentBytes = p.size("compaction.segment.bytes")
 	a.GCGrace = p.duration("gc.grace")
 	a.SASL.Mechanisms = p.list("sasl.mechanisms")
 	a.SASL.OAuthBearer.JWKSURL = p.str("sasl.oauthbearer.jwks.url")

@@ -61,6 +61,11 @@ then the real offsets are read from the index rows of this segment. A segment
 the index does not reference is an upload that never committed: nothing in it
 was acknowledged to a producer.
 
+Compacted segments (under compacted/, list them with --prefix compacted/)
+hold one partition each and their records' real offsets, so they need no
+metastore: the bucket alone is a complete, ordered copy of the partitions
+compaction has reached.
+
 BUCKET-URL is the agent's bucket.url, e.g. s3://bucket/prefix?region=us-east-1
 (credentials from the AWS default chain) or file:///var/lib/silt/bucket.`,
 		Args: cobra.RangeArgs(1, 2),
@@ -151,7 +156,13 @@ func dumpSegment(ctx context.Context, w io.Writer, b objectstore.Bucket, key str
 	chunks := r.Chunks()
 	fmt.Fprintf(w, "segment %s\n", key)
 	fmt.Fprintf(w, "version %d, %d bytes, %d chunks\n", r.Version(), r.Size(), len(chunks))
+	compacted := len(chunks) > 0
+	for _, c := range chunks {
+		compacted = compacted && c.BaseOffset != segment.NoBaseOffset
+	}
 	switch {
+	case compacted:
+		fmt.Fprintln(w, "offsets: real, held by the segment (a compacted segment)")
 	case opts.metastoreURL == "":
 		fmt.Fprintln(w, "offsets: +N from each chunk's first offset (write-path segments do not hold offsets; --metastore-url gives the real ones)")
 	case len(bases) == 0:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -160,5 +161,43 @@ func TestSegmentDump(t *testing.T) {
 
 	if _, errOut, code := runCLI(t, "segment", "dump", bucketURL, "segments/missing.seg"); code == 0 || !strings.Contains(errOut, "missing.seg") {
 		t.Errorf("dump of a missing key: exit %d %s", code, errOut)
+	}
+}
+
+// TestSegmentDumpCompacted dumps the compacted golden segment from a
+// file:// bucket: the offsets printed are the batches' own, gap included,
+// without a metastore.
+func TestSegmentDumpCompacted(t *testing.T) {
+	clearSiltEnv(t)
+	dir := t.TempDir()
+	obj, err := os.ReadFile("../../segment/testdata/golden-compacted.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "compacted"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compacted", "orders-2.seg"), obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, errOut, code := runCLI(t, "segment", "dump", "file://"+dir, "--prefix", "compacted/")
+	if code != 0 || !strings.Contains(list, "compacted/orders-2.seg") {
+		t.Fatalf("segment dump --prefix compacted/: exit %d\n%s%s", code, list, errOut)
+	}
+	out, errOut, code := runCLI(t, "segment", "dump", "file://"+dir, "compacted/orders-2.seg")
+	if code != 0 {
+		t.Fatalf("segment dump: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(out, "base offset 500 (in the segment)") || !strings.Contains(out, "offsets: real, held by the segment") {
+		t.Fatalf("dump of a compacted segment does not say its offsets are its own:\n%s", out)
+	}
+	var offsets []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := recordLine.FindStringSubmatch(l); m != nil {
+			offsets = append(offsets, m[1])
+		}
+	}
+	if got := strings.Join(offsets, ","); got != "500,501,502,503,504,505,506,510,511" {
+		t.Fatalf("record offsets %s, want the batches' real ones with the gap\n%s", got, out)
 	}
 }

@@ -205,7 +205,7 @@ func newTopicDescribeCmd(stdout io.Writer, af *adminFlags) *cobra.Command {
 	var allConfigs bool
 	cmd := &cobra.Command{
 		Use:   "describe TOPIC...",
-		Short: "Show a topic's partitions (leader, start and end offsets) and configs",
+		Short: "Show a topic's partitions (leader, log start and end offsets, bytes stored in the bucket) and configs",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			adm, ctx, cancel, err := af.client(cmd.Context())
@@ -225,6 +225,21 @@ func newTopicDescribeCmd(stdout io.Writer, af *adminFlags) *cobra.Command {
 			ends, err := adm.ListEndOffsets(ctx, topics...)
 			if err != nil {
 				return fmt.Errorf("list end offsets: %w", err)
+			}
+			// Stored bytes: each agent describes the partitions it leads
+			// (DescribeLogDirs), so the answers add up to each once. A
+			// partition missing (its leader moved between the calls, or an
+			// agent did not answer) shows "-".
+			stored := map[string]map[int32]int64{}
+			if dirs, err := adm.DescribeAllLogDirs(ctx, details.TopicsSet()); err == nil || len(dirs) > 0 {
+				for _, bd := range dirs {
+					bd.EachPartition(func(d kadm.DescribedLogDirPartition) {
+						if stored[d.Topic] == nil {
+							stored[d.Topic] = map[int32]int64{}
+						}
+						stored[d.Topic][d.Partition] += d.Size
+					})
+				}
 			}
 			configs, err := adm.DescribeTopicConfigs(ctx, topics...)
 			if err != nil && len(configs) == 0 {
@@ -247,7 +262,7 @@ func newTopicDescribeCmd(stdout io.Writer, af *adminFlags) *cobra.Command {
 				}
 				fmt.Fprintf(stdout, "Topic: %s\nID: %s\nPartitions: %d\n", d.Topic, d.ID, len(d.Partitions))
 				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tSTART-OFFSET\tEND-OFFSET\tERROR")
+				fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tSTART-OFFSET\tEND-OFFSET\tSTORED-BYTES\tERROR")
 				for _, p := range d.Partitions.Sorted() {
 					start, end := "-", "-"
 					var perr error = p.Err
@@ -269,7 +284,11 @@ func newTopicDescribeCmd(stdout io.Writer, af *adminFlags) *cobra.Command {
 					if perr != nil {
 						es = perr.Error()
 					}
-					fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", p.Partition, p.Leader, p.LeaderEpoch, start, end, es)
+					size := "-"
+					if n, ok := stored[topic][p.Partition]; ok {
+						size = fmt.Sprint(n)
+					}
+					fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Partition, p.Leader, p.LeaderEpoch, start, end, size, es)
 				}
 				tw.Flush()
 				printTopicConfigs(stdout, configs, topic, allConfigs)

@@ -88,9 +88,9 @@ func TestTopicCommands(t *testing.T) {
 	produceTo(t, kafkaAddr, "orders", 0, 3, "a")
 	produceTo(t, kafkaAddr, "orders", 1, 2, "b")
 	out = cli(t, kafkaAddr, "topic", "describe", "orders")
-	// PARTITION LEADER EPOCH START-OFFSET END-OFFSET
-	if row := tableRow(out, "0"); len(row) < 5 || row[3] != "0" || row[4] != "3" {
-		t.Errorf("describe: partition 0 row %v, want offsets 0..3\n%s", row, out)
+	// PARTITION LEADER EPOCH START-OFFSET END-OFFSET STORED-BYTES
+	if row := tableRow(out, "0"); len(row) < 6 || row[3] != "0" || row[4] != "3" || row[5] == "-" || row[5] == "0" {
+		t.Errorf("describe: partition 0 row %v, want offsets 0..3 and the bytes stored\n%s", row, out)
 	}
 	if row := tableRow(out, "1"); len(row) < 5 || row[4] != "2" {
 		t.Errorf("describe: partition 1 row %v, want end offset 2\n%s", row, out)

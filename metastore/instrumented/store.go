@@ -13,7 +13,7 @@ import (
 var ops = []string{
 	"commit_flush", "record_upload", "index", "index_by_segment", "partitions",
 	"topic", "topics", "register_agent", "membership", "commit_offsets",
-	"fetch_offsets", "acquire_lease", "schema_version",
+	"fetch_offsets", "acquire_lease", "schema_version", "replace_index",
 }
 
 // Metrics are the collectors shared by every Store built from them.
@@ -197,4 +197,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	v, err := s.Store.SchemaVersion(ctx)
 	s.observe("schema_version", start, err)
 	return v, err
+}
+
+// ReplaceIndex implements metastore.Store.
+func (s *Store) ReplaceIndex(ctx context.Context, r metastore.Replacement) (bool, error) {
+	start := time.Now()
+	ok, err := s.Store.ReplaceIndex(ctx, r)
+	s.observe("replace_index", start, err)
+	return ok, err
 }

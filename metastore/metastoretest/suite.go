@@ -68,6 +68,9 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"ShareStates", testShareStates},
 		{"ShareAcquireRace", testShareAcquireRace},
 		{"GroupConfigs", testGroupConfigs},
+		{"ReplaceIndex", testReplaceIndex},
+		{"ReplaceIndexChanged", testReplaceIndexChanged},
+		{"ReplaceIndexRaces", testReplaceIndexRaces},
 		{"SchemaVersion", testSchemaVersion},
 	}
 	for _, tc := range tests {

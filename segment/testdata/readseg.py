@@ -4,7 +4,8 @@
 Usage: readseg.py SEGMENT [BASE_OFFSET ...]
 
 Prints the footer and every batch. With one base offset per chunk (as the
-metastore index rows would give them), prints the real batch offsets too.
+metastore index rows would give them), prints the real batch offsets too;
+a compacted chunk (footer base offset != -1) holds them in its batches.
 """
 import struct
 import sys
@@ -103,7 +104,12 @@ def main():
         if crc32c(chunk) != c["crc"]:
             raise ValueError("chunk %d checksum mismatch" % i)
         offset = bases[i] if i < len(bases) else None
+        compacted = c["base"] != -1
         for base, size, last_offset_delta, records in batches(chunk):
+            if compacted:
+                # Compacted segments: every batch holds its real offset,
+                # and offsets may have gaps.
+                offset = base
             real = "" if offset is None else " offset=%d" % offset
             print("chunk %d batch size=%d records=%d lastOffsetDelta=%d%s" % (i, size, records, last_offset_delta, real))
             if offset is not None:

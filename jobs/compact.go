@@ -1,0 +1,368 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/segment"
+)
+
+// CompactedPrefix starts the key of every compacted (level 1) segment:
+// compacted/<topic id hex>/<partition>/<first offset>-<agent>-<unix ns>.seg.
+// Rows in other segments are level 0, the write path's multi-partition
+// flush segments, and are what compaction rewrites.
+const CompactedPrefix = "compacted/"
+
+// DefaultCompactionSegmentBytes is compaction.segment.bytes' default: the
+// bytes of level 0 rows one compacted segment takes in. Large enough that
+// a consumer catching up reads at bucket speed with few GETs, small enough
+// that a compactor holds one in memory.
+const DefaultCompactionSegmentBytes = 64 << 20
+
+// maxRecordsBytes bounds what one batch's records may decompress to when
+// compaction recompresses it; a batch beyond it is kept as it was.
+const maxRecordsBytes = 64 << 20
+
+// compactReads bounds the reads of old segments one compaction has in
+// flight.
+const compactReads = 8
+
+// compactScanRows is how many index rows one store query of the scan for
+// level 0 rows reads.
+const compactScanRows = 1000
+
+// CompactionStore is what the compactor needs from the metastore.
+type CompactionStore interface {
+	Topics(ctx context.Context) ([]metastore.Topic, error)
+	Partitions(ctx context.Context, topicID metastore.TopicID) ([]metastore.PartitionState, error)
+	Index(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64, limit int) ([]metastore.IndexEntry, error)
+	RecordUpload(ctx context.Context, key string, agentID string) error
+	ForgetUpload(ctx context.Context, key string) (bool, error)
+	AbandonUpload(ctx context.Context, key string) error
+	metastore.CompactionStore
+}
+
+// Compactor rewrites the write path's small multi-partition segments
+// (level 0) into large per-partition segments (level 1, see
+// segment/FORMAT.md "Compacted segments"): per partition, the oldest run
+// of consecutive level 0 rows at or after the log start and wholly below
+// the last stable offset (an open transaction's data is never rewritten),
+// up to SegmentBytes, becomes one zstd-compressed chunk whose batches carry
+// their real offsets. The swap (metastore.CompactionStore.ReplaceIndex)
+// replaces the rows in one transaction; the old segments are then the
+// garbage collector's, deleted after gc.grace, so a reader holding an old
+// row keeps reading it until then and re-resolves the index after.
+//
+// Every agent runs a Compactor over the partitions it leads (Owns), so the
+// work grows with the cluster. No lease is needed for correctness: two
+// agents whose membership views differ for a moment may compact the same
+// partition at once, and then the swap of the second finds the rows it
+// read gone and changes nothing; its upload is forgotten and collected.
+type Compactor struct {
+	AgentID string
+	Store   CompactionStore
+	Bucket  objectstore.Bucket
+	Log     *slog.Logger
+	// Interval is how often Run compacts (compaction.interval).
+	Interval time.Duration
+	// SegmentBytes is the target size of a compacted segment
+	// (compaction.segment.bytes): the level 0 bytes one takes in (zstd
+	// usually makes the output smaller).
+	SegmentBytes int64
+	// Owns reports whether this agent compacts tp; nil means every
+	// partition.
+	Owns    func(tp metastore.TopicPartition) bool
+	Metrics *Metrics // optional
+	// OnSwap, if set, is told of every swap done (tests, logs).
+	OnSwap func(r metastore.Replacement)
+
+	mu  sync.Mutex // one pass at a time; guards what follows
+	enc *zstd.Encoder
+	// done remembers per partition the offset below which every row is
+	// level 1, so a pass does not rescan compacted history.
+	done map[metastore.TopicPartition]int64
+}
+
+// Compaction says what one pass did.
+type Compaction struct {
+	Segments     int   // compacted segments written and swapped in
+	Refused      int   // swaps refused because the rows changed meanwhile
+	ReadBytes    int64 // level 0 bytes read
+	WrittenBytes int64 // compacted segment bytes written
+	// AwaitingBytes: level 0 bytes found in the partitions compacted, before
+	// the pass compacted them.
+	AwaitingBytes int64
+}
+
+// Run compacts every Interval until ctx ends.
+func (c *Compactor) Run(ctx context.Context) {
+	t := time.NewTicker(c.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := c.CompactOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("compaction failed", "err", err)
+		}
+		if res.Segments > 0 || res.Refused > 0 {
+			c.Log.Info("compacted", "segments", res.Segments, "refused", res.Refused,
+				"read_bytes", res.ReadBytes, "written_bytes", res.WrittenBytes)
+		}
+	}
+}
+
+// CompactOnce compacts every partition this agent owns as far as it can.
+// A partition that fails is logged and skipped; the first error is
+// returned after the pass. Concurrent calls run one after the other.
+func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var res Compaction
+	if c.enc == nil {
+		enc, err := segment.NewZstdEncoder()
+		if err != nil {
+			return res, err
+		}
+		c.enc = enc
+	}
+	if c.done == nil {
+		c.done = make(map[metastore.TopicPartition]int64)
+	}
+	topics, err := c.Store.Topics(ctx)
+	if err != nil {
+		return res, fmt.Errorf("list topics: %w", err)
+	}
+	seen := make(map[metastore.TopicPartition]bool)
+	var first error
+	for _, t := range topics {
+		var states []metastore.PartitionState
+		for i := int32(0); i < t.Partitions; i++ {
+			tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
+			if c.Owns != nil && !c.Owns(tp) {
+				continue
+			}
+			if states == nil {
+				if states, err = c.Store.Partitions(ctx, t.ID); err != nil {
+					if first == nil {
+						first = fmt.Errorf("partitions of %s: %w", t.Name, err)
+					}
+					break
+				}
+			}
+			if int(i) >= len(states) {
+				break
+			}
+			seen[tp] = true
+			ref := segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}
+			if err := c.compactPartition(ctx, ref, states[i], &res); err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				c.Log.Warn("compaction of a partition failed", "topic", t.Name, "partition", i, "err", err)
+				if first == nil {
+					first = err
+				}
+			}
+		}
+	}
+	for tp := range c.done {
+		if !seen[tp] {
+			delete(c.done, tp) // no longer ours, or deleted
+		}
+	}
+	if c.Metrics != nil {
+		c.Metrics.compactionAwaiting.Set(float64(res.AwaitingBytes))
+	}
+	return res, first
+}
+
+// compactPartition compacts runs of level 0 rows of one partition until
+// none is left below its last stable offset.
+func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, res *Compaction) error {
+	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
+	from := max(st.LogStartOffset, c.done[mtp])
+	end := min(st.LastStableOffset, st.HighWatermark)
+	for from < end {
+		run, next, err := c.nextRun(ctx, mtp, from, end)
+		if err != nil {
+			return err
+		}
+		for _, r := range run {
+			res.AwaitingBytes += r.Length
+		}
+		if len(run) == 0 {
+			c.done[mtp] = next
+			return nil
+		}
+		ok, err := c.compactRun(ctx, tp, run, res)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// The rows changed under us (retention, another compactor):
+			// start over from the store next pass.
+			delete(c.done, mtp)
+			return nil
+		}
+		from = next
+		c.done[mtp] = next
+	}
+	return nil
+}
+
+// nextRun finds, from offset from on, the first run of consecutive level 0
+// rows that start at or after from and end below end, up to SegmentBytes
+// (at least one row); next is the offset after the run (or after the
+// level 1 rows skipped, when there is no run).
+func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, from, end int64) (run []metastore.IndexEntry, next int64, err error) {
+	next = from
+	for {
+		rows, err := c.Store.Index(ctx, tp, next, 1<<62, compactScanRows)
+		if err != nil {
+			return nil, next, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, next, err)
+		}
+		var bytes int64
+		for _, r := range rows {
+			switch {
+			case r.BaseOffset < from:
+				continue // holds the log start: only partly readable
+			case r.LastOffset >= end:
+				return run, next, nil
+			case strings.HasPrefix(r.SegmentKey, CompactedPrefix):
+				if len(run) > 0 {
+					return run, next, nil
+				}
+			case len(run) > 0 && bytes+r.Length > c.SegmentBytes:
+				return run, next, nil
+			default:
+				run = append(run, r)
+				bytes += r.Length
+			}
+			next = r.LastOffset + 1
+		}
+		if len(rows) < compactScanRows {
+			return run, next, nil
+		}
+	}
+}
+
+// compactRun writes rows' batches into one compacted segment and swaps it
+// in. It reports whether the swap happened.
+func (c *Compactor) compactRun(ctx context.Context, tp segment.TopicRef, rows []metastore.IndexEntry, res *Compaction) (bool, error) {
+	// Each row is one ranged read of its segment; rows are read a few at a
+	// time, since each is a round trip to the bucket.
+	chunks := make([][]byte, len(rows))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(compactReads)
+	for i, r := range rows {
+		g.Go(func() error {
+			chunk, err := c.Bucket.Get(gctx, r.SegmentKey, r.Position, r.Length)
+			if err != nil {
+				return fmt.Errorf("read %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
+			}
+			if int64(len(chunk)) != r.Length {
+				return fmt.Errorf("read %s [%d,+%d): %d bytes", r.SegmentKey, r.Position, r.Length, len(chunk))
+			}
+			chunks[i] = chunk
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	var (
+		batches [][]byte
+		read    int64
+	)
+	for i, r := range rows {
+		chunk := chunks[i]
+		chunks[i] = nil
+		read += int64(len(chunk))
+		base := r.BaseOffset
+		for len(chunk) > 0 {
+			b, rest, h, err := segment.NextBatch(chunk)
+			if err != nil {
+				return false, fmt.Errorf("walk %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
+			}
+			out, err := segment.RecompressZstd(nil, b, c.enc, maxRecordsBytes)
+			if errors.Is(err, segment.ErrTooLarge) {
+				out, err = append([]byte(nil), b...), nil
+			}
+			if err != nil {
+				return false, fmt.Errorf("recompress a batch of %s at offset %d: %w", r.SegmentKey, base, err)
+			}
+			segment.SetBaseOffset(out, base)
+			batches = append(batches, out)
+			base += h.OffsetCount()
+			chunk = rest
+		}
+		if base != r.LastOffset+1 {
+			return false, fmt.Errorf("%s [%d,+%d): batches end at offset %d, index row at %d", r.SegmentKey, r.Position, r.Length, base-1, r.LastOffset)
+		}
+	}
+	obj, ci, err := segment.CompactedObject(tp, batches)
+	if err != nil {
+		return false, err
+	}
+	key := fmt.Sprintf("%s%x/%d/%020d-%s-%d.seg", CompactedPrefix, tp.ID[:], tp.Partition, rows[0].BaseOffset, c.AgentID, time.Now().UnixNano())
+	// Recorded before the upload, as the write path does: an upload that
+	// never swaps in is an orphan the collector finds.
+	if err := c.Store.RecordUpload(ctx, key, c.AgentID); err != nil {
+		return false, fmt.Errorf("record upload %s: %w", key, err)
+	}
+	if err := c.Bucket.Put(ctx, key, obj); err != nil {
+		return false, fmt.Errorf("upload %s: %w", key, err)
+	}
+	res.ReadBytes += read
+	res.WrittenBytes += int64(len(obj))
+	if c.Metrics != nil {
+		c.Metrics.compactionRead.Add(float64(read))
+		c.Metrics.compactionWritten.Add(float64(len(obj)))
+	}
+	r := metastore.Replacement{
+		TopicPartition: metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition},
+		Old:            rows, SegmentKey: key, AgentID: c.AgentID, Size: int64(len(obj)),
+		Position: ci.Position, Length: ci.Length, BatchCount: ci.BatchCount,
+		MinTimestamp: ci.MinTimestamp, MaxTimestamp: ci.MaxTimestamp,
+	}
+	ok, err := c.Store.ReplaceIndex(ctx, r)
+	switch {
+	case errors.Is(err, metastore.ErrUploadNotRecorded):
+		// Forgotten as an orphan while uploading (a very slow upload): the
+		// object may have been written after the collector deleted it.
+		if aerr := c.Store.AbandonUpload(ctx, key); aerr != nil {
+			return false, fmt.Errorf("abandon upload %s: %w", key, aerr)
+		}
+		return false, fmt.Errorf("swap in %s: %w", key, err)
+	case err != nil:
+		return false, fmt.Errorf("swap in %s: %w", key, err) // an orphan if it did not commit
+	case !ok:
+		res.Refused++
+		if _, err := c.Store.ForgetUpload(ctx, key); err != nil {
+			return false, fmt.Errorf("forget refused upload %s: %w", key, err)
+		}
+		return false, nil
+	}
+	res.Segments++
+	if c.Metrics != nil {
+		c.Metrics.compactionSegments.Inc()
+	}
+	if c.OnSwap != nil {
+		c.OnSwap(r)
+	}
+	return true, nil
+}

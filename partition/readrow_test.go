@@ -1,0 +1,119 @@
+package partition_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/partition"
+	"github.com/siltstream/silt/segment"
+)
+
+// countingGetter counts the reads that reach the bucket and their sizes.
+type countingGetter struct {
+	next partition.Getter
+	mu   sync.Mutex
+	gets []int64
+}
+
+func (c *countingGetter) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	b, err := c.next.Get(ctx, key, off, length)
+	c.mu.Lock()
+	c.gets = append(c.gets, int64(len(b)))
+	c.mu.Unlock()
+	return b, err
+}
+
+func (c *countingGetter) take() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.gets
+	c.gets = nil
+	return g
+}
+
+// A large row (a compacted segment's is tens of MiB) is read in pieces of
+// what the fetch can return, not whole; a consumer reading on starts where
+// its last read stopped, in one read of the bucket; a read from the middle
+// of the row with nothing remembered walks the headers and returns the
+// right batch.
+func TestLargeRowReadInPieces(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const (
+		batches   = 48
+		valueSize = 64 << 10
+	)
+	w := segment.NewWriter()
+	topic, err := e.store.Topic(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := 0; i < batches; i++ {
+		b := segment.BuildBatch(0, []segment.Record{{TimestampMs: 1000, Value: bytes.Repeat([]byte{byte(i)}, valueSize)}, {OffsetDelta: 1, TimestampMs: 1000}})
+		h, err := segment.ValidateBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(segment.TopicRef{ID: topic.ID, Name: "t"}, b, h)
+		want = append(want, b)
+	}
+	obj, chunks := w.Finish()
+	if err := e.store.RecordUpload(ctx, "big.seg", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bucket.Put(ctx, "big.seg", obj); err != nil {
+		t.Fatal(err)
+	}
+	c := chunks[0]
+	if _, err := e.store.CommitFlush(ctx, metastore.Flush{SegmentKey: "big.seg", AgentID: "a", Size: int64(len(obj)), Chunks: []metastore.Chunk{{
+		TopicPartition: metastore.TopicPartition{Topic: topic.ID}, Position: c.Position, Length: c.Length,
+		OffsetCount: c.OffsetCount, BatchCount: c.BatchCount, MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	read := func(reader *partition.Reader, p *partition.Partition, off int64) []byte {
+		t.Helper()
+		data, err := reader.Read(ctx, p, off, 2*batches, 1, true) // one batch per read
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := baseOffsets(t, data)
+		if len(got) != 1 || got[0] != off/2*2 {
+			t.Fatalf("read from %d: batches at %v, want one at %d", off, got, off/2*2)
+		}
+		if body, wb := data[segment.BatchHeaderSize:], want[off/2][segment.BatchHeaderSize:]; !bytes.Equal(body, wb) {
+			t.Fatalf("read from %d: batch body differs", off)
+		}
+		return data
+	}
+	newReader := func() (*partition.Reader, *partition.Partition, *countingGetter) {
+		other := partition.NewTopics(e.store)
+		top, err := other.Get(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := top.Partition(0)
+		if err := other.Load(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		g := &countingGetter{next: e.bucket}
+		return partition.NewReader(e.store, g, &partition.ReadStats{}), p, g
+	}
+
+	reader, p, g := newReader()
+	for off := int64(0); off < 2*batches; off += 2 {
+		read(reader, p, off)
+		gets := g.take()
+		if len(gets) != 1 || gets[0] > 1<<20+valueSize {
+			t.Fatalf("read from %d: bucket reads of %v bytes; want one, at most a read step, in a row of %d", off, gets, c.Length)
+		}
+	}
+	// From the middle, on a reader that remembers nothing: the right batch.
+	reader, p, _ = newReader()
+	read(reader, p, 61)
+}
