@@ -262,59 +262,66 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 
 // compactRun writes rows' batches into one compacted segment and swaps it
 // in. It reports whether the swap happened.
+//
+// Memory: the output is built in one buffer (at most the rows' bytes: zstd
+// rarely grows a batch), and the rows are read compactReads at a time and
+// let go once rewritten, so a pass holds about SegmentBytes plus a few
+// rows, not the input and the output twice over.
 func (c *Compactor) compactRun(ctx context.Context, tp segment.TopicRef, rows []metastore.IndexEntry, res *Compaction) (bool, error) {
-	// Each row is one ranged read of its segment; rows are read a few at a
-	// time, since each is a round trip to the bucket.
-	chunks := make([][]byte, len(rows))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(compactReads)
-	for i, r := range rows {
-		g.Go(func() error {
-			chunk, err := c.Bucket.Get(gctx, r.SegmentKey, r.Position, r.Length)
-			if err != nil {
-				return fmt.Errorf("read %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
-			}
-			if int64(len(chunk)) != r.Length {
-				return fmt.Errorf("read %s [%d,+%d): %d bytes", r.SegmentKey, r.Position, r.Length, len(chunk))
-			}
-			chunks[i] = chunk
-			return nil
-		})
+	var total int64
+	for _, r := range rows {
+		total += r.Length
 	}
-	if err := g.Wait(); err != nil {
+	cb, err := segment.NewCompactedBuilder(tp, int(total))
+	if err != nil {
 		return false, err
 	}
-	var (
-		batches [][]byte
-		read    int64
-	)
-	for i, r := range rows {
-		chunk := chunks[i]
-		chunks[i] = nil
-		read += int64(len(chunk))
-		base := r.BaseOffset
-		for len(chunk) > 0 {
-			b, rest, h, err := segment.NextBatch(chunk)
-			if err != nil {
-				return false, fmt.Errorf("walk %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
-			}
-			out, err := segment.RecompressZstd(nil, b, c.enc, maxRecordsBytes)
-			if errors.Is(err, segment.ErrTooLarge) {
-				out, err = append([]byte(nil), b...), nil
-			}
-			if err != nil {
-				return false, fmt.Errorf("recompress a batch of %s at offset %d: %w", r.SegmentKey, base, err)
-			}
-			segment.SetBaseOffset(out, base)
-			batches = append(batches, out)
-			base += h.OffsetCount()
-			chunk = rest
+	var read int64
+	for done := 0; done < len(rows); {
+		group := rows[done:min(done+compactReads, len(rows))]
+		// Each row is one ranged read of its segment: a round trip to the
+		// bucket, so a few are in flight at once.
+		chunks := make([][]byte, len(group))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, r := range group {
+			g.Go(func() error {
+				chunk, err := c.Bucket.Get(gctx, r.SegmentKey, r.Position, r.Length)
+				if err != nil {
+					return fmt.Errorf("read %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
+				}
+				if int64(len(chunk)) != r.Length {
+					return fmt.Errorf("read %s [%d,+%d): %d bytes", r.SegmentKey, r.Position, r.Length, len(chunk))
+				}
+				chunks[i] = chunk
+				return nil
+			})
 		}
-		if base != r.LastOffset+1 {
-			return false, fmt.Errorf("%s [%d,+%d): batches end at offset %d, index row at %d", r.SegmentKey, r.Position, r.Length, base-1, r.LastOffset)
+		if err := g.Wait(); err != nil {
+			return false, err
 		}
+		for i, r := range group {
+			chunk := chunks[i]
+			chunks[i] = nil
+			read += int64(len(chunk))
+			base := r.BaseOffset
+			for len(chunk) > 0 {
+				b, rest, h, err := segment.NextBatch(chunk)
+				if err != nil {
+					return false, fmt.Errorf("walk %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
+				}
+				if err := cb.AppendZstd(b, base, c.enc, maxRecordsBytes); err != nil {
+					return false, fmt.Errorf("recompress a batch of %s at offset %d: %w", r.SegmentKey, base, err)
+				}
+				base += h.OffsetCount()
+				chunk = rest
+			}
+			if base != r.LastOffset+1 {
+				return false, fmt.Errorf("%s [%d,+%d): batches end at offset %d, index row at %d", r.SegmentKey, r.Position, r.Length, base-1, r.LastOffset)
+			}
+		}
+		done += len(group)
 	}
-	obj, ci, err := segment.CompactedObject(tp, batches)
+	obj, ci, err := cb.Finish()
 	if err != nil {
 		return false, err
 	}

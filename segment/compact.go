@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/klauspost/compress/zstd"
@@ -70,50 +71,119 @@ func RecompressZstd(dst, batch []byte, enc *zstd.Encoder, maxDecompressed int) (
 // empty list, a batch that does not parse, or offsets that do not increase
 // give an error.
 func CompactedObject(tp TopicRef, batches [][]byte) (obj []byte, chunk ChunkInfo, err error) {
-	if len(batches) == 0 {
-		return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: no batches", tp.Name, tp.Partition)
-	}
-	if len(tp.Name) > MaxTopicNameLen {
-		return nil, ChunkInfo{}, fmt.Errorf("compacted segment: topic name of %d bytes", len(tp.Name))
-	}
 	var data int
 	for _, b := range batches {
 		data += len(b)
 	}
-	obj = make([]byte, 0, headerSize+data+footerEntryMin+len(tp.Name)+4+trailerSize)
-	be := binary.BigEndian
-	obj = append(obj, Magic...)
-	obj = be.AppendUint16(obj, Version)
-	obj = be.AppendUint16(obj, 0) // flags
-	obj = be.AppendUint32(obj, 0) // reserved
-
-	chunk = ChunkInfo{TopicID: tp.ID, Topic: tp.Name, Partition: tp.Partition, Position: int64(len(obj))}
-	next := int64(-1)
-	for i, b := range batches {
-		h, err := ParseBatchHeader(b)
-		if err != nil {
-			return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: batch %d: %w", tp.Name, tp.Partition, i, err)
-		}
-		if h.Size() != len(b) {
-			return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: batch %d of %d bytes says %d: %w",
-				tp.Name, tp.Partition, i, len(b), h.Size(), ErrCorruptBatch)
-		}
-		if h.BaseOffset < next {
-			return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: batch %d at offset %d after offset %d",
-				tp.Name, tp.Partition, i, h.BaseOffset, next-1)
-		}
-		if i == 0 {
-			chunk.BaseOffset = h.BaseOffset
-			chunk.MinTimestamp, chunk.MaxTimestamp = h.FirstTimestamp, h.MaxTimestamp
-		}
-		next = h.BaseOffset + h.OffsetCount()
-		chunk.BatchCount++
-		chunk.OffsetCount += h.OffsetCount()
-		chunk.RecordCount += int64(h.NumRecords)
-		chunk.MinTimestamp = min(chunk.MinTimestamp, h.FirstTimestamp)
-		chunk.MaxTimestamp = max(chunk.MaxTimestamp, h.MaxTimestamp)
-		obj = append(obj, b...)
+	cb, err := NewCompactedBuilder(tp, data)
+	if err != nil {
+		return nil, ChunkInfo{}, err
 	}
+	for _, b := range batches {
+		if err := cb.Append(b); err != nil {
+			return nil, ChunkInfo{}, err
+		}
+	}
+	return cb.Finish()
+}
+
+// CompactedBuilder builds a compacted segment batch by batch in one buffer,
+// so a compactor holds its output once, not once as batches and again as
+// the object.
+type CompactedBuilder struct {
+	tp    TopicRef
+	obj   []byte
+	chunk ChunkInfo
+	next  int64 // the offset after the last batch; -1 before the first
+}
+
+// NewCompactedBuilder starts a compacted segment of tp; sizeHint is the
+// batch bytes expected (the buffer grows past it if need be).
+func NewCompactedBuilder(tp TopicRef, sizeHint int) (*CompactedBuilder, error) {
+	if len(tp.Name) > MaxTopicNameLen {
+		return nil, fmt.Errorf("compacted segment: topic name of %d bytes", len(tp.Name))
+	}
+	b := &CompactedBuilder{tp: tp, next: -1}
+	b.obj = make([]byte, 0, headerSize+max(sizeHint, 0)+footerEntryMin+len(tp.Name)+4+trailerSize)
+	be := binary.BigEndian
+	b.obj = append(b.obj, Magic...)
+	b.obj = be.AppendUint16(b.obj, Version)
+	b.obj = be.AppendUint16(b.obj, 0) // flags
+	b.obj = be.AppendUint32(b.obj, 0) // reserved
+	b.chunk = ChunkInfo{TopicID: tp.ID, Topic: tp.Name, Partition: tp.Partition, Position: int64(len(b.obj))}
+	return b, nil
+}
+
+// Size is the bytes of batches appended so far.
+func (b *CompactedBuilder) Size() int64 { return int64(len(b.obj)) - b.chunk.Position }
+
+// Append appends one whole v2 batch carrying its real base offset.
+func (b *CompactedBuilder) Append(batch []byte) error {
+	start := len(b.obj)
+	b.obj = append(b.obj, batch...)
+	return b.added(start)
+}
+
+// AppendZstd appends batch (one whole, valid v2 batch) as RecompressZstd
+// rewrites it, with base as its base offset; a batch whose records would
+// decompress beyond maxDecompressed is appended as it is.
+func (b *CompactedBuilder) AppendZstd(batch []byte, base int64, enc *zstd.Encoder, maxDecompressed int) error {
+	start := len(b.obj)
+	var err error
+	b.obj, err = RecompressZstd(b.obj, batch, enc, maxDecompressed)
+	if errors.Is(err, ErrTooLarge) {
+		b.obj, err = append(b.obj[:start], batch...), nil
+	}
+	if err != nil {
+		b.obj = b.obj[:start]
+		return err
+	}
+	SetBaseOffset(b.obj[start:], base)
+	return b.added(start)
+}
+
+// added checks the batch appended at start and accounts for it; a batch
+// that does not belong is taken out again.
+func (b *CompactedBuilder) added(start int) error {
+	batch := b.obj[start:]
+	fail := func(err error) error {
+		b.obj = b.obj[:start]
+		return err
+	}
+	h, err := ParseBatchHeader(batch)
+	if err != nil {
+		return fail(fmt.Errorf("compacted segment of %s/%d: batch %d: %w", b.tp.Name, b.tp.Partition, b.chunk.BatchCount, err))
+	}
+	if h.Size() != len(batch) {
+		return fail(fmt.Errorf("compacted segment of %s/%d: batch %d of %d bytes says %d: %w",
+			b.tp.Name, b.tp.Partition, b.chunk.BatchCount, len(batch), h.Size(), ErrCorruptBatch))
+	}
+	if h.BaseOffset < b.next {
+		return fail(fmt.Errorf("compacted segment of %s/%d: batch %d at offset %d after offset %d",
+			b.tp.Name, b.tp.Partition, b.chunk.BatchCount, h.BaseOffset, b.next-1))
+	}
+	if b.chunk.BatchCount == 0 {
+		b.chunk.BaseOffset = h.BaseOffset
+		b.chunk.MinTimestamp, b.chunk.MaxTimestamp = h.FirstTimestamp, h.MaxTimestamp
+	}
+	b.next = h.BaseOffset + h.OffsetCount()
+	b.chunk.BatchCount++
+	b.chunk.OffsetCount += h.OffsetCount()
+	b.chunk.RecordCount += int64(h.NumRecords)
+	b.chunk.MinTimestamp = min(b.chunk.MinTimestamp, h.FirstTimestamp)
+	b.chunk.MaxTimestamp = max(b.chunk.MaxTimestamp, h.MaxTimestamp)
+	return nil
+}
+
+// Finish completes the segment: the footer and trailer after the batches.
+// The builder must not be used after.
+func (b *CompactedBuilder) Finish() (obj []byte, chunk ChunkInfo, err error) {
+	if b.chunk.BatchCount == 0 {
+		return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: no batches", b.tp.Name, b.tp.Partition)
+	}
+	obj = b.obj
+	b.obj = nil
+	chunk = b.chunk
 	chunk.Length = int64(len(obj)) - chunk.Position
 	chunk.CRC = Checksum(obj[chunk.Position:])
 	footerPos := len(obj)

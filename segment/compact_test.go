@@ -155,3 +155,63 @@ func FuzzRecompressZstd(f *testing.F) {
 		}
 	})
 }
+
+// A batch the builder refuses (corrupt, or out of order) leaves the
+// segment as it was: the batches before it, and a valid object.
+func TestCompactedBuilderRefusalLeavesSegmentIntact(t *testing.T) {
+	tp := TopicRef{ID: topicID("orders"), Name: "orders", Partition: 0}
+	enc, err := NewZstdEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := makeBatch(batchSpec{baseOffset: 0, records: 3, valueSize: 40, firstTS: 1700000000000})
+	b2 := makeBatch(batchSpec{baseOffset: 0, records: 2, valueSize: 40, firstTS: 1700000000001})
+	cb, err := NewCompactedBuilder(tp, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.AppendZstd(b1, 10, enc, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	size := cb.Size()
+	bad := append([]byte(nil), b2...)
+	bad[len(bad)-1] ^= 0xff // the Kafka CRC no longer holds
+	if err := cb.AppendZstd(bad, 13, enc, 1<<20); !errors.Is(err, ErrCorruptBatch) {
+		t.Fatalf("corrupt batch: %v, want ErrCorruptBatch", err)
+	}
+	if err := cb.AppendZstd(b2, 5, enc, 1<<20); err == nil {
+		t.Fatal("a batch below the previous one's offsets accepted")
+	}
+	if cb.Size() != size {
+		t.Fatalf("refused batches left %d bytes, want %d", cb.Size(), size)
+	}
+	if err := cb.AppendZstd(b2, 13, enc, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	obj, c, err := cb.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseOffset != 10 || c.BatchCount != 2 || c.OffsetCount != 5 {
+		t.Fatalf("chunk %+v", c)
+	}
+	r, err := Parse(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := r.ReadChunk(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	for it := NewBatchIter(chunk); it.Next(); {
+		h := it.Header()
+		offsets = append(offsets, h.BaseOffset)
+		if h.Compression() != codecZstd {
+			t.Fatalf("batch at %d has codec %d, want zstd", h.BaseOffset, h.Compression())
+		}
+	}
+	if len(offsets) != 2 || offsets[0] != 10 || offsets[1] != 13 {
+		t.Fatalf("batch offsets %v, want [10 13]", offsets)
+	}
+}
