@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,12 +21,16 @@ import (
 // lock); three franz-go share consumers (kgo.ShareGroup) read a
 // 6-partition topic while producers write through every agent. Each
 // consumer releases a record the first time it gets it when its sequence
-// ends in 3, rejects it when the sequence is 7 modulo 50, and accepts
-// the rest. The agent coordinating the group is SIGKILLed halfway.
+// ends in 3, rejects it when the sequence is 7 modulo 50, releases it
+// every time when the sequence is 11 modulo 50 (so the group archives it
+// at the delivery limit), and accepts the rest. The agent coordinating the group is SIGKILLed halfway.
 // Then: every acknowledged record that is not to be rejected is accepted
 // (at least once: an acknowledgement that died with the agent makes the
 // record come back), released records came back at delivery count 2 or
-// more, no rejected record is ever accepted, and in the end the group
+// more, no rejected record is ever accepted, records always released are
+// delivered at most group.share.delivery.count.limit times and never
+// accepted, the records accepted twice (an acknowledgement lost with the
+// agent) are counted and logged, and in the end the group
 // has nothing left in flight (DescribeShareGroupOffsets: lag 0 on every
 // partition).
 func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
@@ -48,6 +53,15 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 		return -1
 	}
 	var acked, accepted, rejected, redelivered ackSet
+	// Acceptances and deliveries by partition and offset: a record
+	// accepted twice is one whose first acknowledgement was lost.
+	type at struct {
+		p int32
+		o int64
+	}
+	var countMu sync.Mutex
+	accepts := map[at]int{}
+	maxDelivery := 0 // of the records always released
 	cctx, stopConsumers := context.WithCancel(context.Background())
 	var cwg sync.WaitGroup
 	for range 3 {
@@ -68,6 +82,11 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 						redelivered.add(v)
 					}
 					switch {
+					case n%50 == 11:
+						countMu.Lock()
+						maxDelivery = max(maxDelivery, int(r.DeliveryCount()))
+						countMu.Unlock()
+						r.Ack(kgo.AckRelease)
 					case n%50 == 7:
 						r.Ack(kgo.AckReject)
 						rejected.add(v)
@@ -76,6 +95,9 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 					default:
 						r.Ack(kgo.AckAccept)
 						accepted.add(v)
+						countMu.Lock()
+						accepts[at{r.Partition, r.Offset}]++
+						countMu.Unlock()
 					}
 				})
 			}
@@ -83,7 +105,12 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 	}
 	defer func() { stopConsumers(); cwg.Wait() }()
 
-	const perProducer = 2000
+	// SILT_E2E_SHARE_RECORDS sets the records per producer for a longer
+	// run by hand (the 100,000 records: 33334).
+	perProducer := 2000
+	if n, err := strconv.Atoi(os.Getenv("SILT_E2E_SHARE_RECORDS")); err == nil && n > 0 {
+		perProducer = n
+	}
 	var pwg sync.WaitGroup
 	for i := range c.addrs {
 		pwg.Add(1)
@@ -135,7 +162,7 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 		defer accepted.mu.Unlock()
 		left = 0
 		for k := range acked.m {
-			if seq(k)%50 != 7 && !accepted.m[k] {
+			if n := seq(k); n%50 != 7 && n%50 != 11 && !accepted.m[k] {
 				left++
 				example = k
 			}
@@ -153,6 +180,8 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 		switch n := seq(k); {
 		case n%50 == 7 && accepted.m[k]:
 			t.Errorf("record %s was rejected, yet accepted", k)
+		case n%50 == 11 && accepted.m[k]:
+			t.Errorf("record %s was always released, yet accepted", k)
 		case n%10 == 3 && !redelivered.m[k]:
 			t.Errorf("record %s was released at its first delivery, yet accepted without coming back", k)
 		}
@@ -160,7 +189,18 @@ func TestClusterShareGroupSurvivesSIGKILL(t *testing.T) {
 	redelivered.mu.Unlock()
 	accepted.mu.Unlock()
 	acked.mu.Unlock()
-	t.Logf("%d acknowledged, %d accepted, %d rejected, %d redelivered", acked.len(), accepted.len(), rejected.len(), redelivered.len())
+	countMu.Lock()
+	twice := 0
+	for _, n := range accepts {
+		twice += n - 1
+	}
+	limitSeen := maxDelivery
+	countMu.Unlock()
+	if limitSeen > 5 {
+		t.Errorf("a record always released was delivered %d times, past the delivery limit of 5", limitSeen)
+	}
+	t.Logf("%d acknowledged, %d accepted (%d offsets accepted more than once), %d rejected, %d redelivered; records always released were delivered up to %d times",
+		acked.len(), accepted.len(), twice, rejected.len(), redelivered.len(), limitSeen)
 
 	// Nothing is left in flight: the group's start offset reached the end
 	// of every partition.
