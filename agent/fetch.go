@@ -25,7 +25,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/partition"
@@ -168,12 +167,7 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 // fetchOnce reads what is available now. It reports the bytes returned and
 // whether any partition answered with an error (which ends a long poll).
 func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64, readCommitted bool) (total int64, errored bool) {
-	w := a.newWarmer(ctx, parts)
-	defer w.stop()
-	for i, fp := range parts {
-		if total < maxBytes {
-			w.upTo(i + warmAhead)
-		}
+	for _, fp := range parts {
 		rp := fp.rp
 		rp.RecordBatches = noRecords
 		if fp.internal != nil {
@@ -258,61 +252,6 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 	}
 	return total, errored
 }
-
-// warmAhead is how many partitions past the one being read a fetch warms.
-const warmAhead = 8
-
-// warmer has the cache load, concurrently, the first bytes the next few
-// partitions of a fetch will read (partition.Reader.Warm), while the fetch
-// reads them one by one: a consumer catching up on many partitions then
-// waits for cold bucket reads about warmAhead at a time, not one after
-// another. It runs at most warmAhead partitions ahead of the read, so what
-// it loads is read in this fetch, unless the response fills first (then
-// at most warmAhead partitions' first blocks were loaded for nothing).
-type warmer struct {
-	a     *Agent
-	ctx   context.Context
-	g     *errgroup.Group
-	parts []fetchPart
-	next  int
-}
-
-func (a *Agent) newWarmer(ctx context.Context, parts []fetchPart) *warmer {
-	w := &warmer{a: a, ctx: ctx, g: &errgroup.Group{}, parts: parts}
-	w.g.SetLimit(warmAhead)
-	return w
-}
-
-// upTo starts warming the partitions up to index i that are not started
-// yet, as far as the concurrency limit allows.
-func (w *warmer) upTo(i int) {
-	if len(w.parts) < 2 {
-		return
-	}
-	for ; w.next < len(w.parts) && w.next <= i; w.next++ {
-		fp := w.parts[w.next]
-		if fp.internal != nil {
-			continue
-		}
-		if !w.g.TryGo(func() error {
-			if w.a.topics.Load(w.ctx, fp.p) != nil {
-				return nil
-			}
-			if hw, logStart := fp.p.Offsets(); fp.offset >= hw || fp.offset < logStart {
-				return nil
-			}
-			w.a.reader.Warm(w.ctx, fp.p, fp.offset)
-			return nil
-		}) {
-			return // all busy: try again at the next partition
-		}
-	}
-}
-
-// stop waits for what is still warming. It does not cancel it: a reader
-// of another fetch may be waiting for the same block load, and a
-// cancelled load would fail it too.
-func (w *warmer) stop() { _ = w.g.Wait() }
 
 // errBelowLogStart: the offset read is now below the partition's log start
 // offset (retention or DeleteRecords moved it while the fetch was reading).

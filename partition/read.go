@@ -86,30 +86,6 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 	return out, nil
 }
 
-// Warm has the bucket (the block cache) load the first bytes a read of p
-// from offset needs, resolving the index rows if they are not in memory.
-// A fetch over many partitions warms them all at once, so that it waits
-// for their cold reads together rather than one after another. Errors are
-// the read's to report; Warm ignores them.
-func (r *Reader) Warm(ctx context.Context, p *Partition, offset int64) {
-	rows, ok := p.cachedIndex(offset, 1)
-	if !ok {
-		var err error
-		if rows, err = r.index(ctx, p, offset, 1); err != nil {
-			return
-		}
-	}
-	if len(rows) == 0 {
-		return
-	}
-	row := rows[0]
-	pos := row.Position
-	if h, ok := p.readHint(row.SegmentKey, offset, row); ok {
-		pos = h.pos
-	}
-	_, _ = r.bucket.Get(ctx, row.SegmentKey, pos, 1)
-}
-
 // readStep is the least a read of a row asks the cache for at once: rows
 // of the write path are usually smaller and read whole; a compacted row
 // (tens of MiB) is read in pieces of what the fetch can still return.
