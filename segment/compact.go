@@ -102,15 +102,21 @@ func CompactedObject(tp TopicRef, batches [][]byte) (obj []byte, chunk ChunkInfo
 			return nil, ChunkInfo{}, fmt.Errorf("compacted segment of %s/%d: batch %d at offset %d after offset %d",
 				tp.Name, tp.Partition, i, h.BaseOffset, next-1)
 		}
+		// A batch with a delete horizon holds the horizon, not a record's
+		// timestamp, in FirstTimestamp; its max timestamp bounds its records.
+		first := h.FirstTimestamp
+		if _, ok := h.DeleteHorizon(); ok {
+			first = h.MaxTimestamp
+		}
 		if i == 0 {
 			chunk.BaseOffset = h.BaseOffset
-			chunk.MinTimestamp, chunk.MaxTimestamp = h.FirstTimestamp, h.MaxTimestamp
+			chunk.MinTimestamp, chunk.MaxTimestamp = first, h.MaxTimestamp
 		}
 		next = h.BaseOffset + h.OffsetCount()
 		chunk.BatchCount++
 		chunk.OffsetCount += h.OffsetCount()
 		chunk.RecordCount += int64(h.NumRecords)
-		chunk.MinTimestamp = min(chunk.MinTimestamp, h.FirstTimestamp)
+		chunk.MinTimestamp = min(chunk.MinTimestamp, first)
 		chunk.MaxTimestamp = max(chunk.MaxTimestamp, h.MaxTimestamp)
 		obj = append(obj, b...)
 	}
