@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +84,8 @@ type Compactor struct {
 	Metrics *Metrics // optional
 	// OnSwap, if set, is told of every swap done (tests, logs).
 	OnSwap func(r metastore.Replacement)
+	// Cleaner, if set, runs keyed compaction after each pass of Run.
+	Cleaner *Cleaner
 
 	mu  sync.Mutex // one pass at a time; guards what follows
 	enc *zstd.Encoder
@@ -121,6 +122,17 @@ func (c *Compactor) Run(ctx context.Context) {
 		if res.Segments > 0 || res.Refused > 0 {
 			c.Log.Info("compacted", "segments", res.Segments, "refused", res.Refused,
 				"read_bytes", res.ReadBytes, "written_bytes", res.WrittenBytes)
+		}
+		if c.Cleaner == nil || ctx.Err() != nil {
+			continue
+		}
+		cl, err := c.Cleaner.CleanOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("keyed compaction failed", "err", err)
+		}
+		if cl.Segments > 0 || cl.Refused > 0 {
+			c.Log.Info("keyed compaction", "partitions", cl.Partitions, "segments", cl.Segments, "refused", cl.Refused,
+				"removed_records", cl.Removed, "read_bytes", cl.ReadBytes, "written_bytes", cl.WrittenBytes)
 		}
 	}
 }
@@ -242,7 +254,7 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 				continue // holds the log start: only partly readable
 			case r.LastOffset >= end:
 				return run, next, nil
-			case strings.HasPrefix(r.SegmentKey, CompactedPrefix):
+			case hasRealOffsets(r.SegmentKey): // compacted or cleaned
 				if len(run) > 0 {
 					return run, next, nil
 				}

@@ -28,6 +28,7 @@ type CleanRecord struct {
 	OffsetDelta int32
 	Timestamp   int64
 	Key         []byte // nil: a null key; aliases the batch's (decompressed) bytes
+	Value       []byte // nil: a null value; aliases like Key
 	Tombstone   bool   // a null value
 }
 
@@ -118,7 +119,7 @@ func decodeRecord(b []byte) (cleanRecord, []byte, error) {
 	if err != nil {
 		return r, nil, fmt.Errorf("record value: %w", err)
 	}
-	r.Tombstone = value == nil
+	r.Value, r.Tombstone = value, value == nil
 	return r, rest, nil
 }
 
@@ -165,13 +166,14 @@ func WalkRecords(batch []byte, maxDecompressed int, fn func(CleanRecord) error) 
 // kept is how many records remain. When none does, FilterBatch appends an
 // empty batch (no records, uncompressed) with the same header fields, which
 // Kafka consumers skip over; the caller may drop it instead. Control
-// batches are appended unchanged with kept 0 and keep never called.
+// batches and empty batches are appended unchanged with kept 0 and keep
+// never called.
 func FilterBatch(dst, batch []byte, keep func(CleanRecord) bool, horizon int64, enc *zstd.Encoder, maxDecompressed int) (out []byte, kept int, err error) {
 	h, recs, err := records(batch, maxDecompressed)
 	if err != nil {
 		return dst, 0, err
 	}
-	if h.IsControl() {
+	if h.IsControl() || h.NumRecords == 0 {
 		return append(dst, batch...), 0, nil
 	}
 	var keepers []cleanRecord

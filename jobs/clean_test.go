@@ -1,0 +1,264 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siltstream/silt/jobs"
+	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
+	"github.com/siltstream/silt/objectstore/mem"
+	"github.com/siltstream/silt/segment"
+)
+
+// keyedFlush commits one write-path segment holding one batch of recs on
+// partition 0.
+func keyedFlush(t *testing.T, st metastore.Store, b objectstore.Bucket, key string, topic metastore.Topic, recs []segment.Record) {
+	t.Helper()
+	ctx := context.Background()
+	w := segment.NewWriter()
+	batch := segment.BuildBatch(0, recs)
+	h, err := segment.ValidateBatch(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(segment.TopicRef{ID: topic.ID, Name: topic.Name}, batch, h)
+	obj, chunks := w.Finish()
+	if err := st.RecordUpload(ctx, key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, key, obj); err != nil {
+		t.Fatal(err)
+	}
+	c := chunks[0]
+	if _, err := st.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "a", Size: int64(len(obj)), Chunks: []metastore.Chunk{{
+		TopicPartition: metastore.TopicPartition{Topic: topic.ID}, Position: c.Position, Length: c.Length,
+		OffsetCount: c.OffsetCount, BatchCount: c.BatchCount, MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logRecord is one record of a partition as read from the bucket.
+type logRecord struct {
+	offset    int64
+	key       string
+	value     string
+	tombstone bool
+}
+
+// readLog reads partition tp's records from its index rows, taking
+// offsets from the batches of compacted and cleaned segments; it fails
+// the test if offsets do not strictly increase or a batch is past its row.
+func readLog(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) []logRecord {
+	t.Helper()
+	ctx := context.Background()
+	var out []logRecord
+	last := int64(-1)
+	for _, r := range mustIndex(t, st, tp) {
+		chunk, err := b.Get(ctx, r.SegmentKey, r.Position, r.Length)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := r.BaseOffset
+		for len(chunk) > 0 {
+			batch, rest, h, err := segment.NextBatch(chunk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) || strings.HasPrefix(r.SegmentKey, jobs.CleanedPrefix) {
+				base = h.BaseOffset
+			}
+			if base < r.BaseOffset || base+h.OffsetCount()-1 > r.LastOffset {
+				t.Fatalf("batch at %d+%d in row %+v", base, h.OffsetCount(), r)
+			}
+			if err := segment.WalkRecords(batch, 1<<20, func(rec segment.CleanRecord) error {
+				off := base + int64(rec.OffsetDelta)
+				if off <= last {
+					t.Fatalf("offset %d after %d", off, last)
+				}
+				last = off
+				out = append(out, logRecord{off, string(rec.Key), string(rec.Value), rec.Tombstone})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			base += h.OffsetCount()
+			chunk = rest
+		}
+	}
+	return out
+}
+
+// latest is the key → value map a consumer rebuilds from recs: tombstones
+// delete.
+func latest(recs []logRecord) map[string]string {
+	m := map[string]string{}
+	for _, r := range recs {
+		if r.tombstone {
+			delete(m, r.key)
+		} else {
+			m[r.key] = r.value
+		}
+	}
+	return m
+}
+
+// keyedLog writes rounds flushes, each updating every one of keys keys,
+// deleting (tombstones) every tenth key in the last round, and compacts
+// them into level 1 rows of one flush each.
+func keyedLog(t *testing.T, st metastore.Store, b objectstore.Bucket, topic metastore.Topic, keys, rounds int, ts int64) {
+	t.Helper()
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1}
+	for round := 0; round < rounds; round++ {
+		var recs []segment.Record
+		for k := 0; k < keys; k++ {
+			r := segment.Record{OffsetDelta: int32(k), TimestampMs: ts, Key: fmt.Appendf(nil, "key-%04d", k), Value: fmt.Appendf(nil, "v%d-%d", round, k)}
+			if round == rounds-1 && k%10 == 0 {
+				r.Value = nil
+			}
+			recs = append(recs, r)
+		}
+		keyedFlush(t, st, b, fmt.Sprintf("segments/%s-%d.seg", topic.Name, round), topic, recs)
+		if _, err := c.CompactOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The cleaner keeps each key's latest record at its offset, keeps
+// tombstones for delete.retention.ms after the pass that first cleaned
+// them and then removes them, leaves a topic without compact alone, and
+// shrinks the partition.
+func TestCleanerKeepsLatestPerKey(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
+		Config: map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "60000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "plain", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ts = 1_700_000_000_000
+	keyedLog(t, st, b, topic, 200, 5, ts)
+	keyedLog(t, st, b, plain, 20, 2, ts)
+	tp := metastore.TopicPartition{Topic: topic.ID}
+	before := readLog(t, st, b, tp)
+	want := latest(before)
+	bytesOf := func() (n int64) {
+		for _, r := range mustIndex(t, st, tp) {
+			n += r.Length
+		}
+		return n
+	}
+	sizeBefore := bytesOf()
+
+	now := time.UnixMilli(ts + 1000)
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20,
+		Now: func() time.Time { return now }}
+	res, err := cl.CleanOnce(ctx)
+	if err != nil || res.Partitions != 1 || res.Segments != 1 || res.Partial != 0 {
+		t.Fatalf("CleanOnce = %+v, %v; want the keyed partition cleaned in one segment", res, err)
+	}
+	after := readLog(t, st, b, tp)
+	if got := latest(after); !maps.Equal(got, want) {
+		t.Fatalf("after cleaning the log gives %d keys, want %d", len(got), len(want))
+	}
+	// Each key once: its latest record, at the offset it was written at.
+	lastOf := map[string]int64{}
+	for _, r := range before {
+		lastOf[r.key] = r.offset
+	}
+	if len(after) != 200 {
+		t.Fatalf("%d records after cleaning, want 200 (tombstones kept)", len(after))
+	}
+	for _, r := range after {
+		if lastOf[r.key] != r.offset {
+			t.Fatalf("record %+v kept, the key's latest is at %d", r, lastOf[r.key])
+		}
+	}
+	if rows := mustIndex(t, st, tp); len(rows) != 1 || !strings.HasPrefix(rows[0].SegmentKey, jobs.CleanedPrefix) || rows[0].BaseOffset != 0 || rows[0].LastOffset != 999 {
+		t.Fatalf("rows after cleaning %+v; want one cleaned row over 0-999", rows)
+	}
+	if sizeAfter := bytesOf(); sizeAfter*3 > sizeBefore {
+		t.Fatalf("partition holds %d bytes after cleaning, %d before; want under a third", sizeAfter, sizeBefore)
+	}
+	if got := readLog(t, st, b, metastore.TopicPartition{Topic: plain.ID}); len(got) != 40 {
+		t.Fatalf("a delete-policy topic was cleaned: %d records", len(got))
+	}
+
+	// Nothing dirty and the horizon ahead: nothing to do.
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 0 || res.ReadBytes != 0 {
+		t.Fatalf("second pass = %+v, %v; want nothing done", res, err)
+	}
+	// Past delete.retention.ms after the first cleaning: tombstones go.
+	now = now.Add(60*time.Second + time.Millisecond)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 1 || res.Removed != 20 {
+		t.Fatalf("pass after the delete horizon = %+v, %v; want the 20 tombstones removed", res, err)
+	}
+	after = readLog(t, st, b, tp)
+	if len(after) != 180 || !maps.Equal(latest(after), want) {
+		t.Fatalf("%d records after the delete horizon; want the 180 live keys", len(after))
+	}
+	for _, r := range after {
+		if r.tombstone {
+			t.Fatalf("tombstone %+v left after its delete horizon", r)
+		}
+	}
+	// The compactor leaves cleaned rows alone.
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20}
+	if res, err := c.CompactOnce(ctx); err != nil || res.Segments != 0 {
+		t.Fatalf("compaction after cleaning = %+v, %v", res, err)
+	}
+}
+
+// With a map that holds fewer keys than the dirty part, a pass cleans up
+// to where the map filled and later passes go on, until the log is as
+// cleaning it at once would leave it.
+func TestCleanerBoundedMapConverges(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
+		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ts = 1_700_000_000_000
+	// 6 rows of 100 keys: the map holds 160 keys (200 slots), so one row
+	// at a time is mapped.
+	keyedLog(t, st, b, topic, 100, 6, ts)
+	tp := metastore.TopicPartition{Topic: topic.ID}
+	want := latest(readLog(t, st, b, tp))
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 200 * 24,
+		Now: func() time.Time { return time.UnixMilli(ts + 1000) }}
+	passes := 0
+	for {
+		res, err := cl.CleanOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Partitions == 0 {
+			break
+		}
+		passes++
+		if passes > 10 {
+			t.Fatal("cleaning does not converge")
+		}
+		if got := latest(readLog(t, st, b, tp)); !maps.Equal(got, want) {
+			t.Fatalf("after pass %d the log gives %d keys, want %d", passes, len(got), len(want))
+		}
+	}
+	if passes != 6 {
+		t.Fatalf("%d passes; want one per row of 100 keys with a map of 160", passes)
+	}
+	if got := readLog(t, st, b, tp); len(got) != 100 {
+		t.Fatalf("%d records after cleaning converged, want 100", len(got))
+	}
+}
