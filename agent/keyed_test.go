@@ -254,3 +254,91 @@ func TestKeyedTopicRefusesNullKey(t *testing.T) {
 		}
 	})
 }
+
+// Keyed compaction removes aborted transactions' records: read_uncommitted
+// consumers see them before cleaning, as in Kafka, and neither
+// read_uncommitted nor read_committed consumers after; an aborted update
+// of a key never hides the key's committed value.
+func TestKeyedCompactionRemovesAborted(t *testing.T) {
+	forEachBackend(t, testKeyedCompactionRemovesAborted)
+}
+
+func testKeyedCompactionRemovesAborted(t *testing.T, bk backend) {
+	ta := startAgent(t, bk, func(c *agent.Config) {
+		c.CompactionInterval = time.Hour
+		c.GCGrace = 0
+	})
+	const topic = "keyed-txn"
+	cl := ta.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, 1, map[string]*string{"cleanup.policy": ptr("compact")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	put := func(c *kgo.Client, value string, keys ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, k := range keys {
+			recs = append(recs, &kgo.Record{Key: []byte(k), Value: []byte(value)})
+		}
+		if err := c.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all, low []string
+	for i := 0; i < 10; i++ {
+		all = append(all, fmt.Sprintf("a-%d", i))
+	}
+	low = all[:5]
+	put(cl, "c1", all...)
+	txc := ta.client(t, kgo.TransactionalID("keyed-tx"), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	transact := func(commit bool, value string, keys ...string) {
+		t.Helper()
+		if err := txc.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		put(txc, value, keys...)
+		if err := txc.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	transact(true, "c2", low...)
+	transact(false, "aborted", all...)
+	res := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("tail"), Value: []byte("t")})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	last := res[0].Record.Offset
+	want := map[string]string{"tail": "t"}
+	for _, k := range all {
+		want[k] = "c1"
+	}
+	for _, k := range low {
+		want[k] = "c2"
+	}
+	countAborted := func(rs []*kgo.Record) (n int) {
+		for _, r := range rs {
+			if string(r.Value) == "aborted" {
+				n++
+			}
+		}
+		return n
+	}
+	if got := readAll(t, ta, topic, kgo.ReadUncommitted(), last); countAborted(got) != 10 {
+		t.Fatalf("read_uncommitted before cleaning saw %d aborted records, want 10", countAborted(got))
+	}
+	if got := readAll(t, ta, topic, kgo.ReadCommitted(), last); countAborted(got) != 0 || !maps.Equal(keyMap(got), want) {
+		t.Fatalf("read_committed before cleaning: %d aborted, map %v", countAborted(got), keyMap(got))
+	}
+	if _, err := ta.RunCompactionOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ta.RunCleanerOnce(ctx); err != nil || res.Partitions != 1 {
+		t.Fatalf("RunCleanerOnce = %+v, %v", res, err)
+	}
+	ta.RunJanitorOnce(ctx)
+	for _, iso := range []kgo.IsolationLevel{kgo.ReadUncommitted(), kgo.ReadCommitted()} {
+		got := readAll(t, ta, topic, iso, last)
+		if countAborted(got) != 0 || !maps.Equal(keyMap(got), want) || len(got) != len(want) {
+			t.Fatalf("after cleaning (%v): %d records, %d aborted, map %v; want %v", iso, len(got), countAborted(got), keyMap(got), want)
+		}
+	}
+}
