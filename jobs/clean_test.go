@@ -262,3 +262,128 @@ func TestCleanerBoundedMapConverges(t *testing.T) {
 		t.Fatalf("%d records after cleaning converged, want 100", len(got))
 	}
 }
+
+// racingStore runs race once, just before the first ReplaceIndex: what
+// changes the rows between a cleaner's read and its swap.
+type racingStore struct {
+	jobs.CleanerStore
+	race func()
+}
+
+func (s *racingStore) ReplaceIndex(ctx context.Context, r metastore.Replacement) (bool, error) {
+	if s.race != nil {
+		race := s.race
+		s.race = nil
+		race()
+	}
+	return s.CleanerStore.ReplaceIndex(ctx, r)
+}
+
+// A swap whose rows changed since the cleaner read them (DeleteRecords,
+// retention, a second cleaner) changes nothing; the log stays right and
+// a later pass cleans what is left.
+func TestCleanerSwapLosesRaces(t *testing.T) {
+	const ts = 1_700_000_000_000
+	now := func() time.Time { return time.UnixMilli(ts + 1000) }
+	for _, tc := range []struct {
+		name string
+		race func(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition)
+	}{
+		{"delete-records", func(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) {
+			if _, err := st.AdvanceLogStart(context.Background(), tp, 200); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"second-cleaner", func(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) {
+			other := &jobs.Cleaner{AgentID: "b", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20, Now: now}
+			if res, err := other.CleanOnce(context.Background()); err != nil || res.Segments != 1 {
+				t.Fatalf("second cleaner = %+v, %v", res, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, b := openStore(t), mem.New()
+			topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyedLog(t, st, b, topic, 100, 5, ts)
+			tp := metastore.TopicPartition{Topic: topic.ID}
+			before := readLog(t, st, b, tp)
+			rs := &racingStore{CleanerStore: st}
+			rs.race = func() { tc.race(t, st, b, tp) }
+			cl := &jobs.Cleaner{AgentID: "a", Store: rs, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20, Now: now}
+			res, err := cl.CleanOnce(ctx)
+			if err != nil || res.Refused != 1 || res.Segments != 0 {
+				t.Fatalf("CleanOnce racing %s = %+v, %v; want its swap refused", tc.name, res, err)
+			}
+			// What is readable from the log start gives the same map as the
+			// records written from there.
+			ps, err := st.Partitions(ctx, topic.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var from []logRecord
+			for _, r := range before {
+				if r.offset >= ps[0].LogStartOffset {
+					from = append(from, r)
+				}
+			}
+			want := latest(from)
+			if got := latest(readLog(t, st, b, tp)); !maps.Equal(got, want) {
+				t.Fatalf("after the race the log gives %d keys, want %d", len(got), len(want))
+			}
+			if _, err := cl.CleanOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			after := readLog(t, st, b, tp)
+			if got := latest(after); !maps.Equal(got, want) || len(after) != 100 {
+				t.Fatalf("after a later pass: %d records, %d keys; want 100 records and the map", len(after), len(got))
+			}
+		})
+	}
+}
+
+// min.compaction.lag.ms keeps rows with newer records out of a pass;
+// min.cleanable.dirty.ratio holds a pass back until enough is dirty,
+// unless max.compaction.lag.ms has passed for the oldest dirty record.
+func TestCleanerLagAndDirtyRatio(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1, Config: map[string]string{
+		"cleanup.policy": "compact", "min.compaction.lag.ms": "1000", "max.compaction.lag.ms": "60000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ts = 1_700_000_000_000
+	keyedLog(t, st, b, topic, 100, 5, ts)
+	var now time.Time
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20,
+		Now: func() time.Time { return now }}
+	now = time.UnixMilli(ts + 999)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 0 {
+		t.Fatalf("pass within min.compaction.lag.ms = %+v, %v; want nothing cleaned", res, err)
+	}
+	now = time.UnixMilli(ts + 1000)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 1 {
+		t.Fatalf("pass after min.compaction.lag.ms = %+v, %v; want the partition cleaned", res, err)
+	}
+	// A small update: far below half the partition's bytes.
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1}
+	keyedFlush(t, st, b, "segments/small.seg", topic, []segment.Record{{TimestampMs: ts + 2000, Key: []byte("key-0001"), Value: []byte("new")}})
+	if _, err := c.CompactOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = time.UnixMilli(ts + 10_000)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 0 {
+		t.Fatalf("pass below min.cleanable.dirty.ratio = %+v, %v; want nothing cleaned", res, err)
+	}
+	now = time.UnixMilli(ts + 2000 + 60_001)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 1 || res.Removed != 1 {
+		t.Fatalf("pass after max.compaction.lag.ms = %+v, %v; want the old record of key-0001 removed", res, err)
+	}
+	if got := latest(readLog(t, st, b, metastore.TopicPartition{Topic: topic.ID})); got["key-0001"] != "new" || len(got) != 90 {
+		t.Fatalf("map after cleaning: %d keys, key-0001=%q", len(got), got["key-0001"])
+	}
+}
