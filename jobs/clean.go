@@ -461,6 +461,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 				err  error
 			)
 			hz, hasHz := h.DeleteHorizon()
+			tombstone := false // a tombstone is kept
 			if aborted.has(h, base) {
 				out, kept, err = segment.FilterBatch(nil, b, func(segment.CleanRecord) bool { return false }, -1, c.enc, maxRecordsBytes)
 			} else {
@@ -473,6 +474,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 					case rec.Tombstone && hasHz && hz <= nowMs:
 						return false // kept for delete.retention.ms after its first cleaning
 					}
+					tombstone = tombstone || rec.Tombstone
 					return true
 				}, horizon, c.enc, maxRecordsBytes)
 			}
@@ -490,12 +492,15 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 			if !bytes.Equal(out, b) {
 				changed = true
 			}
-			if ohz, ok := oh.DeleteHorizon(); ok && oh.NumRecords > 0 && ohz > nowMs {
+			if ohz, ok := oh.DeleteHorizon(); ok && tombstone {
 				pending = max(pending, ohz)
 			}
 			if kept == 0 && !h.IsControl() {
 				last = out // dropped, unless it ends the segment
 				return nil
+			}
+			if last != nil {
+				changed = true // an empty batch before this one is dropped
 			}
 			batches = append(batches, out)
 			last = nil

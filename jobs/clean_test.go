@@ -387,3 +387,44 @@ func TestCleanerLagAndDirtyRatio(t *testing.T) {
 		t.Fatalf("map after cleaning: %d keys, key-0001=%q", len(got), got["key-0001"])
 	}
 }
+
+// A cleaned segment names the delete horizon of the tombstones it still
+// holds, so a partition whose tombstones were all superseded is not
+// cleaned again for a horizon that no longer matters.
+func TestCleanerForgetsSupersededTombstones(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
+		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ts = 1_700_000_000_000
+	keyedLog(t, st, b, topic, 100, 2, ts) // the second round deletes every tenth key
+	now := time.UnixMilli(ts)
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20,
+		Now: func() time.Time { return now }}
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 1 {
+		t.Fatalf("first pass = %+v, %v", res, err)
+	}
+	// Every key written again: the tombstones are superseded.
+	var recs []segment.Record
+	for k := 0; k < 100; k++ {
+		recs = append(recs, segment.Record{OffsetDelta: int32(k), TimestampMs: ts, Key: fmt.Appendf(nil, "key-%04d", k), Value: []byte("again")})
+	}
+	keyedFlush(t, st, b, "segments/again.seg", topic, recs)
+	if _, err := (&jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1}).CompactOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 1 || res.Removed != 100 {
+		t.Fatalf("second pass = %+v, %v; want the 100 older records removed", res, err)
+	}
+	rows := mustIndex(t, st, metastore.TopicPartition{Topic: topic.ID})
+	if len(rows) != 1 || !strings.Contains(rows[0].SegmentKey, "/00000000000000000000-0-a-") {
+		t.Fatalf("rows %+v; want one cleaned row naming no delete horizon", rows)
+	}
+	now = now.Add(time.Hour)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 0 || res.ReadBytes != 0 {
+		t.Fatalf("pass after the old horizon = %+v, %v; want nothing read", res, err)
+	}
+}
