@@ -117,7 +117,7 @@ func agentKeys() []keySpec {
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is handed to the garbage collector"},
 		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often idle producer state and transactional ids are expired"},
 		{"compaction.interval", kindDuration, d.CompactionInterval.String(), "how often every agent compacts the partitions it leads, and retention (retention.ms, retention.bytes) is applied and garbage collected by the agent holding the janitor lease"},
-		{"compaction.segment.bytes", kindSize, formatSize(d.CompactionSegmentBytes), "target size of a compacted per-partition segment: the write-path bytes one takes in (1MiB to 1GiB; 0 turns compaction off)"},
+		{"compaction.segment.bytes", kindSize, formatSize(d.CompactionSegmentBytes), "target size of a compacted per-partition segment: the write-path bytes one takes in (1MiB to 1GiB; 0 turns compaction, keyed compaction included, off)"},
 		{"compaction.dedupe.buffer.bytes", kindSize, formatSize(d.CompactionDedupeBufferBytes), "memory of keyed compaction's (cleanup.policy=compact) key → offset map, 24 bytes a key; a partition with more keys to clean is cleaned in several passes (1KiB to 16GiB)"},
 		{"gc.grace", kindDuration, d.GCGrace.String(), "how long an unreferenced object (expired, of a deleted topic, orphaned) stays in the bucket before deletion; longer than any fetch may still read it"},
 		{"sasl.mechanisms", kindString, "", "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"},
