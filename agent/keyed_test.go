@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -188,6 +189,18 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 		}
 	}
 	check(ta, true)
+	// ListOffsets by timestamp finds the first kept record, past the gap.
+	firstKept := hw
+	for _, o := range lastOffset {
+		firstKept = min(firstKept, o)
+	}
+	l, err := kadm.NewClient(ta.client(t)).ListOffsetsAfterMilli(ctx, 0, topic)
+	if err != nil || l.Error() != nil {
+		t.Fatalf("list offsets after 0: %v %v", err, l.Error())
+	}
+	if o, _ := l.Lookup(topic, 0); o.Offset != firstKept {
+		t.Fatalf("ListOffsets(0) = %d, want the first kept record's offset %d", o.Offset, firstKept)
+	}
 	// An agent that knows only the cleaned rows.
 	fresh := startAgentOn(t, ta.store, ta.bucket, func(c *agent.Config) { c.ID = "agent-fresh"; c.CompactionInterval = time.Hour })
 	check(fresh, true)
