@@ -355,3 +355,39 @@ func testKeyedCompactionRemovesAborted(t *testing.T, bk backend) {
 		}
 	}
 }
+
+// The agent cleans on its own, every compaction.interval after compacting,
+// the partitions it leads.
+func TestKeyedCompactionInBackground(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, bk backend) {
+		ta := startAgent(t, bk, func(c *agent.Config) {
+			c.CompactionInterval = 50 * time.Millisecond
+			c.GCGrace = 0
+		})
+		const topic = "keyed-bg"
+		cl := ta.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		// Any dirty byte is worth a pass, so the last round is cleaned
+		// whatever its compressed size against the cleaned ones.
+		createTopic(t, cl, topic, 1, map[string]*string{"cleanup.policy": ptr("compact"), "min.cleanable.dirty.ratio": ptr("0.01")})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for u := 0; u < 3; u++ {
+			var recs []*kgo.Record
+			for k := 0; k < 100; k++ {
+				recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, "v%d", u)})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tp := topicPartitions(t, ta, topic)[0]
+		poll.Until(t, "the partition cleaned in the background", func() bool {
+			rows := storeIndex(t, ta.store, tp)
+			return len(rows) == 1 && strings.HasPrefix(rows[0].SegmentKey, jobs.CleanedPrefix)
+		})
+		got := readAll(t, ta, topic, kgo.ReadUncommitted(), 299)
+		if len(got) != 100 || got[0].Offset != 200 || string(got[0].Value) != "v2" {
+			t.Fatalf("after background cleaning: %d records from offset %d", len(got), got[0].Offset)
+		}
+	})
+}
