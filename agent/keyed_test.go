@@ -19,6 +19,7 @@ import (
 	"github.com/siltstream/silt/internal/poll"
 	"github.com/siltstream/silt/jobs"
 	"github.com/siltstream/silt/partition"
+	"github.com/siltstream/silt/segment"
 )
 
 // keyedScale is the keyed compaction scenario's size: keys × updates.
@@ -112,15 +113,8 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	want := map[string]string{}
 	lastOffset := map[string]int64{}
 	tombstones := 0
-	for u := 0; u < updates; u++ {
-		recs := make([]*kgo.Record, 0, keys)
-		for k := 0; k < keys; k++ {
-			r := &kgo.Record{Key: fmt.Appendf(nil, "key-%05d", k), Value: fmt.Appendf(nil, "value-%d-%d-%s", u, k, strings.Repeat("x", 40))}
-			if u == updates-1 && k%10 == 0 {
-				r.Value = nil
-			}
-			recs = append(recs, r)
-		}
+	produce := func(recs []*kgo.Record) {
+		t.Helper()
 		res := cl.ProduceSync(ctx, recs...)
 		if err := res.FirstErr(); err != nil {
 			t.Fatal(err)
@@ -130,12 +124,29 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 			lastOffset[k] = pr.Record.Offset
 			if pr.Record.Value == nil {
 				delete(want, k)
-				if u == updates-1 {
-					tombstones++
-				}
+				tombstones++
 			} else {
 				want[k] = string(pr.Record.Value)
 			}
+		}
+	}
+	for u := 0; u < updates; u++ {
+		var recs, deletes []*kgo.Record
+		for k := 0; k < keys; k++ {
+			r := &kgo.Record{Key: fmt.Appendf(nil, "key-%05d", k), Value: fmt.Appendf(nil, "value-%d-%d-%s", u, k, strings.Repeat("x", 40))}
+			if u == updates-1 && k%10 == 0 {
+				r.Value = nil
+				deletes = append(deletes, r)
+				continue
+			}
+			recs = append(recs, r)
+		}
+		produce(recs)
+		// The tombstones last, in a batch of their own: once they are
+		// removed, the log ends with an emptied batch that consumers
+		// must step over.
+		if len(deletes) > 0 {
+			produce(deletes)
 		}
 	}
 	hw := int64(keys * updates)
@@ -166,9 +177,9 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	}
 	ta.RunJanitorOnce(ctx) // collects the replaced segments (gc.grace 0)
 
-	check := func(a *testAgent, withTombstones bool) {
+	check := func(a *testAgent, withTombstones bool, last int64) {
 		t.Helper()
-		got := readAll(t, a, topic, kgo.ReadUncommitted(), hw-1)
+		got := readAll(t, a, topic, kgo.ReadUncommitted(), last)
 		if !maps.Equal(keyMap(got), want) {
 			t.Fatalf("after cleaning the consumer rebuilds %d keys, want %d", len(keyMap(got)), len(want))
 		}
@@ -188,7 +199,7 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 			}
 		}
 	}
-	check(ta, true)
+	check(ta, true, hw-1)
 	// ListOffsets by timestamp finds the first kept record, past the gap.
 	firstKept := hw
 	for _, o := range lastOffset {
@@ -203,7 +214,7 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	}
 	// An agent that knows only the cleaned rows.
 	fresh := startAgentOn(t, ta.store, ta.bucket, func(c *agent.Config) { c.ID = "agent-fresh"; c.CompactionInterval = time.Hour })
-	check(fresh, true)
+	check(fresh, true, hw-1)
 	// An agent keeps serving the rows it cached, from its block cache,
 	// until it finds their object gone: stop this one, so that the reads
 	// after the tombstones' removal below go to ta, whose collector drops
@@ -242,11 +253,35 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	// An agent holding the replaced row reads it until the collector
 	// deletes its object (gc.grace, 0 here), then re-resolves the index.
 	ta.RunJanitorOnce(ctx)
-	check(ta, false)
-	check(startAgentOn(t, ta.store, ta.bucket, func(c *agent.Config) { c.ID = "agent-late"; c.CompactionInterval = time.Hour }), false)
 	if b := bytesOf(); b >= cleanedBytes {
 		t.Fatalf("stored bytes %d after removing tombstones, %d before", b, cleanedBytes)
 	}
+	// The cleaned segment ends with the tombstones' batch, emptied.
+	rows := storeIndex(t, ta.store, tps[0])
+	seg, err := segment.Open(ctx, ta.bucket, rows[len(rows)-1].SegmentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := seg.ReadChunk(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastBatch segment.BatchHeader
+	for it := segment.NewBatchIter(chunk); it.Next(); {
+		lastBatch = it.Header()
+	}
+	if lastBatch.NumRecords != 0 || lastBatch.BaseOffset+lastBatch.OffsetCount() != hw {
+		t.Fatalf("last batch of the cleaned segment %+v; want the emptied tombstones' batch ending at %d", lastBatch, hw)
+	}
+	// kcat reads to the end of the partition across the emptied batch.
+	out, err = exec.CommandContext(ctx, kcat, "-b", ta.addr, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o %k\n").CombinedOutput()
+	if n := len(strings.Split(strings.TrimSpace(string(out)), "\n")); err != nil || n != len(want) {
+		t.Fatalf("kcat after the tombstones' removal: %v, %d records, want %d\n%s", err, n, len(want), out)
+	}
+	// A record after the emptied batch: a consumer reads up to it.
+	produce([]*kgo.Record{{Key: []byte("sentinel"), Value: []byte("s")}})
+	check(ta, false, lastOffset["sentinel"])
+	check(startAgentOn(t, ta.store, ta.bucket, func(c *agent.Config) { c.ID = "agent-late"; c.CompactionInterval = time.Hour }), false, lastOffset["sentinel"])
 }
 
 // Produce of a record without a key to a compacted topic is refused as
