@@ -162,6 +162,7 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	if len(before) != keys*updates || !maps.Equal(keyMap(before), want) {
 		t.Fatalf("before cleaning: %d records", len(before))
 	}
+	writtenBytes := bytesOf()
 	if _, err := ta.RunCompactionOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,8 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 		t.Fatalf("RunCleanerOnce = %+v, %v; want the partition cleaned", res, err)
 	}
 	cleanedBytes := bytesOf()
-	t.Logf("%d keys × %d updates: %d bytes compacted, %d after cleaning; removed %d records", keys, updates, compactedBytes, cleanedBytes, res.Removed)
+	t.Logf("%d keys × %d updates: stored bytes %d as written, %d compacted, %d after cleaning (%d records removed)",
+		keys, updates, writtenBytes, compactedBytes, cleanedBytes, res.Removed)
 	if cleanedBytes*int64(updates)/2 > compactedBytes {
 		t.Fatalf("stored bytes %d after cleaning, %d before: want at most 2/updates of them", cleanedBytes, compactedBytes)
 	}
@@ -255,6 +257,8 @@ func testKeyedCompaction(t *testing.T, bk backend) {
 	ta.RunJanitorOnce(ctx)
 	if b := bytesOf(); b >= cleanedBytes {
 		t.Fatalf("stored bytes %d after removing tombstones, %d before", b, cleanedBytes)
+	} else {
+		t.Logf("stored bytes %d after removing the %d tombstones", b, tombstones)
 	}
 	// The cleaned segment ends with the tombstones' batch, emptied.
 	rows := storeIndex(t, ta.store, tps[0])
