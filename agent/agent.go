@@ -155,6 +155,9 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 		Cleaner: &jobs.Cleaner{
 			AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, SegmentBytes: cfg.CompactionSegmentBytes,
 			DedupeBufferBytes: cfg.CompactionDedupeBufferBytes, Owns: a.compacts, Metrics: a.jobMetrics,
+			// The replaced rows name records cleaning removed: this
+			// agent, which leads the partition, stops reading them at once.
+			OnSwap: func(r metastore.Replacement) { a.topics.IndexReplaced(r.TopicPartition) },
 		},
 	}
 	a.goBackground(a.janitor.Run)
