@@ -152,6 +152,7 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.compactor = &jobs.Compactor{
 		AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, Interval: cfg.CompactionInterval,
 		SegmentBytes: cfg.CompactionSegmentBytes, Owns: a.compacts, Metrics: a.jobMetrics,
+		KeyedMaxOffsets: jobs.DedupeMapKeys(cfg.CompactionDedupeBufferBytes),
 		Cleaner: &jobs.Cleaner{
 			AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, SegmentBytes: cfg.CompactionSegmentBytes,
 			DedupeBufferBytes: cfg.CompactionDedupeBufferBytes, Owns: a.compacts, Metrics: a.jobMetrics,

@@ -435,3 +435,50 @@ func TestCleanerForgetsSupersededTombstones(t *testing.T) {
 		t.Fatalf("pass after the old horizon = %+v, %v; want nothing read", res, err)
 	}
 }
+
+// For a compacted topic the Compactor writes rows of at most as many
+// offsets as the Cleaner's map holds keys, so a pass can always map a
+// whole row; other topics' rows are bounded by bytes only.
+func TestCompactorBoundsKeyedRowsByMap(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	keyed, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "p", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		for _, topic := range []metastore.Topic{keyed, plain} {
+			var recs []segment.Record
+			for k := 0; k < 100; k++ {
+				recs = append(recs, segment.Record{OffsetDelta: int32(k), TimestampMs: 1000, Key: fmt.Appendf(nil, "k%d", k), Value: []byte("v")})
+			}
+			keyedFlush(t, st, b, fmt.Sprintf("segments/%s-%d.seg", topic.Name, i), topic, recs)
+		}
+	}
+	const mapBytes = 320 * 24 // 320 slots: 256 keys
+	if n := jobs.DedupeMapKeys(mapBytes); n != 256 {
+		t.Fatalf("DedupeMapKeys = %d, want 256", n)
+	}
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, KeyedMaxOffsets: jobs.DedupeMapKeys(mapBytes)}
+	if _, err := c.CompactOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		topic metastore.Topic
+		rows  int
+	}{{keyed, 3}, {plain, 1}} {
+		rows := mustIndex(t, st, metastore.TopicPartition{Topic: tc.topic.ID})
+		if len(rows) != tc.rows {
+			t.Fatalf("topic %s: %d compacted rows, want %d", tc.topic.Name, len(rows), tc.rows)
+		}
+	}
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: mapBytes,
+		Now: func() time.Time { return time.UnixMilli(2000) }}
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 1 || res.Partial != 1 {
+		t.Fatalf("CleanOnce = %+v, %v; want the first row mapped whole", res, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,11 @@ type Compactor struct {
 	OnSwap func(r metastore.Replacement)
 	// Cleaner, if set, runs keyed compaction after each pass of Run.
 	Cleaner *Cleaner
+	// KeyedMaxOffsets, if positive, bounds the offsets of one compacted
+	// segment of a topic whose cleanup.policy contains compact: the keys
+	// the Cleaner's map holds (DedupeMapKeys), so that the Cleaner can
+	// always map at least one whole row.
+	KeyedMaxOffsets int64
 
 	mu  sync.Mutex // one pass at a time; guards what follows
 	enc *zstd.Encoder
@@ -180,7 +186,11 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 			}
 			seen[tp] = true
 			ref := segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}
-			if err := c.compactPartition(ctx, ref, states[i], &res); err != nil {
+			maxOffsets := int64(0)
+			if strings.Contains(t.Config["cleanup.policy"], "compact") {
+				maxOffsets = c.KeyedMaxOffsets
+			}
+			if err := c.compactPartition(ctx, ref, states[i], maxOffsets, &res); err != nil {
 				if ctx.Err() != nil {
 					return res, ctx.Err()
 				}
@@ -204,12 +214,12 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 
 // compactPartition compacts runs of level 0 rows of one partition until
 // none is left below its last stable offset.
-func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, res *Compaction) error {
+func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, maxOffsets int64, res *Compaction) error {
 	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
 	from := max(st.LogStartOffset, c.done[mtp])
 	end := min(st.LastStableOffset, st.HighWatermark)
 	for from < end {
-		run, next, err := c.nextRun(ctx, mtp, from, end)
+		run, next, err := c.nextRun(ctx, mtp, from, end, maxOffsets)
 		if err != nil {
 			return err
 		}
@@ -238,9 +248,10 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 
 // nextRun finds, from offset from on, the first run of consecutive level 0
 // rows that start at or after from and end below end, up to SegmentBytes
-// (at least one row); next is the offset after the run (or after the
-// level 1 rows skipped, when there is no run).
-func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, from, end int64) (run []metastore.IndexEntry, next int64, err error) {
+// and, if maxOffsets is positive, maxOffsets offsets (at least one row);
+// next is the offset after the run (or after the level 1 rows skipped,
+// when there is no run).
+func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, from, end, maxOffsets int64) (run []metastore.IndexEntry, next int64, err error) {
 	next = from
 	for {
 		rows, err := c.Store.Index(ctx, tp, next, 1<<62, compactScanRows)
@@ -259,6 +270,8 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 					return run, next, nil
 				}
 			case len(run) > 0 && bytes+r.Length > c.SegmentBytes:
+				return run, next, nil
+			case len(run) > 0 && maxOffsets > 0 && r.LastOffset+1-run[0].BaseOffset > maxOffsets:
 				return run, next, nil
 			default:
 				run = append(run, r)

@@ -26,9 +26,17 @@ type offsetMap struct {
 	maxSize int
 }
 
+// DedupeMapKeys is how many keys keyed compaction's map of memBytes
+// (compaction.dedupe.buffer.bytes) holds.
+func DedupeMapKeys(memBytes int64) int64 {
+	return int64(float64(offsetMapSlots(memBytes)) * offsetMapLoad)
+}
+
+func offsetMapSlots(memBytes int64) int { return max(int(memBytes/offsetMapSlotBytes), 16) }
+
 // newOffsetMap returns a map using about memBytes (at least 16 slots).
 func newOffsetMap(memBytes int64) *offsetMap {
-	slots := max(int(memBytes/offsetMapSlotBytes), 16)
+	slots := offsetMapSlots(memBytes)
 	m := &offsetMap{digests: make([][md5.Size]byte, slots), offsets: make([]int64, slots)}
 	m.maxSize = int(float64(slots) * offsetMapLoad)
 	m.reset()
