@@ -3,6 +3,8 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -428,5 +430,44 @@ func TestKeyedCompactionInBackground(t *testing.T) {
 		if len(got) != 100 || got[0].Offset != 200 || string(got[0].Value) != "v2" {
 			t.Fatalf("after background cleaning: %d records from offset %d", len(got), got[0].Offset)
 		}
+	})
+}
+
+// Another agent's cleaning reaches this agent's readers through the
+// store's notification (Postgres): they stop reading the replaced rows,
+// whose objects stay in the bucket for gc.grace, at once.
+func TestKeyedCompactionByAnotherAgent(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, postgresMinIO, func(c *agent.Config) {
+		c.CompactionInterval = time.Hour
+		c.GCGrace = time.Hour // the replaced objects stay readable
+	})
+	const topic = "keyed-other"
+	cl := ta.client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(t, cl, topic, 1, map[string]*string{"cleanup.policy": ptr("compact")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for u := 0; u < 3; u++ {
+		var recs []*kgo.Record
+		for k := 0; k < 100; k++ {
+			recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, "v%d", u)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ta.RunCompactionOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, ta, topic, kgo.ReadUncommitted(), 299); len(got) != 300 {
+		t.Fatalf("before cleaning: %d records", len(got))
+	}
+	// Cleaned by a cleaner that is not this agent's.
+	other := &jobs.Cleaner{AgentID: "other", Store: ta.store, Bucket: ta.bucket, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20}
+	if res, err := other.CleanOnce(ctx); err != nil || res.Segments != 1 {
+		t.Fatalf("CleanOnce = %+v, %v", res, err)
+	}
+	poll.Until(t, "the agent reads the cleaned rows", func() bool {
+		return len(readAll(t, ta, topic, kgo.ReadUncommitted(), 299)) == 100
 	})
 }

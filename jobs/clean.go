@@ -536,6 +536,8 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 		Old:            rows, SegmentKey: key, AgentID: c.AgentID, Size: int64(len(obj)),
 		Position: ci.Position, Length: ci.Length, BatchCount: ci.BatchCount,
 		MinTimestamp: ci.MinTimestamp, MaxTimestamp: ci.MaxTimestamp,
+		// Other agents drop their cached rows, which name removed records.
+		Removes: removed > 0,
 	}
 	ok, err := c.Store.ReplaceIndex(ctx, r)
 	switch {

@@ -356,10 +356,10 @@ func (ts *Topics) LogStartMoved(tp metastore.TopicPartition, logStart int64) {
 }
 
 // IndexReplaced drops the cached index rows of a partition whose rows
-// this agent just replaced (keyed compaction), so its next reads resolve
-// the new rows instead of reading the replaced segment, whose object
-// stays in the bucket until gc.grace has passed. Other agents keep the
-// rows they cached until a read finds the object gone.
+// were replaced by a segment with fewer records (keyed compaction, by this
+// agent or, through the store's notifications, another), so its next
+// reads resolve the new rows instead of reading the replaced segment,
+// whose object stays in the bucket until gc.grace has passed.
 func (ts *Topics) IndexReplaced(tp metastore.TopicPartition) {
 	if p := ts.PartitionOf(tp); p != nil {
 		p.dropIndexCache()
