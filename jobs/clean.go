@@ -67,10 +67,12 @@ type CleanerStore interface {
 // did. Also removed: records without a key, records of aborted
 // transactions, and tombstones whose delete horizon (set in their batch
 // by the pass that first cleaned them: now + delete.retention.ms, KIP-534)
-// has passed. Control batches (transaction markers) are kept: they are a
-// few bytes each, and read_committed consumers need them no more once the
-// aborted records are gone, but removing them safely needs the
-// transaction's records gone first; kept is simple and correct.
+// has passed. Control batches (transaction markers) are kept, 78 bytes
+// each: an abort marker may only go together with its aborted-transaction
+// row in the store (read_committed consumers skip a producer's batches
+// from an aborted transaction's first offset until its abort marker), and
+// a marker only once its transaction's records are gone and a delete
+// horizon has passed, as in Kafka; not built.
 //
 // Each cleaned segment (rows of up to SegmentBytes in) is swapped in by
 // metastore.CompactionStore.ReplaceIndex, in offset order; a swap refused
