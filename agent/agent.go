@@ -158,6 +158,14 @@ func New(cfg Config, bucket *cache.Bucket, store metastore.Store) (*Agent, error
 	a.compactor = &jobs.Compactor{
 		AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, Interval: cfg.CompactionInterval,
 		SegmentBytes: cfg.CompactionSegmentBytes, Owns: a.compacts, Metrics: a.jobMetrics,
+		KeyedMaxOffsets: jobs.DedupeMapKeys(cfg.CompactionDedupeBufferBytes),
+		Cleaner: &jobs.Cleaner{
+			AgentID: cfg.ID, Store: store, Bucket: bucket.Next(), Log: log, SegmentBytes: cfg.CompactionSegmentBytes,
+			DedupeBufferBytes: cfg.CompactionDedupeBufferBytes, Owns: a.compacts, Metrics: a.jobMetrics,
+			// The replaced rows name records cleaning removed: this
+			// agent, which leads the partition, stops reading them at once.
+			OnSwap: func(r metastore.Replacement) { a.topics.IndexReplaced(r.TopicPartition) },
+		},
 	}
 	a.goBackground(a.janitor.Run)
 	if cfg.CompactionSegmentBytes > 0 {
@@ -375,6 +383,13 @@ func (a *Agent) RunJanitorOnce(ctx context.Context) { a.janitor.RunOnce(ctx) }
 // does every compaction.interval; admin tools and tests use it.
 func (a *Agent) RunCompactionOnce(ctx context.Context) (jobs.Compaction, error) {
 	return a.compactor.CompactOnce(ctx)
+}
+
+// RunCleanerOnce runs keyed compaction (cleanup.policy=compact) over the
+// partitions this agent leads now, as it does after compaction every
+// compaction.interval; admin tools and tests use it.
+func (a *Agent) RunCleanerOnce(ctx context.Context) (jobs.Cleaning, error) {
+	return a.compactor.Cleaner.CleanOnce(ctx)
 }
 
 // compacts reports whether this agent compacts tp: the partitions it

@@ -110,6 +110,11 @@ type Config struct {
 	CompactionInterval     time.Duration
 	CompactionSegmentBytes int64
 	GCGrace                time.Duration
+	// CompactionDedupeBufferBytes is the memory of keyed compaction's key
+	// → offset map (compaction.dedupe.buffer.bytes): 24 bytes a key. A
+	// partition whose dirty part has more keys is cleaned in several
+	// passes.
+	CompactionDedupeBufferBytes int64
 
 	// ShutdownGrace bounds a graceful stop: finish buffered flushes and
 	// answer in-flight requests. (shutdown.grace)
@@ -240,6 +245,8 @@ func DefaultConfig() Config {
 		// 64 MiB: a consumer catching up reads a partition at bucket speed
 		// in few GETs, and a compactor holds one segment in memory.
 		CompactionSegmentBytes: jobs.DefaultCompactionSegmentBytes,
+		// 64 MiB: about 2.8 million keys per pass, held while a pass runs.
+		CompactionDedupeBufferBytes: jobs.DefaultDedupeBufferBytes,
 		// Five minutes: far longer than any fetch holds a resolved index
 		// row (a read lasts at most about a client's request timeout, 30 s
 		// by default, and a long poll resolves rows again each time it
@@ -334,6 +341,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("compaction.interval: must be positive, got %v", c.CompactionInterval)
 	case c.CompactionSegmentBytes != 0 && (c.CompactionSegmentBytes < 1<<20 || c.CompactionSegmentBytes > 1<<30):
 		return fmt.Errorf("compaction.segment.bytes: must be 0 (no compaction) or between 1MiB and 1GiB, got %d", c.CompactionSegmentBytes)
+	case c.CompactionDedupeBufferBytes < 1<<10 || c.CompactionDedupeBufferBytes > 1<<34:
+		return fmt.Errorf("compaction.dedupe.buffer.bytes: must be between 1KiB and 16GiB, got %d", c.CompactionDedupeBufferBytes)
 	case c.GCGrace < 0:
 		return fmt.Errorf("gc.grace: must not be negative, got %v", c.GCGrace)
 	case c.ShutdownGrace <= 0:

@@ -198,6 +198,7 @@ const findRowStep = 1 << 20
 // searches.
 func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target int64) (int64, int64, error) {
 	pos, end, base := row.Position, row.Position+row.Length, row.BaseOffset
+	real := partition.HasRealOffsets(row.SegmentKey)
 	var (
 		buf    []byte // the object's bytes at [bufPos, bufPos+len(buf))
 		bufPos int64
@@ -228,7 +229,10 @@ func (a *Agent) findRecord(ctx context.Context, row metastore.IndexEntry, target
 		if h.BatchLength < segment.BatchHeaderSize-12 || pos+size > end {
 			return -1, -1, fmt.Errorf("walk %s at %d: batch of %d bytes in a row ending at %d: %w", row.SegmentKey, pos, size, end, segment.ErrCorruptBatch)
 		}
-		if h.MaxTimestamp >= target {
+		if real {
+			base = h.BaseOffset // a cleaned row has gaps: the batch says where it is
+		}
+		if h.MaxTimestamp >= target && h.NumRecords > 0 { // an emptied batch holds no record to find
 			if err := have(size); err != nil {
 				return -1, -1, err
 			}

@@ -22,6 +22,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -106,6 +108,22 @@ func (a *Agent) handleProduce(ctx context.Context, c *wire.Conn, kreq kmsg.Reque
 				msg := err.Error()
 				rp.ErrorMessage = &msg
 				continue
+			}
+			if strings.Contains(topic.Config["cleanup.policy"], "compact") {
+				if i, err := firstKeylessRecord(batch); err != nil {
+					rp.ErrorCode = errorCode(err)
+					msg := err.Error()
+					rp.ErrorMessage = &msg
+					continue
+				} else if i >= 0 {
+					// Kafka's answer (LogValidator.validateKey): INVALID_RECORD
+					// with the record's index.
+					msg := fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d", rt.Topic, rpart.Partition)
+					rp.ErrorCode = kerr.InvalidRecord.Code
+					rp.ErrorMessage = &msg
+					rp.ErrorRecords = []kmsg.ProduceResponseTopicPartitionErrorRecord{{RelativeOffset: int32(i), ErrorMessage: &msg}}
+					continue
+				}
 			}
 			if hdr.IsTransactional() {
 				if err := a.checkTxnProduce(ctx, txns, rt.Topic, rpart.Partition, hdr); err != nil {
@@ -244,6 +262,35 @@ func validateProduceRecords(records []byte, maxBytes int) ([]byte, segment.Batch
 }
 
 var errTooLarge = errors.New("record batch is larger than max.message.bytes")
+
+// maxKeyCheckBytes bounds what a batch produced to a compacted topic may
+// decompress to while its keys are checked; keyed compaction rewrites
+// batches up to a larger bound (jobs), so what is accepted can be cleaned.
+const maxKeyCheckBytes = 16 << 20
+
+// firstKeylessRecord returns the index of batch's first record without a
+// key, or -1. A batch whose records decompress beyond maxKeyCheckBytes is
+// refused as too large.
+func firstKeylessRecord(batch []byte) (int, error) {
+	i, found := 0, -1
+	err := segment.WalkRecords(batch, maxKeyCheckBytes, func(r segment.CleanRecord) error {
+		if r.Key == nil {
+			found = i
+			return errStopWalk
+		}
+		i++
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStopWalk):
+		return found, nil
+	case errors.Is(err, segment.ErrTooLarge):
+		return -1, errTooLarge
+	}
+	return found, err
+}
+
+var errStopWalk = errors.New("stop")
 
 // checkTxnProduce admits a transactional batch only if its partition was
 // added to the producer's ongoing transaction in the current epoch. txns

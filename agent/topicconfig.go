@@ -21,7 +21,7 @@ type topicConfigDef struct {
 
 var topicConfigDefs = []topicConfigDef{
 	{name: "cleanup.policy", def: "delete", validate: oneOf("delete", "compact", "compact,delete", "delete,compact"),
-		note: "delete: retention applies; compact alone turns it off; compaction is not implemented yet"},
+		note: "delete: retention applies; compact: keyed compaction keeps each key's latest record (compact alone turns retention off)"},
 	{name: "compression.type", def: "producer", validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
 		note: "stored; batches are kept as the producer compressed them"},
 	{name: "retention.ms", def: "604800000", validate: intAtLeast(-1), note: "by batches' max timestamp, a whole index row (one flush of the partition) at a time"},
@@ -32,13 +32,13 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "segment.ms", def: "604800000", validate: intAtLeast(1), note: "accepted for compatibility; segments are cut by flush"},
 	{name: "min.insync.replicas", def: "1", validate: intAtLeast(1), note: "accepted for compatibility; durability is the bucket's"},
 	{name: "unclean.leader.election.enable", def: "false", validate: oneOf("true", "false"), note: "accepted for compatibility"},
-	{name: "min.compaction.lag.ms", def: "0", validate: intAtLeast(0)},
-	{name: "delete.retention.ms", def: "86400000", validate: intAtLeast(0)},
+	{name: "min.compaction.lag.ms", def: "0", validate: intAtLeast(0), note: "by index rows' max timestamps: a row is cleaned once all its records are older"},
+	{name: "delete.retention.ms", def: "86400000", validate: intAtLeast(0), note: "tombstones stay this long after the pass that first cleaned them (delete horizon in the batch, KIP-534)"},
+	{name: "max.compaction.lag.ms", def: "9223372036854775807", validate: intAtLeast(1), note: "cleaned by the next compaction.interval once the oldest dirty record is older, whatever the dirty ratio"},
+	{name: "min.cleanable.dirty.ratio", def: "0.5", validate: ratio},
 	// Kafka's other topic configs, which tools such as Kafka Streams set:
 	// accepted and described, with no effect in Silt (no local log files,
 	// no replicas to throttle, no tiering: the bucket is the log).
-	{name: "max.compaction.lag.ms", def: "9223372036854775807", validate: intAtLeast(1), note: compat},
-	{name: "min.cleanable.dirty.ratio", def: "0.5", validate: anyValue, note: compat},
 	{name: "segment.index.bytes", def: "10485760", validate: intAtLeast(4), note: compat},
 	{name: "segment.jitter.ms", def: "0", validate: intAtLeast(0), note: compat},
 	{name: "index.interval.bytes", def: "4096", validate: intAtLeast(0), note: compat},
@@ -61,6 +61,15 @@ var topicConfigDefs = []topicConfigDef{
 const compat = "accepted for compatibility; no effect in Silt"
 
 func anyValue(string) error { return nil }
+
+// ratio accepts a number from 0 to 1.
+func ratio(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		return fmt.Errorf("not a number from 0 to 1")
+	}
+	return nil
+}
 
 func lookupTopicConfig(name string) (topicConfigDef, bool) {
 	for _, d := range topicConfigDefs {

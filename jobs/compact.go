@@ -85,6 +85,13 @@ type Compactor struct {
 	Metrics *Metrics // optional
 	// OnSwap, if set, is told of every swap done (tests, logs).
 	OnSwap func(r metastore.Replacement)
+	// Cleaner, if set, runs keyed compaction after each pass of Run.
+	Cleaner *Cleaner
+	// KeyedMaxOffsets, if positive, bounds the offsets of one compacted
+	// segment of a topic whose cleanup.policy contains compact: the keys
+	// the Cleaner's map holds (DedupeMapKeys), so that the Cleaner can
+	// always map at least one whole row.
+	KeyedMaxOffsets int64
 
 	mu  sync.Mutex // one pass at a time; guards what follows
 	enc *zstd.Encoder
@@ -121,6 +128,17 @@ func (c *Compactor) Run(ctx context.Context) {
 		if res.Segments > 0 || res.Refused > 0 {
 			c.Log.Info("compacted", "segments", res.Segments, "refused", res.Refused,
 				"read_bytes", res.ReadBytes, "written_bytes", res.WrittenBytes)
+		}
+		if c.Cleaner == nil || ctx.Err() != nil {
+			continue
+		}
+		cl, err := c.Cleaner.CleanOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("keyed compaction failed", "err", err)
+		}
+		if cl.Segments > 0 || cl.Refused > 0 {
+			c.Log.Info("keyed compaction", "partitions", cl.Partitions, "segments", cl.Segments, "refused", cl.Refused,
+				"removed_records", cl.Removed, "read_bytes", cl.ReadBytes, "written_bytes", cl.WrittenBytes)
 		}
 	}
 }
@@ -168,7 +186,11 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 			}
 			seen[tp] = true
 			ref := segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}
-			if err := c.compactPartition(ctx, ref, states[i], &res); err != nil {
+			maxOffsets := int64(0)
+			if strings.Contains(t.Config["cleanup.policy"], "compact") {
+				maxOffsets = c.KeyedMaxOffsets
+			}
+			if err := c.compactPartition(ctx, ref, states[i], maxOffsets, &res); err != nil {
 				if ctx.Err() != nil {
 					return res, ctx.Err()
 				}
@@ -192,12 +214,12 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 
 // compactPartition compacts runs of level 0 rows of one partition until
 // none is left below its last stable offset.
-func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, res *Compaction) error {
+func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, maxOffsets int64, res *Compaction) error {
 	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
 	from := max(st.LogStartOffset, c.done[mtp])
 	end := min(st.LastStableOffset, st.HighWatermark)
 	for from < end {
-		run, next, err := c.nextRun(ctx, mtp, from, end)
+		run, next, err := c.nextRun(ctx, mtp, from, end, maxOffsets)
 		if err != nil {
 			return err
 		}
@@ -226,9 +248,10 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 
 // nextRun finds, from offset from on, the first run of consecutive level 0
 // rows that start at or after from and end below end, up to SegmentBytes
-// (at least one row); next is the offset after the run (or after the
-// level 1 rows skipped, when there is no run).
-func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, from, end int64) (run []metastore.IndexEntry, next int64, err error) {
+// and, if maxOffsets is positive, maxOffsets offsets (at least one row);
+// next is the offset after the run (or after the level 1 rows skipped,
+// when there is no run).
+func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, from, end, maxOffsets int64) (run []metastore.IndexEntry, next int64, err error) {
 	next = from
 	for {
 		rows, err := c.Store.Index(ctx, tp, next, 1<<62, compactScanRows)
@@ -242,11 +265,13 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 				continue // holds the log start: only partly readable
 			case r.LastOffset >= end:
 				return run, next, nil
-			case strings.HasPrefix(r.SegmentKey, CompactedPrefix):
+			case hasRealOffsets(r.SegmentKey): // compacted or cleaned
 				if len(run) > 0 {
 					return run, next, nil
 				}
 			case len(run) > 0 && bytes+r.Length > c.SegmentBytes:
+				return run, next, nil
+			case len(run) > 0 && maxOffsets > 0 && r.LastOffset+1-run[0].BaseOffset > maxOffsets:
 				return run, next, nil
 			default:
 				run = append(run, r)

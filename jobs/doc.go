@@ -7,7 +7,9 @@
 // and the consumer-lag reporter; and the Compactor, which every agent runs
 // for the partitions it leads (no lease: its swap is safe when two agents
 // compact one partition), rewriting flush segments into per-partition
-// segments. Keyed compaction (cleanup.policy=compact) belongs here next.
+// segments, and after each pass the Cleaner, keyed compaction
+// (cleanup.policy=compact) after Kafka's log cleaner, with a key → offset
+// map of fixed size.
 //
 // A job takes only the store roles and the bucket it uses. It must not
 // import agent or the request-serving packages (ingest, partition, group,

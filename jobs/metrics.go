@@ -19,6 +19,9 @@ type Metrics struct {
 	compactionWritten  prometheus.Counter
 	compactionSegments prometheus.Counter
 	compactionAwaiting prometheus.Gauge
+
+	cleanerSegments prometheus.Counter
+	cleanerRemoved  prometheus.Counter
 }
 
 // NewMetrics creates the collectors; register them with Collectors.
@@ -60,11 +63,19 @@ func NewMetrics() *Metrics {
 			Name: "silt_compaction_awaiting_bytes",
 			Help: "Bytes of write-path (level 0) index rows awaiting compaction in the partitions this agent compacts, as found by its last pass before it compacted them (each agent compacts the partitions it leads: sum across agents).",
 		}),
+		cleanerSegments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_keyed_compaction_segments_total",
+			Help: "Cleaned segments swapped into the index by keyed compaction (cleanup.policy=compact).",
+		}),
+		cleanerRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_keyed_compaction_removed_records_total",
+			Help: "Records removed by keyed compaction: superseded by a later record of their key, tombstones past their delete horizon, records without a key, aborted transactions' records.",
+		}),
 	}
 }
 
 // Collectors lists the collectors for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.retentionBytes, m.gcDeletedObjects, m.gcDeletedBytes, m.gcBacklogObjects, m.gcBacklogBytes,
-		m.compactionRead, m.compactionWritten, m.compactionSegments, m.compactionAwaiting}
+		m.compactionRead, m.compactionWritten, m.compactionSegments, m.compactionAwaiting, m.cleanerSegments, m.cleanerRemoved}
 }

@@ -58,6 +58,11 @@ type CommitHandler struct {
 	// (RetentionStore), by any agent, with its new value. Cached index rows
 	// below it are gone from the store.
 	LogStartMoved func(tp TopicPartition, logStart int64)
+	// IndexReplaced is called after a swap that removed records
+	// (CompactionStore.ReplaceIndex with Replacement.Removes: keyed
+	// compaction), by any agent: cached index rows of tp name records the
+	// store's index no longer holds.
+	IndexReplaced func(tp TopicPartition)
 	// ACLsChanged is called after every change to the stored ACLs
 	// (ACLStore), by any agent. It should not block: readers reload
 	// elsewhere.

@@ -147,4 +147,8 @@ type Replacement struct {
 	BatchCount   int32
 	MinTimestamp int64
 	MaxTimestamp int64
+	// Removes says the new segment holds fewer records than the old rows
+	// (keyed compaction); stores that serve several agents tell them
+	// (CommitHandler.IndexReplaced) when the swap commits.
+	Removes bool
 }

@@ -65,6 +65,15 @@
 // consumer reading on starts there; objects never change, so such a place
 // stays true for as long as the object exists.
 //
+// Keyed compaction (cleanup.policy=compact) replaces rows the same way
+// with rows of cleaned segments, whose batches carry their own offsets
+// with gaps between them and at a row's end (HasRealOffsets): a read takes
+// each batch's offset from the batch and goes on past a gap to the next
+// row. Agents drop their cached rows of the partition when a cleaning
+// swap commits (Topics.IndexReplaced): the agent that cleaned at once,
+// others on the store's notification; until then they read the older,
+// uncleaned records, at the same offsets.
+//
 // Lock order: Topics.mu, then Partition.mu. Nothing takes Topics.mu while
 // holding a Partition's mu.
 //

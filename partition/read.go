@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/siltstream/silt/metastore"
@@ -86,6 +87,23 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 	return out, nil
 }
 
+// Key prefixes of compacted segments (jobs.CompactedPrefix, written by
+// the Compactor, and jobs.CleanedPrefix, by keyed compaction), whose
+// batches carry their real base offsets (segment/FORMAT.md).
+var realOffsetPrefixes = []string{"compacted/", "cleaned/"}
+
+// HasRealOffsets reports whether the batches of the segment named key
+// carry their real base offsets, with gaps allowed between them, rather
+// than placeholders patched from the index row.
+func HasRealOffsets(key string) bool {
+	for _, p := range realOffsetPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // readStep is the least a read of a row asks the cache for at once: rows
 // of the write path are usually smaller and read whole; a compacted row
 // (tens of MiB) is read in pieces of what the fetch can still return.
@@ -101,6 +119,7 @@ const readStep = 1 << 20
 // limit or end stopped the read; next is the offset after out.
 func (r *Reader) readRow(ctx context.Context, p *Partition, row metastore.IndexEntry, out []byte, offset, end, limit int64, first bool) (_ []byte, next int64, full bool, err error) {
 	rowEnd := row.Position + row.Length
+	real := HasRealOffsets(row.SegmentKey)
 	pos, base := row.Position, row.BaseOffset
 	if h, ok := p.readHint(row.SegmentKey, offset, row); ok {
 		pos, base = h.pos, h.offset
@@ -151,6 +170,15 @@ func (r *Reader) readRow(ctx context.Context, p *Partition, row metastore.IndexE
 			return out, offset, false, fmt.Errorf("walk %s at %d: batch of %d bytes in a row ending at %d: %w",
 				row.SegmentKey, pos, size, rowEnd, segment.ErrCorruptBatch)
 		}
+		if real {
+			// A compacted row may have gaps (records removed by keyed
+			// compaction): its batches say where they are.
+			if h.BaseOffset < base || h.BaseOffset+h.OffsetCount()-1 > row.LastOffset {
+				return out, offset, false, fmt.Errorf("walk %s at %d: batch at offset %d after offset %d in a row ending at %d: %w",
+					row.SegmentKey, pos, h.BaseOffset, base, row.LastOffset, segment.ErrCorruptBatch)
+			}
+			base = h.BaseOffset
+		}
 		last := base + h.OffsetCount() - 1
 		if last >= offset {
 			if int64(len(out))+size > limit && !(first && len(out) == 0) {
@@ -167,6 +195,11 @@ func (r *Reader) readRow(ctx context.Context, p *Partition, row metastore.IndexE
 		}
 		pos += size
 		base = last + 1
+	}
+	if real && base <= row.LastOffset+1 {
+		// Records removed at the row's end: nothing of it is left past
+		// offset, so the read goes on at the next row.
+		base, offset = row.LastOffset+1, max(offset, row.LastOffset+1)
 	}
 	if base != row.LastOffset+1 {
 		return out, offset, false, fmt.Errorf("walk %s [%d,+%d): batches end at offset %d, index row at %d",

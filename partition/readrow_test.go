@@ -3,6 +3,7 @@ package partition_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -116,4 +117,72 @@ func TestLargeRowReadInPieces(t *testing.T) {
 	// From the middle, on a reader that remembers nothing: the right batch.
 	reader, p, _ = newReader()
 	read(reader, p, 61)
+}
+
+// A row of a cleaned segment (keyed compaction) has gaps: batches removed
+// between others and at its end. Reads take each batch's offset from the
+// batch, return the batch holding or following the offset asked for, and
+// go on past a gap at the row's end to the next row.
+func TestCleanedRowWithGaps(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec := func(d int32, v string) segment.Record {
+		return segment.Record{OffsetDelta: d, TimestampMs: 1000, Key: []byte("k"), Value: []byte(v)}
+	}
+	// Four write-path batches of two records each: offsets 0-7.
+	for i := 0; i < 4; i++ {
+		e.produce(t, segment.BuildBatch(0, []segment.Record{rec(0, "a"), rec(1, "b")}))
+	}
+	e.produce(t, segment.BuildBatch(0, []segment.Record{rec(0, "after")})) // offset 8, its own row
+	old, err := e.store.Index(ctx, e.topic.Partition(0).TP, 0, 1<<40, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old) != 5 {
+		t.Fatalf("%d rows, want one per produce", len(old))
+	}
+	// Cleaned: the batch at 0 keeps offset 1 only, the batches at 2 and 6
+	// are gone, the one at 4 stays whole; the row still covers 0-7.
+	cleaned := [][]byte{
+		segment.BuildBatch(0, []segment.Record{rec(1, "b")}),
+		segment.BuildBatch(4, []segment.Record{rec(0, "a"), rec(1, "b")}),
+	}
+	tp := segment.TopicRef{ID: e.topic.ID, Name: "t"}
+	obj, ci, err := segment.CompactedObject(tp, cleaned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "cleaned/x/0/0.seg"
+	if err := e.store.RecordUpload(ctx, key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bucket.Put(ctx, key, obj); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.store.ReplaceIndex(ctx, metastore.Replacement{TopicPartition: old[0].TopicPartition, Old: old[:4],
+		SegmentKey: key, AgentID: "a", Size: int64(len(obj)), Position: ci.Position, Length: ci.Length, BatchCount: ci.BatchCount,
+		MinTimestamp: ci.MinTimestamp, MaxTimestamp: ci.MaxTimestamp}); err != nil || !ok {
+		t.Fatalf("ReplaceIndex = %v, %v", ok, err)
+	}
+	for _, c := range []struct {
+		from int64
+		want []int64
+	}{
+		{0, []int64{0, 4, 8}},
+		{1, []int64{0, 4, 8}},
+		{2, []int64{4, 8}},
+		{5, []int64{4, 8}},
+		{6, []int64{8}},
+		{7, []int64{8}},
+	} {
+		p := e.topic.Partition(0)
+		reader := partition.NewReader(e.store, e.bucket, &partition.ReadStats{})
+		data, err := reader.Read(ctx, p, c.from, 9, 1<<20, true)
+		if err != nil {
+			t.Fatalf("read from %d: %v", c.from, err)
+		}
+		if got := baseOffsets(t, data); !slices.Equal(got, c.want) {
+			t.Fatalf("read from %d: batches at %v, want %v", c.from, got, c.want)
+		}
+	}
 }

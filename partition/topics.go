@@ -355,6 +355,17 @@ func (ts *Topics) LogStartMoved(tp metastore.TopicPartition, logStart int64) {
 	p.mu.Unlock()
 }
 
+// IndexReplaced drops the cached index rows of a partition whose rows
+// were replaced by a segment with fewer records (keyed compaction, by this
+// agent or, through the store's notifications, another), so its next
+// reads resolve the new rows instead of reading the replaced segment,
+// whose object stays in the bucket until gc.grace has passed.
+func (ts *Topics) IndexReplaced(tp metastore.TopicPartition) {
+	if p := ts.PartitionOf(tp); p != nil {
+		p.dropIndexCache()
+	}
+}
+
 // Vanished forgets a topic the store no longer has (deleted elsewhere).
 func (ts *Topics) Vanished(id metastore.TopicID) { ts.DropID(id) }
 

@@ -51,6 +51,7 @@ func (ts *Topics) WatchCommits(ctx context.Context, w metastore.CommitWatcher, s
 				}
 			},
 			LogStartMoved: ts.LogStartMoved,
+			IndexReplaced: ts.IndexReplaced,
 			TopicDeleted: func(id metastore.TopicID, seq int64) error {
 				ts.DropID(id)
 				return ackDeletions(ctx, w, selfID, seq)

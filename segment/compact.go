@@ -162,15 +162,21 @@ func (b *CompactedBuilder) added(start int) error {
 		return fail(fmt.Errorf("compacted segment of %s/%d: batch %d at offset %d after offset %d",
 			b.tp.Name, b.tp.Partition, b.chunk.BatchCount, h.BaseOffset, b.next-1))
 	}
+	// A batch with a delete horizon holds the horizon, not a record's
+	// timestamp, in FirstTimestamp; its max timestamp bounds its records.
+	first := h.FirstTimestamp
+	if _, ok := h.DeleteHorizon(); ok {
+		first = h.MaxTimestamp
+	}
 	if b.chunk.BatchCount == 0 {
 		b.chunk.BaseOffset = h.BaseOffset
-		b.chunk.MinTimestamp, b.chunk.MaxTimestamp = h.FirstTimestamp, h.MaxTimestamp
+		b.chunk.MinTimestamp, b.chunk.MaxTimestamp = first, h.MaxTimestamp
 	}
 	b.next = h.BaseOffset + h.OffsetCount()
 	b.chunk.BatchCount++
 	b.chunk.OffsetCount += h.OffsetCount()
 	b.chunk.RecordCount += int64(h.NumRecords)
-	b.chunk.MinTimestamp = min(b.chunk.MinTimestamp, h.FirstTimestamp)
+	b.chunk.MinTimestamp = min(b.chunk.MinTimestamp, first)
 	b.chunk.MaxTimestamp = max(b.chunk.MaxTimestamp, h.MaxTimestamp)
 	return nil
 }

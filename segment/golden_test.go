@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -19,6 +20,8 @@ const (
 	goldenTxt          = "testdata/golden.txt"
 	goldenCompactedSeg = "testdata/golden-compacted.seg"
 	goldenCompactedTxt = "testdata/golden-compacted.txt"
+	goldenCleanedSeg   = "testdata/golden-cleaned.seg"
+	goldenCleanedTxt   = "testdata/golden-cleaned.txt"
 )
 
 // goldenSegment builds the small, deterministic segment kept in testdata:
@@ -71,6 +74,43 @@ func goldenCompactedSegment(t testing.TB) []byte {
 	return obj
 }
 
+// goldenCleanedSegment builds the cleaned segment kept in testdata, as
+// keyed compaction writes it: a batch keeping two of its four records,
+// one a tombstone (so it carries a delete horizon), a batch removed
+// whole, a transaction marker, and a last batch left empty.
+func goldenCleanedSegment(t testing.TB) []byte {
+	enc, err := NewZstdEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(d int32, k, v string) Record {
+		r := Record{OffsetDelta: d, TimestampMs: 1700000000000 + int64(d), Key: []byte(k)}
+		if v != "" {
+			r.Value = []byte(v)
+		}
+		return r
+	}
+	keep := func(deltas ...int32) func(CleanRecord) bool {
+		return func(r CleanRecord) bool { return slices.Contains(deltas, r.OffsetDelta) }
+	}
+	b1, _, err := FilterBatch(nil, BuildBatch(200, []Record{rec(0, "a", "a0"), rec(1, "b", ""), rec(2, "c", "c2"), rec(3, "a", "a3")}),
+		keep(1, 3), 1700000100000, enc, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := ControlBatch(9, 0, true, 0, 1700000000030)
+	SetBaseOffset(ctl, 206)
+	last, _, err := FilterBatch(nil, BuildBatch(207, []Record{rec(0, "c", "c7"), rec(1, "d", "d8")}), keep(), 1700000100000, enc, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := CompactedObject(TopicRef{ID: topicID("orders"), Name: "orders", Partition: 3}, [][]byte{b1, ctl, last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
 // dumpSegment describes a segment: the footer as Reader.Dump prints it, then
 // every batch of every chunk.
 func dumpSegment(t testing.TB, obj []byte) []byte {
@@ -90,8 +130,12 @@ func dumpSegment(t testing.TB, obj []byte) []byte {
 		it := NewBatchIter(chunk)
 		for it.Next() {
 			h := it.Header()
-			fmt.Fprintf(&buf, "chunk %d batch base=%d size=%d records=%d lastOffsetDelta=%d ts=[%d,%d] producer=%d crc=%08x\n",
+			fmt.Fprintf(&buf, "chunk %d batch base=%d size=%d records=%d lastOffsetDelta=%d ts=[%d,%d] producer=%d crc=%08x",
 				i, h.BaseOffset, h.Size(), h.NumRecords, h.LastOffsetDelta, h.FirstTimestamp, h.MaxTimestamp, h.ProducerID, h.CRC)
+			if hz, ok := h.DeleteHorizon(); ok {
+				fmt.Fprintf(&buf, " deleteHorizon=%d", hz)
+			}
+			fmt.Fprintln(&buf)
 		}
 		if it.Err() != nil {
 			t.Fatal(it.Err())
@@ -107,6 +151,12 @@ func TestGolden(t *testing.T) {
 // TestGoldenCompacted pins the layout of a compacted segment.
 func TestGoldenCompacted(t *testing.T) {
 	checkGolden(t, goldenCompactedSegment(t), goldenCompactedSeg, goldenCompactedTxt)
+}
+
+// TestGoldenCleaned pins the layout of a cleaned segment (keyed
+// compaction).
+func TestGoldenCleaned(t *testing.T) {
+	checkGolden(t, goldenCleanedSegment(t), goldenCleanedSeg, goldenCleanedTxt)
 }
 
 func checkGolden(t *testing.T, obj []byte, segPath, txtPath string) {
@@ -157,6 +207,7 @@ func TestPythonReader(t *testing.T) {
 	}{
 		{goldenSeg, []int64{100, 0, 7}},
 		{goldenCompactedSeg, nil},
+		{goldenCleanedSeg, nil},
 	} {
 		args := []string{"testdata/readseg.py", tc.path}
 		for _, b := range tc.bases {
@@ -194,6 +245,9 @@ func TestPythonReader(t *testing.T) {
 				fmt.Fprintf(&want, "chunk %d batch size=%d records=%d lastOffsetDelta=%d", i, h.Size(), h.NumRecords, h.LastOffsetDelta)
 				if known {
 					fmt.Fprintf(&want, " offset=%d", h.BaseOffset)
+				}
+				if hz, ok := h.DeleteHorizon(); ok {
+					fmt.Fprintf(&want, " deleteHorizon=%d", hz)
 				}
 				fmt.Fprintln(&want)
 			}

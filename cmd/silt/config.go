@@ -127,7 +127,8 @@ func agentKeys() []keySpec {
 		{"orphan.min.age", kindDuration, d.OrphanMinAge.String(), "age after which an uploaded but never committed segment is handed to the garbage collector"},
 		{"janitor.interval", kindDuration, d.JanitorInterval.String(), "how often idle producer state and transactional ids are expired"},
 		{"compaction.interval", kindDuration, d.CompactionInterval.String(), "how often every agent compacts the partitions it leads, and retention (retention.ms, retention.bytes) is applied and garbage collected by the agent holding the janitor lease"},
-		{"compaction.segment.bytes", kindSize, formatSize(d.CompactionSegmentBytes), "target size of a compacted per-partition segment: the write-path bytes one takes in (1MiB to 1GiB; 0 turns compaction off)"},
+		{"compaction.segment.bytes", kindSize, formatSize(d.CompactionSegmentBytes), "target size of a compacted per-partition segment: the write-path bytes one takes in (1MiB to 1GiB; 0 turns compaction, keyed compaction included, off)"},
+		{"compaction.dedupe.buffer.bytes", kindSize, formatSize(d.CompactionDedupeBufferBytes), "memory of keyed compaction's (cleanup.policy=compact) key → offset map, 24 bytes a key; a partition with more keys to clean is cleaned in several passes (1KiB to 16GiB)"},
 		{"gc.grace", kindDuration, d.GCGrace.String(), "how long an unreferenced object (expired, of a deleted topic, orphaned) stays in the bucket before deletion; longer than any fetch may still read it"},
 		{"sasl.mechanisms", kindString, "", "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"},
 		{"sasl.oauthbearer.jwks.url", kindString, "", "OAUTHBEARER: URL of the JSON Web Key Set that signs tokens"},
@@ -363,6 +364,7 @@ func parseSettings(raw map[string]string, stderrIsTerminal bool) (settings, erro
 	a.JanitorInterval = p.duration("janitor.interval")
 	a.CompactionInterval = p.duration("compaction.interval")
 	a.CompactionSegmentBytes = p.size("compaction.segment.bytes")
+	a.CompactionDedupeBufferBytes = p.size("compaction.dedupe.buffer.bytes")
 	a.GCGrace = p.duration("gc.grace")
 	a.SASL.Mechanisms = p.list("sasl.mechanisms")
 	a.SASL.OAuthBearer.JWKSURL = p.str("sasl.oauthbearer.jwks.url")

@@ -225,6 +225,9 @@ func dumpChunk(w io.Writer, chunk []byte, c segment.ChunkInfo, base int64, known
 		if h.IsControl() {
 			fmt.Fprint(w, ", control")
 		}
+		if hz, ok := h.DeleteHorizon(); ok {
+			fmt.Fprintf(w, ", delete horizon %s", formatMillis(hz)) // KIP-534: firstTimestamp holds it
+		}
 		fmt.Fprintln(w)
 		recs, err := decodeRecords(it.Batch(), dec)
 		if err != nil {

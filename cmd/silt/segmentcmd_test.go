@@ -201,3 +201,37 @@ func TestSegmentDumpCompacted(t *testing.T) {
 		t.Fatalf("record offsets %s, want the batches' real ones with the gap\n%s", got, out)
 	}
 }
+
+// TestSegmentDumpCleaned dumps the cleaned golden segment (keyed
+// compaction): the kept records at their own offsets, across the gaps,
+// the delete horizon, and nothing for the emptied last batch.
+func TestSegmentDumpCleaned(t *testing.T) {
+	clearSiltEnv(t)
+	dir := t.TempDir()
+	obj, err := os.ReadFile("../../segment/testdata/golden-cleaned.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "cleaned"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cleaned", "orders-3.seg"), obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "segment", "dump", "file://"+dir, "cleaned/orders-3.seg")
+	if code != 0 {
+		t.Fatalf("segment dump: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(out, "delete horizon") || !strings.Contains(out, "0 records") {
+		t.Fatalf("dump of a cleaned segment does not show the delete horizon and the empty batch:\n%s", out)
+	}
+	var offsets []string
+	for _, l := range strings.Split(out, "\n") {
+		if m := recordLine.FindStringSubmatch(l); m != nil {
+			offsets = append(offsets, m[1])
+		}
+	}
+	if got := strings.Join(offsets, ","); got != "201,203,206" {
+		t.Fatalf("record offsets %s, want the kept records' and the marker's\n%s", got, out)
+	}
+}

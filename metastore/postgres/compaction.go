@@ -98,6 +98,12 @@ func (s *Store) ReplaceIndex(ctx context.Context, r metastore.Replacement) (bool
 			WHERE id = $1`, seg, r.Size, []pgtype.UUID{id}, []int32{r.Partition}, []int64{first}, []int64{last + 1}); err != nil {
 			return err
 		}
+		if r.Removes {
+			if _, err := tx.Exec(ctx, "SELECT pg_notify('silt_replaced', encode(uuid_send($1), 'hex') || E'\\t' || $2::integer)",
+				id, r.Partition); err != nil {
+				return err
+			}
+		}
 		replaced = true
 		return nil
 	})

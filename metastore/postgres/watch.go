@@ -20,7 +20,9 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // ACL changes NOTIFY silt_acls, client quota changes silt_quotas, agents
 // joining or leaving (a new membership epoch) silt_membership, moves of a log start offset silt_logstart
 // with "topic id (hex)\tpartition\tlog start", offset commits silt_offsets
-// with their partition of __consumer_offsets. The channels share the connection, so
+// with their partition of __consumer_offsets, index swaps that removed
+// records (keyed compaction) silt_replaced with "topic id (hex)\tpartition".
+// The channels share the connection, so
 // reports keep commit order.
 func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
 	conn, err := s.pool.Acquire(ctx)
@@ -30,7 +32,7 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 	// The connection carries LISTEN state; never hand it back to the pool.
 	raw := conn.Hijack()
 	defer raw.Close(context.Background())
-	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_quotas; LISTEN silt_membership; LISTEN silt_logstart; LISTEN silt_offsets"); err != nil {
+	if _, err := raw.Exec(ctx, "LISTEN silt_commits; LISTEN silt_topics; LISTEN silt_acls; LISTEN silt_quotas; LISTEN silt_membership; LISTEN silt_logstart; LISTEN silt_offsets; LISTEN silt_replaced"); err != nil {
 		return fmt.Errorf("watch commits: listen: %w", err)
 	}
 	// Read after LISTEN: a deletion numbered above this is reported.
@@ -101,6 +103,14 @@ func (s *Store) WatchCommits(ctx context.Context, h metastore.CommitHandler) err
 			}
 			if h.LogStartMoved != nil {
 				h.LogStartMoved(tp, ls)
+			}
+		case "silt_replaced":
+			tp, _, ok := parseLogStartNotice(a, b+"\t0")
+			if !ok {
+				return fmt.Errorf("watch commits: bad index replacement notice %q", n.Payload)
+			}
+			if h.IndexReplaced != nil {
+				h.IndexReplaced(tp)
 			}
 		case "silt_topics":
 			seq, err1 := strconv.ParseInt(a, 10, 64)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -258,5 +259,65 @@ func TestWatchReportsOffsetCommits(t *testing.T) {
 	}
 	if p := next("a fenced offset commit"); p != 22 {
 		t.Fatalf("notified partition %d, want 22 (hello's)", p)
+	}
+}
+
+// TestWatchReportsIndexReplacements: a swap that removed records (keyed
+// compaction) through one store is reported to a watcher on another, so
+// it drops the partition's cached rows; a swap that keeps every record
+// (compaction into per-partition segments) is not.
+func TestWatchReportsIndexReplacements(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	writer, watcher := twoAgents(ctx, t)
+
+	got := make(chan metastore.TopicPartition, 4)
+	ready := make(chan struct{})
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go watcher.WatchCommits(wctx, metastore.CommitHandler{
+		Ready:         func(int64) error { close(ready); return nil },
+		IndexReplaced: func(tp metastore.TopicPartition) { got <- tp },
+	})
+	<-ready
+
+	top, err := writer.CreateTopic(ctx, metastore.TopicSpec{Name: "r", Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 2; p++ {
+		tp := metastore.TopicPartition{Topic: top.ID, Partition: p}
+		key := fmt.Sprintf("seg-%d", p)
+		if err := writer.RecordUpload(ctx, key, "agent-a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "agent-a", Size: 10, Chunks: []metastore.Chunk{{
+			TopicPartition: tp, Length: 10, OffsetCount: 3, BatchCount: 1,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+		old, err := writer.Index(ctx, tp, 0, 1<<40, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newKey := fmt.Sprintf("new-%d", p)
+		if err := writer.RecordUpload(ctx, newKey, "agent-a"); err != nil {
+			t.Fatal(err)
+		}
+		// Partition 0 is compacted (every record kept), partition 1 cleaned.
+		if ok, err := writer.ReplaceIndex(ctx, metastore.Replacement{TopicPartition: tp, Old: old, SegmentKey: newKey, AgentID: "agent-a",
+			Size: 8, Position: 0, Length: 8, BatchCount: 1, Removes: p == 1}); err != nil || !ok {
+			t.Fatalf("ReplaceIndex = %v, %v", ok, err)
+		}
+	}
+	select {
+	case tp := <-got:
+		// Notifications come in commit order: partition 0's swap, first,
+		// would have come first.
+		if tp.Topic != top.ID || tp.Partition != 1 {
+			t.Fatalf("notified %+v; want only partition 1's swap", tp)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notification of the swap that removed records")
 	}
 }

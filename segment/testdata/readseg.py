@@ -83,9 +83,11 @@ def batches(chunk):
     p = 0
     while p < len(chunk):
         base, batch_len = struct.unpack(">qi", chunk[p:p + 12])
-        last_offset_delta, = struct.unpack(">i", chunk[p + 23:p + 27])
+        attributes, last_offset_delta, first_ts = struct.unpack(">hiq", chunk[p + 21:p + 35])
         records, = struct.unpack(">i", chunk[p + 57:p + 61])
-        yield base, 12 + batch_len, last_offset_delta, records
+        # Attributes bit 6 (KIP-534): firstTimestamp holds the delete horizon.
+        horizon = first_ts if attributes & 0x40 else None
+        yield base, 12 + batch_len, last_offset_delta, records, horizon
         p += 12 + batch_len
 
 
@@ -105,12 +107,14 @@ def main():
             raise ValueError("chunk %d checksum mismatch" % i)
         offset = bases[i] if i < len(bases) else None
         compacted = c["base"] != -1
-        for base, size, last_offset_delta, records in batches(chunk):
+        for base, size, last_offset_delta, records, horizon in batches(chunk):
             if compacted:
                 # Compacted segments: every batch holds its real offset,
                 # and offsets may have gaps.
                 offset = base
             real = "" if offset is None else " offset=%d" % offset
+            if horizon is not None:
+                real += " deleteHorizon=%d" % horizon
             print("chunk %d batch size=%d records=%d lastOffsetDelta=%d%s" % (i, size, records, last_offset_delta, real))
             if offset is not None:
                 offset += last_offset_delta + 1
