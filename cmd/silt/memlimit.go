@@ -37,9 +37,10 @@ import (
 // the rest.
 //
 // Compaction (jobs.Compactor) builds one compacted segment at a time in
-// memory, up to compaction.segment.bytes, plus the few rows it is reading:
-// the limit covers that segment too, beside the budgets (none when
-// compaction is off).
+// memory, up to compaction.segment.bytes, plus the few rows it is reading,
+// and keyed compaction (jobs.Cleaner) keeps its key map of
+// compaction.dedupe.buffer.bytes once it first cleans: the limit covers
+// both beside the budgets (neither when compaction is off).
 //
 // What the limit does not cover is the binary's resident code and data
 // (about 23 MiB once every path has run): an agent whose budgets are full
@@ -56,7 +57,11 @@ func planMemory(cfg agent.Config, cc cache.Config) memoryPlan {
 	share := int64(float64(reserve) * float64(cfg.BufferBytes) / float64(budgets))
 	buf := max(min(share, cfg.BufferBytes-3*cfg.FlushBytes), 0)
 	cch := max(min(reserve-buf, cc.MemoryBytes/2), 0)
-	return memoryPlan{limit: budgets + reserve - buf - cch + cfg.CompactionSegmentBytes, bufferReserve: buf, cacheReserve: cch}
+	var compaction int64
+	if cfg.CompactionSegmentBytes > 0 {
+		compaction = cfg.CompactionSegmentBytes + cfg.CompactionDedupeBufferBytes
+	}
+	return memoryPlan{limit: budgets + reserve - buf - cch + compaction, bufferReserve: buf, cacheReserve: cch}
 }
 
 // applyMemoryLimit sets the runtime's soft memory limit and takes the

@@ -12,7 +12,8 @@ import (
 // left unused by the buffer and the cache in proportion; a buffer with no
 // room to spare (three flushes) or a cache without memory gives what it
 // can and the limit rises by the rest; the ingest config with the reserve
-// is valid; compaction's segment is on top.
+// is valid; compaction's segment and keyed compaction's key map are on
+// top.
 func TestMemoryPlanKeepsTheLimitAtTheBudgets(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
@@ -21,7 +22,7 @@ func TestMemoryPlanKeepsTheLimitAtTheBudgets(t *testing.T) {
 		compaction             int64
 		limit, fromBuf, fromCc int64
 	}{
-		{"defaults", 128 * mib, 8 * mib, 256 * mib, 64 * mib, 448 * mib, 8 * mib, 16 * mib},
+		{"defaults", 128 * mib, 8 * mib, 256 * mib, 64 * mib, 512 * mib, 8 * mib, 16 * mib},
 		{"compaction off", 128 * mib, 8 * mib, 256 * mib, 0, 384 * mib, 8 * mib, 16 * mib},
 		{"buffer of three flushes", 24 * mib, 8 * mib, 256 * mib, 0, 280 * mib, 0, 17.5 * mib},
 		{"no memory cache", 128 * mib, 8 * mib, 0, 0, 128 * mib, 8 * mib, 0},
@@ -37,7 +38,11 @@ func TestMemoryPlanKeepsTheLimitAtTheBudgets(t *testing.T) {
 				tc.name, p.limit/mib, p.bufferReserve/mib, p.cacheReserve/mib, tc.limit/mib, tc.fromBuf/mib, tc.fromCc/mib)
 		}
 		budgets := tc.buffer + tc.cache
-		if got := p.limit - tc.compaction - (budgets - p.bufferReserve - p.cacheReserve); got != max(budgets/16, 8*mib) {
+		compaction := int64(0)
+		if tc.compaction > 0 {
+			compaction = tc.compaction + cfg.CompactionDedupeBufferBytes
+		}
+		if got := p.limit - compaction - (budgets - p.bufferReserve - p.cacheReserve); got != max(budgets/16, 8*mib) {
 			t.Errorf("%s: the limit is %d MiB above what the buffer and cache may hold, want the whole reserve", tc.name, got/mib)
 		}
 		cfg.BufferReserve = p.bufferReserve
