@@ -133,39 +133,16 @@ func (c *Cleaner) CleanOnce(ctx context.Context) (Cleaning, error) {
 	if err != nil {
 		return res, fmt.Errorf("list topics: %w", err)
 	}
-	var first error
-	for _, t := range topics {
-		if !strings.Contains(t.Config["cleanup.policy"], "compact") {
-			continue
+	compacted := func(t metastore.Topic) bool { return strings.Contains(t.Config["cleanup.policy"], "compact") }
+	first, err := eachOwnedPartition(ctx, c.Store, topics, compacted, c.Owns, func(t metastore.Topic, ref segment.TopicRef, st metastore.PartitionState) error {
+		err := c.cleanPartition(ctx, ref, t.Config, st, &res)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("keyed compaction of a partition failed", "topic", t.Name, "partition", ref.Partition, "err", err)
 		}
-		var states []metastore.PartitionState
-		for i := int32(0); i < t.Partitions; i++ {
-			tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
-			if c.Owns != nil && !c.Owns(tp) {
-				continue
-			}
-			if states == nil {
-				if states, err = c.Store.Partitions(ctx, t.ID); err != nil {
-					if first == nil {
-						first = fmt.Errorf("partitions of %s: %w", t.Name, err)
-					}
-					break
-				}
-			}
-			if int(i) >= len(states) {
-				break
-			}
-			ref := segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}
-			if err := c.cleanPartition(ctx, ref, t.Config, states[i], &res); err != nil {
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				c.Log.Warn("keyed compaction of a partition failed", "topic", t.Name, "partition", i, "err", err)
-				if first == nil {
-					first = err
-				}
-			}
-		}
+		return err
+	})
+	if err != nil {
+		return res, err
 	}
 	return res, first
 }

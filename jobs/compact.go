@@ -165,41 +165,20 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 		return res, fmt.Errorf("list topics: %w", err)
 	}
 	seen := make(map[metastore.TopicPartition]bool)
-	var first error
-	for _, t := range topics {
-		var states []metastore.PartitionState
-		for i := int32(0); i < t.Partitions; i++ {
-			tp := metastore.TopicPartition{Topic: t.ID, Partition: i}
-			if c.Owns != nil && !c.Owns(tp) {
-				continue
-			}
-			if states == nil {
-				if states, err = c.Store.Partitions(ctx, t.ID); err != nil {
-					if first == nil {
-						first = fmt.Errorf("partitions of %s: %w", t.Name, err)
-					}
-					break
-				}
-			}
-			if int(i) >= len(states) {
-				break
-			}
-			seen[tp] = true
-			ref := segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}
-			maxOffsets := int64(0)
-			if strings.Contains(t.Config["cleanup.policy"], "compact") {
-				maxOffsets = c.KeyedMaxOffsets
-			}
-			if err := c.compactPartition(ctx, ref, states[i], maxOffsets, &res); err != nil {
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				c.Log.Warn("compaction of a partition failed", "topic", t.Name, "partition", i, "err", err)
-				if first == nil {
-					first = err
-				}
-			}
+	first, err := eachOwnedPartition(ctx, c.Store, topics, nil, c.Owns, func(t metastore.Topic, ref segment.TopicRef, st metastore.PartitionState) error {
+		seen[metastore.TopicPartition{Topic: t.ID, Partition: ref.Partition}] = true
+		maxOffsets := int64(0)
+		if strings.Contains(t.Config["cleanup.policy"], "compact") {
+			maxOffsets = c.KeyedMaxOffsets
 		}
+		err := c.compactPartition(ctx, ref, st, maxOffsets, &res)
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("compaction of a partition failed", "topic", t.Name, "partition", ref.Partition, "err", err)
+		}
+		return err
+	})
+	if err != nil {
+		return res, err
 	}
 	for tp := range c.done {
 		if !seen[tp] {
@@ -397,4 +376,47 @@ func (c *Compactor) compactRun(ctx context.Context, tp segment.TopicRef, rows []
 		c.OnSwap(r)
 	}
 	return true, nil
+}
+
+// eachOwnedPartition calls fn for every partition of topics (those keep
+// says so, if keep is set) that owns says this agent works on (every one
+// if owns is nil), with its state. A failure of fn or of reading a
+// topic's partitions is skipped and the first one returned as first
+// once all were tried; only the end of ctx stops the walk early (err).
+func eachOwnedPartition(ctx context.Context, store interface {
+	Partitions(ctx context.Context, topicID metastore.TopicID) ([]metastore.PartitionState, error)
+}, topics []metastore.Topic, keep func(metastore.Topic) bool, owns func(metastore.TopicPartition) bool,
+	fn func(t metastore.Topic, ref segment.TopicRef, st metastore.PartitionState) error) (first, err error) {
+	for _, t := range topics {
+		if keep != nil && !keep(t) {
+			continue
+		}
+		var states []metastore.PartitionState
+		for i := int32(0); i < t.Partitions; i++ {
+			if owns != nil && !owns(metastore.TopicPartition{Topic: t.ID, Partition: i}) {
+				continue
+			}
+			if states == nil {
+				var err error
+				if states, err = store.Partitions(ctx, t.ID); err != nil {
+					if first == nil {
+						first = fmt.Errorf("partitions of %s: %w", t.Name, err)
+					}
+					break
+				}
+			}
+			if int(i) >= len(states) {
+				break
+			}
+			if err := fn(t, segment.TopicRef{ID: t.ID, Name: t.Name, Partition: i}, states[i]); err != nil {
+				if ctx.Err() != nil {
+					return first, ctx.Err()
+				}
+				if first == nil {
+					first = err
+				}
+			}
+		}
+	}
+	return first, nil
 }
