@@ -30,15 +30,10 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, c *wire.Conn, kreq k
 		}
 		return wire.Respond(resp)
 	}
-	key, code, msg := shareRequestIDs(req.GroupID, req.MemberID)
+	key, az, ss, code, msg := a.shareRequest(ctx, c, req.GroupID, req.MemberID)
 	if code != 0 {
 		return fail(code, msg)
 	}
-	az := a.access(c)
-	if !az.group(metastore.OpRead, key.group) {
-		return fail(kerr.GroupAuthorizationFailed.Code, "")
-	}
-	ss := a.shareSettingsOf(ctx, key.group)
 	resp.AcquisitionLockTimeoutMillis = int32(ss.lock / time.Millisecond)
 	switch {
 	case req.ShareSessionEpoch == -1:

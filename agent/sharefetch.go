@@ -72,6 +72,22 @@ type shareFetchPart struct {
 	done bool  // answered (an error, or records acquired)
 }
 
+// shareRequest checks what ShareFetch and ShareAcknowledge both start
+// with: the group and member ids, and READ on the group; it returns the
+// session key, the connection's access and the group's share settings,
+// or an error code and message.
+func (a *Agent) shareRequest(ctx context.Context, c *wire.Conn, group, member *string) (shareSessionKey, access, shareSettings, int16, string) {
+	key, code, msg := shareRequestIDs(group, member)
+	if code != 0 {
+		return key, access{}, shareSettings{}, code, msg
+	}
+	az := a.access(c)
+	if !az.group(metastore.OpRead, key.group) {
+		return key, az, shareSettings{}, kerr.GroupAuthorizationFailed.Code, ""
+	}
+	return key, az, a.shareSettingsOf(ctx, key.group), 0, ""
+}
+
 func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Request) wire.Reply {
 	req := kreq.(*kmsg.ShareFetchRequest)
 	resp := req.ResponseKind().(*kmsg.ShareFetchResponse)
@@ -82,15 +98,10 @@ func (a *Agent) handleShareFetch(ctx context.Context, c *wire.Conn, kreq kmsg.Re
 		}
 		return wire.Respond(resp)
 	}
-	key, code, msg := shareRequestIDs(req.GroupID, req.MemberID)
+	key, az, ss, code, msg := a.shareRequest(ctx, c, req.GroupID, req.MemberID)
 	if code != 0 {
 		return fail(code, msg)
 	}
-	az := a.access(c)
-	if !az.group(metastore.OpRead, key.group) {
-		return fail(kerr.GroupAuthorizationFailed.Code, "")
-	}
-	ss := a.shareSettingsOf(ctx, key.group)
 	resp.AcquisitionLockTimeoutMillis = int32(ss.lock / time.Millisecond)
 	var named, forgotten []shareTP
 	hasAcks := false
