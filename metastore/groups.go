@@ -71,9 +71,10 @@ var (
 	ErrGroupNotEmpty = errors.New("group has members")
 	// ErrGroupNotFound: a group that was never saved and has no offsets.
 	ErrGroupNotFound = errors.New("group not found")
-	// ErrCoordinatorMoved: a group save or offset commit from a coordinator
-	// whose claim on the group another agent has since superseded.
-	ErrCoordinatorMoved = errors.New("group claimed by another coordinator")
+	// ErrCoordinatorMoved: a group save or offset commit, or a transaction
+	// put, from a coordinator whose claim on the group or transactional id
+	// another agent has since superseded (ClaimGroup, ClaimTxn).
+	ErrCoordinatorMoved = errors.New("claimed by another coordinator")
 )
 
 // Group is a consumer group as last saved by its coordinator: at the end of

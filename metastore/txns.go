@@ -33,6 +33,9 @@ type Txn struct {
 	Offsets         []TxnOffset    // TxnOffsetCommit offsets, applied at commit
 	StartedAt       time.Time      // when the current transaction started (zero: none)
 	UpdatedAt       time.Time      // set by the store
+	// CoordinatorEpoch is the claim (TxnStore.ClaimTxn) a PutTxn comes
+	// from; 0 puts unfenced. It is not stored: a Txn read back has 0.
+	CoordinatorEpoch int64
 }
 
 // TxnPartition names a partition by topic name, as the Kafka APIs do.
@@ -127,7 +130,23 @@ type TxnStore interface {
 	// group's) a compare-and-set too: the later of two writers that read
 	// the same transaction is refused instead of dropping the other's
 	// addition.
+	//
+	// With t.CoordinatorEpoch > 0, the id's coordinator epoch (ClaimTxn)
+	// must still be t.CoordinatorEpoch, else nothing changes and the error
+	// wraps ErrCoordinatorMoved: a request a deposed coordinator still had
+	// in hand cannot move a transaction its successor runs, even one with
+	// the same producer id, epoch and state (before KIP-890 nothing else
+	// tells one transaction of a producer from its next).
+	//
+	// Saving CompleteCommit over PrepareCommit also applies prev.Offsets
+	// to their groups (as CommitOffsets), in the same transaction: the
+	// offsets of a committed transaction are applied once, by the put that
+	// completes it, never by a coordinator whose put is refused.
 	PutTxn(ctx context.Context, t Txn, prev *Txn) error
+	// ClaimTxn makes the caller the transactional id's coordinator of
+	// record: it moves the id's coordinator epoch forward and returns it.
+	// Puts that carry an older epoch are refused from then on.
+	ClaimTxn(ctx context.Context, id string) (epoch int64, err error)
 	// AbortedTxns lists tp's aborted transactions overlapping offsets
 	// [from, to), ordered by first offset.
 	AbortedTxns(ctx context.Context, tp TopicPartition, from, to int64) ([]AbortedTxn, error)
@@ -152,4 +171,32 @@ func MarkerStates(abort bool) []TxnState {
 		return []TxnState{TxnPrepareAbort, TxnCompleteCommit, TxnCompleteAbort}
 	}
 	return []TxnState{TxnPrepareCommit}
+}
+
+// GroupOffsets are offsets a transaction commits for one group.
+type GroupOffsets struct {
+	Group   string
+	Offsets []CommittedOffset
+}
+
+// OffsetsCommittedBy returns what a PutTxn of t over prev commits to
+// groups: prev's offsets by group, in the order they were added (a later
+// offset of a partition overrides an earlier one), when t completes prev's
+// commit (CompleteCommit over PrepareCommit); nothing otherwise.
+func OffsetsCommittedBy(t Txn, prev *Txn) []GroupOffsets {
+	if prev == nil || prev.State != TxnPrepareCommit || t.State != TxnCompleteCommit {
+		return nil
+	}
+	var out []GroupOffsets
+	at := make(map[string]int)
+	for _, o := range prev.Offsets {
+		i, ok := at[o.Group]
+		if !ok {
+			i = len(out)
+			at[o.Group] = i
+			out = append(out, GroupOffsets{Group: o.Group})
+		}
+		out[i].Offsets = append(out[i].Offsets, o.CommittedOffset)
+	}
+	return out
 }

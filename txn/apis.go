@@ -16,7 +16,7 @@ func (c *Coordinator) beginOrContinue(ctx context.Context, id string, pid int64,
 	if !c.isCoordinator(id) {
 		return next, prev, kerr.NotCoordinator
 	}
-	prev, ok, err := c.load(ctx, id)
+	prev, ok, err := c.loadClaimed(ctx, id)
 	if err != nil {
 		return next, prev, err
 	}
@@ -182,7 +182,7 @@ func (c *Coordinator) End(ctx context.Context, id string, pid int64, epoch int16
 		return kerr.NotCoordinator
 	}
 	defer c.lock(id)()
-	t, ok, err := c.load(ctx, id)
+	t, ok, err := c.loadClaimed(ctx, id)
 	if err != nil {
 		return err
 	}

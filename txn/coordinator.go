@@ -27,8 +27,6 @@ const prepareGrace = 5 * time.Second
 // Store is what the coordinator needs from the metastore.
 type Store interface {
 	metastore.TxnStore
-	// CommitOffsets applies a committed transaction's group offsets.
-	CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error
 	AllocateProducerID(ctx context.Context) (int64, error)
 }
 
@@ -67,6 +65,7 @@ type Coordinator struct {
 	mu       sync.Mutex
 	locks    map[string]*sync.Mutex // per transactional id, serializes this agent's work on it
 	dangling map[danglingKey]int    // dangling-write checks done per completed transaction
+	claims   map[string]int64       // coordinator epochs this agent holds (metastore.TxnStore.ClaimTxn)
 }
 
 // New returns a Coordinator; Run starts its sweeps.
@@ -77,7 +76,7 @@ func New(cfg Config) *Coordinator {
 	return &Coordinator{
 		store: cfg.Store, markers: cfg.Markers, topics: cfg.Topics,
 		isCoordinator: cfg.IsCoordinator, log: cfg.Logger.With("component", "txn"),
-		locks: make(map[string]*sync.Mutex),
+		locks: make(map[string]*sync.Mutex), claims: make(map[string]int64),
 	}
 }
 
@@ -94,18 +93,56 @@ func (c *Coordinator) lock(id string) func() {
 	return l.Unlock
 }
 
-// put saves next over prev; a lost compare-and-set is the retriable
-// CONCURRENT_TRANSACTIONS.
+// put saves next over prev, fenced by next's claim (loadClaimed); a lost
+// compare-and-set is the retriable CONCURRENT_TRANSACTIONS, a superseded
+// claim NOT_COORDINATOR (the client finds the new coordinator).
 func (c *Coordinator) put(ctx context.Context, next metastore.Txn, prev *metastore.Txn) error {
 	err := c.store.PutTxn(ctx, next, prev)
 	if errors.Is(err, metastore.ErrTxnConflict) {
 		return kerr.ConcurrentTransactions
+	}
+	if errors.Is(err, metastore.ErrCoordinatorMoved) {
+		c.mu.Lock()
+		if c.claims[next.TransactionalID] == next.CoordinatorEpoch {
+			delete(c.claims, next.TransactionalID)
+		}
+		c.mu.Unlock()
+		c.log.Info("transactional id claimed by another coordinator", "transactional_id", next.TransactionalID)
+		return kerr.NotCoordinator
 	}
 	if err != nil {
 		c.log.Warn("save transaction", "transactional_id", next.TransactionalID, "err", err)
 		return kerr.CoordinatorNotAvailable
 	}
 	return nil
+}
+
+// loadClaimed is load for a change: it first makes this agent the id's
+// coordinator of record, unless it already is (metastore.TxnStore.ClaimTxn),
+// and stamps the claim on the transaction read, so that put refuses the
+// change once another agent has claimed the id since. Claiming before
+// reading means whatever a previous coordinator still writes is either in
+// what we read or refused. The caller holds the id's lock.
+func (c *Coordinator) loadClaimed(ctx context.Context, id string) (metastore.Txn, bool, error) {
+	c.mu.Lock()
+	epoch, ok := c.claims[id]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if epoch, err = c.store.ClaimTxn(ctx, id); err != nil {
+			c.log.Warn("claim transactional id", "transactional_id", id, "err", err)
+			return metastore.Txn{}, false, kerr.CoordinatorNotAvailable
+		}
+		c.mu.Lock()
+		c.claims[id] = epoch
+		c.mu.Unlock()
+	}
+	t, found, err := c.load(ctx, id)
+	if !found {
+		t.TransactionalID = id
+	}
+	t.CoordinatorEpoch = epoch
+	return t, found, err
 }
 
 // load reads a transaction; unknown ids give (zero, false, nil).
@@ -136,7 +173,7 @@ func checkProducer(t metastore.Txn, pid int64, epoch int16) error {
 // or aborting what the previous producer left.
 func (c *Coordinator) InitProducer(ctx context.Context, id string, timeoutMs int32, pid int64, epoch int16) (metastore.Txn, error) {
 	defer c.lock(id)()
-	t, ok, err := c.load(ctx, id)
+	t, ok, err := c.loadClaimed(ctx, id)
 	if err != nil {
 		return t, err
 	}
@@ -145,7 +182,7 @@ func (c *Coordinator) InitProducer(ctx context.Context, id string, timeoutMs int
 		if err != nil {
 			return t, kerr.CoordinatorNotAvailable
 		}
-		t = metastore.Txn{TransactionalID: id, ProducerID: npid, State: metastore.TxnEmpty, TimeoutMs: timeoutMs}
+		t = metastore.Txn{TransactionalID: id, ProducerID: npid, State: metastore.TxnEmpty, TimeoutMs: timeoutMs, CoordinatorEpoch: t.CoordinatorEpoch}
 		return t, c.put(ctx, t, nil)
 	}
 	if pid >= 0 && (pid != t.ProducerID || epoch != t.Epoch) {
@@ -202,25 +239,14 @@ func (c *Coordinator) complete(ctx context.Context, t metastore.Txn) (metastore.
 		c.log.Warn("write transaction markers", "transactional_id", t.TransactionalID, "err", err)
 		return t, kerr.CoordinatorNotAvailable
 	}
-	if commit {
-		byGroup := make(map[string][]metastore.CommittedOffset)
-		for _, o := range t.Offsets {
-			byGroup[o.Group] = append(byGroup[o.Group], o.CommittedOffset)
-		}
-		for g, offs := range byGroup {
-			if err := c.store.CommitOffsets(ctx, g, offs); err != nil {
-				c.log.Warn("commit transaction offsets", "transactional_id", t.TransactionalID, "group", g, "err", err)
-				return t, kerr.CoordinatorNotAvailable
-			}
-		}
-	}
 	next := t
 	next.State = metastore.TxnCompleteAbort
 	if commit {
 		next.State = metastore.TxnCompleteCommit
 	}
 	// Partitions stay, for the dangling-write checks (txn_dangling.go); the
-	// next transaction starts with none.
+	// next transaction starts with none. Saving CompleteCommit applies the
+	// offsets in the same store transaction (metastore.TxnStore.PutTxn).
 	next.Groups, next.Offsets, next.StartedAt = nil, nil, time.Time{}
 	return next, c.put(ctx, next, &t)
 }
@@ -292,6 +318,9 @@ func (c *Coordinator) sweep(ctx context.Context) {
 	now := time.Now()
 	for _, t := range all {
 		if !c.isCoordinator(t.TransactionalID) {
+			c.mu.Lock()
+			delete(c.claims, t.TransactionalID) // claimed again if it comes back here
+			c.mu.Unlock()
 			continue
 		}
 		c.checkDangling(ctx, t, now)
@@ -302,8 +331,9 @@ func (c *Coordinator) sweep(ctx context.Context) {
 		}
 		func() {
 			defer c.lock(t.TransactionalID)()
-			cur, ok, err := c.load(ctx, t.TransactionalID)
-			if err != nil || !ok || cur.State != t.State || cur.Epoch != t.Epoch || cur.ProducerID != t.ProducerID {
+			cur, ok, err := c.loadClaimed(ctx, t.TransactionalID)
+			if err != nil || !ok || cur.State != t.State || cur.Epoch != t.Epoch || cur.ProducerID != t.ProducerID ||
+				!cur.StartedAt.Equal(t.StartedAt) || !cur.UpdatedAt.Equal(t.UpdatedAt) {
 				return // moved meanwhile
 			}
 			if _, err := c.finish(ctx, cur, true); err != nil && ctx.Err() == nil {

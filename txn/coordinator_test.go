@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,12 +14,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltstream/silt/ingest"
+	"github.com/siltstream/silt/internal/testenv"
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/postgres"
 	"github.com/siltstream/silt/metastore/sqlite"
 	"github.com/siltstream/silt/objectstore/mem"
 	"github.com/siltstream/silt/segment"
 	"github.com/siltstream/silt/txn"
 )
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // storeTopics resolves names through the store (the agent uses its cache).
 type storeTopics struct{ s metastore.Store }
@@ -29,7 +34,7 @@ func (r storeTopics) Resolve(ctx context.Context, name string) (metastore.TopicI
 }
 
 type env struct {
-	store *sqlite.Store
+	store metastore.Store
 	pipe  *ingest.Pipeline
 	topic metastore.Topic
 	c     *txn.Coordinator
@@ -40,12 +45,36 @@ type env struct {
 // write pipeline into an in-memory bucket.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newEnvOn(t, st)
+}
+
+// eachStore runs fn over a coordinator on SQLite and one on Postgres.
+func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		url := testenv.Postgres(t).NewDatabase(t)
+		if err := postgres.Migrate(context.Background(), url); err != nil {
+			t.Fatal(err)
+		}
+		st, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		fn(t, newEnvOn(t, st))
+	})
+}
+
+// newEnvOn is newEnv over st.
+func newEnvOn(t *testing.T, st metastore.Store) *env {
+	t.Helper()
+	ctx := context.Background()
+	var err error
 	e := &env{store: st, mine: true}
 	if e.topic, err = st.CreateTopic(ctx, metastore.TopicSpec{Name: "t", Partitions: 2}); err != nil {
 		t.Fatal(err)
@@ -58,8 +87,14 @@ func newEnv(t *testing.T) *env {
 	done := make(chan struct{})
 	go func() { defer close(done); e.pipe.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	e.c = txn.New(txn.Config{Store: st, Markers: e.pipe, Topics: storeTopics{st}, IsCoordinator: func(string) bool { return e.mine }})
+	e.c = e.coordinator(func(string) bool { return e.mine })
 	return e
+}
+
+// coordinator returns another coordinator over e's store and pipeline: a
+// second agent.
+func (e *env) coordinator(isCoordinator func(string) bool) *txn.Coordinator {
+	return txn.New(txn.Config{Store: e.store, Markers: e.pipe, Topics: storeTopics{e.store}, IsCoordinator: isCoordinator})
 }
 
 type nopObserver struct{}
@@ -217,4 +252,66 @@ func TestAddPartitionsErrors(t *testing.T) {
 	if err := e.c.End(ctx, "tx", tx.ProducerID, tx.Epoch, true); !errors.Is(err, kerr.NotCoordinator) {
 		t.Fatalf("End on another agent's id: %v, want NOT_COORDINATOR", err)
 	}
+}
+
+// A request a deposed coordinator still had in hand cannot end the
+// transaction its successor runs. The scenario (seen in the fault test,
+// where a read_committed reader lost a committed transaction's records):
+// agent A takes EndTxn(abort) for transaction 1 and stalls before reading
+// the state (a lock, a pause); placement moves to B; the client's retry
+// aborts transaction 1 on B; the client starts transaction 2 on B and
+// writes to partition 0. Then A, which still believes it coordinates the
+// id, runs the stale EndTxn(abort): same producer id and epoch (before
+// KIP-890 nothing else tells transactions apart), state Ongoing, so it
+// aborted transaction 2's data on partition 0. The client, unaware, added
+// its offsets (which began a new transaction on B) and committed: its
+// offsets moved past records that read_committed readers never see.
+//
+// B's takeover claims the id (ClaimTxn), so A's stale request is refused
+// with NOT_COORDINATOR and changes nothing.
+func TestStaleEndTxnFromDeposedCoordinator(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.c // believes it coordinates throughout: its view lags
+		tx, err := a.InitProducer(ctx, "tx", 60000, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, epoch := tx.ProducerID, tx.Epoch
+		add := func(c *txn.Coordinator, p int32) {
+			t.Helper()
+			if codes, err := c.AddPartitions(ctx, "tx", pid, epoch, []txn.TopicPartitions{{Topic: "t", Partitions: []int32{p}}}, false); err != nil || len(codes) != 0 {
+				t.Fatalf("add partition %d: %v %v", p, codes, err)
+			}
+		}
+		add(a, 0)
+		e.write(t, 0, pid, epoch, 0, 2)
+
+		b := e.coordinator(func(string) bool { return true })
+		if err := b.End(ctx, "tx", pid, epoch, false); err != nil { // the client's retry
+			t.Fatalf("abort on the new coordinator: %v", err)
+		}
+		add(b, 0) // transaction 2
+		second := e.write(t, 0, pid, epoch, 2, 3)
+
+		if err := a.End(ctx, "tx", pid, epoch, false); !errors.Is(err, kerr.NotCoordinator) {
+			t.Fatalf("stale EndTxn(abort) on the deposed coordinator: %v, want NOT_COORDINATOR", err)
+		}
+		if err := b.AddOffsets(ctx, "tx", pid, epoch, "g"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CommitOffsets(ctx, "tx", pid, epoch, "g", []metastore.CommittedOffset{{Topic: "in", Partition: 0, Offset: 7}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.End(ctx, "tx", pid, epoch, true); err != nil {
+			t.Fatalf("commit transaction 2: %v", err)
+		}
+		aborted, err := e.store.AbortedTxns(ctx, metastore.TopicPartition{Topic: e.topic.ID}, second, second+3)
+		if err != nil || len(aborted) != 0 {
+			t.Fatalf("committed transaction 2's records on partition 0 are inside aborted transactions %+v (%v)", aborted, err)
+		}
+		if s := e.state(t, 0); s.LastStableOffset != s.HighWatermark {
+			t.Fatalf("partition 0 after the commit: %+v, want nothing open", s)
+		}
+	})
 }

@@ -1,12 +1,18 @@
 // Package txn is the transaction coordinator. Transactional ids are placed
 // on live agents like groups (cluster placement); every state change is a
 // compare-and-set in the metastore (metastore.TxnStore.PutTxn), so two
-// agents that both believe they coordinate an id cannot both move it.
+// agents that both believe they coordinate an id cannot both move it, and
+// fenced by the id's coordinator epoch: an agent claims an id before its
+// first change to it (ClaimTxn), so a request a deposed coordinator still
+// had in hand, such as an EndTxn of the previous transaction, cannot end
+// the transaction its successor runs (same producer id and epoch before
+// KIP-890) and is answered NOT_COORDINATOR.
 //
 // Ending a transaction first saves PrepareCommit/PrepareAbort, then writes a
 // marker to every partition of the transaction through the write pipeline
-// and waits for it, then applies pending group offsets (commit) and saves
-// CompleteCommit/CompleteAbort. A coordinator that dies between the two
+// and waits for it, then saves CompleteCommit/CompleteAbort; the save of
+// CompleteCommit applies the pending group offsets in the same store
+// transaction, so only the coordinator whose save wins applies them. A coordinator that dies between the two
 // saves leaves a Prepare* state, which the next coordinator finishes
 // (markers are idempotent: one for a partition with no open transaction
 // changes nothing). The store ties each marker to the transaction it ends:

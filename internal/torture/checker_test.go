@@ -333,6 +333,11 @@ func (k *checker) check(ctx context.Context, ref *view, maxHW map[string]ends) {
 		tx := l.txns[x]
 		if tx.outcome == txnCommitted && perTxn[x] != tx.records {
 			k.v.add("txn-lost", "transaction %s committed %d records, read_committed shows %d", x, tx.records, perTxn[x])
+			for p := int32(0); p < partitions; p++ {
+				if tl := txnTimeline(ref.logs[readCopiedRU][p], ref.logs[readCopiedRC][p], x, l.txns); tl != "" {
+					k.logf("txn-lost: transaction %s on copied/%d, read_uncommitted around it (rc: records read_committed shows):\n%s", x, p, tl)
+				}
+			}
 		}
 	}
 	// Every event below the copiers' committed offsets was copied.
@@ -473,4 +478,68 @@ func (k *checker) checkLogs() {
 			}
 		}
 	}
+}
+
+// txnTimeline describes the records of copied partition around those of
+// transaction x that read_committed does not show (ru and rc are the
+// partition's read_uncommitted and read_committed reads), as runs of one
+// producer's records of one transaction and the markers between them, so
+// that a txn-lost violation says which marker or aborted range hid what.
+// It returns "" when read_committed shows all of x on the partition.
+func txnTimeline(ru, rc []logRec, x txnID, txns map[txnID]*txnRecord) string {
+	inRC := make(map[int64]bool, len(rc))
+	for _, r := range rc {
+		inRC[r.off] = true
+	}
+	first, last, hidden := -1, -1, false
+	for i, r := range ru {
+		if id, ok := parseCopy([]byte(r.val)); ok && !r.control && id.txn == x {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			hidden = hidden || !inRC[r.off]
+		}
+	}
+	if !hidden {
+		return ""
+	}
+	// From three markers before the transaction to three after it.
+	lo, hi := first, last
+	for n := 0; lo > 0 && n < 3; lo-- {
+		if ru[lo-1].control {
+			n++
+		}
+	}
+	for n := 0; hi < len(ru)-1 && n < 3; hi++ {
+		if ru[hi+1].control {
+			n++
+		}
+	}
+	var b strings.Builder
+	for i := lo; i <= hi; {
+		r := ru[i]
+		if r.control {
+			kind := "COMMIT"
+			if r.abort {
+				kind = "ABORT"
+			}
+			fmt.Fprintf(&b, "  @%d pid %d %s marker\n", r.off, r.pid, kind)
+			i++
+			continue
+		}
+		id, _ := parseCopy([]byte(r.val))
+		j, shown := i, 0
+		for ; j <= hi && !ru[j].control && ru[j].pid == r.pid; j++ {
+			if jd, _ := parseCopy([]byte(ru[j].val)); jd.txn != id.txn {
+				break
+			}
+			if inRC[ru[j].off] {
+				shown++
+			}
+		}
+		fmt.Fprintf(&b, "  @%d-%d pid %d transaction %s (%s): %d records, rc: %d\n", r.off, ru[j-1].off, r.pid, id.txn, txns[id.txn], j-i, shown)
+		i = j
+	}
+	return b.String()
 }

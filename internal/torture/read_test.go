@@ -16,6 +16,15 @@ type logRec struct {
 	off     int64
 	val     string
 	control bool
+	abort   bool  // a control record ending a transaction by aborting it
+	pid     int64 // producer id
+}
+
+// recOf turns a client's record into a logRec.
+func recOf(r *kgo.Record) logRec {
+	// A control record's key is a version and a type (0 abort, 1 commit).
+	abort := r.Attrs.IsControl() && len(r.Key) >= 4 && r.Key[2] == 0 && r.Key[3] == 0
+	return logRec{off: r.Offset, val: string(r.Value), control: r.Attrs.IsControl(), abort: abort, pid: r.ProducerID}
 }
 
 // topicLog is a topic's records by partition, in offset order.
@@ -125,7 +134,7 @@ func readAgent(ctx context.Context, b *kgo.Broker, topic string, topicID [16]byt
 			return out, fmt.Errorf("fetch %s/%d at %d: %w", topic, p, off, fp.Err)
 		}
 		for _, r := range fp.Records {
-			out = append(out, logRec{off: r.Offset, val: string(r.Value), control: r.Attrs.IsControl()})
+			out = append(out, recOf(r))
 		}
 		if next <= off {
 			// Nothing at off although the agent says the log ends at
@@ -171,7 +180,7 @@ func readRouted(ctx context.Context, seeds []string, topic string, iso kgo.Isola
 		})
 		fs.EachRecord(func(r *kgo.Record) {
 			next[r.Partition] = max(next[r.Partition], r.Offset+1)
-			out[r.Partition] = append(out[r.Partition], logRec{off: r.Offset, val: string(r.Value), control: r.Attrs.IsControl()})
+			out[r.Partition] = append(out[r.Partition], recOf(r))
 		})
 	}
 	if !done() {

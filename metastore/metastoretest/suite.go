@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) metastore.Store) {
 		{"GroupCoordinatorFence", testGroupCoordinatorFence},
 		{"TxnState", testTxnState},
 		{"TxnStateABA", testTxnStateABA},
+		{"TxnCoordinatorClaim", testTxnCoordinatorClaim},
+		{"TxnCommitAppliesOffsets", testTxnCommitAppliesOffsets},
 		{"TxnListsLostUpdate", testTxnListsLostUpdate},
 		{"TxnBookkeeping", testTxnBookkeeping},
 		{"TxnMarkerFencesZombie", testTxnMarkerFencesZombie},

@@ -388,3 +388,83 @@ func testTxnExpiry(t *testing.T, s metastore.Store) {
 		t.Fatal("an ongoing transaction was expired")
 	}
 }
+
+// testTxnCoordinatorClaim: once another agent claims a transactional id,
+// puts from the earlier claim are refused and change nothing; unfenced
+// puts (epoch 0) and puts from the latest claim go through.
+func testTxnCoordinatorClaim(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	first, err := s.ClaimTxn(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := metastore.Txn{TransactionalID: "tx", ProducerID: 42, State: metastore.TxnEmpty, TimeoutMs: 60000, CoordinatorEpoch: first}
+	if err := s.PutTxn(ctx, empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.ClaimTxn(ctx, "tx")
+	if err != nil || second <= first {
+		t.Fatalf("second claim = %d, %v; want above %d", second, err, first)
+	}
+	ongoing := empty
+	ongoing.State, ongoing.StartedAt = metastore.TxnOngoing, time.UnixMilli(1000)
+	if err := s.PutTxn(ctx, ongoing, &empty); !errors.Is(err, metastore.ErrCoordinatorMoved) {
+		t.Fatalf("put from the superseded claim: %v, want ErrCoordinatorMoved", err)
+	}
+	if got, _, _ := s.Txn(ctx, "tx"); got.State != metastore.TxnEmpty {
+		t.Fatalf("refused put changed the transaction: %+v", got)
+	}
+	ongoing.CoordinatorEpoch = second
+	if err := s.PutTxn(ctx, ongoing, &empty); err != nil {
+		t.Fatalf("put from the current claim: %v", err)
+	}
+	unfenced := ongoing
+	unfenced.CoordinatorEpoch = 0
+	unfenced.Groups = []string{"g"}
+	if err := s.PutTxn(ctx, unfenced, &ongoing); err != nil {
+		t.Fatalf("unfenced put: %v", err)
+	}
+	if other, err := s.ClaimTxn(ctx, "other"); err != nil || other != 1 {
+		t.Fatalf("first claim of another id = %d, %v; want 1", other, err)
+	}
+}
+
+// testTxnCommitAppliesOffsets: the put that completes a commit applies the
+// transaction's offsets, in the same store transaction; a refused put, and
+// a completed abort, apply none.
+func testTxnCommitAppliesOffsets(t *testing.T, s metastore.Store) {
+	ctx := ctxFor(t)
+	off := func(p int32, o int64) metastore.TxnOffset {
+		return metastore.TxnOffset{Group: "g", CommittedOffset: metastore.CommittedOffset{Topic: "in", Partition: p, Offset: o, LeaderEpoch: -1}}
+	}
+	prepare := metastore.Txn{TransactionalID: "tx", ProducerID: 42, State: metastore.TxnPrepareCommit, TimeoutMs: 60000,
+		Groups: []string{"g", "h"}, StartedAt: time.UnixMilli(1000),
+		Offsets: []metastore.TxnOffset{off(0, 5), off(1, 9), off(0, 7),
+			{Group: "h", CommittedOffset: metastore.CommittedOffset{Topic: "in", Partition: 0, Offset: 3, LeaderEpoch: -1}}}}
+	if err := s.PutTxn(ctx, prepare, nil); err != nil {
+		t.Fatal(err)
+	}
+	abort := prepare
+	abort.State, abort.Offsets = metastore.TxnCompleteAbort, nil
+	stale := prepare
+	stale.StartedAt = time.UnixMilli(999) // another transaction's view
+	if err := s.PutTxn(ctx, abort, &stale); !errors.Is(err, metastore.ErrTxnConflict) {
+		t.Fatalf("put over a stale view: %v, want ErrTxnConflict", err)
+	}
+	if offs, err := s.FetchOffsets(ctx, "g"); err != nil || len(offs) != 0 {
+		t.Fatalf("offsets before the commit completes: %+v, %v", offs, err)
+	}
+	done := prepare
+	done.State, done.Groups, done.Offsets, done.StartedAt = metastore.TxnCompleteCommit, nil, nil, time.Time{}
+	if err := s.PutTxn(ctx, done, &prepare); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := s.FetchOffsets(ctx, "g")
+	want := []metastore.CommittedOffset{{Topic: "in", Partition: 0, Offset: 7, LeaderEpoch: -1}, {Topic: "in", Partition: 1, Offset: 9, LeaderEpoch: -1}}
+	if err != nil || !reflect.DeepEqual(offs, want) {
+		t.Fatalf("offsets of g after the commit = %+v, %v; want %+v", offs, err, want)
+	}
+	if offs, err := s.FetchOffsets(ctx, "h"); err != nil || len(offs) != 1 || offs[0].Offset != 3 {
+		t.Fatalf("offsets of h after the commit = %+v, %v", offs, err)
+	}
+}

@@ -5,12 +5,24 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/siltstream/silt/metastore"
 )
 
 // CommitOffsets implements metastore.Store.
 func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
+	if err := commitOffsets(ctx, s.pool, group, offsets); err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", group, err)
+	}
+	return nil
+}
+
+// commitOffsets writes offsets of group through q (the pool, or a
+// transaction they belong to).
+func commitOffsets(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, group string, offsets []metastore.CommittedOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -27,12 +39,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	}
 	// commit_offsets (migrations/0012_offset_log.sql) numbers the rows in
 	// the group's partition of __consumer_offsets as it writes them.
-	_, err := s.pool.Exec(ctx, `SELECT commit_offsets($1, $2, $3, $4, $5, $6, $7)`,
+	_, err := q.Exec(ctx, `SELECT commit_offsets($1, $2, $3, $4, $5, $6, $7)`,
 		group, metastore.OffsetsPartition(group), topics, parts, offs, epochs, metadata)
-	if err != nil {
-		return fmt.Errorf("commit offsets of group %s: %w", group, err)
-	}
-	return nil
+	return err
 }
 
 // FetchOffsets implements metastore.Store.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/siltstream/silt/metastore"
 	"github.com/siltstream/silt/metastore/internal/flushcommit"
@@ -53,36 +54,78 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
+	var pl txnrow.Lists
+	if prev != nil {
+		if pl, err = txnrow.EncodeLists(*prev); err != nil {
+			return err
+		}
+	}
 	started := t.StartMillis()
 	now := time.Now().UnixMilli()
-	var n int64
-	if prev == nil {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (transactional_id) DO NOTHING`,
-			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
-		if err != nil {
-			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkTxnEpoch(ctx, tx, t.TransactionalID, t.CoordinatorEpoch); err != nil {
+			return err
 		}
-		n = tag.RowsAffected()
-	} else {
-		pl, err := txnrow.EncodeLists(*prev)
+		var tag pgconn.CommandTag
+		var err error
+		if prev == nil {
+			tag, err = tx.Exec(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				ON CONFLICT (transactional_id) DO NOTHING`,
+				t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now)
+		} else {
+			tag, err = tx.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
+					partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
+				WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14
+					AND partitions = $15 AND groups = $16 AND offsets = $17`,
+				t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
+				t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
+				pl.Partitions, pl.Groups, pl.Offsets)
+		}
 		if err != nil {
 			return err
 		}
-		tag, err := s.pool.Exec(ctx, `UPDATE transactions SET producer_id = $1, epoch = $2, state = $3, timeout_ms = $4,
-				partitions = $5, groups = $6, offsets = $7, started_at = $8, updated_at = $9
-			WHERE transactional_id = $10 AND producer_id = $11 AND epoch = $12 AND state = $13 AND started_at = $14
-				AND partitions = $15 AND groups = $16 AND offsets = $17`,
-			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, now,
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
-			pl.Partitions, pl.Groups, pl.Offsets)
-		if err != nil {
-			return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
+		if tag.RowsAffected() != 1 {
+			return metastore.ErrTxnConflict
 		}
-		n = tag.RowsAffected()
+		for _, g := range metastore.OffsetsCommittedBy(t, prev) {
+			if err := commitOffsets(ctx, tx, g.Group, g.Offsets); err != nil {
+				return fmt.Errorf("offsets of group %s: %w", g.Group, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
 	}
-	if n != 1 {
-		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, metastore.ErrTxnConflict)
+	return nil
+}
+
+// ClaimTxn implements metastore.TxnStore.
+func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
+	var epoch int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO txn_coordinators (transactional_id, epoch) VALUES ($1, 1)
+		ON CONFLICT (transactional_id) DO UPDATE SET epoch = txn_coordinators.epoch + 1
+		RETURNING epoch`, id).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("claim transactional id %s: %w", id, err)
+	}
+	return epoch, nil
+}
+
+// checkTxnEpoch refuses, inside tx, a put from coordinator epoch epoch (0:
+// unfenced) once the id has been claimed again; the share lock orders a
+// concurrent claim before or after tx, as checkGroupEpoch does.
+func checkTxnEpoch(ctx context.Context, tx pgx.Tx, id string, epoch int64) error {
+	if epoch <= 0 {
+		return nil
+	}
+	var stored int64
+	err := tx.QueryRow(ctx, `SELECT epoch FROM txn_coordinators WHERE transactional_id = $1 FOR SHARE`, id).Scan(&stored)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if stored != epoch {
+		return fmt.Errorf("coordinator epoch %d, transactional id at %d: %w", epoch, stored, metastore.ErrCoordinatorMoved)
 	}
 	return nil
 }

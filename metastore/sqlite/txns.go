@@ -61,30 +61,76 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	if err != nil {
 		return err
 	}
-	started := t.StartMillis()
-	var res sql.Result
-	if prev == nil {
-		res, err = s.write.ExecContext(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (transactional_id) DO NOTHING`,
-			t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
-	} else {
-		var pl txnrow.Lists
+	var pl txnrow.Lists
+	if prev != nil {
 		if pl, err = txnrow.EncodeLists(*prev); err != nil {
 			return err
 		}
-		res, err = s.write.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
-				partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
-			WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?
-				AND partitions = ? AND groups = ? AND offsets = ?`,
-			t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
-			t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
-			pl.Partitions, pl.Groups, pl.Offsets)
 	}
+	started := t.StartMillis()
+	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
+		if err := checkTxnEpoch(ctx, tx, t.TransactionalID, t.CoordinatorEpoch); err != nil {
+			return err
+		}
+		var res sql.Result
+		var err error
+		if prev == nil {
+			res, err = tx.ExecContext(ctx, `INSERT INTO transactions (`+txnrow.Columns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (transactional_id) DO NOTHING`,
+				t.TransactionalID, t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli())
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE transactions SET producer_id = ?, epoch = ?, state = ?, timeout_ms = ?,
+					partitions = ?, groups = ?, offsets = ?, started_at = ?, updated_at = ?
+				WHERE transactional_id = ? AND producer_id = ? AND epoch = ? AND state = ? AND started_at = ?
+					AND partitions = ? AND groups = ? AND offsets = ?`,
+				t.ProducerID, t.Epoch, string(t.State), t.TimeoutMs, l.Partitions, l.Groups, l.Offsets, started, time.Now().UnixMilli(),
+				t.TransactionalID, prev.ProducerID, prev.Epoch, string(prev.State), prev.StartMillis(),
+				pl.Partitions, pl.Groups, pl.Offsets)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return metastore.ErrTxnConflict
+		}
+		for _, g := range metastore.OffsetsCommittedBy(t, prev) {
+			if err := writeOffsets(ctx, tx, g.Group, g.Offsets); err != nil {
+				return fmt.Errorf("offsets of group %s: %w", g.Group, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("put transaction %s: %w", t.TransactionalID, metastore.ErrTxnConflict)
+	return nil
+}
+
+// ClaimTxn implements metastore.TxnStore.
+func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
+	var epoch int64
+	err := s.write.QueryRowContext(ctx, `INSERT INTO txn_coordinators (transactional_id, epoch) VALUES (?, 1)
+		ON CONFLICT (transactional_id) DO UPDATE SET epoch = txn_coordinators.epoch + 1
+		RETURNING epoch`, id).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("claim transactional id %s: %w", id, err)
+	}
+	return epoch, nil
+}
+
+// checkTxnEpoch refuses, inside tx (writes are serialized), a put from
+// coordinator epoch epoch (0: unfenced) once the id has been claimed again.
+func checkTxnEpoch(ctx context.Context, tx *sql.Tx, id string, epoch int64) error {
+	if epoch <= 0 {
+		return nil
+	}
+	var stored int64
+	err := tx.QueryRowContext(ctx, `SELECT epoch FROM txn_coordinators WHERE transactional_id = ?`, id).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if stored != epoch {
+		return fmt.Errorf("coordinator epoch %d, transactional id at %d: %w", epoch, stored, metastore.ErrCoordinatorMoved)
 	}
 	return nil
 }
