@@ -580,3 +580,61 @@ func TestShareSessionLimit(t *testing.T) {
 		t.Fatalf("b after a closed its session: %+v, want offset 0 at count 2", got)
 	}
 }
+
+// TestShareSessionAddsBeforeForgetting: a ShareFetch that names a partition
+// only to carry its acknowledgements also lists it in ForgottenTopicsData
+// (franz-go does, for a partition it no longer fetches here). As in Kafka,
+// the session adds the request's partitions, then forgets the forgotten
+// ones, so the partition leaves the session: the fetch acquires nothing
+// for it, now or later. Forgetting first left it in the session, and every
+// later fetch acquired records the client threw away ("partition we did
+// not ask for") until their delivery count ran out and they were archived
+// undelivered.
+func TestShareSessionAddsBeforeForgetting(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, shareFetchOn(time.Minute, 5))
+	cl := ta.client(t)
+	id := shareTopic(t, cl, "sforget", 3)
+	f := &shareFetcher{t: t, cl: cl, group: "sforgetg", member: "member-f", topicID: id}
+	if got := f.fetch(1); len(got) != 1 || got[0] != (acquired{0, 1}) {
+		t.Fatalf("first fetch: %+v", got)
+	}
+	req := kmsg.NewPtrShareFetchRequest()
+	req.GroupID, req.MemberID = &f.group, &f.member
+	req.ShareSessionEpoch = f.epoch
+	req.MaxWaitMillis, req.MaxBytes, req.MaxRecords, req.BatchSize = 0, 1<<20, 10, 10
+	rt := kmsg.NewShareFetchRequestTopic()
+	rt.TopicID = id
+	rp := kmsg.NewShareFetchRequestTopicPartition()
+	ab := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+	ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = 0, 0, []int8{1} // accept
+	rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ft := kmsg.NewShareFetchRequestForgottenTopicsData()
+	ft.TopicID, ft.Partitions = id, []int32{0}
+	req.ForgottenTopicsData = append(req.ForgottenTopicsData, ft)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("acknowledge and forget: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	f.epoch++
+	for _, t2 := range resp.Topics {
+		for _, p := range t2.Partitions {
+			if p.AcknowledgeErrorCode != 0 {
+				t.Fatalf("acknowledgement: %v", kerr.ErrorForCode(p.AcknowledgeErrorCode))
+			}
+			if len(p.AcquiredRecords) > 0 {
+				t.Fatalf("the fetch that forgot partition 0 acquired %+v there", p.AcquiredRecords)
+			}
+		}
+	}
+	f.acks = nil
+	if got := f.fetch(10); len(got) != 0 {
+		t.Fatalf("a fetch after partition 0 left the session acquired %+v there", got)
+	}
+	g := &shareFetcher{t: t, cl: cl, group: "sforgetg", member: "member-g", topicID: id}
+	if got := g.fetch(10); len(got) != 2 || got[0] != (acquired{1, 1}) || got[1] != (acquired{2, 1}) {
+		t.Fatalf("another member got %+v, want offsets 1 and 2 at delivery count 1", got)
+	}
+}

@@ -5,7 +5,7 @@ package agent
 // A share session is keyed by (group, member) on the agent the member
 // fetches from, and remembers the partitions the member fetches there,
 // so each ShareFetch names only partitions added (Topics) or dropped
-// (ForgottenTopicsData). Epochs, as in Kafka: 0 opens a session (closing
+// (ForgottenTopicsData; applied after the additions, as in Kafka). Epochs, as in Kafka: 0 opens a session (closing
 // one the member had), -1 closes it (and releases every record the
 // member still holds in the group), n > 0 must be the session's next
 // epoch (INVALID_SHARE_SESSION_EPOCH; a session this agent does not hold
@@ -155,7 +155,7 @@ func (s *shareSessions) addLocked(sess *shareSession, parts []shareTP) {
 }
 
 // next runs the request at epoch on key's session: it checks the epoch,
-// forgets and adds partitions, and moves the epoch on.
+// adds and then forgets partitions, and moves the epoch on.
 func (s *shareSessions) next(key shareSessionKey, epoch int32, add, forget []shareTP) (*shareSession, int16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,6 +166,9 @@ func (s *shareSessions) next(key shareSessionKey, epoch int32, add, forget []sha
 	case epoch != sess.epoch:
 		return nil, kerr.InvalidShareSessionEpoch.Code
 	}
+	// Added, then forgotten, as Kafka does: a partition named only to
+	// carry acknowledgements is also in forget and leaves the session.
+	s.addLocked(sess, add)
 	if len(forget) > 0 {
 		gone := make(map[shareTP]bool, len(forget))
 		for _, p := range forget {
@@ -183,7 +186,6 @@ func (s *shareSessions) next(key shareSessionKey, epoch int32, add, forget []sha
 		}
 		sess.order = kept
 	}
-	s.addLocked(sess, add)
 	sess.epoch = nextSessionEpoch(sess.epoch)
 	sess.lastUsed = s.now()
 	return sess, 0
