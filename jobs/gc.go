@@ -106,6 +106,10 @@ func (g *GC) CollectOnce(ctx context.Context) (Collected, error) {
 			g.Metrics.gcBacklogObjects.Set(float64(objs))
 			g.Metrics.gcBacklogBytes.Set(float64(bytes))
 		}
+		if objs, bytes, err := g.Store.Holdings(ctx); err == nil {
+			g.Metrics.bucketObjects.Set(float64(objs))
+			g.Metrics.bucketBytes.Set(float64(bytes))
+		}
 	}
 	return c, nil
 }

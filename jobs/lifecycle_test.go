@@ -84,7 +84,8 @@ func TestRetentionThenGCAfterGrace(t *testing.T) {
 		t.Fatal("an expired object was deleted before its grace period")
 	}
 	got := promtest.Gather(t, reg)
-	if got["silt_gc_backlog_objects"] != 1 || got["silt_gc_backlog_bytes"] != 100 || got["silt_retention_expired_bytes_total"] != 100 {
+	if got["silt_gc_backlog_objects"] != 1 || got["silt_gc_backlog_bytes"] != 100 || got["silt_retention_expired_bytes_total"] != 100 ||
+		got["silt_bucket_objects"] != 2 {
 		t.Fatalf("metrics %v", got)
 	}
 
@@ -97,7 +98,8 @@ func TestRetentionThenGCAfterGrace(t *testing.T) {
 		t.Fatal("want the expired segment gone and the kept one there")
 	}
 	got = promtest.Gather(t, reg)
-	if got["silt_gc_backlog_objects"] != 0 || got["silt_gc_deleted_objects_total"] != 1 || got["silt_gc_deleted_bytes_total"] != 100 {
+	if got["silt_gc_backlog_objects"] != 0 || got["silt_gc_deleted_objects_total"] != 1 || got["silt_gc_deleted_bytes_total"] != 100 ||
+		got["silt_bucket_objects"] != 1 {
 		t.Fatalf("metrics %v", got)
 	}
 }

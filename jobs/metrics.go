@@ -14,6 +14,8 @@ type Metrics struct {
 	gcDeletedBytes   prometheus.Counter
 	gcBacklogObjects prometheus.Gauge
 	gcBacklogBytes   prometheus.Gauge
+	bucketObjects    prometheus.Gauge
+	bucketBytes      prometheus.Gauge
 
 	compactionRead     prometheus.Counter
 	compactionWritten  prometheus.Counter
@@ -42,6 +44,14 @@ func NewMetrics() *Metrics {
 		gcBacklogObjects: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "silt_gc_backlog_objects",
 			Help: "Objects doomed and awaiting deletion (gc.grace not yet passed, or deletion failing), as of the last collection on this agent.",
+		}),
+		bucketObjects: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "silt_bucket_objects",
+			Help: "Objects Silt believes the bucket holds for it (uploads recorded and not yet deleted: in flight, committed, awaiting deletion), as of the last collection on this agent.",
+		}),
+		bucketBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "silt_bucket_bytes",
+			Help: "Bytes of the objects Silt believes the bucket holds for it, as recorded at commit (uploads in flight count 0), as of the last collection on this agent.",
 		}),
 		gcBacklogBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "silt_gc_backlog_bytes",
@@ -76,6 +86,6 @@ func NewMetrics() *Metrics {
 
 // Collectors lists the collectors for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.retentionBytes, m.gcDeletedObjects, m.gcDeletedBytes, m.gcBacklogObjects, m.gcBacklogBytes,
+	return []prometheus.Collector{m.retentionBytes, m.gcDeletedObjects, m.gcDeletedBytes, m.gcBacklogObjects, m.gcBacklogBytes, m.bucketObjects, m.bucketBytes,
 		m.compactionRead, m.compactionWritten, m.compactionSegments, m.compactionAwaiting, m.cleanerSegments, m.cleanerRemoved}
 }

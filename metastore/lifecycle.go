@@ -100,6 +100,11 @@ type GCStore interface {
 	// bytes as recorded at commit (orphans count 0 bytes: their size was
 	// never recorded).
 	GCBacklog(ctx context.Context) (objects, bytes int64, err error)
+	// Holdings counts the objects Silt believes the bucket holds for it:
+	// every upload recorded and not yet deleted (in flight, committed, or
+	// queued for deletion), and the bytes of those whose size is known
+	// (recorded at commit).
+	Holdings(ctx context.Context) (objects, bytes int64, err error)
 }
 
 // DoomedObject is an object in the garbage queue.

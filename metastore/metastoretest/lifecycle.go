@@ -202,6 +202,13 @@ func testGCDoomsOnlyUnreferenced(t *testing.T, s metastore.Store) {
 	tp1 := metastore.TopicPartition{Topic: top.ID, Partition: 1}
 	commit(t, s, "shared", chunk(top.ID, 0, 10), chunk(top.ID, 1, 10)) // 2000 bytes
 	commit(t, s, "only-0", chunk(top.ID, 0, 10))                       // 1000 bytes
+	holds := func(objects, bytes int64) {
+		t.Helper()
+		if o, b, err := s.Holdings(ctx); err != nil || o != objects || b != bytes {
+			t.Fatalf("Holdings = %d objects, %d bytes, %v; want %d, %d", o, b, err, objects, bytes)
+		}
+	}
+	holds(2, 3000)
 	doom := func(want int) {
 		t.Helper()
 		n, _, err := s.DoomUnreferenced(ctx, 100)
@@ -226,6 +233,7 @@ func testGCDoomsOnlyUnreferenced(t *testing.T, s metastore.Store) {
 	if err != nil || objs != 2 || bytes != 3000 {
 		t.Fatalf("GCBacklog = %d objects, %d bytes, %v; want 2, 3000", objs, bytes, err)
 	}
+	holds(2, 3000) // doomed, not deleted yet: still in the bucket
 	if d, err := s.DoomedObjects(ctx, time.Hour, 10); err != nil || len(d) != 0 {
 		t.Fatalf("DoomedObjects(grace 1h) = %+v, %v; want none yet", d, err)
 	}
@@ -256,6 +264,11 @@ func testGCDoomsOnlyUnreferenced(t *testing.T, s metastore.Store) {
 	if objs, _, err := s.GCBacklog(ctx); err != nil || objs != 0 {
 		t.Fatalf("GCBacklog after ForgetDoomed = %d, %v; want 0", objs, err)
 	}
+	holds(0, 0)
+	if err := s.RecordUpload(ctx, "in-flight", "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	holds(1, 0) // an upload in flight: its size is not known yet
 }
 
 // testGCOrphansAndAbandoned: a forgotten upload is doomed in the same step;

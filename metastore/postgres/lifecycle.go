@@ -259,6 +259,17 @@ func (s *Store) ForgetDoomed(ctx context.Context, keys []string) error {
 	return nil
 }
 
+// Holdings implements metastore.Store.
+func (s *Store) Holdings(ctx context.Context) (objects, bytes int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM segments) + (SELECT count(*) FROM gc_objects),
+			(SELECT coalesce(sum(size), 0) FROM segments) + (SELECT coalesce(sum(size), 0) FROM gc_objects)`).Scan(&objects, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count held objects: %w", err)
+	}
+	return objects, bytes, nil
+}
+
 // GCBacklog implements metastore.Store.
 func (s *Store) GCBacklog(ctx context.Context) (objects, bytes int64, err error) {
 	if err := s.pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(size), 0) FROM gc_objects").Scan(&objects, &bytes); err != nil {
