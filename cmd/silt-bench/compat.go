@@ -28,6 +28,9 @@ func runCompat(ctx context.Context, o options, env *benchEnv, logf func(string, 
 	var failures []string
 	for run := 1; run <= o.kgoRuns; run++ {
 		args := []string{"-test.run", o.kgoRun, "-test.count", "1", "-test.timeout", "30m"}
+		if env.keepLogs {
+			args = append(args, "-test.v") // the kept log says which tests ran, passed and skipped
+		}
 		cmd := exec.CommandContext(ctx, o.kgoTest, args...)
 		// The tests log nothing unless KGO_LOG_LEVEL is set here; with
 		// --keep-logs each run's whole output is kept beside the agents' logs.
