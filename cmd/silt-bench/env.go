@@ -225,9 +225,13 @@ func (e *benchEnv) agentArgs(o options, bucketURL, dbURL string) []string {
 		"--metastore-url", dbURL,
 		"--log-format", "json",
 		"--log-level", "warn",
+	}
+	if o.retentionDur > 0 {
+		args = append(args, retentionAgentArgs(o)...)
+	} else {
 		// Compaction off: the write-path figures are of flush segments, and
 		// the compaction phase runs it by itself (compaction.go).
-		"--compaction-segment-bytes", "0",
+		args = append(args, "--compaction-segment-bytes", "0")
 	}
 	for _, kv := range [][2]string{
 		{"--flush-interval", o.flushInterval},

@@ -72,6 +72,16 @@ type options struct {
 	overloadProducers  int
 	overloadMaxUploads int
 
+	// Retention mode: does retention hold the bucket flat (retention.go).
+	retentionDur         time.Duration
+	retentionRate        float64
+	retentionWindow      time.Duration
+	retentionPartitions  int
+	retentionSampleEvery time.Duration
+	retentionSegment     string
+	lifecycleInterval    time.Duration
+	gcGrace              time.Duration
+
 	// Compatibility mode: run franz-go's own kgo tests against the agents.
 	kgoTest       string
 	kgoRun        string
@@ -124,6 +134,14 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.kgoRecords, "kgo-records", 0, "with --kgo-test: KGO_TEST_RECORDS (0: the tests' default)")
 	fs.BoolVar(&o.kgoChurn, "kgo-churn", false, "with --kgo-test: during each run, stop the oldest agent (SIGTERM) and start a new one")
 	fs.DurationVar(&o.kgoChurnAfter, "kgo-churn-after", 5*time.Second, "with --kgo-churn: how long into each run the agent is stopped")
+	fs.DurationVar(&o.retentionDur, "retention-duration", 0, "retention mode instead of benchmarks: produce to a topic with retention.ms, then one with retention.bytes, this long each, listing the bucket as it goes")
+	fs.Float64Var(&o.retentionRate, "retention-rate", 2, "with --retention-duration: produce rate in MB/s")
+	fs.DurationVar(&o.retentionWindow, "retention-window", time.Minute, "with --retention-duration: retention.ms, and retention.bytes as this long of writes")
+	fs.IntVar(&o.retentionPartitions, "retention-partitions", 4, "with --retention-duration: partitions of the topics")
+	fs.DurationVar(&o.retentionSampleEvery, "retention-sample-every", 10*time.Second, "with --retention-duration: how often the bucket is listed")
+	fs.StringVar(&o.retentionSegment, "retention-compaction-segment-bytes", "0", "with --retention-duration: the agents' compaction.segment.bytes (0: compaction off)")
+	fs.DurationVar(&o.lifecycleInterval, "retention-compaction-interval", 10*time.Second, "with --retention-duration: the agents' compaction.interval (retention and GC run at it)")
+	fs.DurationVar(&o.gcGrace, "retention-gc-grace", 30*time.Second, "with --retention-duration: the agents' gc.grace")
 	fs.StringVar(&o.siltBin, "silt-bin", "", "use this silt binary instead of building ./cmd/silt")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the agent's log file and print its path")
 	if err := fs.Parse(args); err != nil {
@@ -225,6 +243,9 @@ func run(ctx context.Context, o options) error {
 	rep.setup = env.describe()
 	if o.kgoTest != "" {
 		return runCompat(ctx, o, env, progress)
+	}
+	if o.retentionDur > 0 {
+		return runRetention(ctx, o, env)
 	}
 
 	if o.brokers != "" {

@@ -21,16 +21,20 @@ import (
 type siltCluster struct {
 	procs []*agentProc
 	addrs []string
+	// Where its state is: the bucket (in mio) and the database.
+	mio    *testenv.MinIOServer
+	bucket string
+	dbURL  string
 }
 
 // startSiltCluster starts n agents; agent i is in zone "z<i>".
 func startSiltCluster(t *testing.T, n int) *siltCluster {
 	t.Helper()
 	mio := testenv.MinIO(t)
-	_, bucketURL := mio.NewBucket(t)
+	bucket, bucketURL := mio.NewBucket(t)
 	dbURL := testenv.Postgres(t).NewDatabase(t)
 	env := append(mio.Env(), "SILT_BUCKET_URL="+bucketURL, "SILT_METASTORE_URL="+dbURL)
-	c := &siltCluster{}
+	c := &siltCluster{mio: mio, bucket: bucket, dbURL: dbURL}
 	for i := 0; i < n; i++ {
 		addr := freeAddr(t)
 		c.procs = append(c.procs, startSilt(t, addr, env, "agent",

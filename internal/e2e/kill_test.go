@@ -2,12 +2,8 @@ package e2e
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/minio/minio-go/v7"
 
 	"github.com/siltstream/silt/internal/testenv"
 )
@@ -50,34 +46,5 @@ func TestSIGKILLOnMinIOAndPostgres(t *testing.T) {
 	checkAllAcked(t, &ack, consumeAll(t, addr, "survive"))
 	p.stop()
 
-	// Every index row points at an object that exists.
-	objects := make(map[string]bool)
-	for obj := range mio.Client().ListObjects(context.Background(), bucketName, minio.ListObjectsOptions{Recursive: true}) {
-		if obj.Err != nil {
-			t.Fatalf("list bucket: %v", obj.Err)
-		}
-		objects[strings.TrimPrefix(obj.Key, testenv.MinIOBucketPrefix+"/")] = true
-	}
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), "SELECT DISTINCT s.key FROM index_entries e JOIN segments s ON s.id = e.segment_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) == 0 {
-		t.Fatal("no index rows at all")
-	}
-	for _, k := range keys {
-		if !objects[k] {
-			t.Errorf("index row points at missing object %s", k)
-		}
-	}
-	t.Logf("%d segment objects referenced by the index, %d objects in the bucket", len(keys), len(objects))
+	checkIndexObjectsExist(t, mio, bucketName, dbURL)
 }
