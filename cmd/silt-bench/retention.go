@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -149,10 +148,6 @@ func measureRetention(ctx context.Context, o options, env *benchEnv, topic strin
 		return res, err
 	}
 	defer prod.Close()
-	value := make([]byte, o.recordSize)
-	if _, err := io.ReadFull(rand.Reader, value); err != nil {
-		return res, err
-	}
 	perTick := int(o.retentionRate * 1e6 / 20 / float64(o.recordSize))
 	wg.Add(1)
 	go func() {
@@ -166,9 +161,8 @@ func measureRetention(ctx context.Context, o options, env *benchEnv, topic strin
 			case <-tick.C:
 			}
 			for range max(perTick, 1) {
-				v := make([]byte, len(value))
-				copy(v, value)
-				rand.Read(v[:16]) // no two records alike: nothing to deduplicate or compress
+				v := make([]byte, o.recordSize)
+				rand.Read(v) // incompressible, within a record and across records
 				prod.Produce(rctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
 					switch {
 					case err == nil:
