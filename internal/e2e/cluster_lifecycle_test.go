@@ -94,7 +94,7 @@ func TestClusterLifecycleSurvivesSIGKILL(t *testing.T) {
 						mu.Unlock()
 					}
 				})
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(2 * time.Millisecond) // a steady trickle: many small flushes, rows and swaps
 			}
 			if err := cl.Flush(ctx); err != nil {
 				t.Error(err)
@@ -126,7 +126,7 @@ func TestClusterLifecycleSurvivesSIGKILL(t *testing.T) {
 	}()
 
 	// Kill an agent every few seconds, mid whatever it was doing, and
-	// restart it.
+	// restart it. The sleeps pace the faults; nothing below waits on them.
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < 4; round++ {
 		time.Sleep(time.Duration(2500+rng.IntN(2000)) * time.Millisecond)

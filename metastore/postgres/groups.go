@@ -91,33 +91,13 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 
 // ClaimGroup implements metastore.GroupStore.
 func (s *Store) ClaimGroup(ctx context.Context, id string) (int64, error) {
-	var epoch int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO group_coordinators (group_id, epoch) VALUES ($1, 1)
-		ON CONFLICT (group_id) DO UPDATE SET epoch = group_coordinators.epoch + 1
-		RETURNING epoch`, id).Scan(&epoch)
-	if err != nil {
-		return 0, fmt.Errorf("claim group %s: %w", id, err)
-	}
-	return epoch, nil
+	return s.claim(ctx, groupClaims, id)
 }
 
 // checkGroupEpoch refuses, inside tx, a write from coordinator epoch
-// epoch (0: unfenced) once the group has been claimed again. The share
-// lock holds a concurrent claim until tx ends, so a claim and a write are
-// ordered one way or the other, never interleaved.
+// epoch (0: unfenced) once the group has been claimed again.
 func checkGroupEpoch(ctx context.Context, tx pgx.Tx, group string, epoch int64) error {
-	if epoch <= 0 {
-		return nil
-	}
-	var stored int64
-	err := tx.QueryRow(ctx, `SELECT epoch FROM group_coordinators WHERE group_id = $1 FOR SHARE`, group).Scan(&stored)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return err
-	}
-	if stored != epoch {
-		return fmt.Errorf("coordinator epoch %d, group %s is at %d: %w", epoch, group, stored, metastore.ErrCoordinatorMoved)
-	}
-	return nil
+	return checkClaim(ctx, tx, groupClaims, group, epoch)
 }
 
 // Groups implements metastore.GroupStore.

@@ -69,7 +69,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	}
 	started := t.StartMillis()
 	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
-		if err := checkTxnEpoch(ctx, tx, t.TransactionalID, t.CoordinatorEpoch); err != nil {
+		if err := checkClaim(ctx, tx, txnClaims, t.TransactionalID, t.CoordinatorEpoch); err != nil {
 			return err
 		}
 		var res sql.Result
@@ -108,31 +108,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 
 // ClaimTxn implements metastore.TxnStore.
 func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
-	var epoch int64
-	err := s.write.QueryRowContext(ctx, `INSERT INTO txn_coordinators (transactional_id, epoch) VALUES (?, 1)
-		ON CONFLICT (transactional_id) DO UPDATE SET epoch = txn_coordinators.epoch + 1
-		RETURNING epoch`, id).Scan(&epoch)
-	if err != nil {
-		return 0, fmt.Errorf("claim transactional id %s: %w", id, err)
-	}
-	return epoch, nil
-}
-
-// checkTxnEpoch refuses, inside tx (writes are serialized), a put from
-// coordinator epoch epoch (0: unfenced) once the id has been claimed again.
-func checkTxnEpoch(ctx context.Context, tx *sql.Tx, id string, epoch int64) error {
-	if epoch <= 0 {
-		return nil
-	}
-	var stored int64
-	err := tx.QueryRowContext(ctx, `SELECT epoch FROM txn_coordinators WHERE transactional_id = ?`, id).Scan(&stored)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if stored != epoch {
-		return fmt.Errorf("coordinator epoch %d, transactional id at %d: %w", epoch, stored, metastore.ErrCoordinatorMoved)
-	}
-	return nil
+	return s.claim(ctx, txnClaims, id)
 }
 
 // AbortedTxns implements metastore.TxnStore.
