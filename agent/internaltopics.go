@@ -139,13 +139,23 @@ func (a *Agent) topicByID(ctx context.Context, id metastore.TopicID) (*partition
 }
 
 // offsetsWatcher passes the store's reports of offset commits (any
-// agent's) to the long polls on __consumer_offsets.
+// agent's) to the long polls on __consumer_offsets, and wakes them all
+// whenever the watch (re)starts: commits made while not listening are
+// only in the store, and a woken long poll reads again.
 type offsetsWatcher struct {
 	metastore.CommitWatcher
 	log *group.OffsetLog
 }
 
 func (w offsetsWatcher) WatchCommits(ctx context.Context, h metastore.CommitHandler) error {
+	ready := h.Ready
+	h.Ready = func(seq int64) error {
+		w.log.CommittedAll()
+		if ready != nil {
+			return ready(seq)
+		}
+		return nil
+	}
 	h.OffsetsCommitted = w.log.CommittedPartition
 	return w.CommitWatcher.WatchCommits(ctx, h)
 }
@@ -162,6 +172,18 @@ func (s offsetCommitSignal) CommitOffsets(ctx context.Context, g string, offsets
 	err := s.Store.CommitOffsets(ctx, g, offsets)
 	if err == nil && len(offsets) > 0 {
 		s.log.Committed(g)
+	}
+	return err
+}
+
+// PutTxn: the put that completes a commit applies the transaction's
+// offsets (metastore.TxnStore.PutTxn).
+func (s offsetCommitSignal) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn) error {
+	err := s.Store.PutTxn(ctx, t, prev)
+	if err == nil {
+		for _, g := range metastore.OffsetsCommittedBy(t, prev) {
+			s.log.Committed(g.Group)
+		}
 	}
 	return err
 }

@@ -390,6 +390,81 @@ func TestConsumerOffsetsLongPollWakesAcrossAgents(t *testing.T) {
 	}
 }
 
+// TestConsumerOffsetsLongPollWakesOnTransactionalCommit: offsets a
+// transaction commits (TxnOffsetCommit, applied when EndTxn completes the
+// commit) wake a long poll on the group's partition of __consumer_offsets
+// on the same agent, which on SQLite (silt dev) has no store
+// notifications to learn it from.
+func TestConsumerOffsetsLongPollWakesOnTransactionalCommit(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, sqliteMem, nil)
+	cl := ta.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const group, txnID = "txg", "tx-offsets"
+	md, err := kadm.NewClient(cl).Metadata(ctx, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan *kmsg.FetchResponse, 1)
+	go func() {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "__consumer_offsets", md.Topics["__consumer_offsets"].ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = metastore.OffsetsPartition(group), 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Errorf("long poll: %v", err)
+		}
+		fetched <- resp
+	}()
+	poll.Until(t, "the long poll to wait", func() bool { return ta.Stats().FetchesWaiting.Load() == 1 })
+
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr(txnID), 60000
+	ir, err := init.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(ir.ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("init producer id: %v", err)
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txnID, ir.ProducerID, ir.ProducerEpoch, group
+	if ar, err := add.RequestWith(ctx, cl); err != nil || ar.ErrorCode != 0 {
+		t.Fatalf("add offsets to txn: %v %v", err, ar)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch, commit.Generation = txnID, group, ir.ProducerID, ir.ProducerEpoch, -1
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
+	ct.Topic = "in"
+	cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	cp.Partition, cp.Offset, cp.LeaderEpoch = 0, 42, -1
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	if cr, err := commit.RequestWith(ctx, cl); err != nil || cr.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("txn offset commit: %v %+v", err, cr)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txnID, ir.ProducerID, ir.ProducerEpoch, true
+	if er, err := end.RequestWith(ctx, cl); err != nil || er.ErrorCode != 0 {
+		t.Fatalf("end txn: %v %+v", err, er)
+	}
+	resp := <-fetched
+	if resp == nil {
+		t.FailNow()
+	}
+	fp := resp.Topics[0].Partitions[0]
+	var rb kmsg.RecordBatch
+	if fp.ErrorCode != 0 || fp.HighWatermark != 1 || rb.ReadFrom(fp.RecordBatches) != nil || rb.NumRecords != 1 {
+		t.Fatalf("long poll answered code %d, high watermark %d, batch %+v", fp.ErrorCode, fp.HighWatermark, rb)
+	}
+}
+
 // TestConsumerOffsetsACLs: with ACLs, __consumer_offsets is authorized like
 // any topic (as in Kafka): hidden from a listing and unreadable without
 // DESCRIBE and READ on it, readable with them; produce stays refused.

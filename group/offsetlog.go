@@ -228,6 +228,21 @@ func (l *OffsetLog) Committed(group string) {
 	l.CommittedPartition(metastore.OffsetsPartition(group))
 }
 
+// CommittedAll wakes every long poll on __consumer_offsets: commits may
+// have been missed (a store watch that restarted).
+func (l *OffsetLog) CommittedAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, chs := range l.waiters {
+		for ch := range chs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // CommittedPartition wakes the long polls on partition part.
 func (l *OffsetLog) CommittedPartition(part int32) {
 	l.mu.Lock()

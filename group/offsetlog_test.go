@@ -148,8 +148,17 @@ func TestOffsetLogWakes(t *testing.T) {
 	default:
 		t.Fatal("not woken by the group's commit")
 	}
+	// A store watch that restarts may have missed commits: every long
+	// poll reads again.
+	l.CommittedAll()
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not woken by CommittedAll")
+	}
 	l.Unwatch(metastore.OffsetsPartition("my-group"), ch)
 	l.Committed("my-group")
+	l.CommittedAll()
 	select {
 	case <-ch:
 		t.Fatal("woken after Unwatch")
