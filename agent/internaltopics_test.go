@@ -300,22 +300,7 @@ func testConsumeConsumerOffsets(t *testing.T, bk backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetched := make(chan *kmsg.FetchResponse, 1)
-	go func() {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "__consumer_offsets", md.Topics["__consumer_offsets"].ID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = part, 3, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Errorf("long poll: %v", err)
-		}
-		fetched <- resp
-	}()
+	fetched := longPollOffsets(t, ctx, cl, md.Topics["__consumer_offsets"].ID, part, 3)
 	poll.Until(t, "the long poll to wait", func() bool { return ta.Stats().FetchesWaiting.Load() == 1 })
 	commit(1, 8)
 	resp := <-fetched
@@ -358,23 +343,8 @@ func TestConsumerOffsetsLongPollWakesAcrossAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetched := make(chan *kmsg.FetchResponse, 1)
-	go func() {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "__consumer_offsets", md.Topics["__consumer_offsets"].ID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = 12, 1<<20 // my-group's
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		// To B itself: a client would route a fetch to the leader.
-		resp, err := req.RequestWith(ctx, clB.SeedBrokers()[0])
-		if err != nil {
-			t.Errorf("long poll: %v", err)
-		}
-		fetched <- resp
-	}()
+	// To B itself: a client would route a fetch to the leader.
+	fetched := longPollOffsets(t, ctx, clB.SeedBrokers()[0], md.Topics["__consumer_offsets"].ID, 12, 0) // my-group's
 	poll.Until(t, "the long poll to wait on B", func() bool { return b.Stats().FetchesWaiting.Load() == 1 })
 	if err := a.store.CommitOffsets(ctx, "my-group", []metastore.CommittedOffset{{Topic: "t", Partition: 3, Offset: 42, LeaderEpoch: -1}}); err != nil {
 		t.Fatal(err)
@@ -406,22 +376,7 @@ func TestConsumerOffsetsLongPollWakesOnTransactionalCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetched := make(chan *kmsg.FetchResponse, 1)
-	go func() {
-		req := kmsg.NewPtrFetchRequest()
-		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "__consumer_offsets", md.Topics["__consumer_offsets"].ID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = metastore.OffsetsPartition(group), 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Errorf("long poll: %v", err)
-		}
-		fetched <- resp
-	}()
+	fetched := longPollOffsets(t, ctx, cl, md.Topics["__consumer_offsets"].ID, metastore.OffsetsPartition(group), 0)
 	poll.Until(t, "the long poll to wait", func() bool { return ta.Stats().FetchesWaiting.Load() == 1 })
 
 	init := kmsg.NewPtrInitProducerIDRequest()
@@ -463,6 +418,30 @@ func TestConsumerOffsetsLongPollWakesOnTransactionalCommit(t *testing.T) {
 	if fp.ErrorCode != 0 || fp.HighWatermark != 1 || rb.ReadFrom(fp.RecordBatches) != nil || rb.NumRecords != 1 {
 		t.Fatalf("long poll answered code %d, high watermark %d, batch %+v", fp.ErrorCode, fp.HighWatermark, rb)
 	}
+}
+
+// longPollOffsets sends a Fetch of __consumer_offsets partition part
+// from offset, with a MaxWait of ten minutes (past any test's deadline),
+// through send (a client, or one of its brokers), and delivers the
+// response (nil on error).
+func longPollOffsets(t *testing.T, ctx context.Context, send kmsg.Requestor, topicID [16]byte, part int32, offset int64) <-chan *kmsg.FetchResponse {
+	fetched := make(chan *kmsg.FetchResponse, 1)
+	go func() {
+		req := kmsg.NewPtrFetchRequest()
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32((10 * time.Minute).Milliseconds()), 1, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "__consumer_offsets", topicID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = part, offset, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, send)
+		if err != nil {
+			t.Errorf("long poll: %v", err)
+		}
+		fetched <- resp
+	}()
+	return fetched
 }
 
 // TestConsumerOffsetsACLs: with ACLs, __consumer_offsets is authorized like
