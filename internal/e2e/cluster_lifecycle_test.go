@@ -81,6 +81,8 @@ func TestClusterLifecycleSurvivesSIGKILL(t *testing.T) {
 				return
 			}
 			defer cl.Close()
+			// Bursts of 20, each waited for: a trickle paced by the
+			// acknowledgements, so many small flushes, rows and swaps.
 			for i := 0; pctx.Err() == nil; i++ {
 				v := fmt.Sprintf("%s-%06d", topic, i)
 				r := &kgo.Record{Value: []byte(v)}
@@ -94,7 +96,12 @@ func TestClusterLifecycleSurvivesSIGKILL(t *testing.T) {
 						mu.Unlock()
 					}
 				})
-				time.Sleep(2 * time.Millisecond) // a steady trickle: many small flushes, rows and swaps
+				if i%20 == 19 {
+					if err := cl.Flush(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+				}
 			}
 			if err := cl.Flush(ctx); err != nil {
 				t.Error(err)
@@ -125,11 +132,18 @@ func TestClusterLifecycleSurvivesSIGKILL(t *testing.T) {
 		}
 	}()
 
-	// Kill an agent every few seconds, mid whatever it was doing, and
-	// restart it. The sleeps pace the faults; nothing below waits on them.
+	// Kill an agent, mid whatever it was doing, and restart it, four
+	// times; before each kill the producers get 1,000 to 2,000 more
+	// records acknowledged, so the jobs have new rows to work on.
 	rng := rand.New(rand.NewPCG(1, 2))
+	ackedNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
 	for round := 0; round < 4; round++ {
-		time.Sleep(time.Duration(2500+rng.IntN(2000)) * time.Millisecond)
+		want := ackedNow() + 1000 + rng.IntN(1000)
+		poll.Within(t, fmt.Sprintf("%d records acknowledged", want), 2*time.Minute, func() bool { return ackedNow() >= want })
 		p := c.procs[round%len(c.procs)]
 		p.kill()
 		p.start()
