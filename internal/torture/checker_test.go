@@ -332,7 +332,7 @@ func (k *checker) check(ctx context.Context, ref *view, maxHW map[string]ends) {
 	for _, x := range sortedTxns(l.txns) {
 		tx := l.txns[x]
 		if tx.outcome == txnCommitted && perTxn[x] != tx.records {
-			k.v.add("txn-lost", "transaction %s committed %d records, read_committed shows %d", x, tx.records, perTxn[x])
+			k.v.add("txn-lost", "transaction %s committed %d records (%d produces acknowledged), read_committed shows %d", x, tx.records, tx.produced, perTxn[x])
 			for p := int32(0); p < partitions; p++ {
 				if tl := txnTimeline(ref.logs[readCopiedRU][p], ref.logs[readCopiedRC][p], x, l.txns); tl != "" {
 					k.logf("txn-lost: transaction %s on copied/%d, read_uncommitted around it (rc: records read_committed shows):\n%s", x, p, tl)

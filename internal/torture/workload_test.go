@@ -328,6 +328,7 @@ func (w *workload) copyLoop(ctx context.Context, sess *kgo.GroupTransactSession,
 		w.l.txns[id] = rec
 		w.l.mu.Unlock()
 		var produced atomic.Int64
+		var produceErr atomic.Pointer[error]
 		var wg sync.WaitGroup
 		fs.EachRecord(func(r *kgo.Record) {
 			wg.Add(1)
@@ -336,17 +337,37 @@ func (w *workload) copyLoop(ctx context.Context, sess *kgo.GroupTransactSession,
 					defer wg.Done()
 					if err == nil {
 						produced.Add(1)
+					} else {
+						produceErr.CompareAndSwap(nil, &err)
 					}
 				})
 		})
+		// Every produce is answered before the transaction ends, and it
+		// commits only if all of them succeeded: franz-go's documented
+		// exactly-once pattern (AbortingFirstErrPromise). The client does
+		// not refuse the commit itself: after a failed transactional
+		// produce it reloads its producer id, which bumps the epoch and
+		// aborts what the transaction wrote, and the offset commit that
+		// follows begins a new transaction that commits the offsets alone,
+		// on Kafka as on Silt. (Deliberate aborts flush too, so that
+		// read_committed readers have aborted records to not see.)
+		fctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		flushErr := sess.Client().Flush(fctx)
+		cancel()
+		if flushErr == nil {
+			wg.Wait()
+		}
 		end := kgo.TryCommit
-		if rec.deliberate {
+		switch {
+		case rec.deliberate:
 			end = kgo.TryAbort
-			// Let the aborted records reach the log before the abort, so
-			// that read_committed readers have something to not see.
-			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			_ = sess.Client().Flush(fctx)
-			cancel()
+		case flushErr != nil:
+			end = kgo.TryAbort
+			w.logf("copier %d: transaction %s aborts: flush: %v", copier, id, flushErr)
+		case produceErr.Load() != nil:
+			end = kgo.TryAbort
+			w.logf("copier %d: transaction %s aborts: %d of %d produces failed, the first with: %v",
+				copier, id, int64(rec.records)-produced.Load(), rec.records, *produceErr.Load())
 		}
 		ectx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		committed, err := sess.End(ectx, end)
