@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +89,15 @@ type Compactor struct {
 	OnSwap func(r metastore.Replacement)
 	// Cleaner, if set, runs keyed compaction after each pass of Run.
 	Cleaner *Cleaner
+	// ExpiryHorizon, if positive, leaves alone the data retention will
+	// expire within it: a run whose newest record leaves retention.ms, or
+	// whose partition will pass retention.bytes at its current rate, that
+	// soon is not compacted. A compaction keeps its data in the bucket
+	// twice for gc.grace (its source segments are deleted only then), and
+	// its compacted segment expires only whole, so rewriting data about to
+	// expire buys little and holds the bucket well above what retention
+	// promises; the agent sets it to a few gc.graces.
+	ExpiryHorizon time.Duration
 	// KeyedMaxOffsets, if positive, bounds the offsets of one compacted
 	// segment of a topic whose cleanup.policy contains compact: the keys
 	// the Cleaner's map holds (DedupeMapKeys), so that the Cleaner can
@@ -171,7 +182,14 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 		if strings.Contains(t.Config["cleanup.policy"], "compact") {
 			maxOffsets = c.KeyedMaxOffsets
 		}
-		err := c.compactPartition(ctx, ref, st, maxOffsets, &res)
+		var soon *expiresSoon
+		if c.ExpiryHorizon > 0 {
+			now := time.Now()
+			if p, ok := policyOf(t.Config, now.Add(c.ExpiryHorizon)); ok {
+				soon = &expiresSoon{policy: p, horizon: c.ExpiryHorizon, now: now}
+			}
+		}
+		err := c.compactPartition(ctx, ref, st, maxOffsets, soon, &res)
 		if err != nil && ctx.Err() == nil {
 			c.Log.Warn("compaction of a partition failed", "topic", t.Name, "partition", ref.Partition, "err", err)
 		}
@@ -191,12 +209,51 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 	return res, first
 }
 
+// expiresSoon tells whether retention will expire a run of rows within
+// the Compactor's ExpiryHorizon.
+type expiresSoon struct {
+	policy  metastore.RetentionPolicy // a topic's retention, taken at now + horizon
+	horizon time.Duration
+	now     time.Time
+}
+
+// bytesMatter reports whether run needs the bytes above it.
+func (e *expiresSoon) bytesMatter() bool { return e.policy.MaxBytes >= 0 }
+
+// run reports whether retention expires rows within the horizon, after
+// being the bytes of the partition's rows above them: by time, their newest
+// record is older than retention.ms will allow then; by bytes, the
+// partition already holds retention.bytes above them, or will within the
+// horizon at the rate it grew since their newest record.
+func (e *expiresSoon) run(rows []metastore.IndexEntry, after int64) bool {
+	p, now, horizon := e.policy, e.now, e.horizon
+	newest := int64(math.MinInt64)
+	for _, r := range rows {
+		newest = max(newest, r.MaxTimestamp)
+	}
+	if p.ExpireBefore != math.MinInt64 && newest < p.ExpireBefore {
+		return true
+	}
+	if p.MaxBytes < 0 {
+		return false
+	}
+	if after >= p.MaxBytes {
+		return true
+	}
+	// (MaxBytes - after) / rate < horizon, with rate = after / age.
+	age := now.UnixMilli() - newest
+	return after > 0 && age > 0 && float64(p.MaxBytes-after)*float64(age) < float64(horizon.Milliseconds())*float64(after)
+}
+
 // compactPartition compacts runs of level 0 rows of one partition until
-// none is left below its last stable offset.
-func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, maxOffsets int64, res *Compaction) error {
+// none is left below its last stable offset. Runs soon says retention
+// expires shortly are passed over (soon may be nil).
+func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, maxOffsets int64, soon *expiresSoon, res *Compaction) error {
 	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
 	from := max(st.LogStartOffset, c.done[mtp])
 	end := min(st.LastStableOffset, st.HighWatermark)
+	var suffix *suffixBytes
+	passedOver := false
 	for from < end {
 		run, next, err := c.nextRun(ctx, mtp, from, end, maxOffsets)
 		if err != nil {
@@ -206,8 +263,28 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 			res.AwaitingBytes += r.Length
 		}
 		if len(run) == 0 {
-			c.done[mtp] = next
+			if !passedOver {
+				c.done[mtp] = next
+			}
 			return nil
+		}
+		if soon != nil {
+			var after int64
+			if soon.bytesMatter() {
+				if suffix == nil {
+					if suffix, err = c.suffixBytes(ctx, mtp, from); err != nil {
+						return err
+					}
+				}
+				after = suffix.after(run[len(run)-1].LastOffset)
+			}
+			if soon.run(run, after) {
+				// Not marked done: these rows stay level 0 until
+				// retention takes them.
+				passedOver = true
+				from = next
+				continue
+			}
 		}
 		ok, err := c.compactRun(ctx, tp, run, res)
 		if err != nil {
@@ -220,9 +297,53 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 			return nil
 		}
 		from = next
-		c.done[mtp] = next
+		if !passedOver {
+			c.done[mtp] = next
+		}
 	}
 	return nil
+}
+
+// suffixBytes knows the bytes of a partition's rows from some offset on,
+// to tell the bytes above any offset past it.
+type suffixBytes struct {
+	lasts []int64 // rows' last offsets, ascending
+	cum   []int64 // cum[i]: bytes of rows 0..i
+}
+
+// after returns the bytes of the rows whose offsets lie above offset.
+func (s *suffixBytes) after(offset int64) int64 {
+	if len(s.cum) == 0 {
+		return 0
+	}
+	i := sort.Search(len(s.lasts), func(i int) bool { return s.lasts[i] > offset })
+	if i == 0 {
+		return s.cum[len(s.cum)-1]
+	}
+	return s.cum[len(s.cum)-1] - s.cum[i-1]
+}
+
+// suffixBytes reads the lengths of tp's rows from offset from to its end.
+func (c *Compactor) suffixBytes(ctx context.Context, tp metastore.TopicPartition, from int64) (*suffixBytes, error) {
+	s := &suffixBytes{}
+	var total int64
+	for next := from; ; {
+		rows, err := c.Store.Index(ctx, tp, next, 1<<62, compactScanRows)
+		if err != nil {
+			return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, next, err)
+		}
+		for _, r := range rows {
+			if r.LastOffset < next {
+				continue
+			}
+			total += r.Length
+			s.lasts, s.cum = append(s.lasts, r.LastOffset), append(s.cum, total)
+			next = r.LastOffset + 1
+		}
+		if len(rows) < compactScanRows {
+			return s, nil
+		}
+	}
 }
 
 // nextRun finds, from offset from on, the first run of consecutive level 0

@@ -263,3 +263,53 @@ func mustIndex(t *testing.T, st metastore.Store, tp metastore.TopicPartition) []
 	}
 	return rows
 }
+
+// Data retention will expire within ExpiryHorizon is not rewritten: by
+// retention.ms, a run whose newest record expires within the horizon; by
+// retention.bytes, one above which the partition already holds
+// retention.bytes. The rest compacts as ever.
+func TestCompactionPassesOverDataAboutToExpire(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	// flushOf's records are stamped 1_700_000_000_000 (+ a few ms).
+	age := time.Now().UnixMilli() - 1_700_000_000_000
+	cases := []struct {
+		config   map[string]string
+		wantLeft int // rows left level 0, of three
+	}{
+		{map[string]string{"retention.ms": fmt.Sprint(age + 30_000)}, 3},         // expires in 30 s
+		{map[string]string{"retention.ms": fmt.Sprint(age + 3_600_000)}, 0},      // in an hour
+		{map[string]string{"retention.ms": "-1", "retention.bytes": "1"}, 2},     // all but the newest row are over
+		{map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}, 0},    // kept forever
+		{map[string]string{"cleanup.policy": "compact", "retention.ms": "1"}, 0}, // not expired at all
+	}
+	topics := make([]metastore.Topic, len(cases))
+	for i, tc := range cases {
+		topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: fmt.Sprintf("t%d", i), Partitions: 1, Config: tc.config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics[i] = topic
+		for j := 0; j < 3; j++ {
+			flushOf(t, st, b, fmt.Sprintf("segments/t%d-%d.seg", i, j), topic, map[int32][]int{0: {2}})
+		}
+	}
+	// SegmentBytes 1: each row is a run of its own.
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1, ExpiryHorizon: time.Minute}
+	for pass := 0; pass < 2; pass++ { // the second pass leaves what the first did
+		if _, err := c.CompactOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, tc := range cases {
+			left := 0
+			for _, r := range mustIndex(t, st, metastore.TopicPartition{Topic: topics[i].ID}) {
+				if !strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) {
+					left++
+				}
+			}
+			if left != tc.wantLeft {
+				t.Errorf("pass %d, config %v: %d rows left uncompacted, want %d", pass, tc.config, left, tc.wantLeft)
+			}
+		}
+	}
+}
