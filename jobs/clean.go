@@ -67,12 +67,16 @@ type CleanerStore interface {
 // did. Also removed: records without a key, records of aborted
 // transactions, and tombstones whose delete horizon (set in their batch
 // by the pass that first cleaned them: now + delete.retention.ms, KIP-534)
-// has passed. Control batches (transaction markers) are kept, 78 bytes
-// each: an abort marker may only go together with its aborted-transaction
-// row in the store (read_committed consumers skip a producer's batches
-// from an aborted transaction's first offset until its abort marker), and
-// a marker only once its transaction's records are gone and a delete
-// horizon has passed, as in Kafka; not built.
+// has passed. Transaction markers, as in Kafka: a COMMIT marker goes once
+// no record of its transaction is left and its delete horizon (set by the
+// pass that first found it so: now + delete.retention.ms) has passed.
+// ABORT markers are kept, 78 bytes each: one may only go together with
+// its aborted-transaction row in the store (read_committed consumers skip
+// a producer's batches from an aborted transaction's first offset until
+// its abort marker), and a fetch reads the rows and the aborted
+// transactions in two queries, so a fetch that got the row but a cleaned
+// segment without the marker would skip that producer's later committed
+// batches; removing both safely needs the two read together (not built).
 //
 // Each cleaned segment (rows of up to SegmentBytes in) is swapped in by
 // metastore.CompactionStore.ReplaceIndex, in offset order; a swap refused
@@ -110,6 +114,7 @@ type Cleaning struct {
 	ReadBytes    int64 // bytes of rows read (mapping and rewriting)
 	WrittenBytes int64 // cleaned segment bytes written
 	Removed      int64 // records removed
+	Markers      int64 // commit markers removed
 	// Partial counts partitions whose dirty part had more keys than the
 	// map holds: cleaned up to where it filled.
 	Partial int
@@ -280,14 +285,17 @@ func (c *Cleaner) cleanPartition(ctx context.Context, tp segment.TopicRef, confi
 	res.Partitions++
 
 	// Rewrite rows [0, mapped) in segments of up to SegmentBytes in, in
-	// offset order, stopping at the first that does not swap in.
+	// offset order, stopping at the first that does not swap in. open
+	// follows, across them, the producers whose current transaction has a
+	// record kept, so each marker knows whether its transaction does.
+	open := make(map[int64]bool)
 	for from := 0; from < mapped; {
 		to, bytesIn := from+1, rows[from].Length
 		for to < mapped && bytesIn+rows[to].Length <= c.SegmentBytes {
 			bytesIn += rows[to].Length
 			to++
 		}
-		ok, err := c.cleanRows(ctx, tp, rows[from:to], m, aborted, pol, nowMs, res)
+		ok, err := c.cleanRows(ctx, tp, rows[from:to], m, aborted, open, pol, nowMs, res)
 		if err != nil || !ok {
 			return err
 		}
@@ -406,9 +414,11 @@ func (c *Cleaner) abortedOf(ctx context.Context, tp metastore.TopicPartition, ro
 
 // cleanRows rewrites rows (consecutive) into one cleaned segment and swaps
 // it in; it reports whether the swap happened (or was not needed: rows
-// already clean that the map changes nothing in).
+// already clean that the map changes nothing in). open holds the producers
+// whose transaction has a record kept so far in the pass; cleanRows keeps
+// it up to date.
 func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []metastore.IndexEntry, m *offsetMap,
-	aborted abortedRanges, pol cleanPolicy, nowMs int64, res *Cleaning) (bool, error) {
+	aborted abortedRanges, open map[int64]bool, pol cleanPolicy, nowMs int64, res *Cleaning) (bool, error) {
 	chunks := make([][]byte, len(rows))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(compactReads)
@@ -426,6 +436,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 		batches [][]byte
 		changed bool
 		removed int64
+		markers int64
 		pending int64 // the latest delete horizon still ahead
 		last    []byte
 	)
@@ -434,6 +445,29 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 		changed = changed || !strings.HasPrefix(r.SegmentKey, CleanedPrefix)
 		res.ReadBytes += int64(len(chunks[i]))
 		err := walkRow(r, chunks[i], func(b []byte, h segment.BatchHeader, base int64) error {
+			if h.IsControl() {
+				out, drop, err := cleanMarker(b, h, open, horizon, nowMs)
+				if err != nil {
+					return fmt.Errorf("the marker at offset %d: %w", base, err)
+				}
+				segment.SetBaseOffset(out, base)
+				if drop {
+					markers++
+					last = out // dropped, unless it ends the segment
+					return nil
+				}
+				if oh, err := segment.ParseBatchHeader(out); err == nil {
+					if ohz, ok := oh.DeleteHorizon(); ok && ohz > nowMs {
+						pending = max(pending, ohz)
+					}
+				}
+				if last != nil || !bytes.Equal(out, b) {
+					changed = true
+				}
+				batches = append(batches, out)
+				last = nil
+				return nil
+			}
 			var (
 				out  []byte
 				kept int
@@ -465,8 +499,9 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 				return err
 			}
 			segment.SetBaseOffset(out, base)
-			if !h.IsControl() {
-				removed += int64(h.NumRecords) - int64(kept)
+			removed += int64(h.NumRecords) - int64(kept)
+			if kept > 0 && h.IsTransactional() {
+				open[h.ProducerID] = true
 			}
 			if !bytes.Equal(out, b) {
 				changed = true
@@ -474,7 +509,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 			if ohz, ok := oh.DeleteHorizon(); ok && tombstone {
 				pending = max(pending, ohz)
 			}
-			if kept == 0 && !h.IsControl() {
+			if kept == 0 {
 				last = out // dropped, unless it ends the segment
 				return nil
 			}
@@ -516,7 +551,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 		Position: ci.Position, Length: ci.Length, BatchCount: ci.BatchCount,
 		MinTimestamp: ci.MinTimestamp, MaxTimestamp: ci.MaxTimestamp,
 		// Other agents drop their cached rows, which name removed records.
-		Removes: removed > 0,
+		Removes: removed > 0 || markers > 0,
 	}
 	ok, err := c.Store.ReplaceIndex(ctx, r)
 	switch {
@@ -536,6 +571,7 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 	}
 	res.Segments++
 	res.Removed += removed
+	res.Markers += markers
 	if c.Metrics != nil {
 		c.Metrics.cleanerSegments.Inc()
 		c.Metrics.cleanerRemoved.Add(float64(removed))
@@ -544,6 +580,28 @@ func (c *Cleaner) cleanRows(ctx context.Context, tp segment.TopicRef, rows []met
 		c.OnSwap(r)
 	}
 	return true, nil
+}
+
+// cleanMarker decides a transaction marker's fate in a cleaning pass (see
+// Cleaner): drop reports that it goes, and out is the marker to write
+// otherwise, dated with horizon if it is a COMMIT marker whose transaction
+// has no record left and was not dated yet. The producer's transaction
+// ends here either way.
+func cleanMarker(b []byte, h segment.BatchHeader, open map[int64]bool, horizon, nowMs int64) (out []byte, drop bool, err error) {
+	commit, err := segment.MarkerCommits(b)
+	if err != nil {
+		return nil, false, err
+	}
+	hadRecords := open[h.ProducerID]
+	delete(open, h.ProducerID)
+	if !commit || hadRecords {
+		return append([]byte(nil), b...), false, nil
+	}
+	if hz, ok := h.DeleteHorizon(); ok && hz <= nowMs {
+		return append([]byte(nil), b...), true, nil
+	}
+	out, err = segment.StampMarkerHorizon(nil, b, horizon)
+	return out, false, err
 }
 
 // cleanedHorizon reads the delete horizon from a cleaned segment's key

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"strings"
@@ -480,5 +481,128 @@ func TestCompactorBoundsKeyedRowsByMap(t *testing.T) {
 		Now: func() time.Time { return time.UnixMilli(2000) }}
 	if res, err := cl.CleanOnce(ctx); err != nil || res.Partitions != 1 || res.Partial != 1 {
 		t.Fatalf("CleanOnce = %+v, %v; want the first row mapped whole", res, err)
+	}
+}
+
+// txnBatch is a transactional data batch of producer pid.
+func txnBatch(pid int64, recs []segment.Record) []byte {
+	b := segment.BuildBatch(0, recs)
+	binary.BigEndian.PutUint16(b[21:], binary.BigEndian.Uint16(b[21:])|0x10) // transactional
+	binary.BigEndian.PutUint64(b[43:], uint64(pid))
+	binary.BigEndian.PutUint16(b[51:], 0)
+	binary.BigEndian.PutUint32(b[53:], 0)
+	binary.BigEndian.PutUint32(b[17:], segment.Checksum(b[21:]))
+	return b
+}
+
+// markersIn lists the markers of tp's rows by offset: true for a commit.
+func markersIn(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	for _, r := range mustIndex(t, st, tp) {
+		chunk, err := b.Get(context.Background(), r.SegmentKey, r.Position, r.Length)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := r.BaseOffset
+		for len(chunk) > 0 {
+			batch, rest, h, err := segment.NextBatch(chunk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) || strings.HasPrefix(r.SegmentKey, jobs.CleanedPrefix) {
+				base = h.BaseOffset
+			}
+			if h.IsControl() {
+				commit, err := segment.MarkerCommits(batch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[base] = commit
+			}
+			base += h.OffsetCount()
+			chunk = rest
+		}
+	}
+	return out
+}
+
+// Kafka's cleaner removes a COMMIT marker once none of its transaction's
+// records is left and a delete horizon, set by the pass that first found
+// it so, has passed; markers of transactions with records left, and ABORT
+// markers, stay.
+func TestCleanerRemovesEmptiedCommitMarkers(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
+		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := metastore.TopicPartition{Topic: topic.ID}
+	const ts = 1_700_000_000_000
+	rec := func(k, v string) []segment.Record {
+		return []segment.Record{{TimestampMs: ts, Key: []byte(k), Value: []byte(v)}}
+	}
+	// Offsets: 0 a=1 (pid 7), 1 COMMIT, 2 a=2 (pid 7), 3 COMMIT, 4 b=1
+	// (pid 8), 5 COMMIT, 6 ABORT (pid 9, nothing written).
+	batches := [][]byte{
+		txnBatch(7, rec("a", "1")), segment.ControlBatch(7, 0, true, 0, ts),
+		txnBatch(7, rec("a", "2")), segment.ControlBatch(7, 0, true, 0, ts),
+		txnBatch(8, rec("b", "1")), segment.ControlBatch(8, 0, true, 0, ts),
+		segment.ControlBatch(9, 0, false, 0, ts),
+	}
+	w := segment.NewWriter()
+	for _, batch := range batches {
+		h, err := segment.ParseBatchHeader(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(segment.TopicRef{ID: topic.ID, Name: topic.Name}, batch, h)
+	}
+	obj, chunks := w.Finish()
+	if err := st.RecordUpload(ctx, "segments/txn.seg", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "segments/txn.seg", obj); err != nil {
+		t.Fatal(err)
+	}
+	c := chunks[0]
+	if _, err := st.CommitFlush(ctx, metastore.Flush{SegmentKey: "segments/txn.seg", AgentID: "a", Size: int64(len(obj)), Chunks: []metastore.Chunk{{
+		TopicPartition: tp, Position: c.Position, Length: c.Length,
+		OffsetCount: c.OffsetCount, BatchCount: c.BatchCount, MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20}).CompactOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(ts)
+	cl := &jobs.Cleaner{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, DedupeBufferBytes: 1 << 20,
+		Now: func() time.Time { return now }}
+	// First pass: a=1 goes; its COMMIT is dated, not removed yet.
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 1 || res.Removed != 1 || res.Markers != 0 {
+		t.Fatalf("first pass = %+v, %v; want a=1 removed and no marker", res, err)
+	}
+	want := map[int64]bool{1: true, 3: true, 5: true, 6: false}
+	if got := markersIn(t, st, b, tp); !maps.Equal(got, want) {
+		t.Fatalf("markers after the first pass %v, want %v", got, want)
+	}
+	// Past the horizon: the COMMIT of the emptied transaction goes.
+	now = now.Add(2 * time.Second)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 1 || res.Markers != 1 {
+		t.Fatalf("pass after the horizon = %+v, %v; want one marker removed", res, err)
+	}
+	delete(want, 1)
+	if got := markersIn(t, st, b, tp); !maps.Equal(got, want) {
+		t.Fatalf("markers after the horizon %v, want %v", got, want)
+	}
+	if got := latest(readLog(t, st, b, tp)); !maps.Equal(got, map[string]string{"a": "2", "b": "1"}) {
+		t.Fatalf("records after cleaning %v", got)
+	}
+	// Nothing is due any more.
+	now = now.Add(time.Hour)
+	if res, err := cl.CleanOnce(ctx); err != nil || res.Segments != 0 || res.Markers != 0 {
+		t.Fatalf("a later pass = %+v, %v; want nothing to do", res, err)
 	}
 }

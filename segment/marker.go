@@ -1,0 +1,103 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// maxMarkerBytes bounds what a marker's records may decompress to: Kafka
+// writes one record of a few bytes, uncompressed.
+const maxMarkerBytes = 1 << 10
+
+// markerRecords decodes the records of a control batch (a transaction
+// marker), CRC checked.
+func markerRecords(batch []byte) (BatchHeader, []cleanRecord, error) {
+	h, err := ParseBatchHeader(batch)
+	if err != nil {
+		return h, nil, err
+	}
+	if !h.IsControl() {
+		return h, nil, fmt.Errorf("not a control batch: %w", ErrInvalidRecord)
+	}
+	if h.BatchLength < batchMinLength || h.Size() != len(batch) {
+		return h, nil, fmt.Errorf("batch length %d with %d bytes present: %w", h.BatchLength, len(batch), ErrCorruptBatch)
+	}
+	if got := Checksum(batch[batchCRCStart:]); got != h.CRC {
+		return h, nil, fmt.Errorf("batch crc %08x, computed %08x: %w", h.CRC, got, ErrCorruptBatch)
+	}
+	raw, err := decompressRecords(h.Compression(), batch[BatchHeaderSize:], maxMarkerBytes)
+	if err != nil {
+		return h, nil, err
+	}
+	var recs []cleanRecord
+	for i := int32(0); i < h.NumRecords; i++ {
+		r, rest, err := decodeRecord(raw)
+		if err != nil {
+			return h, nil, fmt.Errorf("control record %d: %w", i, err)
+		}
+		r.Timestamp = h.FirstTimestamp + r.tsDelta
+		recs = append(recs, r)
+		raw = rest
+	}
+	if len(raw) != 0 {
+		return h, nil, fmt.Errorf("%d bytes after %d control records: %w", len(raw), h.NumRecords, ErrCorruptBatch)
+	}
+	return h, recs, nil
+}
+
+// MarkerCommits reports whether a transaction marker commits its
+// transaction (else it aborts it): the type in its record's key (version
+// int16, type int16: 0 abort, 1 commit), as ControlBatch writes it.
+func MarkerCommits(batch []byte) (bool, error) {
+	_, recs, err := markerRecords(batch)
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 || len(recs[0].Key) < 4 {
+		return false, fmt.Errorf("control batch without a control record key: %w", ErrCorruptBatch)
+	}
+	switch typ := binary.BigEndian.Uint16(recs[0].Key[2:]); typ {
+	case 0:
+		return false, nil
+	case 1:
+		return true, nil
+	default:
+		return false, fmt.Errorf("control record type %d is not a transaction marker: %w", typ, ErrInvalidRecord)
+	}
+}
+
+// StampMarkerHorizon appends to dst marker with horizon as its delete
+// horizon (KIP-534: attributes bit 6, FirstTimestamp = horizon, record
+// timestamp deltas rebased so every record's timestamp stays), which is how
+// a log cleaner dates the first pass over a marker; the marker goes once
+// that horizon has passed and its transaction has no record left. A marker
+// that has a horizon is appended unchanged. The records stay uncompressed,
+// as Kafka writes markers.
+func StampMarkerHorizon(dst, marker []byte, horizon int64) ([]byte, error) {
+	h, recs, err := markerRecords(marker)
+	if err != nil {
+		return dst, err
+	}
+	if _, ok := h.DeleteHorizon(); ok {
+		return append(dst, marker...), nil
+	}
+	var raw, body []byte
+	for _, r := range recs {
+		body = append(body[:0], r.attrs)
+		body = binary.AppendVarint(body, r.Timestamp-horizon)
+		body = append(body, r.rest...)
+		raw = binary.AppendVarint(raw, int64(len(body)))
+		raw = append(raw, body...)
+	}
+	start := len(dst)
+	dst = append(dst, marker[:BatchHeaderSize]...)
+	dst = append(dst, raw...)
+	b := dst[start:]
+	be := binary.BigEndian
+	attrs := uint16(h.Attributes)&^attrCompressionMask | attrDeleteHorizon
+	be.PutUint32(b[8:], uint32(len(b)-batchLengthEnd))
+	be.PutUint16(b[21:], attrs)
+	be.PutUint64(b[27:], uint64(horizon))
+	be.PutUint32(b[batchCRCPos:], Checksum(b[batchCRCStart:]))
+	return dst, nil
+}
