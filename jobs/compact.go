@@ -224,12 +224,17 @@ func (e *expiresSoon) bytesMatter() bool { return e.policy.MaxBytes >= 0 }
 // being the bytes of the partition's rows above them: by time, their newest
 // record is older than retention.ms will allow then; by bytes, the
 // partition already holds retention.bytes above them, or will within the
-// horizon at the rate it grew since their newest record.
+// horizon at the rate it grew since their oldest record (their bytes and
+// those above them over that time: record timestamps, as retention.ms
+// uses them).
 func (e *expiresSoon) run(rows []metastore.IndexEntry, after int64) bool {
 	p, now, horizon := e.policy, e.now, e.horizon
-	newest := int64(math.MinInt64)
+	newest, oldest := int64(math.MinInt64), int64(math.MaxInt64)
+	var bytes int64
 	for _, r := range rows {
 		newest = max(newest, r.MaxTimestamp)
+		oldest = min(oldest, r.MinTimestamp)
+		bytes += r.Length
 	}
 	if p.ExpireBefore != math.MinInt64 && newest < p.ExpireBefore {
 		return true
@@ -240,9 +245,9 @@ func (e *expiresSoon) run(rows []metastore.IndexEntry, after int64) bool {
 	if after >= p.MaxBytes {
 		return true
 	}
-	// (MaxBytes - after) / rate < horizon, with rate = after / age.
-	age := now.UnixMilli() - newest
-	return after > 0 && age > 0 && float64(p.MaxBytes-after)*float64(age) < float64(horizon.Milliseconds())*float64(after)
+	// (MaxBytes - after) / rate < horizon, rate = (bytes + after) / span.
+	span := now.UnixMilli() - oldest
+	return span > 0 && float64(p.MaxBytes-after)*float64(span) < float64(horizon.Milliseconds())*float64(bytes+after)
 }
 
 // compactPartition compacts runs of level 0 rows of one partition until

@@ -313,3 +313,43 @@ func TestCompactionPassesOverDataAboutToExpire(t *testing.T) {
 		}
 	}
 }
+
+// By retention.bytes, a run the partition's growth will push out within
+// ExpiryHorizon is passed over even when little is above it yet: the rate
+// is the run's bytes and those above it over the time since its oldest
+// record.
+func TestCompactionPassesOverDataBytesRetentionExpiresSoon(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	now := time.Now()
+	for i, tc := range []struct {
+		age      time.Duration // of the records
+		wantLeft int
+	}{
+		{time.Second, 3},    // three rows a second: ten rows' worth fills in seconds
+		{24 * time.Hour, 0}, // three rows a day: not soon
+	} {
+		topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: fmt.Sprintf("t%d", i), Partitions: 1,
+			Config: map[string]string{"retention.ms": "-1", "retention.bytes": "100000"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 3; j++ {
+			keyedFlush(t, st, b, fmt.Sprintf("segments/t%d-%d.seg", i, j), topic, []segment.Record{{
+				TimestampMs: now.Add(-tc.age).UnixMilli(), Key: []byte("k"), Value: make([]byte, 3000)}})
+		}
+		c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20, ExpiryHorizon: time.Minute}
+		if _, err := c.CompactOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		for _, r := range mustIndex(t, st, metastore.TopicPartition{Topic: topic.ID}) {
+			if !strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) {
+				left++
+			}
+		}
+		if left != tc.wantLeft {
+			t.Errorf("records %s old: %d rows left uncompacted, want %d", tc.age, left, tc.wantLeft)
+		}
+	}
+}
