@@ -233,6 +233,16 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 			rp.RecordBatches = data
 			if readCommitted {
 				aborted, err := a.store.AbortedTxns(ctx, fp.p.TP, fp.offset, end)
+				if errors.Is(err, metastore.ErrOffsetOutOfRange) {
+					// Retention moved the log start past what was read
+					// and pruned the aborted transactions there: without
+					// them these records cannot be filtered.
+					_, rp.LogStartOffset = fp.p.Offsets()
+					rp.ErrorCode = kerr.OffsetOutOfRange.Code
+					rp.RecordBatches = noRecords
+					errored = true
+					continue
+				}
 				if err != nil {
 					a.log.Warn("fetch aborted transactions", "topic", fp.p.TopicName, "partition", fp.p.Index, "err", err)
 					rp.ErrorCode = kerr.KafkaStorageError.Code

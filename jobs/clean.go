@@ -228,7 +228,7 @@ func (c *Cleaner) cleanPartition(ctx context.Context, tp segment.TopicRef, confi
 	}
 	m := c.offsets
 	m.reset()
-	aborted, err := c.abortedOf(ctx, mtp, rows, clean+dirty)
+	aborted, err := c.abortedOf(ctx, mtp, rows, clean+dirty, st.LogStartOffset)
 	if err != nil {
 		return err
 	}
@@ -396,13 +396,16 @@ func (a abortedRanges) has(h segment.BatchHeader, base int64) bool {
 	return false
 }
 
-// abortedOf lists the aborted transactions over rows[:n].
-func (c *Cleaner) abortedOf(ctx context.Context, tp metastore.TopicPartition, rows []metastore.IndexEntry, n int) (abortedRanges, error) {
+// abortedOf lists the aborted transactions over rows[:n], from logStart
+// (the first row may hold it): what is below is not read. Should retention
+// have moved the log start on since, the store refuses, and the pass is
+// tried again next time.
+func (c *Cleaner) abortedOf(ctx context.Context, tp metastore.TopicPartition, rows []metastore.IndexEntry, n int, logStart int64) (abortedRanges, error) {
 	out := abortedRanges{}
 	if n == 0 {
 		return out, nil
 	}
-	txns, err := c.Store.AbortedTxns(ctx, tp, rows[0].BaseOffset, rows[n-1].LastOffset+1)
+	txns, err := c.Store.AbortedTxns(ctx, tp, max(rows[0].BaseOffset, logStart), rows[n-1].LastOffset+1)
 	if err != nil {
 		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
 	}

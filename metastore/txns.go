@@ -148,7 +148,12 @@ type TxnStore interface {
 	// Puts that carry an older epoch are refused from then on.
 	ClaimTxn(ctx context.Context, id string) (epoch int64, err error)
 	// AbortedTxns lists tp's aborted transactions overlapping offsets
-	// [from, to), ordered by first offset.
+	// [from, to), ordered by first offset. It fails with
+	// ErrOffsetOutOfRange when from is below tp's log start offset, read
+	// with the list: the transactions below the log start are pruned with
+	// it, so the list could miss one that covers records a reader still
+	// holds from before the log start moved (it would serve aborted
+	// records as committed).
 	AbortedTxns(ctx context.Context, tp TopicPartition, from, to int64) ([]AbortedTxn, error)
 	// OngoingTxns lists tp's ongoing transactions, ordered by first offset.
 	OngoingTxns(ctx context.Context, tp TopicPartition) ([]OngoingTxn, error)

@@ -105,21 +105,37 @@ func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
 	return s.claim(ctx, txnClaims, id)
 }
 
-// AbortedTxns implements metastore.TxnStore.
+// AbortedTxns implements metastore.TxnStore. One statement, so the log
+// start and the list are of one snapshot: retention moves the one and
+// prunes the other in one transaction.
 func (s *Store) AbortedTxns(ctx context.Context, tp metastore.TopicPartition, from, to int64) ([]metastore.AbortedTxn, error) {
-	rows, err := s.pool.Query(ctx, `SELECT producer_id, first_offset, last_offset FROM aborted_txns
-		WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3 AND first_offset < $4
-		ORDER BY first_offset, producer_id`, uuidArg(tp.Topic), tp.Partition, from, to)
+	rows, err := s.pool.Query(ctx, `SELECT p.log_start_offset, a.producer_id, a.first_offset, a.last_offset
+		FROM partitions p LEFT JOIN aborted_txns a ON a.topic_id = p.topic_id AND a.partition = p.partition
+			AND a.last_offset >= $3 AND a.first_offset < $4
+		WHERE p.topic_id = $1 AND p.partition = $2
+		ORDER BY a.first_offset, a.producer_id`, uuidArg(tp.Topic), tp.Partition, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.AbortedTxn, error) {
-		var a metastore.AbortedTxn
-		err := r.Scan(&a.ProducerID, &a.FirstOffset, &a.LastOffset)
-		return a, err
+	var (
+		out      []metastore.AbortedTxn
+		logStart int64
+		pid      *int64
+		first    *int64
+		last     *int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&logStart, &pid, &first, &last}, func() error {
+		if pid != nil {
+			out = append(out, metastore.AbortedTxn{ProducerID: *pid, FirstOffset: *first, LastOffset: *last})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	if from < logStart {
+		return nil, fmt.Errorf("aborted transactions of %x/%d from %d: %w: below the log start offset %d",
+			tp.Topic[:], tp.Partition, from, metastore.ErrOffsetOutOfRange, logStart)
 	}
 	return out, nil
 }

@@ -111,24 +111,40 @@ func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
 	return s.claim(ctx, txnClaims, id)
 }
 
-// AbortedTxns implements metastore.TxnStore.
+// AbortedTxns implements metastore.TxnStore. One statement, so the log
+// start and the list are of one snapshot: retention moves the one and
+// prunes the other in one transaction.
 func (s *Store) AbortedTxns(ctx context.Context, tp metastore.TopicPartition, from, to int64) ([]metastore.AbortedTxn, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT producer_id, first_offset, last_offset FROM aborted_txns
-		WHERE topic_id = ? AND partition = ? AND last_offset >= ? AND first_offset < ?
-		ORDER BY first_offset, producer_id`, tp.Topic[:], tp.Partition, from, to)
+	rows, err := s.read.QueryContext(ctx, `SELECT p.log_start_offset, a.producer_id, a.first_offset, a.last_offset
+		FROM partitions p LEFT JOIN aborted_txns a ON a.topic_id = p.topic_id AND a.partition = p.partition
+			AND a.last_offset >= ? AND a.first_offset < ?
+		WHERE p.topic_id = ? AND p.partition = ?
+		ORDER BY a.first_offset, a.producer_id`, from, to, tp.Topic[:], tp.Partition)
 	if err != nil {
 		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
 	}
 	defer rows.Close()
-	var out []metastore.AbortedTxn
+	var (
+		out      []metastore.AbortedTxn
+		logStart int64
+	)
 	for rows.Next() {
-		var a metastore.AbortedTxn
-		if err := rows.Scan(&a.ProducerID, &a.FirstOffset, &a.LastOffset); err != nil {
+		var pid, first, last sql.NullInt64
+		if err := rows.Scan(&logStart, &pid, &first, &last); err != nil {
 			return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
 		}
-		out = append(out, a)
+		if pid.Valid {
+			out = append(out, metastore.AbortedTxn{ProducerID: pid.Int64, FirstOffset: first.Int64, LastOffset: last.Int64})
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("aborted transactions of %x/%d: %w", tp.Topic[:], tp.Partition, err)
+	}
+	if from < logStart {
+		return nil, fmt.Errorf("aborted transactions of %x/%d from %d: %w: below the log start offset %d",
+			tp.Topic[:], tp.Partition, from, metastore.ErrOffsetOutOfRange, logStart)
+	}
+	return out, nil
 }
 
 // OngoingTxns implements metastore.TxnStore.
