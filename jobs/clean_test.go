@@ -52,16 +52,13 @@ type logRecord struct {
 	tombstone bool
 }
 
-// readLog reads partition tp's records from its index rows, taking
-// offsets from the batches of compacted and cleaned segments; it fails
-// the test if offsets do not strictly increase or a batch is past its row.
-func readLog(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) []logRecord {
+// eachBatch calls fn with every batch of partition tp's rows and its
+// offset, taking offsets from the batches of compacted and cleaned
+// segments; it fails the test if a batch lies outside its row.
+func eachBatch(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition, fn func(batch []byte, h segment.BatchHeader, base int64)) {
 	t.Helper()
-	ctx := context.Background()
-	var out []logRecord
-	last := int64(-1)
 	for _, r := range mustIndex(t, st, tp) {
-		chunk, err := b.Get(ctx, r.SegmentKey, r.Position, r.Length)
+		chunk, err := b.Get(context.Background(), r.SegmentKey, r.Position, r.Length)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,21 +74,32 @@ func readLog(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastor
 			if base < r.BaseOffset || base+h.OffsetCount()-1 > r.LastOffset {
 				t.Fatalf("batch at %d+%d in row %+v", base, h.OffsetCount(), r)
 			}
-			if err := segment.WalkRecords(batch, 1<<20, func(rec segment.CleanRecord) error {
-				off := base + int64(rec.OffsetDelta)
-				if off <= last {
-					t.Fatalf("offset %d after %d", off, last)
-				}
-				last = off
-				out = append(out, logRecord{off, string(rec.Key), string(rec.Value), rec.Tombstone})
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			fn(batch, h, base)
 			base += h.OffsetCount()
 			chunk = rest
 		}
 	}
+}
+
+// readLog reads partition tp's records from its index rows; it fails the
+// test if offsets do not strictly increase.
+func readLog(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) []logRecord {
+	t.Helper()
+	var out []logRecord
+	last := int64(-1)
+	eachBatch(t, st, b, tp, func(batch []byte, _ segment.BatchHeader, base int64) {
+		if err := segment.WalkRecords(batch, 1<<20, func(rec segment.CleanRecord) error {
+			off := base + int64(rec.OffsetDelta)
+			if off <= last {
+				t.Fatalf("offset %d after %d", off, last)
+			}
+			last = off
+			out = append(out, logRecord{off, string(rec.Key), string(rec.Value), rec.Tombstone})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return out
 }
 
@@ -499,31 +507,15 @@ func txnBatch(pid int64, recs []segment.Record) []byte {
 func markersIn(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metastore.TopicPartition) map[int64]bool {
 	t.Helper()
 	out := map[int64]bool{}
-	for _, r := range mustIndex(t, st, tp) {
-		chunk, err := b.Get(context.Background(), r.SegmentKey, r.Position, r.Length)
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := r.BaseOffset
-		for len(chunk) > 0 {
-			batch, rest, h, err := segment.NextBatch(chunk)
+	eachBatch(t, st, b, tp, func(batch []byte, h segment.BatchHeader, base int64) {
+		if h.IsControl() {
+			commit, err := segment.MarkerCommits(batch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) || strings.HasPrefix(r.SegmentKey, jobs.CleanedPrefix) {
-				base = h.BaseOffset
-			}
-			if h.IsControl() {
-				commit, err := segment.MarkerCommits(batch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out[base] = commit
-			}
-			base += h.OffsetCount()
-			chunk = rest
+			out[base] = commit
 		}
-	}
+	})
 	return out
 }
 

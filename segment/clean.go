@@ -195,17 +195,7 @@ func FilterBatch(dst, batch []byte, keep func(CleanRecord) bool, horizon int64, 
 		first = horizon
 		attrs |= attrDeleteHorizon
 	}
-	var raw []byte
-	if len(keepers) > 0 {
-		var body []byte
-		for _, r := range keepers {
-			body = append(body[:0], r.attrs)
-			body = binary.AppendVarint(body, r.Timestamp-first)
-			body = append(body, r.rest...)
-			raw = binary.AppendVarint(raw, int64(len(body)))
-			raw = append(raw, body...)
-		}
-	}
+	raw := rebasedRecords(keepers, first)
 	start := len(dst)
 	dst = append(dst, batch[:BatchHeaderSize]...)
 	attrs &^= attrCompressionMask
@@ -213,12 +203,32 @@ func FilterBatch(dst, batch []byte, keep func(CleanRecord) bool, horizon int64, 
 		dst = enc.EncodeAll(raw, dst)
 		attrs |= codecZstd
 	}
-	b := dst[start:]
+	sealRewritten(dst[start:], attrs, first, len(keepers))
+	return dst, len(keepers), nil
+}
+
+// rebasedRecords encodes recs (uncompressed) with their timestamp deltas
+// taken from first, so each record's timestamp stays what it was.
+func rebasedRecords(recs []cleanRecord, first int64) []byte {
+	var raw, body []byte
+	for _, r := range recs {
+		body = append(body[:0], r.attrs)
+		body = binary.AppendVarint(body, r.Timestamp-first)
+		body = append(body, r.rest...)
+		raw = binary.AppendVarint(raw, int64(len(body)))
+		raw = append(raw, body...)
+	}
+	return raw
+}
+
+// sealRewritten finishes a batch b whose records were rewritten after its
+// header: its length, attributes, first timestamp and record count, then
+// its CRC.
+func sealRewritten(b []byte, attrs uint16, first int64, records int) {
 	be := binary.BigEndian
 	be.PutUint32(b[8:], uint32(len(b)-batchLengthEnd))
 	be.PutUint16(b[21:], attrs)
 	be.PutUint64(b[27:], uint64(first))
-	be.PutUint32(b[57:], uint32(len(keepers)))
+	be.PutUint32(b[57:], uint32(records))
 	be.PutUint32(b[batchCRCPos:], Checksum(b[batchCRCStart:]))
-	return dst, len(keepers), nil
 }

@@ -81,23 +81,9 @@ func StampMarkerHorizon(dst, marker []byte, horizon int64) ([]byte, error) {
 	if _, ok := h.DeleteHorizon(); ok {
 		return append(dst, marker...), nil
 	}
-	var raw, body []byte
-	for _, r := range recs {
-		body = append(body[:0], r.attrs)
-		body = binary.AppendVarint(body, r.Timestamp-horizon)
-		body = append(body, r.rest...)
-		raw = binary.AppendVarint(raw, int64(len(body)))
-		raw = append(raw, body...)
-	}
 	start := len(dst)
 	dst = append(dst, marker[:BatchHeaderSize]...)
-	dst = append(dst, raw...)
-	b := dst[start:]
-	be := binary.BigEndian
-	attrs := uint16(h.Attributes)&^attrCompressionMask | attrDeleteHorizon
-	be.PutUint32(b[8:], uint32(len(b)-batchLengthEnd))
-	be.PutUint16(b[21:], attrs)
-	be.PutUint64(b[27:], uint64(horizon))
-	be.PutUint32(b[batchCRCPos:], Checksum(b[batchCRCStart:]))
+	dst = append(dst, rebasedRecords(recs, horizon)...)
+	sealRewritten(dst[start:], uint16(h.Attributes)&^attrCompressionMask|attrDeleteHorizon, horizon, len(recs))
 	return dst, nil
 }
