@@ -233,13 +233,8 @@ func (l *OffsetLog) Committed(group string) {
 func (l *OffsetLog) CommittedAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, chs := range l.waiters {
-		for ch := range chs {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
+	for part := range l.waiters {
+		l.wakeLocked(part)
 	}
 }
 
@@ -247,6 +242,11 @@ func (l *OffsetLog) CommittedAll() {
 func (l *OffsetLog) CommittedPartition(part int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.wakeLocked(part)
+}
+
+// wakeLocked wakes the long polls on partition part; l.mu is held.
+func (l *OffsetLog) wakeLocked(part int32) {
 	for ch := range l.waiters[part] {
 		select {
 		case ch <- struct{}{}:

@@ -403,17 +403,25 @@ func TestCleanerLagAndDirtyRatio(t *testing.T) {
 	}
 }
 
+// eagerTopic creates a one-partition compacted topic cleaned whenever
+// anything is dirty, with a delete horizon a second after a pass.
+func eagerTopic(t *testing.T, st metastore.Store) metastore.Topic {
+	t.Helper()
+	topic, err := st.CreateTopic(context.Background(), metastore.TopicSpec{Name: "k", Partitions: 1,
+		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic
+}
+
 // A cleaned segment names the delete horizon of the tombstones it still
 // holds, so a partition whose tombstones were all superseded is not
 // cleaned again for a horizon that no longer matters.
 func TestCleanerForgetsSupersededTombstones(t *testing.T) {
 	ctx := context.Background()
 	st, b := openStore(t), mem.New()
-	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
-		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "1000"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	topic := eagerTopic(t, st)
 	const ts = 1_700_000_000_000
 	keyedLog(t, st, b, topic, 100, 2, ts) // the second round deletes every tenth key
 	now := time.UnixMilli(ts)
@@ -526,11 +534,7 @@ func markersIn(t *testing.T, st metastore.Store, b objectstore.Bucket, tp metast
 func TestCleanerRemovesEmptiedCommitMarkers(t *testing.T) {
 	ctx := context.Background()
 	st, b := openStore(t), mem.New()
-	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "k", Partitions: 1,
-		Config: map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0", "delete.retention.ms": "1000"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	topic := eagerTopic(t, st)
 	tp := metastore.TopicPartition{Topic: topic.ID}
 	const ts = 1_700_000_000_000
 	rec := func(k, v string) []segment.Record {

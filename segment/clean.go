@@ -63,6 +63,13 @@ func records(batch []byte, maxDecompressed int) (BatchHeader, []cleanRecord, err
 	if h.IsControl() || h.NumRecords == 0 {
 		return h, nil, nil
 	}
+	return decodeRecords(h, batch, maxDecompressed)
+}
+
+// decodeRecords decodes the records of batch, whose header h has been
+// checked (records does it), decompressing into at most maxDecompressed
+// bytes.
+func decodeRecords(h BatchHeader, batch []byte, maxDecompressed int) (BatchHeader, []cleanRecord, error) {
 	raw, err := decompressRecords(h.Compression(), batch[BatchHeaderSize:], maxDecompressed)
 	if err != nil {
 		return h, nil, err

@@ -19,30 +19,10 @@ func markerRecords(batch []byte) (BatchHeader, []cleanRecord, error) {
 	if !h.IsControl() {
 		return h, nil, fmt.Errorf("not a control batch: %w", ErrInvalidRecord)
 	}
-	if h.BatchLength < batchMinLength || h.Size() != len(batch) {
-		return h, nil, fmt.Errorf("batch length %d with %d bytes present: %w", h.BatchLength, len(batch), ErrCorruptBatch)
-	}
-	if got := Checksum(batch[batchCRCStart:]); got != h.CRC {
-		return h, nil, fmt.Errorf("batch crc %08x, computed %08x: %w", h.CRC, got, ErrCorruptBatch)
-	}
-	raw, err := decompressRecords(h.Compression(), batch[BatchHeaderSize:], maxMarkerBytes)
-	if err != nil {
+	if _, _, err := records(batch, maxMarkerBytes); err != nil { // the header and CRC checks
 		return h, nil, err
 	}
-	var recs []cleanRecord
-	for i := int32(0); i < h.NumRecords; i++ {
-		r, rest, err := decodeRecord(raw)
-		if err != nil {
-			return h, nil, fmt.Errorf("control record %d: %w", i, err)
-		}
-		r.Timestamp = h.FirstTimestamp + r.tsDelta
-		recs = append(recs, r)
-		raw = rest
-	}
-	if len(raw) != 0 {
-		return h, nil, fmt.Errorf("%d bytes after %d control records: %w", len(raw), h.NumRecords, ErrCorruptBatch)
-	}
-	return h, recs, nil
+	return decodeRecords(h, batch, maxMarkerBytes)
 }
 
 // MarkerCommits reports whether a transaction marker commits its

@@ -3,31 +3,17 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/siltstream/silt/metastore"
-)
-
-// claims is a table of coordinator epochs (ClaimGroup, ClaimTxn): one row
-// per group or transactional id, moved forward by each agent that takes it
-// over.
-type claims struct{ table, key, what string }
-
-var (
-	groupClaims = claims{"group_coordinators", "group_id", "group"}
-	txnClaims   = claims{"txn_coordinators", "transactional_id", "transactional id"}
+	"github.com/siltstream/silt/metastore/internal/claimrow"
 )
 
 // claim moves id's coordinator epoch forward and returns it.
-func (s *Store) claim(ctx context.Context, c claims, id string) (int64, error) {
+func (s *Store) claim(ctx context.Context, t claimrow.Table, id string) (int64, error) {
 	var epoch int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO `+c.table+` (`+c.key+`, epoch) VALUES ($1, 1)
-		ON CONFLICT (`+c.key+`) DO UPDATE SET epoch = `+c.table+`.epoch + 1
-		RETURNING epoch`, id).Scan(&epoch)
-	if err != nil {
-		return 0, fmt.Errorf("claim %s %s: %w", c.what, id, err)
+	if err := s.pool.QueryRow(ctx, t.Claim("$1"), id).Scan(&epoch); err != nil {
+		return 0, t.ClaimFailed(id, err)
 	}
 	return epoch, nil
 }
@@ -36,17 +22,14 @@ func (s *Store) claim(ctx context.Context, c claims, id string) (int64, error) {
 // unfenced) once id has been claimed again. The share lock holds a
 // concurrent claim until tx ends, so a claim and a write are ordered one
 // way or the other, never interleaved.
-func checkClaim(ctx context.Context, tx pgx.Tx, c claims, id string, epoch int64) error {
+func checkClaim(ctx context.Context, tx pgx.Tx, t claimrow.Table, id string, epoch int64) error {
 	if epoch <= 0 {
 		return nil
 	}
 	var stored int64
-	err := tx.QueryRow(ctx, `SELECT epoch FROM `+c.table+` WHERE `+c.key+` = $1 FOR SHARE`, id).Scan(&stored)
+	err := tx.QueryRow(ctx, t.Epoch("$1")+" FOR SHARE", id).Scan(&stored)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
-	if stored != epoch {
-		return fmt.Errorf("coordinator epoch %d, %s %s is at %d: %w", epoch, c.what, id, stored, metastore.ErrCoordinatorMoved)
-	}
-	return nil
+	return t.Check(id, epoch, stored)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/claimrow"
 )
 
 // Group implements metastore.GroupStore.
@@ -91,13 +92,13 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group, prevGeneration
 
 // ClaimGroup implements metastore.GroupStore.
 func (s *Store) ClaimGroup(ctx context.Context, id string) (int64, error) {
-	return s.claim(ctx, groupClaims, id)
+	return s.claim(ctx, claimrow.Groups, id)
 }
 
 // checkGroupEpoch refuses, inside tx, a write from coordinator epoch
 // epoch (0: unfenced) once the group has been claimed again.
 func checkGroupEpoch(ctx context.Context, tx pgx.Tx, group string, epoch int64) error {
-	return checkClaim(ctx, tx, groupClaims, group, epoch)
+	return checkClaim(ctx, tx, claimrow.Groups, group, epoch)
 }
 
 // Groups implements metastore.GroupStore.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/claimrow"
 	"github.com/siltstream/silt/metastore/internal/flushcommit"
 	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
@@ -63,7 +64,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	started := t.StartMillis()
 	now := time.Now().UnixMilli()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkClaim(ctx, tx, txnClaims, t.TransactionalID, t.CoordinatorEpoch); err != nil {
+		if err := checkClaim(ctx, tx, claimrow.Txns, t.TransactionalID, t.CoordinatorEpoch); err != nil {
 			return err
 		}
 		var tag pgconn.CommandTag
@@ -102,7 +103,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 
 // ClaimTxn implements metastore.TxnStore.
 func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
-	return s.claim(ctx, txnClaims, id)
+	return s.claim(ctx, claimrow.Txns, id)
 }
 
 // AbortedTxns implements metastore.TxnStore. One statement, so the log

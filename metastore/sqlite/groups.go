@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/claimrow"
 )
 
 // Group implements metastore.GroupStore.
@@ -148,13 +149,13 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 
 // ClaimGroup implements metastore.GroupStore.
 func (s *Store) ClaimGroup(ctx context.Context, id string) (int64, error) {
-	return s.claim(ctx, groupClaims, id)
+	return s.claim(ctx, claimrow.Groups, id)
 }
 
 // checkGroupEpoch refuses, inside tx, a write from coordinator epoch
 // epoch (0: unfenced) once the group has been claimed again.
 func checkGroupEpoch(ctx context.Context, tx *sql.Tx, group string, epoch int64) error {
-	return checkClaim(ctx, tx, groupClaims, group, epoch)
+	return checkClaim(ctx, tx, claimrow.Groups, group, epoch)
 }
 
 // CommitGroupOffsets implements metastore.GroupStore.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/metastore/internal/claimrow"
 	"github.com/siltstream/silt/metastore/internal/flushcommit"
 	"github.com/siltstream/silt/metastore/internal/txnrow"
 )
@@ -69,7 +70,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 	}
 	started := t.StartMillis()
 	err = inTx(ctx, s.write, func(tx *sql.Tx) error {
-		if err := checkClaim(ctx, tx, txnClaims, t.TransactionalID, t.CoordinatorEpoch); err != nil {
+		if err := checkClaim(ctx, tx, claimrow.Txns, t.TransactionalID, t.CoordinatorEpoch); err != nil {
 			return err
 		}
 		var res sql.Result
@@ -108,7 +109,7 @@ func (s *Store) PutTxn(ctx context.Context, t metastore.Txn, prev *metastore.Txn
 
 // ClaimTxn implements metastore.TxnStore.
 func (s *Store) ClaimTxn(ctx context.Context, id string) (int64, error) {
-	return s.claim(ctx, txnClaims, id)
+	return s.claim(ctx, claimrow.Txns, id)
 }
 
 // AbortedTxns implements metastore.TxnStore. One statement, so the log
