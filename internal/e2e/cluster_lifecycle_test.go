@@ -221,7 +221,8 @@ func rowsIn(t *testing.T, dbURL, topic, prefix string) int {
 	defer conn.Close(ctx)
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM index_entries e JOIN segments s ON s.id = e.segment_id
-		JOIN topics t ON t.id = e.topic_id WHERE t.name = $1 AND starts_with(s.key, $2)`, topic, prefix).Scan(&n); err != nil {
+		JOIN partitions p ON p.id = e.partition_id JOIN topics t ON t.id = p.topic_id
+		WHERE t.name = $1 AND starts_with(s.key, $2)`, topic, prefix).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

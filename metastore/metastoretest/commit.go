@@ -40,12 +40,35 @@ func testCommitFlush(t *testing.T, s metastore.Store) {
 		t.Fatalf("Index(b/0) =\n%+v\nwant\n%+v", es, want)
 	}
 
-	// An empty flush commits the segment and assigns nothing.
+	// A chunk with listed batches between plain ones, out of partition
+	// order: every chunk's base offset comes back in its place, and the
+	// segment's rows are found from it.
+	b0 := metastore.TopicPartition{Topic: b.ID}
+	res = commit(t, s, "seg-3", chunk(a.ID, 1, 2), batchChunk(b0, pbatch(0, 2, -1, -1, -1)), chunk(a.ID, 0, 1))
+	if want := []int64{10, 11, 5}; !reflect.DeepEqual(res.BaseOffsets, want) {
+		t.Fatalf("mixed flush base offsets = %v, want %v", res.BaseOffsets, want)
+	}
+	wantResults(t, "mixed flush", res.Batches[1], at(11))
 	ctx := ctxFor(t)
+	rows, err := s.IndexBySegment(ctx, "seg-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[metastore.TopicPartition][2]int64)
+	for _, r := range rows {
+		got[r.TopicPartition] = [2]int64{r.BaseOffset, r.LastOffset}
+	}
+	if want := map[metastore.TopicPartition][2]int64{
+		{Topic: a.ID, Partition: 0}: {5, 5}, {Topic: a.ID, Partition: 1}: {10, 11}, b0: {11, 12},
+	}; len(rows) != 3 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("IndexBySegment(seg-3) = %+v, want %v", rows, want)
+	}
+
+	// An empty flush commits the segment and assigns nothing.
 	if err := s.RecordUpload(ctx, "seg-empty", "agent-1"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.CommitFlush(ctx, metastore.Flush{SegmentKey: "seg-empty", AgentID: "agent-1"})
+	res, err = s.CommitFlush(ctx, metastore.Flush{SegmentKey: "seg-empty", AgentID: "agent-1"})
 	if err != nil || len(res.BaseOffsets) != 0 {
 		t.Fatalf("empty CommitFlush = %+v, %v", res, err)
 	}

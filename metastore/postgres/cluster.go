@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -127,20 +128,29 @@ func (s *Store) Membership(ctx context.Context) (metastore.Membership, error) {
 }
 
 // IndexBySegment implements metastore.Store. The segment record lists the
-// offsets its commit assigned per partition (migration 0017): the rows are
-// found by primary key there.
+// offsets its commit assigned per partition (migrations 0017 and 0021):
+// the rows are found by primary key there.
 func (s *Store) IndexBySegment(ctx context.Context, segmentKey string) ([]metastore.IndexEntry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+indexColumns+` FROM segments s
-		CROSS JOIN LATERAL unnest(s.chunk_topic_ids, s.chunk_partitions, s.chunk_starts, s.chunk_ends)
-			AS c(topic_id, partition, starts, ends)
-		JOIN index_entries e ON e.topic_id = c.topic_id AND e.partition = c.partition
+	rows, err := s.pool.Query(ctx, `SELECT p.topic_id, p.partition, `+indexColumns+` FROM segments s
+		CROSS JOIN LATERAL unnest(s.chunk_partition_ids, s.chunk_starts, s.chunk_ends) AS c(partition_id, starts, ends)
+		JOIN index_entries e ON e.partition_id = c.partition_id
 			AND e.base_offset >= c.starts AND e.base_offset < c.ends AND e.segment_id = s.id
+		JOIN partitions p ON p.id = e.partition_id
 		WHERE s.key = $1
-		ORDER BY e.topic_id, e.partition, e.base_offset`, segmentKey)
+		ORDER BY p.topic_id, p.partition, e.base_offset`, segmentKey)
 	if err != nil {
 		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
 	}
-	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) { return scanIndexEntry(r) })
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) {
+		var (
+			e  metastore.IndexEntry
+			id pgtype.UUID
+		)
+		err := r.Scan(&id, &e.Partition, &e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
+			&e.BatchCount, &e.MinTimestamp, &e.MaxTimestamp)
+		e.Topic = id.Bytes
+		return e, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("index of segment %s: %w", segmentKey, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/siltstream/silt/metastore"
 )
@@ -42,18 +41,19 @@ func (s *Store) ReplaceIndex(ctx context.Context, r metastore.Replacement) (bool
 		}
 		if state == "committed" { // a retry of a swap that committed
 			return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM index_entries
-				WHERE topic_id = $1 AND partition = $2 AND base_offset = $3 AND segment_id = $4)`,
+				WHERE partition_id = `+partitionIDOf+` AND base_offset = $3 AND segment_id = $4)`,
 				id, r.Partition, first, seg).Scan(&replaced)
 		}
-		if _, _, err := lockPartition(ctx, tx, r.TopicPartition); errors.Is(err, metastore.ErrUnknownTopic) {
+		p, err := lockPartition(ctx, tx, r.TopicPartition)
+		if errors.Is(err, metastore.ErrUnknownTopic) {
 			return nil // deleted: nothing to replace
 		} else if err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT e.base_offset, e.last_offset, s.key, e.position, e.length, e.run_max_ts
 			FROM index_entries e JOIN segments s ON s.id = e.segment_id
-			WHERE e.topic_id = $1 AND e.partition = $2 AND e.base_offset >= $3 AND e.base_offset <= $4
-			ORDER BY e.base_offset`, id, r.Partition, first, last)
+			WHERE e.partition_id = $1 AND e.base_offset >= $2 AND e.base_offset <= $3
+			ORDER BY e.base_offset`, p.id, first, last)
 		if err != nil {
 			return err
 		}
@@ -78,24 +78,24 @@ func (s *Store) ReplaceIndex(ctx context.Context, r metastore.Replacement) (bool
 		}
 		if _, err := tx.Exec(ctx, `WITH d AS (
 				DELETE FROM index_entries
-				WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset <= $4
+				WHERE partition_id = $1 AND base_offset >= $2 AND base_offset <= $3
 				RETURNING segment_id
 			)
 			INSERT INTO gc_candidates (segment_id) SELECT DISTINCT segment_id FROM d`,
-			id, r.Partition, first, last); err != nil {
+			p.id, first, last); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO index_entries (topic_id, partition, batch_count, base_offset, last_offset,
+		if _, err := tx.Exec(ctx, `INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
 				segment_id, position, length, min_ts, max_ts, run_max_ts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			id, r.Partition, r.BatchCount, first, last, seg, r.Position, r.Length, r.MinTimestamp, r.MaxTimestamp,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			p.id, r.BatchCount, first, last, seg, r.Position, r.Length, r.MinTimestamp, r.MaxTimestamp,
 			max(runMax, r.MaxTimestamp)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE segments
 			SET state = 'committed', size = $2, committed_at = now(),
-				chunk_topic_ids = $3, chunk_partitions = $4, chunk_starts = $5, chunk_ends = $6
-			WHERE id = $1`, seg, r.Size, []pgtype.UUID{id}, []int32{r.Partition}, []int64{first}, []int64{last + 1}); err != nil {
+				chunk_partition_ids = $3, chunk_starts = $4, chunk_ends = $5
+			WHERE id = $1`, seg, r.Size, []int32{p.id}, []int64{first}, []int64{last + 1}); err != nil {
 			return err
 		}
 		if r.Removes {

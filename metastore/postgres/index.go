@@ -6,27 +6,30 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/siltstream/silt/metastore"
 )
 
-// indexColumns are an index row's columns, with its segment's key, read
-// from index_entries e joined with segments s (see indexFrom).
-const indexColumns = "e.topic_id, e.partition, e.base_offset, e.last_offset, s.key, e.position, e.length, e.batch_count, e.min_ts, e.max_ts"
+// indexColumns are an index row's columns but its partition, with its
+// segment's key, read from index_entries e joined with segments s (see
+// indexFrom).
+const indexColumns = "e.base_offset, e.last_offset, s.key, e.position, e.length, e.batch_count, e.min_ts, e.max_ts"
 
 // indexFrom joins index rows with their segments' keys: a segment record
 // stays while an index row references it (metastore.GCStore).
 const indexFrom = "index_entries e JOIN segments s ON s.id = e.segment_id"
 
-func scanIndexEntry(r pgx.Row) (metastore.IndexEntry, error) {
-	var (
-		e  metastore.IndexEntry
-		id pgtype.UUID
-	)
-	err := r.Scan(&id, &e.Partition, &e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
+// partitionIDOf is the id of partition $2 of the topic with id $1: index
+// rows name their partition by it (migration 0021). Compared with
+// e.partition_id it is a constant to the planner, so a scan of the primary
+// key returns the partition's rows in offset order.
+const partitionIDOf = "(SELECT id FROM partitions WHERE topic_id = $1 AND partition = $2)"
+
+// scanIndexEntry reads indexColumns into a row of partition tp.
+func scanIndexEntry(r pgx.Row, tp metastore.TopicPartition) (metastore.IndexEntry, error) {
+	e := metastore.IndexEntry{TopicPartition: tp}
+	err := r.Scan(&e.BaseOffset, &e.LastOffset, &e.SegmentKey, &e.Position, &e.Length,
 		&e.BatchCount, &e.MinTimestamp, &e.MaxTimestamp)
-	e.Topic = id.Bytes
 	return e, err
 }
 
@@ -45,10 +48,10 @@ func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset i
 			SELECT e.*, sum(length) OVER (ORDER BY base_offset) - length AS before
 			FROM (
 				SELECT * FROM index_entries
-				WHERE topic_id = $1 AND partition = $2 AND last_offset >= $3
+				WHERE partition_id = `+partitionIDOf+` AND last_offset >= $3
 				  AND base_offset >= coalesce((
 					SELECT base_offset FROM index_entries
-					WHERE topic_id = $1 AND partition = $2 AND base_offset <= $3
+					WHERE partition_id = `+partitionIDOf+` AND base_offset <= $3
 					ORDER BY base_offset DESC LIMIT 1), $3)
 				ORDER BY base_offset
 				LIMIT $5
@@ -60,7 +63,7 @@ func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset i
 	if err != nil {
 		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
 	}
-	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) { return scanIndexEntry(r) })
+	es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexEntry, error) { return scanIndexEntry(r, tp) })
 	if err != nil {
 		return nil, fmt.Errorf("index of %x/%d from %d: %w", tp.Topic[:], tp.Partition, offset, err)
 	}
@@ -68,7 +71,7 @@ func (s *Store) Index(ctx context.Context, tp metastore.TopicPartition, offset i
 }
 
 func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPartition, query string, args ...any) (metastore.IndexEntry, bool, error) {
-	e, err := scanIndexEntry(s.pool.QueryRow(ctx, query, args...))
+	e, err := scanIndexEntry(s.pool.QueryRow(ctx, query, args...), tp)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return metastore.IndexEntry{}, false, nil
 	}
@@ -85,8 +88,8 @@ func (s *Store) indexRow(ctx context.Context, what string, tp metastore.TopicPar
 // rows retention has deleted since, hence the scan on from it).
 func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (metastore.IndexEntry, bool, error) {
 	return s.indexRow(ctx, "index by timestamp", tp, `SELECT `+indexColumns+` FROM `+indexFrom+`
-		WHERE e.topic_id = $1 AND e.partition = $2 AND e.max_ts >= $3
-		  AND e.base_offset >= (SELECT index_ts_start($1, $2, $3))
+		WHERE e.partition_id = `+partitionIDOf+` AND e.max_ts >= $3
+		  AND e.base_offset >= (SELECT index_ts_start(`+partitionIDOf+`, $3))
 		ORDER BY e.base_offset LIMIT 1`,
 		uuidArg(tp.Topic), tp.Partition, ts)
 }
@@ -99,16 +102,16 @@ func (s *Store) IndexByTimestamp(ctx context.Context, tp metastore.TopicPartitio
 // first row.
 func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (metastore.IndexEntry, bool, error) {
 	return s.indexRow(ctx, "index max timestamp", tp, `WITH m AS MATERIALIZED (
-			SELECT run_max_ts AS ts, index_ts_start($1, $2, run_max_ts) AS start
-			FROM (SELECT run_max_ts FROM index_entries
-				WHERE topic_id = $1 AND partition = $2
+			SELECT run_max_ts AS ts, index_ts_start(partition_id, run_max_ts) AS start
+			FROM (SELECT partition_id, run_max_ts FROM index_entries
+				WHERE partition_id = `+partitionIDOf+`
 				ORDER BY base_offset DESC LIMIT 1) last)
 		(SELECT `+indexColumns+` FROM m, `+indexFrom+`
-		WHERE e.topic_id = $1 AND e.partition = $2 AND e.base_offset >= m.start AND e.max_ts >= m.ts
+		WHERE e.partition_id = `+partitionIDOf+` AND e.base_offset >= m.start AND e.max_ts >= m.ts
 		ORDER BY e.base_offset LIMIT 1)
 		UNION ALL
 		(SELECT `+indexColumns+` FROM `+indexFrom+`
-		WHERE e.topic_id = $1 AND e.partition = $2
+		WHERE e.partition_id = `+partitionIDOf+`
 		ORDER BY e.max_ts DESC, e.base_offset LIMIT 1)
 		LIMIT 1`,
 		uuidArg(tp.Topic), tp.Partition)
@@ -116,8 +119,9 @@ func (s *Store) IndexMaxTimestamp(ctx context.Context, tp metastore.TopicPartiti
 
 // PartitionBytes implements metastore.Store.
 func (s *Store) PartitionBytes(ctx context.Context, topic metastore.TopicID) (map[int32]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT partition, sum(length)::bigint FROM index_entries
-		WHERE topic_id = $1 GROUP BY partition`, uuidArg(topic))
+	rows, err := s.pool.Query(ctx, `SELECT p.partition, sum(e.length)::bigint
+		FROM partitions p JOIN index_entries e ON e.partition_id = p.id
+		WHERE p.topic_id = $1 GROUP BY p.partition`, uuidArg(topic))
 	if err != nil {
 		return nil, fmt.Errorf("partition bytes: %w", err)
 	}

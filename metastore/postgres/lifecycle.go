@@ -18,22 +18,22 @@ import (
 func (s *Store) AdvanceLogStart(ctx context.Context, tp metastore.TopicPartition, offset int64) (int64, error) {
 	var logStart int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		hw, ls, err := lockPartition(ctx, tx, tp)
+		p, err := lockPartition(ctx, tx, tp)
 		if err != nil {
 			return err
 		}
 		if offset == -1 {
-			offset = hw
+			offset = p.hw
 		}
-		if offset < 0 || offset > hw {
-			return fmt.Errorf("%w: %d, high watermark %d", metastore.ErrOffsetOutOfRange, offset, hw)
+		if offset < 0 || offset > p.hw {
+			return fmt.Errorf("%w: %d, high watermark %d", metastore.ErrOffsetOutOfRange, offset, p.hw)
 		}
-		logStart = ls
-		if offset <= ls {
+		logStart = p.logStart
+		if offset <= p.logStart {
 			return nil
 		}
 		logStart = offset
-		_, _, err = moveLogStart(ctx, tx, tp, offset)
+		_, _, err = moveLogStart(ctx, tx, p, offset)
 		return err
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Store) ApplyRetention(ctx context.Context, tp metastore.TopicPartition,
 		var first *int64
 		if err := s.pool.QueryRow(ctx, `SELECT min(base_offset) FROM (
 				SELECT base_offset, sum(length) OVER (ORDER BY base_offset DESC) - length AS after
-				FROM index_entries WHERE topic_id = $1 AND partition = $2) r
+				FROM index_entries WHERE partition_id = `+partitionIDOf+`) r
 			WHERE after < $3`, uuidArg(tp.Topic), tp.Partition, p.MaxBytes).Scan(&first); err != nil {
 			return res, fmt.Errorf("apply retention to %x/%d: %w", tp.Topic[:], tp.Partition, err)
 		}
@@ -85,16 +85,16 @@ func (s *Store) ApplyRetention(ctx context.Context, tp metastore.TopicPartition,
 		return res, nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, ls, err := lockPartition(ctx, tx, tp)
+		p, err := lockPartition(ctx, tx, tp)
 		if err != nil {
 			return err
 		}
-		res.LogStartOffset = ls
-		if target <= ls {
+		res.LogStartOffset = p.logStart
+		if target <= p.logStart {
 			return nil // moved meanwhile (DeleteRecords)
 		}
 		res.LogStartOffset, res.Moved = target, true
-		res.ExpiredRows, res.ExpiredBytes, err = moveLogStart(ctx, tx, tp, target)
+		res.ExpiredRows, res.ExpiredBytes, err = moveLogStart(ctx, tx, p, target)
 		return err
 	})
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *Store) firstUnexpired(ctx context.Context, tp metastore.TopicPartition,
 	from := int64(math.MinInt64)
 	for {
 		rows, err := s.pool.Query(ctx, `SELECT base_offset, max_ts FROM index_entries
-			WHERE topic_id = $1 AND partition = $2 AND base_offset > $3
+			WHERE partition_id = `+partitionIDOf+` AND base_offset > $3
 			ORDER BY base_offset LIMIT $4`, uuidArg(tp.Topic), tp.Partition, from, retentionScanRows)
 		if err != nil {
 			return 0, err
@@ -152,35 +152,41 @@ func valueOr(v *int64, def int64) int64 {
 	return *v
 }
 
-// lockPartition locks a partition row and returns its high watermark and
-// log start offset.
-func lockPartition(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition) (hw, logStart int64, err error) {
-	err = tx.QueryRow(ctx, "SELECT high_watermark, log_start_offset FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
-		uuidArg(tp.Topic), tp.Partition).Scan(&hw, &logStart)
+// lockedPartition is a partition row locked by lockPartition.
+type lockedPartition struct {
+	metastore.TopicPartition
+	id           int32 // names it in index_entries (migration 0021)
+	hw, logStart int64
+}
+
+// lockPartition locks a partition row and returns it.
+func lockPartition(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition) (lockedPartition, error) {
+	p := lockedPartition{TopicPartition: tp}
+	err := tx.QueryRow(ctx, "SELECT id, high_watermark, log_start_offset FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
+		uuidArg(tp.Topic), tp.Partition).Scan(&p.id, &p.hw, &p.logStart)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = metastore.ErrUnknownTopic
 	}
-	return hw, logStart, err
+	return p, err
 }
 
 // moveLogStart sets a locked partition's log start offset and prunes what
 // lies wholly below it (see metastore.RetentionStore); it reports the index
 // rows deleted and their bytes.
-func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, logStart int64) (rows, bytes int64, err error) {
-	id := uuidArg(tp.Topic)
-	if _, err := tx.Exec(ctx, "UPDATE partitions SET log_start_offset = $3 WHERE topic_id = $1 AND partition = $2", id, tp.Partition, logStart); err != nil {
+func moveLogStart(ctx context.Context, tx pgx.Tx, p lockedPartition, logStart int64) (rows, bytes int64, err error) {
+	if _, err := tx.Exec(ctx, "UPDATE partitions SET log_start_offset = $2 WHERE id = $1", p.id, logStart); err != nil {
 		return 0, 0, err
 	}
-	// base_offset < $3 follows from last_offset < $3 and lets the primary
+	// base_offset < $2 follows from last_offset < $2 and lets the primary
 	// key bound the scan.
 	if err := tx.QueryRow(ctx, `WITH d AS (
 			DELETE FROM index_entries
-			WHERE topic_id = $1 AND partition = $2 AND base_offset < $3 AND last_offset < $3
+			WHERE partition_id = $1 AND base_offset < $2 AND last_offset < $2
 			RETURNING segment_id, length
 		), c AS (
 			INSERT INTO gc_candidates (segment_id) SELECT DISTINCT segment_id FROM d
 		)
-		SELECT count(*), coalesce(sum(length), 0) FROM d`, id, tp.Partition, logStart).Scan(&rows, &bytes); err != nil {
+		SELECT count(*), coalesce(sum(length), 0) FROM d`, p.id, logStart).Scan(&rows, &bytes); err != nil {
 		return 0, 0, err
 	}
 	for _, q := range []string{
@@ -191,7 +197,7 @@ func moveLogStart(ctx context.Context, tx pgx.Tx, tp metastore.TopicPartition, l
 				AND o.producer_id = producer_state.producer_id)`,
 		"SELECT pg_notify('silt_logstart', encode(uuid_send($1), 'hex') || E'\\t' || $2::integer || E'\\t' || $3::bigint)",
 	} {
-		if _, err := tx.Exec(ctx, q, id, tp.Partition, logStart); err != nil {
+		if _, err := tx.Exec(ctx, q, uuidArg(p.Topic), p.Partition, logStart); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -213,9 +219,9 @@ func (s *Store) DoomUnreferenced(ctx context.Context, limit int) (int, bool, err
 			DELETE FROM segments s
 			WHERE s.id IN (SELECT segment_id FROM c) AND s.state = 'committed'
 			  AND NOT EXISTS (
-				SELECT 1 FROM unnest(s.chunk_topic_ids, s.chunk_partitions, s.chunk_starts, s.chunk_ends)
-					AS r(topic_id, partition, starts, ends)
-				JOIN index_entries e ON e.topic_id = r.topic_id AND e.partition = r.partition
+				SELECT 1 FROM unnest(s.chunk_partition_ids, s.chunk_starts, s.chunk_ends)
+					AS r(partition_id, starts, ends)
+				JOIN index_entries e ON e.partition_id = r.partition_id
 					AND e.base_offset >= r.starts AND e.base_offset < r.ends
 				WHERE e.segment_id = s.id)
 			RETURNING s.key, s.size

@@ -114,8 +114,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 			"DELETE FROM ongoing_txns WHERE topic_id = $1",
 			"DELETE FROM aborted_txns WHERE topic_id = $1",
 			// Its segments become garbage once nothing else references them.
-			"INSERT INTO gc_candidates (segment_id) SELECT DISTINCT segment_id FROM index_entries WHERE topic_id = $1",
-			"DELETE FROM index_entries WHERE topic_id = $1",
+			`INSERT INTO gc_candidates (segment_id) SELECT DISTINCT segment_id FROM index_entries
+				WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = $1)`,
+			"DELETE FROM index_entries WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = $1)",
 		} {
 			if _, err := tx.Exec(ctx, q, id); err != nil {
 				return err
