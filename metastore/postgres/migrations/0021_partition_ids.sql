@@ -116,7 +116,12 @@ $$;
 
 -- commit_flush as in 0017, writing rows by partition id. The UPDATE that
 -- locks and advances the partitions returns their ids; the offsets and ids
--- per chunk come from one aggregate over it instead of a loop.
+-- per chunk come from one aggregate over it instead of a loop, and the
+-- chunks' arguments are read by subscript instead of a ten-array unnest.
+-- Chunks with listed batches are checked batch by batch as before, but
+-- start from the high watermark that UPDATE returned, and their index rows
+-- and partition rows are written after the loop, one statement each,
+-- instead of a statement per row.
 CREATE OR REPLACE FUNCTION commit_flush(
     p_segment_key text,
     p_agent       text,
@@ -157,6 +162,23 @@ DECLARE
     v_state    text;
     v_pids     integer[];
     v_pid      integer;
+    v_hws      bigint[];
+    v_runs     bigint[];
+    v_by_batch boolean[];
+    -- Index rows and partition rows of chunks with listed batches, written
+    -- after the loop, each kind by one statement.
+    i_pid      integer[] := '{}';
+    i_batches  integer[] := '{}';
+    i_base     bigint[] := '{}';
+    i_last     bigint[] := '{}';
+    i_pos      bigint[] := '{}';
+    i_len      bigint[] := '{}';
+    i_min      bigint[] := '{}';
+    i_max      bigint[] := '{}';
+    i_run      bigint[] := '{}';
+    u_pid      integer[] := '{}';
+    u_hw       bigint[] := '{}';
+    u_run      bigint[] := '{}';
     k          integer;
     m          integer;
     ci         integer := 0;
@@ -207,10 +229,13 @@ BEGIN
     -- A partition missing (or named twice) changes fewer rows than there
     -- are chunks: the exception undoes this block (a subtransaction) and
     -- the missing partitions are listed, as 0005 answers.
+    v_by_batch := array_fill(false, ARRAY[v_n]);
+    FOR k IN 1..v_nb LOOP
+        v_by_batch[p_b_chunk[k]] := true;
+    END LOOP;
     BEGIN
     WITH c AS MATERIALIZED (
-        SELECT p_topic_ids[i] AS topic_id, p_partitions[i] AS partition, i,
-               i = ANY (coalesce(p_b_chunk, '{}')) AS by_batch
+        SELECT p_topic_ids[i] AS topic_id, p_partitions[i] AS partition, i, v_by_batch[i] AS by_batch
         FROM generate_series(1, v_n) AS i
         ORDER BY 1, 2
     ), advanced AS (
@@ -219,8 +244,8 @@ BEGIN
             max_ts = CASE WHEN c.by_batch THEN p.max_ts ELSE greatest(p.max_ts, p_max_ts[c.i]) END
         FROM c
         WHERE p.topic_id = c.topic_id AND p.partition = c.partition
-        RETURNING p.id AS pid, c.i, c.by_batch, p.high_watermark - p_counts[c.i] AS base_offset,
-                  p.max_ts AS run_max_ts
+        RETURNING p.id AS pid, c.i, c.by_batch, p.high_watermark AS hw,
+                  p.high_watermark - p_counts[c.i] AS base_offset, p.max_ts AS run_max_ts
     ), indexed AS (
         -- From advanced alone: a join back to c would be a nested loop.
         INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
@@ -231,13 +256,16 @@ BEGIN
         WHERE NOT a.by_batch
     )
     -- Per chunk, in the order of the arguments (every chunk has a row
-    -- here, or the count is short): its partition's id, and the offsets
-    -- assigned to it, -1 for now for chunks with listed batches. The
-    -- aggregates read the sorted rows in order (one sort for the three).
+    -- here, or the count is short): its partition's id, the offsets
+    -- assigned to it (-1 for now for chunks with listed batches), and its
+    -- partition's high watermark and running max timestamp after this
+    -- UPDATE (the loop below starts from them). The aggregates read the
+    -- sorted rows in order (one sort for them all).
     SELECT count(*), coalesce(array_agg(a.pid), '{}'),
            coalesce(array_agg(CASE WHEN a.by_batch THEN -1 ELSE a.base_offset END), '{}'),
-           coalesce(array_agg(CASE WHEN a.by_batch THEN -1 ELSE a.base_offset + p_counts[a.i] END), '{}')
-    INTO v_locked, v_pids, base_offsets, v_ends FROM (SELECT * FROM advanced ORDER BY i) a;
+           coalesce(array_agg(CASE WHEN a.by_batch THEN -1 ELSE a.base_offset + p_counts[a.i] END), '{}'),
+           coalesce(array_agg(a.hw), '{}'), coalesce(array_agg(a.run_max_ts), '{}')
+    INTO v_locked, v_pids, base_offsets, v_ends, v_hws, v_runs FROM (SELECT * FROM advanced ORDER BY i) a;
     IF v_locked <> v_n THEN
         RAISE EXCEPTION USING ERRCODE = 'SLT01';
     END IF;
@@ -261,12 +289,12 @@ BEGIN
             IF ci <> 0 THEN
                 IF r_open THEN
                     v_run := greatest(v_run, r_max);
-                    INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
-                                               segment_id, position, length, min_ts, max_ts, run_max_ts)
-                    VALUES (v_pid, r_batches, r_base, r_base + r_cnt - 1, v_seg, r_pos, r_len, r_min, r_max, v_run);
+                    i_pid := i_pid || v_pid; i_batches := i_batches || r_batches; i_base := i_base || r_base;
+                    i_last := i_last || (r_base + r_cnt - 1); i_pos := i_pos || r_pos; i_len := i_len || r_len;
+                    i_min := i_min || r_min; i_max := i_max || r_max; i_run := i_run || v_run;
                     r_open := false;
                 END IF;
-                UPDATE partitions SET high_watermark = v_hw, max_ts = v_run WHERE id = v_pid;
+                u_pid := u_pid || v_pid; u_hw := u_hw || v_hw; u_run := u_run || v_run;
                 v_ends[ci] := v_hw;
             END IF;
             EXIT WHEN k > v_nb;
@@ -274,7 +302,8 @@ BEGIN
             v_tid := p_topic_ids[ci];
             v_part := p_partitions[ci];
             v_pid := v_pids[ci];
-            SELECT high_watermark, max_ts INTO v_hw, v_run FROM partitions WHERE id = v_pid;
+            v_hw := v_hws[ci];
+            v_run := v_runs[ci];
             v_starts[ci] := v_hw;
         END IF;
 
@@ -333,9 +362,9 @@ BEGIN
             ELSE
                 IF r_open THEN
                     v_run := greatest(v_run, r_max);
-                    INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
-                                               segment_id, position, length, min_ts, max_ts, run_max_ts)
-                    VALUES (v_pid, r_batches, r_base, r_base + r_cnt - 1, v_seg, r_pos, r_len, r_min, r_max, v_run);
+                    i_pid := i_pid || v_pid; i_batches := i_batches || r_batches; i_base := i_base || r_base;
+                    i_last := i_last || (r_base + r_cnt - 1); i_pos := i_pos || r_pos; i_len := i_len || r_len;
+                    i_min := i_min || r_min; i_max := i_max || r_max; i_run := i_run || v_run;
                 END IF;
                 r_open := true;
                 r_base := v_base;
@@ -379,14 +408,26 @@ BEGIN
             END IF;
         ELSIF r_open THEN
             v_run := greatest(v_run, r_max);
-            INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
-                                       segment_id, position, length, min_ts, max_ts, run_max_ts)
-            VALUES (v_pid, r_batches, r_base, r_base + r_cnt - 1, v_seg, r_pos, r_len, r_min, r_max, v_run);
+            i_pid := i_pid || v_pid; i_batches := i_batches || r_batches; i_base := i_base || r_base;
+            i_last := i_last || (r_base + r_cnt - 1); i_pos := i_pos || r_pos; i_len := i_len || r_len;
+            i_min := i_min || r_min; i_max := i_max || r_max; i_run := i_run || v_run;
             r_open := false;
         END IF;
         b_verdicts := b_verdicts || v_verdict;
         b_bases := b_bases || v_base;
     END LOOP;
+
+    IF cardinality(u_pid) > 0 THEN
+        INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
+                                   segment_id, position, length, min_ts, max_ts, run_max_ts)
+        SELECT r.pid, r.batches, r.base, r.last, v_seg, r.pos, r.len, r.min_ts, r.max_ts, r.run
+        FROM unnest(i_pid, i_batches, i_base, i_last, i_pos, i_len, i_min, i_max, i_run)
+             AS r(pid, batches, base, last, pos, len, min_ts, max_ts, run);
+        -- Rows this transaction locked above: the order does not matter.
+        UPDATE partitions p SET high_watermark = u.hw, max_ts = u.run
+        FROM unnest(u_pid, u_hw, u_run) AS u(id, hw, run)
+        WHERE p.id = u.id;
+    END IF;
 
     UPDATE segments
     SET state = 'committed', size = p_size, committed_at = now(),
