@@ -75,6 +75,18 @@ ALTER TABLE segments
     ALTER COLUMN chunk_starts SET STORAGE EXTERNAL,
     ALTER COLUMN chunk_ends SET STORAGE EXTERNAL;
 
+-- A producer's state in a partition, as commit_flush keeps it while it
+-- checks a flush's batches (the columns of producer_state it sets).
+CREATE TYPE producer_window AS (
+    producer_id  bigint,
+    topic_id     uuid,
+    partition    integer,
+    epoch        smallint,
+    recent_first integer[],
+    recent_last  integer[],
+    recent_base  bigint[]
+);
+
 -- index_ts_start as in 0017, by partition id.
 DROP FUNCTION index_ts_start(uuid, integer, bigint);
 CREATE FUNCTION index_ts_start(p_partition_id integer, p_ts bigint)
@@ -189,7 +201,19 @@ DECLARE
     v_base     bigint;
     v_last_seq integer;
     v_found    boolean;
-    st         record;
+    st         producer_window;
+    -- Producer state per listed batch as stored before this commit (all
+    -- fields null where there is none), read by one statement; the states
+    -- this commit sets, in this chunk (cs: one per producer, so later
+    -- batches of the chunk see them) and in all chunks (ps), written after
+    -- the loop by one statement. A partition is in one chunk only, so a
+    -- batch's state is its chunk's entry if there is one, else the stored
+    -- one.
+    v_pre      producer_window[];
+    cs         producer_window[] := '{}';
+    ps         producer_window[] := '{}';
+    j          integer;
+    v_at       integer; -- the batch's producer's entry in cs, or 0
     rf         integer[];
     rl         integer[];
     rb         bigint[];
@@ -284,6 +308,15 @@ BEGIN
     v_starts := base_offsets;
 
     -- Chunks with listed batches: batch by batch.
+    IF v_nb > 0 THEN
+        SELECT array_agg(ROW(s.producer_id, s.topic_id, s.partition, s.epoch,
+                             s.recent_first, s.recent_last, s.recent_base)::producer_window ORDER BY b.k)
+        INTO v_pre
+        FROM unnest(p_b_pid, p_b_chunk) WITH ORDINALITY AS b(pid, chunk, k)
+        LEFT JOIN producer_state s
+            ON b.pid >= 0 AND s.producer_id = b.pid
+           AND s.topic_id = p_topic_ids[b.chunk] AND s.partition = p_partitions[b.chunk];
+    END IF;
     FOR k IN 1..v_nb + 1 LOOP
         IF k > v_nb OR p_b_chunk[k] <> ci THEN
             IF ci <> 0 THEN
@@ -296,6 +329,12 @@ BEGIN
                 END IF;
                 u_pid := u_pid || v_pid; u_hw := u_hw || v_hw; u_run := u_run || v_run;
                 v_ends[ci] := v_hw;
+                -- Appended one by one: each append is in place, where a
+                -- concatenation would copy ps.
+                FOREACH st IN ARRAY cs LOOP
+                    ps := ps || st;
+                END LOOP;
+                cs := '{}';
             END IF;
             EXIT WHEN k > v_nb;
             ci := p_b_chunk[k];
@@ -312,10 +351,15 @@ BEGIN
         v_found := false;
         v_last_seq := ((p_b_seq[k]::bigint + p_b_cnt[k] - 1) % 2147483648)::integer;
         IF p_b_pid[k] >= 0 THEN
-            SELECT s.epoch, s.recent_first, s.recent_last, s.recent_base INTO st
-            FROM producer_state s
-            WHERE s.producer_id = p_b_pid[k] AND s.topic_id = v_tid AND s.partition = v_part;
-            v_found := FOUND;
+            st := v_pre[k];
+            v_at := 0;
+            FOR j IN 1..cardinality(cs) LOOP
+                IF (cs[j]).producer_id = p_b_pid[k] THEN
+                    st := cs[j];
+                    v_at := j;
+                END IF;
+            END LOOP;
+            v_found := st.producer_id IS NOT NULL;
             IF p_b_control[k] THEN
                 IF NOT EXISTS (
                     SELECT 1 FROM transactions t
@@ -377,12 +421,12 @@ BEGIN
             END IF;
             IF p_b_pid[k] >= 0 AND p_b_control[k] THEN
                 IF NOT v_found OR st.epoch < p_b_epoch[k] THEN
-                    INSERT INTO producer_state (producer_id, topic_id, partition, epoch, recent_first, recent_last, recent_base, updated_at)
-                    VALUES (p_b_pid[k], v_tid, v_part, p_b_epoch[k], '{}', '{}', '{}', now())
-                    ON CONFLICT (producer_id, topic_id, partition) DO UPDATE
-                        SET epoch = excluded.epoch, recent_first = excluded.recent_first,
-                            recent_last = excluded.recent_last, recent_base = excluded.recent_base,
-                            updated_at = excluded.updated_at;
+                    st := ROW(p_b_pid[k], v_tid, v_part, p_b_epoch[k], '{}', '{}', '{}')::producer_window;
+                    IF v_at > 0 THEN
+                        cs[v_at] := st;
+                    ELSE
+                        cs := cs || st;
+                    END IF;
                 END IF;
             ELSIF p_b_pid[k] >= 0 THEN
                 IF v_found AND st.epoch = p_b_epoch[k] THEN
@@ -399,12 +443,12 @@ BEGIN
                     rl := ARRAY[v_last_seq];
                     rb := ARRAY[v_base];
                 END IF;
-                INSERT INTO producer_state (producer_id, topic_id, partition, epoch, recent_first, recent_last, recent_base, updated_at)
-                VALUES (p_b_pid[k], v_tid, v_part, p_b_epoch[k], rf, rl, rb, now())
-                ON CONFLICT (producer_id, topic_id, partition) DO UPDATE
-                    SET epoch = excluded.epoch, recent_first = excluded.recent_first,
-                        recent_last = excluded.recent_last, recent_base = excluded.recent_base,
-                        updated_at = excluded.updated_at;
+                st := ROW(p_b_pid[k], v_tid, v_part, p_b_epoch[k], rf, rl, rb)::producer_window;
+                IF v_at > 0 THEN
+                    cs[v_at] := st;
+                ELSE
+                    cs := cs || st;
+                END IF;
             END IF;
         ELSIF r_open THEN
             v_run := greatest(v_run, r_max);
@@ -417,6 +461,15 @@ BEGIN
         b_bases := b_bases || v_base;
     END LOOP;
 
+    IF cardinality(ps) > 0 THEN
+        INSERT INTO producer_state (producer_id, topic_id, partition, epoch, recent_first, recent_last, recent_base, updated_at)
+        SELECT w.producer_id, w.topic_id, w.partition, w.epoch, w.recent_first, w.recent_last, w.recent_base, now()
+        FROM unnest(ps) AS w
+        ON CONFLICT (producer_id, topic_id, partition) DO UPDATE
+            SET epoch = excluded.epoch, recent_first = excluded.recent_first,
+                recent_last = excluded.recent_last, recent_base = excluded.recent_base,
+                updated_at = excluded.updated_at;
+    END IF;
     IF cardinality(u_pid) > 0 THEN
         INSERT INTO index_entries (partition_id, batch_count, base_offset, last_offset,
                                    segment_id, position, length, min_ts, max_ts, run_max_ts)
