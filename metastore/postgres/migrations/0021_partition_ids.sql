@@ -75,6 +75,17 @@ ALTER TABLE segments
     ALTER COLUMN chunk_starts SET STORAGE EXTERNAL,
     ALTER COLUMN chunk_ends SET STORAGE EXTERNAL;
 
+-- commit_flush also updates an idempotent producer's row in every
+-- partition it wrote to. Its index by age made each of those updates
+-- write a new entry into both indexes of producer_state (updated_at
+-- changes); without it, and with room on the page, the update is
+-- heap-only. The expiry of idle producers (every janitor.interval, 5
+-- minutes by default) scans the table instead, once per pass: a row per
+-- producer and partition it wrote to, where each commit wrote a row per
+-- batch into that index.
+DROP INDEX producer_state_by_age;
+ALTER TABLE producer_state SET (fillfactor = 50);
+
 -- A producer's state in a partition, as commit_flush keeps it while it
 -- checks a flush's batches (the columns of producer_state it sets).
 CREATE TYPE producer_window AS (
