@@ -109,11 +109,15 @@ type Compactor struct {
 	// done remembers per partition the offset below which every row is
 	// level 1, so a pass does not rescan compacted history.
 	done map[metastore.TopicPartition]int64
+	// mergeFrom remembers per partition the offset below which no row can
+	// take part in a merge (see mergeSmall).
+	mergeFrom map[metastore.TopicPartition]int64
 }
 
 // Compaction says what one pass did.
 type Compaction struct {
 	Segments     int   // compacted segments written and swapped in
+	Merged       int   // of Segments, those that merged small compacted segments
 	Refused      int   // swaps refused because the rows changed meanwhile
 	ReadBytes    int64 // level 0 bytes read
 	WrittenBytes int64 // compacted segment bytes written
@@ -137,7 +141,7 @@ func (c *Compactor) Run(ctx context.Context) {
 			c.Log.Warn("compaction failed", "err", err)
 		}
 		if res.Segments > 0 || res.Refused > 0 {
-			c.Log.Info("compacted", "segments", res.Segments, "refused", res.Refused,
+			c.Log.Info("compacted", "segments", res.Segments, "merged", res.Merged, "refused", res.Refused,
 				"read_bytes", res.ReadBytes, "written_bytes", res.WrittenBytes)
 		}
 		if c.Cleaner == nil || ctx.Err() != nil {
@@ -170,6 +174,7 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 	}
 	if c.done == nil {
 		c.done = make(map[metastore.TopicPartition]int64)
+		c.mergeFrom = make(map[metastore.TopicPartition]int64)
 	}
 	topics, err := c.Store.Topics(ctx)
 	if err != nil {
@@ -179,7 +184,8 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 	first, err := eachOwnedPartition(ctx, c.Store, topics, nil, c.Owns, func(t metastore.Topic, ref segment.TopicRef, st metastore.PartitionState) error {
 		seen[metastore.TopicPartition{Topic: t.ID, Partition: ref.Partition}] = true
 		maxOffsets := int64(0)
-		if strings.Contains(t.Config["cleanup.policy"], "compact") {
+		keyed := strings.Contains(t.Config["cleanup.policy"], "compact")
+		if keyed {
 			maxOffsets = c.KeyedMaxOffsets
 		}
 		var soon *expiresSoon
@@ -190,6 +196,10 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 			}
 		}
 		err := c.compactPartition(ctx, ref, st, maxOffsets, soon, &res)
+		if err == nil && !keyed {
+			// Keyed compaction rewrites a compacted topic's segments anyway.
+			err = c.mergeSmall(ctx, ref, st, soon, &res)
+		}
 		if err != nil && ctx.Err() == nil {
 			c.Log.Warn("compaction of a partition failed", "topic", t.Name, "partition", ref.Partition, "err", err)
 		}
@@ -201,6 +211,11 @@ func (c *Compactor) CompactOnce(ctx context.Context) (Compaction, error) {
 	for tp := range c.done {
 		if !seen[tp] {
 			delete(c.done, tp) // no longer ours, or deleted
+		}
+	}
+	for tp := range c.mergeFrom {
+		if !seen[tp] {
+			delete(c.mergeFrom, tp)
 		}
 	}
 	if c.Metrics != nil {
@@ -390,8 +405,119 @@ func (c *Compactor) nextRun(ctx context.Context, tp metastore.TopicPartition, fr
 	}
 }
 
+// mergeSmall merges consecutive small compacted rows of a partition, as
+// size-tiered compaction does. A pass compacts whatever level 0 rows a
+// partition has, so a partition written slowly gets a small compacted
+// segment every pass: index rows without bound, and a GET each for a
+// reader catching up. A row under half of SegmentBytes is small. In each
+// sequence of consecutive small rows, the earliest window whose bytes stay
+// within SegmentBytes and whose largest row holds at most a quarter of
+// them (so four rows or more; the longest such window from its first row)
+// becomes one segment, and so on after it. A merge so makes a segment at
+// least four times the largest it takes in: a byte is rewritten at most
+// log4(SegmentBytes / the smallest segment) + 1 times (a handful: 60 kB
+// segments reach 32 MiB in five), and a partition keeps a few small rows
+// per size class, like the digits of a base-4 counter. Windows retention
+// expires soon are left (soon may be nil), as runs are.
+func (c *Compactor) mergeSmall(ctx context.Context, tp segment.TopicRef, st metastore.PartitionState, soon *expiresSoon, res *Compaction) error {
+	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
+	from := max(st.LogStartOffset, c.mergeFrom[mtp])
+	end := min(st.LastStableOffset, st.HighWatermark)
+	small := c.SegmentBytes / 2
+	frontier := int64(-1) // the first row that may take part in a merge later
+	var (
+		seq    []metastore.IndexEntry // consecutive small rows
+		suffix *suffixBytes
+	)
+	mergeSeq := func() (bool, error) {
+		for i := 0; i < len(seq); {
+			j, sum, largest := i, int64(0), int64(0)
+			best := 0 // the end of the longest valid window
+			for j < len(seq) && sum+seq[j].Length <= c.SegmentBytes {
+				sum += seq[j].Length
+				largest = max(largest, seq[j].Length)
+				j++
+				if 4*largest <= sum {
+					best = j
+				}
+			}
+			if best == 0 {
+				i++
+				continue
+			}
+			w := seq[i:best]
+			if soon != nil {
+				var after int64
+				if soon.bytesMatter() {
+					if suffix == nil {
+						var err error
+						if suffix, err = c.suffixBytes(ctx, mtp, from); err != nil {
+							return false, err
+						}
+					}
+					after = suffix.after(w[len(w)-1].LastOffset)
+				}
+				if soon.run(w, after) {
+					i = best
+					continue
+				}
+			}
+			ok, err := c.compactRun(ctx, tp, w, res)
+			if err != nil || !ok {
+				return ok, err
+			}
+			res.Merged++
+			i = best
+		}
+		seq = seq[:0]
+		return true, nil
+	}
+	next := from
+scan:
+	for {
+		rows, err := c.Store.Index(ctx, mtp, next, 1<<62, compactScanRows)
+		if err != nil {
+			return fmt.Errorf("index of %x/%d from %d: %w", tp.ID[:], tp.Partition, next, err)
+		}
+		for _, r := range rows {
+			if r.BaseOffset < from {
+				continue // holds the log start: only partly readable
+			}
+			if r.LastOffset >= end {
+				break scan
+			}
+			isSmall := strings.HasPrefix(r.SegmentKey, CompactedPrefix) && r.Length < small
+			if frontier < 0 && (isSmall || !hasRealOffsets(r.SegmentKey)) {
+				frontier = r.BaseOffset
+			}
+			if isSmall {
+				seq = append(seq, r)
+			} else if ok, err := mergeSeq(); err != nil || !ok {
+				delete(c.mergeFrom, mtp)
+				return err
+			}
+			next = r.LastOffset + 1
+		}
+		if len(rows) < compactScanRows {
+			break
+		}
+	}
+	if ok, err := mergeSeq(); err != nil || !ok {
+		delete(c.mergeFrom, mtp) // the rows changed under us: rescan next pass
+		return err
+	}
+	if frontier < 0 {
+		frontier = next
+	}
+	c.mergeFrom[mtp] = frontier
+	return nil
+}
+
 // compactRun writes rows' batches into one compacted segment and swaps it
-// in. It reports whether the swap happened.
+// in. It reports whether the swap happened. Rows of level 0 segments are
+// recompressed with zstd and given their offsets; rows of compacted
+// segments (a merge) are zstd and carry their offsets already, and are
+// copied as they are.
 //
 // Memory: the output is built in one buffer (at most the rows' bytes: zstd
 // rarely grows a batch), and the rows are read compactReads at a time and
@@ -434,13 +560,22 @@ func (c *Compactor) compactRun(ctx context.Context, tp segment.TopicRef, rows []
 			chunks[i] = nil
 			read += int64(len(chunk))
 			base := r.BaseOffset
+			compacted := strings.HasPrefix(r.SegmentKey, CompactedPrefix)
 			for len(chunk) > 0 {
 				b, rest, h, err := segment.NextBatch(chunk)
 				if err != nil {
 					return false, fmt.Errorf("walk %s [%d,+%d): %w", r.SegmentKey, r.Position, r.Length, err)
 				}
-				if err := cb.AppendZstd(b, base, c.enc, maxRecordsBytes); err != nil {
-					return false, fmt.Errorf("recompress a batch of %s at offset %d: %w", r.SegmentKey, base, err)
+				switch {
+				case compacted && h.BaseOffset != base:
+					return false, fmt.Errorf("%s [%d,+%d): batch at offset %d, expected %d", r.SegmentKey, r.Position, r.Length, h.BaseOffset, base)
+				case compacted:
+					err = cb.Append(b)
+				default:
+					err = cb.AppendZstd(b, base, c.enc, maxRecordsBytes)
+				}
+				if err != nil {
+					return false, fmt.Errorf("rewrite a batch of %s at offset %d: %w", r.SegmentKey, base, err)
 				}
 				base += h.OffsetCount()
 				chunk = rest

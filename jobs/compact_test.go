@@ -201,6 +201,108 @@ func TestCompactionRewritesFlushSegments(t *testing.T) {
 	}
 }
 
+// A partition written slowly gets a small compacted segment every pass;
+// small compacted segments are merged, size-tiered, so its rows stay few:
+// with one flush per pass, four small rows become one, four of those one
+// again, and so on. Merged segments hold the same batches with the same
+// offsets, and the segments merged away are collected.
+func TestCompactionMergesSmallCompactedSegments(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "m", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := metastore.TopicPartition{Topic: topic.ID}
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 1 << 20}
+	var want [][]byte
+	merged, most := 0, 0
+	const passes = 16
+	for i := 1; i <= passes; i++ {
+		want = append(want, flushOf(t, st, b, fmt.Sprintf("segments/m%02d.seg", i), topic, map[int32][]int{0: {3}})[0]...)
+		res, err := c.CompactOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged += res.Merged
+		rows := mustIndex(t, st, tp)
+		most = max(most, len(rows))
+		if i%4 != 0 && res.Merged != 0 {
+			t.Fatalf("pass %d merged %d segments; merges come every fourth pass here", i, res.Merged)
+		}
+		if i%4 == 0 && res.Merged == 0 {
+			t.Fatalf("pass %d: rows %+v, nothing merged", i, rows)
+		}
+		// Every offset written is there once, in order, as written.
+		next, k := int64(0), 0
+		for _, r := range rows {
+			if !strings.HasPrefix(r.SegmentKey, jobs.CompactedPrefix) || r.BaseOffset != next {
+				t.Fatalf("pass %d: row %+v, want a compacted row from %d", i, r, next)
+			}
+			n := int(r.BatchCount)
+			next = readCompacted(t, b, r, want[k:k+n])
+			k += n
+		}
+		if k != len(want) {
+			t.Fatalf("pass %d: %d batches in the index, %d written", i, k, len(want))
+		}
+	}
+	// One flush a pass: 16 rows without merging. Merged, a base-4 counter:
+	// at most 3 rows of each size after a pass; the 16th pass merges three
+	// rows of four flushes and four of one at once.
+	if rows := mustIndex(t, st, tp); len(rows) != 1 || most > 6 || merged != 4 {
+		t.Fatalf("after %d passes: %d rows (at most %d on the way), %d merges; want 1 row, at most 6, 4 merges", passes, len(rows), most, merged)
+	}
+	gc := &jobs.GC{Store: st, Bucket: b, Log: discard(), OrphanMinAge: time.Hour, Grace: 0}
+	if _, err := gc.CollectOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := b.List(ctx, "", func(a objectstore.Attrs) error { keys = append(keys, a.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if rows := mustIndex(t, st, tp); len(keys) != 1 || keys[0] != rows[0].SegmentKey {
+		t.Fatalf("bucket holds %v, want only %s", keys, rows[0].SegmentKey)
+	}
+}
+
+// Small compacted segments retention will expire within ExpiryHorizon are
+// not merged, as level 0 rows are not compacted; merging leaves a compacted
+// topic's segments to keyed compaction.
+func TestCompactionMergePassesOverDataAboutToExpire(t *testing.T) {
+	ctx := context.Background()
+	st, b := openStore(t), mem.New()
+	topic, err := st.CreateTopic(ctx, metastore.TopicSpec{Name: "e", Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := metastore.TopicPartition{Topic: topic.ID}
+	for i := 0; i < 4; i++ {
+		flushOf(t, st, b, fmt.Sprintf("segments/e%d.seg", i), topic, map[int32][]int{0: {3}})
+	}
+	// Each flush row is a run of its own (two would pass SegmentBytes);
+	// the four compacted rows, zstd, would merge, but the topic is
+	// compacted by key.
+	c := &jobs.Compactor{AgentID: "a", Store: st, Bucket: b, Log: discard(), SegmentBytes: 2*mustIndex(t, st, tp)[0].Length - 10}
+	if res, err := c.CompactOnce(ctx); err != nil || res.Segments != 4 || res.Merged != 0 {
+		t.Fatalf("first pass = %+v, %v; want 4 segments, none merged", res, err)
+	}
+	// flushOf's records are stamped 1_700_000_000_000 (+ a few ms): kept
+	// for 30 s more, they expire within the horizon.
+	age := time.Now().UnixMilli() - 1_700_000_000_000
+	if err := st.SetTopicConfig(ctx, "e", map[string]string{"retention.ms": fmt.Sprint(age + 30_000)}, topic.Config); err != nil {
+		t.Fatal(err)
+	}
+	c.ExpiryHorizon = time.Minute
+	if res, err := c.CompactOnce(ctx); err != nil || res.Segments != 0 || len(mustIndex(t, st, tp)) != 4 {
+		t.Fatalf("pass with the data expiring = %+v, %v; want nothing merged", res, err)
+	}
+	c.ExpiryHorizon = 0
+	if res, err := c.CompactOnce(ctx); err != nil || res.Merged != 1 || len(mustIndex(t, st, tp)) != 1 {
+		t.Fatalf("pass without the horizon = %+v, %v; want the four merged", res, err)
+	}
+}
+
 // Two compactors of the same partitions at once (two agents whose views of
 // who leads differ): every swap either wins or changes nothing, the losers'
 // uploads are forgotten and collected, and the index covers every offset
