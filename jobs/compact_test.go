@@ -183,10 +183,7 @@ func TestCompactionRewritesFlushSegments(t *testing.T) {
 	if cl, err := gc.CollectOnce(ctx); err != nil || cl.Unreferenced != 6 || cl.Deleted != 6 {
 		t.Fatalf("collect = %+v, %v; want the 6 flush segments doomed and deleted", cl, err)
 	}
-	var keys []string
-	if err := b.List(ctx, "", func(a objectstore.Attrs) error { keys = append(keys, a.Key); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	keys := bucketKeys(t, b)
 	if len(keys) != 3 {
 		t.Fatalf("bucket holds %v, want the 3 compacted segments", keys)
 	}
@@ -253,14 +250,7 @@ func TestCompactionMergesSmallCompactedSegments(t *testing.T) {
 	if rows := mustIndex(t, st, tp); len(rows) != 1 || most > 6 || merged != 4 {
 		t.Fatalf("after %d passes: %d rows (at most %d on the way), %d merges; want 1 row, at most 6, 4 merges", passes, len(rows), most, merged)
 	}
-	gc := &jobs.GC{Store: st, Bucket: b, Log: discard(), OrphanMinAge: time.Hour, Grace: 0}
-	if _, err := gc.CollectOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	if err := b.List(ctx, "", func(a objectstore.Attrs) error { keys = append(keys, a.Key); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	keys := collectAndList(t, st, b)
 	if rows := mustIndex(t, st, tp); len(keys) != 1 || keys[0] != rows[0].SegmentKey {
 		t.Fatalf("bucket holds %v, want only %s", keys, rows[0].SegmentKey)
 	}
@@ -344,17 +334,31 @@ func TestCompactionTwoCompactorsRace(t *testing.T) {
 		}
 		readCompacted(t, b, rows[0], nil)
 	}
-	gc := &jobs.GC{Store: st, Bucket: b, Log: discard(), OrphanMinAge: time.Hour, Grace: 0}
-	if _, err := gc.CollectOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	if err := b.List(ctx, "", func(a objectstore.Attrs) error { keys = append(keys, a.Key); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	keys := collectAndList(t, st, b)
 	if len(keys) != 3 {
 		t.Fatalf("bucket holds %v after collection, want only the 3 swapped-in segments", keys)
 	}
+}
+
+// collectAndList runs garbage collection with no grace and returns the
+// keys left in the bucket.
+func collectAndList(t *testing.T, st metastore.Store, b objectstore.Bucket) []string {
+	t.Helper()
+	gc := &jobs.GC{Store: st, Bucket: b, Log: discard(), OrphanMinAge: time.Hour, Grace: 0}
+	if _, err := gc.CollectOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return bucketKeys(t, b)
+}
+
+// bucketKeys lists the bucket's keys.
+func bucketKeys(t *testing.T, b objectstore.Bucket) []string {
+	t.Helper()
+	var keys []string
+	if err := b.List(context.Background(), "", func(a objectstore.Attrs) error { keys = append(keys, a.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 func mustIndex(t *testing.T, st metastore.Store, tp metastore.TopicPartition) []metastore.IndexEntry {
