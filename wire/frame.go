@@ -230,6 +230,10 @@ func decodeBody(req kmsg.Request, body []byte) (err error) {
 // appendResponse appends resp as a framed response to dst. resp's version
 // must already be set.
 func appendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte {
+	if hint := responseSizeHint(resp); cap(dst)-len(dst) < hint {
+		// Not slices.Grow: under the race detector it allocates twice.
+		dst = append(make([]byte, 0, len(dst)+hint), dst...)
+	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0) // size, patched below
 	dst = binary.BigEndian.AppendUint32(dst, uint32(correlationID))
@@ -239,4 +243,59 @@ func appendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte 
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
+}
+
+// responseSizeHint is, for a response that carries record data (Fetch,
+// ShareFetch), a generous estimate of its encoded size, and 0 for any
+// other. appendResponse grows its buffer to it at once: built by append
+// alone, a Fetch response of tens of MiB would be copied and its buffer
+// reallocated some twenty times while it doubles, which costs more than
+// reading the records from the cache did. An estimate that falls short
+// costs one more growth, never a wrong frame.
+func responseSizeHint(resp kmsg.Response) int {
+	const (
+		header    = 128 // frame, header and the response's own fields
+		topic     = 64  // a topic's fields, its name aside
+		partition = 128 // a partition's fixed and tagged fields
+		perEntry  = 32  // an aborted transaction or acquired record range
+		node      = 64  // a node endpoint (KIP-951), its strings aside
+	)
+	n := 0
+	switch r := resp.(type) {
+	case *kmsg.FetchResponse:
+		n = header + len(r.Brokers)*node
+		for _, b := range r.Brokers {
+			n += len(b.Host) + strLen(b.Rack)
+		}
+		for i := range r.Topics {
+			t := &r.Topics[i]
+			n += topic + len(t.Topic)
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				n += partition + len(p.AbortedTransactions)*perEntry + len(p.RecordBatches)
+			}
+		}
+	case *kmsg.ShareFetchResponse:
+		n = header + strLen(r.ErrorMessage) + len(r.NodeEndpoints)*node
+		for _, ne := range r.NodeEndpoints {
+			n += len(ne.Host) + strLen(ne.Rack)
+		}
+		for i := range r.Topics {
+			t := &r.Topics[i]
+			n += topic
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				n += partition + strLen(p.ErrorMessage) + strLen(p.AcknowledgeErrorMessage) +
+					len(p.AcquiredRecords)*perEntry + len(p.Records)
+			}
+		}
+	}
+	return n
+}
+
+func strLen(s *string) int {
+	if s == nil {
+		return 0
+	}
+	return len(*s)
 }
