@@ -249,6 +249,37 @@ func (b *Bucket) Get(ctx context.Context, key string, off, length int64) ([]byte
 	return out, nil
 }
 
+// Warm makes sure the blocks holding [off, off+length) of key are cached,
+// loading those that no tier holds as Get would, without copying anything
+// out. It returns once they are in memory, or with the error of a load
+// that failed or ctx's. A fetch that reads many partitions warms their
+// ranges at once, so that their cold reads wait on the bucket together
+// rather than one after another, then reads each through Get. A block
+// loaded here counts as a lookup (a miss); the Get that then finds it in
+// memory counts a hit. Warm does not feed read-ahead: Get does.
+func (b *Bucket) Warm(ctx context.Context, key string, off, length int64) error {
+	if !b.enabled() || length <= 0 || off < 0 {
+		return nil
+	}
+	bs := b.cfg.BlockSize
+	for idx := off / bs; idx <= (off+length-1)/bs; idx++ {
+		if b.ra != nil && b.ra.pastEnd(key, idx) {
+			return nil
+		}
+		if b.mem.contains(blockID{key, idx}) {
+			continue
+		}
+		blk, err := b.block(ctx, key, idx)
+		if err != nil {
+			return err
+		}
+		if int64(len(blk)) < bs {
+			return nil // the object's last block
+		}
+	}
+	return nil
+}
+
 // loadResult is what a load hands to everyone waiting on it.
 type loadResult struct {
 	data     []byte

@@ -227,3 +227,87 @@ func TestPutOwnedKeepsTheObjectAndEvictsItWhole(t *testing.T) {
 		t.Fatal("the first object's last block stayed cached after its siblings were evicted")
 	}
 }
+
+// Warm loads the blocks of a range, once each, so that reading the range
+// afterwards makes no GET; it stops at the end of the object, loads
+// nothing already held, and does nothing without a cache.
+func TestWarmLoadsTheBlocksGetReads(t *testing.T) {
+	ctx := context.Background()
+	under := &countingBucket{Bucket: mem.New()}
+	data := make([]byte, 450) // blocks 0-3 whole, block 4 short
+	for i := range data {
+		data[i] = byte(i)
+	}
+	if err := under.Put(ctx, "k", data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cache.New(under, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Warm(ctx, "k", 150, 100); err != nil { // blocks 1 and 2
+		t.Fatal(err)
+	}
+	if n := under.gets.Load(); n != 2 {
+		t.Fatalf("warming two blocks made %d GETs, want 2", n)
+	}
+	if got, err := b.Get(ctx, "k", 100, 200); err != nil || !bytes.Equal(got, data[100:300]) {
+		t.Fatalf("read of the warmed blocks: %v", err)
+	}
+	if n := under.gets.Load(); n != 2 {
+		t.Fatalf("reading warmed blocks made %d more GETs, want 0", n-2)
+	}
+	// Blocks 2 (held), 3 and 4 (the end), nothing past it.
+	if err := b.Warm(ctx, "k", 250, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if n := under.gets.Load(); n != 4 {
+		t.Fatalf("warming to past the end made %d GETs, want 2 (blocks 3 and 4)", n-2)
+	}
+	if offs := under.repeatedOffsets(); len(offs) != 0 {
+		t.Fatalf("blocks at %v fetched more than once", offs)
+	}
+
+	off := &countingBucket{Bucket: mem.New()}
+	nb, err := cache.New(off, cache.Config{BlockSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nb.Close()
+	if err := nb.Warm(ctx, "k", 0, 100); err != nil || off.gets.Load() != 0 {
+		t.Fatalf("warm without a cache: %d GETs, %v; want none", off.gets.Load(), err)
+	}
+}
+
+// Warm waits for the loads it needs, whoever started them, and returns
+// their error; a missing object is not found, as Get would say.
+func TestWarmJoinsLoadsAndReportsErrors(t *testing.T) {
+	ctx := context.Background()
+	under := &countingBucket{Bucket: mem.New()}
+	if err := under.Put(ctx, "k", bytes.Repeat([]byte("x"), 300)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cache.New(under, cache.Config{BlockSize: 100, MemoryBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Warm(ctx, "k", 0, 300); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := under.gets.Load(); n != 3 {
+		t.Fatalf("8 concurrent warms of 3 blocks made %d GETs, want 3", n)
+	}
+	if err := b.Warm(ctx, "gone", 0, 100); !objectstore.IsNotFound(err) {
+		t.Fatalf("warm of a missing object: %v, want not found", err)
+	}
+}
