@@ -17,6 +17,12 @@ type Getter interface {
 	Get(ctx context.Context, key string, off, length int64) ([]byte, error)
 }
 
+// Warmer is what a Getter may offer to load ranges ahead of reading them:
+// the block cache's Warm.
+type Warmer interface {
+	Warm(ctx context.Context, key string, off, length int64) error
+}
+
 // ReadStats count where index lookups were served from.
 type ReadStats struct {
 	IndexQueries   atomic.Int64 // index lookups that went to the store
@@ -85,6 +91,39 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 		}
 	}
 	return out, nil
+}
+
+// Warm makes the bytes that Read(ctx, p, offset, end, limit, _) would read
+// first cached, if the Getter is a Warmer, and returns once they are: the
+// index rows from offset (from memory or the store, kept as Read keeps
+// them) and, in each, the range from where Read would start, at least
+// what Read asks the cache for at once. A fetch warms the partitions it is
+// about to read a few at a time, so their cold reads overlap. Errors are
+// not reported: the Read that follows meets them and answers them.
+func (r *Reader) Warm(ctx context.Context, p *Partition, offset, end, limit int64) {
+	w, ok := r.bucket.(Warmer)
+	if !ok || offset >= end {
+		return
+	}
+	rows, err := r.index(ctx, p, offset, max(limit, 1))
+	if err != nil {
+		return
+	}
+	var n int64
+	for _, row := range rows {
+		if n >= limit || row.BaseOffset >= end {
+			return
+		}
+		pos := row.Position
+		if h, ok := p.readHint(row.SegmentKey, offset, row); ok {
+			pos = h.pos
+		}
+		length := min(row.Position+row.Length-pos, max(limit-n, readStep))
+		if w.Warm(ctx, row.SegmentKey, pos, length) != nil {
+			return
+		}
+		n += length
+	}
 }
 
 // Key prefixes of compacted segments (jobs.CompactedPrefix, written by

@@ -5,9 +5,12 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/siltstream/silt/cache"
 	"github.com/siltstream/silt/metastore"
+	"github.com/siltstream/silt/objectstore"
 	"github.com/siltstream/silt/partition"
 	"github.com/siltstream/silt/segment"
 )
@@ -47,35 +50,7 @@ func TestLargeRowReadInPieces(t *testing.T) {
 		batches   = 48
 		valueSize = 64 << 10
 	)
-	w := segment.NewWriter()
-	topic, err := e.store.Topic(ctx, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want [][]byte
-	for i := 0; i < batches; i++ {
-		b := segment.BuildBatch(0, []segment.Record{{TimestampMs: 1000, Value: bytes.Repeat([]byte{byte(i)}, valueSize)}, {OffsetDelta: 1, TimestampMs: 1000}})
-		h, err := segment.ValidateBatch(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Append(segment.TopicRef{ID: topic.ID, Name: "t"}, b, h)
-		want = append(want, b)
-	}
-	obj, chunks := w.Finish()
-	if err := e.store.RecordUpload(ctx, "big.seg", "a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.bucket.Put(ctx, "big.seg", obj); err != nil {
-		t.Fatal(err)
-	}
-	c := chunks[0]
-	if _, err := e.store.CommitFlush(ctx, metastore.Flush{SegmentKey: "big.seg", AgentID: "a", Size: int64(len(obj)), Chunks: []metastore.Chunk{{
-		TopicPartition: metastore.TopicPartition{Topic: topic.ID}, Position: c.Position, Length: c.Length,
-		OffsetCount: c.OffsetCount, BatchCount: c.BatchCount, MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
-	}}}); err != nil {
-		t.Fatal(err)
-	}
+	want, c := putLargeRow(t, e, "big.seg", batches, valueSize)
 
 	read := func(reader *partition.Reader, p *partition.Partition, off int64) []byte {
 		t.Helper()
@@ -117,6 +92,45 @@ func TestLargeRowReadInPieces(t *testing.T) {
 	// From the middle, on a reader that remembers nothing: the right batch.
 	reader, p, _ = newReader()
 	read(reader, p, 61)
+}
+
+// putLargeRow writes one object, key, holding one row of partition 0 of
+// "t": batches batches of two records, the first of valueSize bytes, and
+// commits it. It returns the batches and the row's chunk.
+func putLargeRow(t *testing.T, e *env, key string, batches, valueSize int) ([][]byte, segment.ChunkInfo) {
+	t.Helper()
+	ctx := context.Background()
+	w := segment.NewWriter()
+	topic, err := e.store.Topic(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	for i := range batches {
+		b := segment.BuildBatch(0, []segment.Record{{TimestampMs: 1000, Value: bytes.Repeat([]byte{byte(i)}, valueSize)}, {OffsetDelta: 1, TimestampMs: 1000}})
+		h, err := segment.ValidateBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(segment.TopicRef{ID: topic.ID, Name: "t"}, b, h)
+		want = append(want, b)
+	}
+	obj, chunks := w.Finish()
+	if err := e.store.RecordUpload(ctx, key, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bucket.Put(ctx, key, obj); err != nil {
+		t.Fatal(err)
+	}
+	c := chunks[0]
+	if _, err := e.store.CommitFlush(ctx, metastore.Flush{SegmentKey: key, AgentID: "a", Size: int64(len(obj)), Chunks: []metastore.Chunk{{
+		TopicPartition: metastore.TopicPartition{Topic: topic.ID}, Position: c.Position, Length: c.Length,
+		OffsetCount: c.OffsetCount, BatchCount: c.BatchCount, MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	return want, c
 }
 
 // A row of a cleaned segment (keyed compaction) has gaps: batches removed
@@ -184,5 +198,72 @@ func TestCleanedRowWithGaps(t *testing.T) {
 		if got := baseOffsets(t, data); !slices.Equal(got, c.want) {
 			t.Fatalf("read from %d: batches at %v, want %v", c.from, got, c.want)
 		}
+	}
+}
+
+// countingBucket counts the GETs that reach the bucket under a cache.
+type countingBucket struct {
+	objectstore.Bucket
+	gets atomic.Int64
+}
+
+func (c *countingBucket) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	c.gets.Add(1)
+	return c.Bucket.Get(ctx, key, off, length)
+}
+
+// Warm loads into the cache what the Read that follows reads, from where
+// it starts (the row's start, then where the last read stopped), and
+// little more: the Read then makes no GET. Through a Getter that cannot
+// warm, Warm reads nothing.
+func TestWarmLoadsWhatReadReads(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const (
+		batches   = 48
+		valueSize = 64 << 10
+		block     = 256 << 10
+		limit     = 1 << 20
+	)
+	_, c := putLargeRow(t, e, "big.seg", batches, valueSize)
+	under := &countingBucket{Bucket: e.bucket}
+	cb, err := cache.New(under, cache.Config{BlockSize: block, MemoryBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	reader := partition.NewReader(e.store, cb, &partition.ReadStats{})
+	p := e.topic.Partition(0)
+	if err := e.topics.Load(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(0); off < 2*batches; {
+		before := under.gets.Load()
+		reader.Warm(ctx, p, off, 2*batches, limit)
+		warmed := under.gets.Load() - before
+		if warmed == 0 || warmed > limit/block+2 {
+			t.Fatalf("warm from %d: %d GETs of %d-byte blocks for a read of %d bytes", off, warmed, block, limit)
+		}
+		data, err := reader.Read(ctx, p, off, 2*batches, limit, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := under.gets.Load() - before - warmed; n != 0 {
+			t.Fatalf("read from %d after warming it: %d GETs, want 0", off, n)
+		}
+		got := baseOffsets(t, data)
+		if len(got) == 0 || got[0] != off {
+			t.Fatalf("read from %d: batches at %v", off, got)
+		}
+		off = got[len(got)-1] + 2
+	}
+	if st := cb.Stats(); st.BucketGets > (c.Length+c.Position)/block+1 {
+		t.Fatalf("%d GETs of %d-byte blocks for a row ending at %d: blocks read twice", st.BucketGets, block, c.Position+c.Length)
+	}
+
+	g := &countingGetter{next: e.bucket}
+	partition.NewReader(e.store, g, &partition.ReadStats{}).Warm(ctx, p, 0, 2*batches, limit)
+	if gets := g.take(); len(gets) != 0 {
+		t.Fatalf("warm through a Getter that cannot warm: %d reads", len(gets))
 	}
 }
