@@ -166,54 +166,48 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest, parts []fetch
 
 // fetchOnce reads what is available now. It reports the bytes returned and
 // whether any partition answered with an error (which ends a long poll).
+// First every partition's offsets are settled (and answered), which tells
+// what each has to read; then the reads fill the response in order, each
+// partition's bytes warmed in the cache a few partitions ahead (fetchwarm.go).
 func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64, readCommitted bool) (total int64, errored bool) {
-	for _, fp := range parts {
+	ends := make([]int64, len(parts)) // per partition, where its read stops; -1: nothing to read
+	var reads []int                   // indexes of parts with records to read, in order
+	for i, fp := range parts {
+		ends[i] = -1
+		fp.rp.RecordBatches = noRecords
+		if fp.internal != nil {
+			continue
+		}
+		end, failed := a.fetchEnd(ctx, fp, readCommitted)
+		if failed {
+			errored = true
+			continue
+		}
+		if fp.offset < end {
+			ends[i] = end
+			reads = append(reads, i)
+		}
+	}
+	warm := a.warmReads(ctx, parts, ends, reads, maxBytes)
+	defer warm.stop()
+	next := 0 // reads[next] is the next partition read
+	for i, fp := range parts {
 		rp := fp.rp
-		rp.RecordBatches = noRecords
 		if fp.internal != nil {
 			n, err := a.fetchInternal(ctx, fp, maxBytes-total)
 			total += n
 			errored = errored || err
 			continue
 		}
-		if err := a.topics.Load(ctx, fp.p); err != nil {
-			rp.ErrorCode = errorCode(err)
-			errored = true
+		if ends[i] < 0 {
 			continue
 		}
-		if hw, logStart := fp.p.Offsets(); fp.offset > hw || fp.offset < logStart {
-			// The cached offsets may lag the store (a missed notification):
-			// ask it before telling the client to reset.
-			if err := a.topics.Resync(ctx, fp.p); err != nil {
-				rp.ErrorCode = errorCode(err)
-				errored = true
-				continue
-			}
-		}
-		hw, logStart := fp.p.Offsets()
-		lso := fp.p.CachedLSO()
-		if readCommitted {
-			var err error
-			if lso, err = a.topics.StableOffset(ctx, fp.p); err != nil {
-				rp.ErrorCode = errorCode(err)
-				errored = true
-				continue
-			}
-			hw, logStart = fp.p.Offsets()
-		}
-		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, lso, logStart
-		if fp.offset < logStart || fp.offset > hw {
-			rp.ErrorCode = kerr.OffsetOutOfRange.Code
-			errored = true
+		end, j := ends[i], next
+		next++
+		if total >= maxBytes {
 			continue
 		}
-		end := hw
-		if readCommitted {
-			end = lso // never past the last stable offset
-		}
-		if fp.offset >= end || total >= maxBytes {
-			continue
-		}
+		warm.wait(j, total)
 		limit := min(fp.maxBytes, maxBytes-total) // maxBytes also caps each partition
 		data, err := a.readPartition(ctx, fp.p, fp.offset, end, limit, total == 0)
 		if errors.Is(err, errBelowLogStart) {
@@ -261,6 +255,46 @@ func (a *Agent) fetchOnce(ctx context.Context, parts []fetchPart, maxBytes int64
 		total += int64(len(data))
 	}
 	return total, errored
+}
+
+// fetchEnd settles fp's offsets and answers them in its response: the
+// high watermark, last stable offset and log start offset, or an error
+// (failed: OFFSET_OUT_OF_RANGE, or the store's). end is where a read of
+// fp stops: the high watermark, or the last stable offset for
+// read_committed.
+func (a *Agent) fetchEnd(ctx context.Context, fp fetchPart, readCommitted bool) (end int64, failed bool) {
+	rp := fp.rp
+	if err := a.topics.Load(ctx, fp.p); err != nil {
+		rp.ErrorCode = errorCode(err)
+		return 0, true
+	}
+	if hw, logStart := fp.p.Offsets(); fp.offset > hw || fp.offset < logStart {
+		// The cached offsets may lag the store (a missed notification):
+		// ask it before telling the client to reset.
+		if err := a.topics.Resync(ctx, fp.p); err != nil {
+			rp.ErrorCode = errorCode(err)
+			return 0, true
+		}
+	}
+	hw, logStart := fp.p.Offsets()
+	lso := fp.p.CachedLSO()
+	if readCommitted {
+		var err error
+		if lso, err = a.topics.StableOffset(ctx, fp.p); err != nil {
+			rp.ErrorCode = errorCode(err)
+			return 0, true
+		}
+		hw, logStart = fp.p.Offsets()
+	}
+	rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = hw, lso, logStart
+	if fp.offset < logStart || fp.offset > hw {
+		rp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return 0, true
+	}
+	if readCommitted {
+		return lso, false // never past the last stable offset
+	}
+	return hw, false
 }
 
 // errBelowLogStart: the offset read is now below the partition's log start
