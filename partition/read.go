@@ -76,6 +76,16 @@ func (r *Reader) Read(ctx context.Context, p *Partition, offset, end, limit int6
 			p.dropIndexCache()
 			return nil, fmt.Errorf("read %s/%d at %d: %w", p.TopicName, p.Index, offset, ErrIndexGone)
 		}
+		if out == nil {
+			// Sized once for what the rows hold, up to limit: appended to
+			// batch by batch, a read of a MiB would copy itself over as
+			// it doubled.
+			var n int64
+			for _, row := range rows {
+				n += row.Length
+			}
+			out = make([]byte, 0, min(n, limit))
+		}
 		for _, row := range rows {
 			var full bool
 			out, offset, full, err = r.readRow(ctx, p, row, out, offset, end, limit, first)

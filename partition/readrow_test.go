@@ -3,6 +3,7 @@ package partition_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -265,5 +266,38 @@ func TestWarmLoadsWhatReadReads(t *testing.T) {
 	partition.NewReader(e.store, g, &partition.ReadStats{}).Warm(ctx, p, 0, 2*batches, limit)
 	if gets := g.take(); len(gets) != 0 {
 		t.Fatalf("warm through a Getter that cannot warm: %d reads", len(gets))
+	}
+}
+
+// A read allocates what it returns and what it reads from the bucket, not
+// the copies of a result grown batch by batch.
+func TestReadAllocatesItsResultOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const (
+		batches   = 48
+		valueSize = 32 << 10
+		limit     = 1 << 20
+	)
+	putLargeRow(t, e, "big.seg", batches, valueSize)
+	p := e.topic.Partition(0)
+	if err := e.topics.Load(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var data []byte
+	read := func() {
+		var err error
+		if data, err = e.reader.Read(ctx, p, 0, 2*batches, limit, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read() // the index rows are cached from here on
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	read()
+	runtime.ReadMemStats(&after)
+	// The bucket's read (a MiB, the read step) and the result.
+	if n, want := int64(after.TotalAlloc-before.TotalAlloc), int64(1<<20+len(data)); n > want+want/4 {
+		t.Fatalf("a read of %d bytes allocated %d bytes, want about %d", len(data), n, want)
 	}
 }
