@@ -263,14 +263,20 @@ func TestConsumerGroup848CoordinatorMoves(t *testing.T) {
 	var seeds []string
 	for _, ta := range tas {
 		seeds = append(seeds, ta.addr)
+		// The coordinator and the leaders are chosen among the live
+		// agents: until all three are listed, they move as agents join.
+		poll.Until(t, "three brokers in every agent's metadata", func() bool { return len(brokerIDs(t, ta)) == 3 })
 	}
 	cl := tas[0].client(t, kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "mv", 6, nil)
 	produceN(t, cl, "mv", 6, 10, "first-")
 	c1 := tas[0].groupConsumer(t, "mvg", "mv", append(kip848(), kgo.SeedBrokers(seeds...))...)
 	c2 := tas[0].groupConsumer(t, "mvg", "mv", append(kip848(), kgo.SeedBrokers(seeds...))...)
-	poll.Within(t, "two members split six partitions and read everything", 2*time.Minute, func() bool {
+	poll.WithinSaying(t, "two members split six partitions and read everything", 2*time.Minute, func() bool {
 		return disjointCover(6, c1, c2) && len(c1.owned()) == 3 && seenWith("first-", c1, c2) == 60
+	}, func() string {
+		// Failed once in a fresh-clone CI run, not reproduced since.
+		return fmt.Sprintf("member 1 owns %v, member 2 owns %v, %d of 60 records read", c1.owned(), c2.owned(), seenWith("first-", c1, c2))
 	})
 
 	adm := kadm.NewClient(cl)

@@ -35,3 +35,17 @@ func Within(t testing.TB, what string, timeout time.Duration, cond func() bool) 
 		time.Sleep(interval)
 	}
 }
+
+// WithinSaying is Within for a condition that can say what it saw: if
+// timeout passes first, the failure gives the last answer of seen, so a
+// test that fails once in a hundred runs says why.
+func WithinSaying(t testing.TB, what string, timeout time.Duration, cond func() bool, seen func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, seen())
+		}
+		time.Sleep(interval)
+	}
+}
