@@ -27,24 +27,21 @@ func Until(t testing.TB, what string, cond func() bool) {
 // Within asks cond until it holds, failing t if timeout passes first.
 func Within(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(interval)
-	}
+	WithinSaying(t, what, timeout, cond, nil)
 }
 
 // WithinSaying is Within for a condition that can say what it saw: if
-// timeout passes first, the failure gives the last answer of seen, so a
-// test that fails once in a hundred runs says why.
+// timeout passes first, the failure gives seen's answer (if seen is not
+// nil), so a test that fails once in a hundred runs says why.
 func WithinSaying(t testing.TB, what string, timeout time.Duration, cond func() bool, seen func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, seen())
+			if seen != nil {
+				t.Fatalf("timed out after %v waiting for %s; last seen: %s", timeout, what, seen())
+			}
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(interval)
 	}
