@@ -272,7 +272,7 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 	mtp := metastore.TopicPartition{Topic: tp.ID, Partition: tp.Partition}
 	from := max(st.LogStartOffset, c.done[mtp])
 	end := min(st.LastStableOffset, st.HighWatermark)
-	var suffix *suffixBytes
+	expiry := &partitionExpiry{soon: soon}
 	passedOver := false
 	for from < end {
 		run, next, err := c.nextRun(ctx, mtp, from, end, maxOffsets)
@@ -288,23 +288,14 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 			}
 			return nil
 		}
-		if soon != nil {
-			var after int64
-			if soon.bytesMatter() {
-				if suffix == nil {
-					if suffix, err = c.suffixBytes(ctx, mtp, from); err != nil {
-						return err
-					}
-				}
-				after = suffix.after(run[len(run)-1].LastOffset)
-			}
-			if soon.run(run, after) {
-				// Not marked done: these rows stay level 0 until
-				// retention takes them.
-				passedOver = true
-				from = next
-				continue
-			}
+		if expires, err := c.expires(ctx, expiry, mtp, from, run); err != nil {
+			return err
+		} else if expires {
+			// Not marked done: these rows stay level 0 until retention
+			// takes them.
+			passedOver = true
+			from = next
+			continue
 		}
 		ok, err := c.compactRun(ctx, tp, run, res)
 		if err != nil {
@@ -322,6 +313,35 @@ func (c *Compactor) compactPartition(ctx context.Context, tp segment.TopicRef, s
 		}
 	}
 	return nil
+}
+
+// partitionExpiry is what expires needs for the runs of one partition:
+// its topic's expiresSoon (nil: nothing expires soon) and, once read, the
+// bytes of its rows.
+type partitionExpiry struct {
+	soon   *expiresSoon
+	suffix *suffixBytes
+}
+
+// expires reports whether retention expires rows, a run of tp at or after
+// from, within the horizon. The bytes of tp's rows from from on, which
+// retention.bytes needs, are read once per partition, when first needed.
+func (c *Compactor) expires(ctx context.Context, e *partitionExpiry, tp metastore.TopicPartition, from int64, rows []metastore.IndexEntry) (bool, error) {
+	if e.soon == nil {
+		return false, nil
+	}
+	var after int64
+	if e.soon.bytesMatter() {
+		if e.suffix == nil {
+			s, err := c.suffixBytes(ctx, tp, from)
+			if err != nil {
+				return false, err
+			}
+			e.suffix = s
+		}
+		after = e.suffix.after(rows[len(rows)-1].LastOffset)
+	}
+	return e.soon.run(rows, after), nil
 }
 
 // suffixBytes knows the bytes of a partition's rows from some offset on,
@@ -424,11 +444,9 @@ func (c *Compactor) mergeSmall(ctx context.Context, tp segment.TopicRef, st meta
 	from := max(st.LogStartOffset, c.mergeFrom[mtp])
 	end := min(st.LastStableOffset, st.HighWatermark)
 	small := c.SegmentBytes / 2
-	frontier := int64(-1) // the first row that may take part in a merge later
-	var (
-		seq    []metastore.IndexEntry // consecutive small rows
-		suffix *suffixBytes
-	)
+	frontier := int64(-1)          // the first row that may take part in a merge later
+	var seq []metastore.IndexEntry // consecutive small rows
+	expiry := &partitionExpiry{soon: soon}
 	mergeSeq := func() (bool, error) {
 		for i := 0; i < len(seq); {
 			j, sum, largest := i, int64(0), int64(0)
@@ -446,21 +464,11 @@ func (c *Compactor) mergeSmall(ctx context.Context, tp segment.TopicRef, st meta
 				continue
 			}
 			w := seq[i:best]
-			if soon != nil {
-				var after int64
-				if soon.bytesMatter() {
-					if suffix == nil {
-						var err error
-						if suffix, err = c.suffixBytes(ctx, mtp, from); err != nil {
-							return false, err
-						}
-					}
-					after = suffix.after(w[len(w)-1].LastOffset)
-				}
-				if soon.run(w, after) {
-					i = best
-					continue
-				}
+			if expires, err := c.expires(ctx, expiry, mtp, from, w); err != nil {
+				return false, err
+			} else if expires {
+				i = best
+				continue
 			}
 			ok, err := c.compactRun(ctx, tp, w, res)
 			if err != nil || !ok {
